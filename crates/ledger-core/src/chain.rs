@@ -1,0 +1,18 @@
+//! The hash chain: each record's hash covers the previous hash, its seq and its encoded body
+//! (ciphertext, never plaintext), so anyone can check the chain without keys.
+
+use crate::ids::ChainHash;
+
+/// blake3 key-derivation context: the domain tag that keeps chain hashes apart from any other
+/// blake3 use.
+pub const CHAIN_CONTEXT: &str = "secret-ledger 2026-11-27 event chain v1";
+
+/// `hash = blake3_derive(CHAIN_CONTEXT; format_version ‖ prev_hash ‖ seq_be ‖ body)`.
+pub fn chain_hash(format_version: u8, prev_hash: &ChainHash, seq: u64, body: &[u8]) -> ChainHash {
+    let mut hasher = blake3::Hasher::new_derive_key(CHAIN_CONTEXT);
+    hasher.update(&[format_version]);
+    hasher.update(&prev_hash.0);
+    hasher.update(&seq.to_be_bytes());
+    hasher.update(body);
+    ChainHash(*hasher.finalize().as_bytes())
+}

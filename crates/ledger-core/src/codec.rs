@@ -1,0 +1,145 @@
+//! The only module that calls bincode. Explicit options: fixed-width little-endian integers,
+//! a size limit, trailing bytes rejected.
+//!
+//! A stored record is `format_version (1) ‖ seq (8, BE) ‖ prev_hash (32) ‖ hash (32) ‖ body`,
+//! where `body = bincode(recorded_at_ms, actor, request_id, event)`; see `docs/FORMAT.md`.
+
+use bincode::Options;
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+use crate::chain::chain_hash;
+use crate::event::{Event, Record};
+use crate::ids::ChainHash;
+
+/// The record format this build writes and reads.
+pub const FORMAT_VERSION: u8 = 1;
+/// Bytes before the body: format_version, seq, prev_hash, hash.
+pub const RECORD_HEADER_LEN: usize = 1 + 8 + 32 + 32;
+/// Largest encoded body; a 64 KiB value plus its envelope is far below it.
+const BODY_BYTES_MAX: u64 = 1 << 20;
+/// Largest encoded snapshot or other bulk structure.
+const BULK_BYTES_MAX: u64 = 1 << 32;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DecodeError {
+    #[error("record is {len} bytes, shorter than its {RECORD_HEADER_LEN}-byte header")]
+    Short { len: usize },
+    #[error("unknown format_version {0}")]
+    FormatVersion(u8),
+    #[error("undecodable body: {0}")]
+    Body(String),
+}
+
+fn options(limit: u64) -> impl Options {
+    bincode::DefaultOptions::new()
+        .with_fixint_encoding()
+        .with_little_endian()
+        .with_limit(limit)
+        .reject_trailing_bytes()
+}
+
+#[derive(Serialize)]
+struct BodyRef<'a> {
+    recorded_at_ms: i64,
+    actor: &'a str,
+    request_id: &'a str,
+    event: &'a Event,
+}
+
+#[derive(Deserialize)]
+struct Body {
+    recorded_at_ms: i64,
+    actor: String,
+    request_id: String,
+    event: Event,
+}
+
+/// Encodes the body that the chain hash covers.
+pub fn encode_body(recorded_at_ms: i64, actor: &str, request_id: &str, event: &Event) -> Vec<u8> {
+    options(BODY_BYTES_MAX)
+        .serialize(&BodyRef { recorded_at_ms, actor, request_id, event })
+        .expect("an event within limits always encodes")
+}
+
+/// Seals an event into a record: computes its hash and returns the record and its bytes.
+pub fn seal_record(
+    seq: u64,
+    prev_hash: ChainHash,
+    recorded_at_ms: i64,
+    actor: &str,
+    request_id: &str,
+    event: Event,
+) -> (Record, Vec<u8>) {
+    let body = encode_body(recorded_at_ms, actor, request_id, &event);
+    let hash = chain_hash(FORMAT_VERSION, &prev_hash, seq, &body);
+    let mut bytes = Vec::with_capacity(RECORD_HEADER_LEN + body.len());
+    bytes.push(FORMAT_VERSION);
+    bytes.extend_from_slice(&seq.to_be_bytes());
+    bytes.extend_from_slice(&prev_hash.0);
+    bytes.extend_from_slice(&hash.0);
+    bytes.extend_from_slice(&body);
+    let record = Record {
+        seq,
+        recorded_at_ms,
+        actor: actor.to_string(),
+        request_id: request_id.to_string(),
+        prev_hash,
+        hash,
+        event,
+    };
+    (record, bytes)
+}
+
+/// The header fields of a stored record, read without decoding the body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordHeader {
+    pub format_version: u8,
+    pub seq: u64,
+    pub prev_hash: ChainHash,
+    pub hash: ChainHash,
+}
+
+pub fn decode_header(bytes: &[u8]) -> Result<(RecordHeader, &[u8]), DecodeError> {
+    if bytes.len() < RECORD_HEADER_LEN {
+        return Err(DecodeError::Short { len: bytes.len() });
+    }
+    let format_version = bytes[0];
+    if format_version != FORMAT_VERSION {
+        return Err(DecodeError::FormatVersion(format_version));
+    }
+    let seq = u64::from_be_bytes(bytes[1..9].try_into().expect("8 bytes"));
+    let prev_hash = ChainHash(bytes[9..41].try_into().expect("32 bytes"));
+    let hash = ChainHash(bytes[41..73].try_into().expect("32 bytes"));
+    Ok((RecordHeader { format_version, seq, prev_hash, hash }, &bytes[RECORD_HEADER_LEN..]))
+}
+
+/// Decodes a stored record. Does not check its hash: see [`verify_record_hash`].
+pub fn decode_record(bytes: &[u8]) -> Result<Record, DecodeError> {
+    let (header, body) = decode_header(bytes)?;
+    let body: Body =
+        options(BODY_BYTES_MAX).deserialize(body).map_err(|e| DecodeError::Body(e.to_string()))?;
+    Ok(Record {
+        seq: header.seq,
+        recorded_at_ms: body.recorded_at_ms,
+        actor: body.actor,
+        request_id: body.request_id,
+        prev_hash: header.prev_hash,
+        hash: header.hash,
+        event: body.event,
+    })
+}
+
+/// Recomputes the chain hash of stored record bytes and compares it with the stored one.
+pub fn verify_record_hash(bytes: &[u8]) -> Result<bool, DecodeError> {
+    let (header, body) = decode_header(bytes)?;
+    Ok(chain_hash(header.format_version, &header.prev_hash, header.seq, body) == header.hash)
+}
+
+/// Encodes a bulk structure (projection snapshot, wrapped key, cursor).
+pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    options(BULK_BYTES_MAX).serialize(value).expect("in-memory structures always encode")
+}
+
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
+    options(BULK_BYTES_MAX).deserialize(bytes).map_err(|e| DecodeError::Body(e.to_string()))
+}

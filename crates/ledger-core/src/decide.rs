@@ -1,0 +1,632 @@
+//! `decide`: a write request against the current state becomes the events to append, or a typed
+//! refusal. Pure: time, randomness and keys come in through [`Ctx`] and [`KeyLookup`].
+//!
+//! An idempotent retry decides to no events and the original answer.
+
+use std::collections::BTreeMap;
+
+use rand_core::RngCore;
+
+use crate::crypto::{seal_value, value_digest, DataKey, KeyLookup};
+use crate::error::SmError;
+use crate::event::{Event, Tag};
+use crate::ids::{Scope, SecretUid};
+use crate::limits::*;
+use crate::names::{arn_suffix, check_name, parse_secret_id, resolve, secret_arn, SecretRef};
+use crate::state::{SecretState, State};
+use crate::value::SecretValue;
+use crate::{AWSCURRENT, AWSPREVIOUS};
+
+/// What a decision may read besides the state: the clock, an RNG and the request's scope.
+pub struct Ctx<'a> {
+    pub scope: &'a Scope,
+    pub now_ms: i64,
+    pub rng: &'a mut dyn RngCore,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct CreateSecret {
+    pub name: String,
+    pub client_request_token: Option<String>,
+    pub description: Option<String>,
+    pub kms_key_id: Option<String>,
+    pub value: Option<SecretValue>,
+    pub tags: Option<Vec<Tag>>,
+    pub secret_type: Option<String>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct PutSecretValue {
+    pub secret_id: String,
+    pub client_request_token: Option<String>,
+    pub value: Option<SecretValue>,
+    pub version_stages: Option<Vec<String>>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct UpdateSecret {
+    pub secret_id: String,
+    pub client_request_token: Option<String>,
+    pub description: Option<String>,
+    pub kms_key_id: Option<String>,
+    pub value: Option<SecretValue>,
+    pub secret_type: Option<String>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct UpdateSecretVersionStage {
+    pub secret_id: String,
+    pub version_stage: String,
+    pub remove_from_version_id: Option<String>,
+    pub move_to_version_id: Option<String>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct DeleteSecret {
+    pub secret_id: String,
+    pub recovery_window_in_days: Option<i64>,
+    pub force_delete_without_recovery: Option<bool>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct RestoreSecret {
+    pub secret_id: String,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct TagResource {
+    pub secret_id: String,
+    pub tags: Vec<Tag>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct UntagResource {
+    pub secret_id: String,
+    pub tag_keys: Vec<String>,
+}
+
+/// Every request that may append events.
+#[derive(Clone, Debug)]
+pub enum Command {
+    CreateSecret(CreateSecret),
+    PutSecretValue(PutSecretValue),
+    UpdateSecret(UpdateSecret),
+    UpdateSecretVersionStage(UpdateSecretVersionStage),
+    DeleteSecret(DeleteSecret),
+    RestoreSecret(RestoreSecret),
+    TagResource(TagResource),
+    UntagResource(UntagResource),
+    /// Purges every secret whose recovery window has ended; issued by the writer, not clients.
+    PurgeDue,
+}
+
+impl Command {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::CreateSecret(_) => "CreateSecret",
+            Command::PutSecretValue(_) => "PutSecretValue",
+            Command::UpdateSecret(_) => "UpdateSecret",
+            Command::UpdateSecretVersionStage(_) => "UpdateSecretVersionStage",
+            Command::DeleteSecret(_) => "DeleteSecret",
+            Command::RestoreSecret(_) => "RestoreSecret",
+            Command::TagResource(_) => "TagResource",
+            Command::UntagResource(_) => "UntagResource",
+            Command::PurgeDue => "PurgeDue",
+        }
+    }
+}
+
+/// The answer to a write, in domain terms; the server turns it into the AWS shape.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reply {
+    /// CreateSecret, UpdateSecret: `version_id` only when a value was given.
+    Secret { arn: String, name: String, version_id: Option<String> },
+    /// PutSecretValue.
+    Version { arn: String, name: String, version_id: String, version_stages: Vec<String> },
+    /// DeleteSecret.
+    Deleted { arn: String, name: String, deletion_date_ms: i64 },
+    /// UpdateSecretVersionStage, RestoreSecret.
+    Named { arn: String, name: String },
+    /// TagResource, UntagResource.
+    Empty,
+    Purged { secrets: usize },
+}
+
+/// What `decide` returns: the events to append atomically and the answer to send once they are
+/// durable. A fresh data key for a new secret, and the secrets whose keys must be destroyed, ride
+/// along: they go to the key tree in the same atomic batch, never into the log.
+#[derive(Debug)]
+pub struct Decision {
+    pub events: Vec<Event>,
+    pub reply: Reply,
+    pub new_data_key: Option<(SecretUid, DataKey)>,
+    pub shredded: Vec<SecretUid>,
+}
+
+impl Decision {
+    fn answer(reply: Reply) -> Decision {
+        Decision { events: Vec::new(), reply, new_data_key: None, shredded: Vec::new() }
+    }
+
+    fn with(events: Vec<Event>, reply: Reply) -> Decision {
+        Decision { events, reply, new_data_key: None, shredded: Vec::new() }
+    }
+}
+
+/// Decides a write. Never mutates anything; an `Err` means nothing may be appended.
+pub fn decide(state: &State, keys: &dyn KeyLookup, cmd: &Command, ctx: &mut Ctx<'_>) -> Result<Decision, SmError> {
+    match cmd {
+        Command::CreateSecret(c) => create_secret(state, keys, c, ctx),
+        Command::PutSecretValue(c) => put_secret_value(state, keys, c, ctx),
+        Command::UpdateSecret(c) => update_secret(state, keys, c, ctx),
+        Command::UpdateSecretVersionStage(c) => update_version_stage(state, c, ctx),
+        Command::DeleteSecret(c) => delete_secret(state, c, ctx),
+        Command::RestoreSecret(c) => restore_secret(state, c, ctx),
+        Command::TagResource(c) => tag_resource(state, c, ctx),
+        Command::UntagResource(c) => untag_resource(state, c, ctx),
+        Command::PurgeDue => {
+            let due: Vec<SecretUid> = state.due_for_purge(ctx.now_ms).collect();
+            let events = due.iter().map(|&secret| Event::SecretPurged { secret }).collect();
+            Ok(Decision { events, reply: Reply::Purged { secrets: due.len() }, new_data_key: None, shredded: due })
+        }
+    }
+}
+
+fn check_len(member: &str, value: &str, min: usize, max: usize) -> Result<(), SmError> {
+    let n = value.chars().count();
+    if n < min {
+        return Err(SmError::validation(member, &format!("Member must have length greater than or equal to {min}")));
+    }
+    if n > max {
+        return Err(SmError::validation(member, &format!("Member must have length less than or equal to {max}")));
+    }
+    Ok(())
+}
+
+fn check_token(token: &Option<String>) -> Result<(), SmError> {
+    match token {
+        Some(t) => check_len("clientRequestToken", t, TOKEN_CHARS_MIN, TOKEN_CHARS_MAX),
+        None => Ok(()),
+    }
+}
+
+fn check_metadata(description: &Option<String>, kms_key_id: &Option<String>, secret_type: &Option<String>) -> Result<(), SmError> {
+    if let Some(d) = description {
+        check_len("description", d, 0, DESCRIPTION_CHARS_MAX)?;
+    }
+    if let Some(k) = kms_key_id {
+        check_len("kmsKeyId", k, 0, KMS_KEY_ID_CHARS_MAX)?;
+    }
+    if let Some(t) = secret_type {
+        check_len("type", t, 0, TYPE_CHARS_MAX)?;
+    }
+    Ok(())
+}
+
+fn check_tags(tags: &[Tag]) -> Result<(), SmError> {
+    for (i, tag) in tags.iter().enumerate() {
+        check_len(&format!("tags.{}.member.key", i + 1), &tag.key, 1, TAG_KEY_CHARS_MAX)?;
+        check_len(&format!("tags.{}.member.value", i + 1), &tag.value, 0, TAG_VALUE_CHARS_MAX)?;
+        if tag.key.starts_with("aws:") {
+            return Err(SmError::ReservedTagKey);
+        }
+    }
+    Ok(())
+}
+
+fn check_label(member: &str, label: &str) -> Result<(), SmError> {
+    check_len(member, label, 1, LABEL_CHARS_MAX)
+}
+
+/// A secret that may be changed: resolved and not scheduled for deletion.
+fn live<'s>(state: &'s State, scope: &Scope, secret_id: &str) -> Result<&'s SecretState, SmError> {
+    let secret = resolve(state, scope, secret_id)?;
+    if secret.is_scheduled() {
+        return Err(SmError::MarkedForDeletion);
+    }
+    Ok(secret)
+}
+
+fn fill<const N: usize>(rng: &mut dyn RngCore) -> [u8; N] {
+    let mut out = [0u8; N];
+    rng.fill_bytes(&mut out);
+    out
+}
+
+/// If `token` names a version of `secret` (live or pruned), the retry's verdict:
+/// `Ok(true)` same value (idempotent), `Err` different value.
+fn token_retry(secret: &SecretState, key: Option<&DataKey>, token: &str, value: &SecretValue) -> Result<bool, SmError> {
+    let stored = match (secret.versions.get(token), secret.retired.get(token)) {
+        (Some(v), _) => v.digest,
+        (None, Some(d)) => *d,
+        (None, None) => return Ok(false),
+    };
+    let key = key.ok_or(SmError::Internal)?;
+    if value_digest(key, value) == stored {
+        Ok(true)
+    } else {
+        Err(SmError::TokenReused { token: token.to_string(), arn: secret.arn.clone() })
+    }
+}
+
+/// Plans the label moves that give `version_id` the labels `stages` (or, with `None`, the
+/// default AWSCURRENT promotion), as AWS does (spec §4.3 rules 2–4). Returns the events and the
+/// labels the version ends with.
+fn plan_new_version_labels(secret: &SecretState, version_id: &str, stages: Option<&[String]>) -> Result<(Vec<Event>, Vec<String>), SmError> {
+    let mut wanted: Vec<String> = match stages {
+        None => vec![AWSCURRENT.to_string()],
+        Some(s) => s.to_vec(),
+    };
+    if secret.versions.is_empty() && !wanted.iter().any(|l| l == AWSCURRENT) {
+        wanted.push(AWSCURRENT.to_string());
+    }
+    wanted.sort();
+    wanted.dedup();
+    let mut labels: BTreeMap<String, String> = secret.labels.clone();
+    let mut events = Vec::new();
+    let uid = secret.uid;
+    let explicit_previous = wanted.iter().any(|l| l == AWSPREVIOUS);
+    // AWSCURRENT first: its AWSPREVIOUS shuffle must see the old holders.
+    wanted.sort_by_key(|l| l != AWSCURRENT);
+    for label in &wanted {
+        let from = labels.get(label).cloned();
+        if label == AWSCURRENT && !explicit_previous {
+            if let Some(old_current) = &from {
+                let old_previous = labels.get(AWSPREVIOUS).cloned();
+                if old_previous.as_deref() != Some(old_current.as_str()) {
+                    events.push(Event::LabelMoved { secret: uid, label: AWSPREVIOUS.to_string(), from: old_previous, to: Some(old_current.clone()) });
+                    labels.insert(AWSPREVIOUS.to_string(), old_current.clone());
+                }
+            }
+        }
+        events.push(Event::LabelMoved { secret: uid, label: label.clone(), from, to: Some(version_id.to_string()) });
+        labels.insert(label.clone(), version_id.to_string());
+    }
+    if labels.len() > LABELS_PER_SECRET_MAX {
+        return Err(SmError::TooManyLabels { name: secret.name.clone(), max: LABELS_PER_SECRET_MAX });
+    }
+    wanted.sort();
+    Ok((events, wanted))
+}
+
+/// Oldest deprecated versions that must go so the secret stays within the version quota once
+/// `adding` versions were added and the label moves `moves` were applied.
+fn plan_pruning(secret: &SecretState, moves: &[Event], now_ms: i64) -> Result<Vec<Event>, SmError> {
+    let after = secret.versions.len() + 1;
+    if after <= VERSIONS_PER_SECRET_MAX {
+        return Ok(Vec::new());
+    }
+    let excess = after - VERSIONS_PER_SECRET_MAX;
+    // Labels each old version holds after the moves.
+    let mut label_count: BTreeMap<&str, usize> = secret.versions.iter().map(|(id, v)| (id.as_str(), v.labels.len())).collect();
+    for event in moves {
+        if let Event::LabelMoved { from, to, .. } = event {
+            if let Some(n) = from.as_deref().and_then(|f| label_count.get_mut(f)) {
+                *n -= 1;
+            }
+            if let Some(n) = to.as_deref().and_then(|t| label_count.get_mut(t)) {
+                *n += 1;
+            }
+        }
+    }
+    let mut candidates: Vec<(i64, u64, &str)> = secret
+        .versions
+        .iter()
+        .filter(|(id, v)| label_count.get(id.as_str()) == Some(&0) && v.created_at_ms <= now_ms - PRUNE_GRACE_MS)
+        .map(|(id, v)| (v.created_at_ms, v.seq, id.as_str()))
+        .collect();
+    if candidates.len() < excess {
+        return Err(SmError::TooManyVersions { name: secret.name.clone(), max: VERSIONS_PER_SECRET_MAX });
+    }
+    candidates.sort();
+    Ok(candidates
+        .into_iter()
+        .take(excess)
+        .map(|(_, _, id)| Event::VersionPruned { secret: secret.uid, version_id: id.to_string() })
+        .collect())
+}
+
+/// The events of a new version on an existing secret, or the idempotent answer.
+struct NewVersion {
+    events: Vec<Event>,
+    version_id: String,
+    stages: Vec<String>,
+}
+
+fn new_version(
+    secret: &SecretState,
+    key: Option<&DataKey>,
+    token: &str,
+    value: &SecretValue,
+    stages: Option<&[String]>,
+    ctx: &mut Ctx<'_>,
+) -> Result<Option<NewVersion>, SmError> {
+    if token_retry(secret, key, token, value)? {
+        return Ok(None);
+    }
+    let key = key.ok_or(SmError::Internal)?;
+    let sealed = seal_value(key, secret.uid, token, value, fill(ctx.rng));
+    let mut events = vec![Event::VersionCreated {
+        secret: secret.uid,
+        version_id: token.to_string(),
+        value: sealed,
+        value_digest: value_digest(key, value),
+    }];
+    let (moves, labels) = plan_new_version_labels(secret, token, stages)?;
+    let prunes = plan_pruning(secret, &moves, ctx.now_ms)?;
+    events.extend(moves);
+    events.extend(prunes);
+    Ok(Some(NewVersion { events, version_id: token.to_string(), stages: labels }))
+}
+
+fn create_secret(state: &State, keys: &dyn KeyLookup, c: &CreateSecret, ctx: &mut Ctx<'_>) -> Result<Decision, SmError> {
+    check_name(&c.name)?;
+    check_token(&c.client_request_token)?;
+    check_metadata(&c.description, &c.kms_key_id, &c.secret_type)?;
+    if let Some(tags) = &c.tags {
+        check_tags(tags)?;
+        if tags.len() > TAGS_PER_SECRET_MAX {
+            return Err(SmError::TooManyTags { name: c.name.clone(), max: TAGS_PER_SECRET_MAX });
+        }
+    }
+    if c.value.is_some() && c.client_request_token.is_none() {
+        return Err(SmError::TokenMissing);
+    }
+    if let Some(existing) = state.by_name(&ctx.scope.region, &c.name) {
+        if existing.is_scheduled() {
+            return Err(SmError::NameScheduledForDeletion);
+        }
+        if let (Some(token), Some(value)) = (&c.client_request_token, &c.value) {
+            if token_retry(existing, keys.data_key(existing.uid), token, value)? {
+                return Ok(Decision::answer(Reply::Secret {
+                    arn: existing.arn.clone(),
+                    name: existing.name.clone(),
+                    version_id: Some(token.clone()),
+                }));
+            }
+        }
+        return Err(SmError::NameExists { name: c.name.clone() });
+    }
+    let uid = state.next_uid();
+    let arn = loop {
+        let arn = secret_arn(ctx.scope, &c.name, &arn_suffix(ctx.rng));
+        if state.by_arn(&arn).is_none() {
+            break arn;
+        }
+    };
+    let data_key = DataKey::from_bytes(fill(ctx.rng));
+    let mut events = vec![Event::SecretCreated {
+        secret: uid,
+        region: ctx.scope.region.clone(),
+        name: c.name.clone(),
+        arn: arn.clone(),
+        description: c.description.clone(),
+        kms_key_id: c.kms_key_id.clone(),
+        secret_type: c.secret_type.clone(),
+        tags: c.tags.clone(),
+    }];
+    let mut version_id = None;
+    if let (Some(token), Some(value)) = (&c.client_request_token, &c.value) {
+        let sealed = seal_value(&data_key, uid, token, value, fill(ctx.rng));
+        events.push(Event::VersionCreated {
+            secret: uid,
+            version_id: token.clone(),
+            value: sealed,
+            value_digest: value_digest(&data_key, value),
+        });
+        events.push(Event::LabelMoved { secret: uid, label: AWSCURRENT.to_string(), from: None, to: Some(token.clone()) });
+        version_id = Some(token.clone());
+    }
+    Ok(Decision {
+        events,
+        reply: Reply::Secret { arn, name: c.name.clone(), version_id },
+        new_data_key: Some((uid, data_key)),
+        shredded: Vec::new(),
+    })
+}
+
+fn put_secret_value(state: &State, keys: &dyn KeyLookup, c: &PutSecretValue, ctx: &mut Ctx<'_>) -> Result<Decision, SmError> {
+    check_token(&c.client_request_token)?;
+    if let Some(stages) = &c.version_stages {
+        if stages.is_empty() {
+            return Err(SmError::validation("versionStages", "Member must have length greater than or equal to 1"));
+        }
+        if stages.len() > LABELS_PER_SECRET_MAX {
+            return Err(SmError::validation("versionStages", "Member must have length less than or equal to 20"));
+        }
+        for stage in stages {
+            check_label("versionStages.member", stage)?;
+        }
+    }
+    let secret = live(state, ctx.scope, &c.secret_id)?;
+    let value = c.value.as_ref().ok_or(SmError::NoValue)?;
+    let token = c.client_request_token.as_ref().ok_or(SmError::TokenMissing)?;
+    match new_version(secret, keys.data_key(secret.uid), token, value, c.version_stages.as_deref(), ctx)? {
+        None => Ok(Decision::answer(Reply::Version {
+            arn: secret.arn.clone(),
+            name: secret.name.clone(),
+            version_id: token.clone(),
+            version_stages: secret.labels_of(token),
+        })),
+        Some(v) => Ok(Decision::with(
+            v.events,
+            Reply::Version { arn: secret.arn.clone(), name: secret.name.clone(), version_id: v.version_id, version_stages: v.stages },
+        )),
+    }
+}
+
+fn update_secret(state: &State, keys: &dyn KeyLookup, c: &UpdateSecret, ctx: &mut Ctx<'_>) -> Result<Decision, SmError> {
+    check_token(&c.client_request_token)?;
+    check_metadata(&c.description, &c.kms_key_id, &c.secret_type)?;
+    let secret = live(state, ctx.scope, &c.secret_id)?;
+    let mut events = Vec::new();
+    let changes = |new: &Option<String>, old: &Option<String>| match new {
+        Some(n) if Some(n.as_str()).filter(|n| !n.is_empty()) != old.as_deref() => Some(n.clone()),
+        _ => None,
+    };
+    let description = changes(&c.description, &secret.description);
+    let kms_key_id = changes(&c.kms_key_id, &secret.kms_key_id);
+    let secret_type = match &c.secret_type {
+        Some(t) if Some(t) != secret.secret_type.as_ref() => Some(t.clone()),
+        _ => None,
+    };
+    if description.is_some() || kms_key_id.is_some() || secret_type.is_some() {
+        events.push(Event::SecretUpdated { secret: secret.uid, description, kms_key_id, secret_type });
+    }
+    let mut version_id = None;
+    if let Some(value) = &c.value {
+        let token = c.client_request_token.as_ref().ok_or(SmError::TokenMissing)?;
+        if let Some(v) = new_version(secret, keys.data_key(secret.uid), token, value, None, ctx)? {
+            events.extend(v.events);
+        }
+        version_id = Some(token.clone());
+    }
+    Ok(Decision::with(events, Reply::Secret { arn: secret.arn.clone(), name: secret.name.clone(), version_id }))
+}
+
+fn update_version_stage(state: &State, c: &UpdateSecretVersionStage, ctx: &mut Ctx<'_>) -> Result<Decision, SmError> {
+    check_label("versionStage", &c.version_stage)?;
+    for id in [&c.remove_from_version_id, &c.move_to_version_id].into_iter().flatten() {
+        check_len("versionId", id, TOKEN_CHARS_MIN, TOKEN_CHARS_MAX)?;
+    }
+    let secret = live(state, ctx.scope, &c.secret_id)?;
+    let label = c.version_stage.as_str();
+    let reply = Reply::Named { arn: secret.arn.clone(), name: secret.name.clone() };
+    for id in [&c.remove_from_version_id, &c.move_to_version_id].into_iter().flatten() {
+        if !secret.versions.contains_key(id) {
+            return Err(SmError::StageVersionNotFound { version_id: id.clone() });
+        }
+    }
+    let holder = secret.holder(label);
+    let remove_from = c.remove_from_version_id.as_deref();
+    if let Some(r) = remove_from {
+        if holder != Some(r) {
+            return Err(SmError::RemoveFromMismatch { label: label.to_string() });
+        }
+    }
+    let uid = secret.uid;
+    let Some(move_to) = c.move_to_version_id.as_deref() else {
+        let Some(r) = remove_from else { return Err(SmError::NoStageTarget) };
+        if label == AWSCURRENT {
+            return Err(SmError::DetachCurrent);
+        }
+        let event = Event::LabelMoved { secret: uid, label: label.to_string(), from: Some(r.to_string()), to: None };
+        return Ok(Decision::with(vec![event], reply));
+    };
+    if holder == Some(move_to) {
+        return Ok(Decision::answer(reply));
+    }
+    if let Some(h) = holder {
+        if remove_from.is_none() {
+            return Err(SmError::RemoveFromMissing { label: label.to_string(), holder: h.to_string() });
+        }
+    } else if secret.labels.len() >= LABELS_PER_SECRET_MAX {
+        return Err(SmError::TooManyLabels { name: secret.name.clone(), max: LABELS_PER_SECRET_MAX });
+    }
+    let mut events = Vec::new();
+    if label == AWSCURRENT {
+        if let Some(old_current) = holder {
+            // The old current becomes AWSPREVIOUS; whoever had it (maybe `move_to`) loses it.
+            let old_previous = secret.holder(AWSPREVIOUS);
+            if old_previous != Some(old_current) {
+                events.push(Event::LabelMoved {
+                    secret: uid,
+                    label: AWSPREVIOUS.to_string(),
+                    from: old_previous.map(str::to_string),
+                    to: Some(old_current.to_string()),
+                });
+            }
+        }
+    }
+    events.push(Event::LabelMoved { secret: uid, label: label.to_string(), from: holder.map(str::to_string), to: Some(move_to.to_string()) });
+    Ok(Decision::with(events, reply))
+}
+
+fn delete_secret(state: &State, c: &DeleteSecret, ctx: &mut Ctx<'_>) -> Result<Decision, SmError> {
+    let force = c.force_delete_without_recovery.unwrap_or(false);
+    if let Some(days) = c.recovery_window_in_days {
+        if !(RECOVERY_WINDOW_DAYS_MIN..=RECOVERY_WINDOW_DAYS_MAX).contains(&days) {
+            return Err(SmError::RecoveryWindowOutOfRange);
+        }
+        if force {
+            return Err(SmError::ForceWithWindow);
+        }
+    }
+    let secret = match resolve(state, ctx.scope, &c.secret_id) {
+        Ok(secret) => secret,
+        Err(SmError::SecretNotFound) if force => {
+            // AWS answers a forced delete of a missing secret with success and an ARN.
+            let name = match parse_secret_id(ctx.scope, &c.secret_id)? {
+                SecretRef::Name(n) | SecretRef::PartialArn(n) => n.to_string(),
+                SecretRef::FullArn(arn) => arn.rsplit(':').next().map(|r| r[..r.len() - 7].to_string()).unwrap_or_default(),
+                SecretRef::Foreign => c.secret_id.clone(),
+            };
+            let arn = secret_arn(ctx.scope, &name, &arn_suffix(ctx.rng));
+            return Ok(Decision::answer(Reply::Deleted { arn, name, deletion_date_ms: ctx.now_ms }));
+        }
+        Err(e) => return Err(e),
+    };
+    let uid = secret.uid;
+    if force {
+        return Ok(Decision {
+            events: vec![Event::SecretPurged { secret: uid }],
+            reply: Reply::Deleted { arn: secret.arn.clone(), name: secret.name.clone(), deletion_date_ms: ctx.now_ms },
+            new_data_key: None,
+            shredded: vec![uid],
+        });
+    }
+    if secret.is_scheduled() {
+        return Err(SmError::AlreadyScheduled);
+    }
+    let days = c.recovery_window_in_days.unwrap_or(RECOVERY_WINDOW_DAYS_DEFAULT);
+    let deletion_date_ms = ctx.now_ms + days * DAY_MS;
+    Ok(Decision::with(
+        vec![Event::DeletionScheduled { secret: uid, deletion_date_ms }],
+        Reply::Deleted { arn: secret.arn.clone(), name: secret.name.clone(), deletion_date_ms },
+    ))
+}
+
+fn restore_secret(state: &State, c: &RestoreSecret, ctx: &mut Ctx<'_>) -> Result<Decision, SmError> {
+    let secret = resolve(state, ctx.scope, &c.secret_id)?;
+    let reply = Reply::Named { arn: secret.arn.clone(), name: secret.name.clone() };
+    if !secret.is_scheduled() {
+        return Ok(Decision::answer(reply));
+    }
+    Ok(Decision::with(vec![Event::DeletionCancelled { secret: secret.uid }], reply))
+}
+
+fn tag_resource(state: &State, c: &TagResource, ctx: &mut Ctx<'_>) -> Result<Decision, SmError> {
+    check_tags(&c.tags)?;
+    let secret = live(state, ctx.scope, &c.secret_id)?;
+    let current = secret.tags.clone().unwrap_or_default();
+    // Last value wins for a key repeated within one request.
+    let mut set: Vec<Tag> = Vec::new();
+    for tag in &c.tags {
+        set.retain(|t| t.key != tag.key);
+        set.push(tag.clone());
+    }
+    set.retain(|tag| !current.iter().any(|t| t.key == tag.key && t.value == tag.value));
+    let n_new_keys = set.iter().filter(|tag| !current.iter().any(|t| t.key == tag.key)).count();
+    if current.len() + n_new_keys > TAGS_PER_SECRET_MAX {
+        return Err(SmError::TooManyTags { name: secret.name.clone(), max: TAGS_PER_SECRET_MAX });
+    }
+    if set.is_empty() {
+        return Ok(Decision::answer(Reply::Empty));
+    }
+    Ok(Decision::with(vec![Event::TagsChanged { secret: secret.uid, set, removed: Vec::new() }], Reply::Empty))
+}
+
+fn untag_resource(state: &State, c: &UntagResource, ctx: &mut Ctx<'_>) -> Result<Decision, SmError> {
+    for (i, key) in c.tag_keys.iter().enumerate() {
+        check_len(&format!("tagKeys.{}.member", i + 1), key, 1, TAG_KEY_CHARS_MAX)?;
+    }
+    let secret = live(state, ctx.scope, &c.secret_id)?;
+    let current = secret.tags.as_deref().unwrap_or_default();
+    let mut removed: Vec<String> = c.tag_keys.iter().filter(|k| current.iter().any(|t| &t.key == *k)).cloned().collect();
+    removed.sort();
+    removed.dedup();
+    if removed.is_empty() {
+        return Ok(Decision::answer(Reply::Empty));
+    }
+    Ok(Decision::with(vec![Event::TagsChanged { secret: secret.uid, set: Vec::new(), removed }], Reply::Empty))
+}

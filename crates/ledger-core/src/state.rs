@@ -1,0 +1,289 @@
+//! The projection: secrets, versions and label maps as the log says they are.
+//!
+//! Invariant: the projection is only changed by [`evolve`]. `evolve` checks every rule an event
+//! must obey against the state before it, so replaying a log re-proves the rules.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::RuleViolation;
+use crate::event::{Event, Tag};
+use crate::ids::SecretUid;
+use crate::limits::{LABELS_PER_SECRET_MAX, PRUNE_GRACE_MS, VERSIONS_PER_SECRET_MAX};
+use crate::value::ValueKind;
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    secrets: BTreeMap<SecretUid, SecretState>,
+    next_uid: u64,
+    #[serde(skip)]
+    by_name: HashMap<(String, String), SecretUid>,
+    #[serde(skip)]
+    by_arn: HashMap<String, SecretUid>,
+    /// (deletion date, secret) of every secret scheduled for deletion.
+    #[serde(skip)]
+    due: BTreeSet<(i64, SecretUid)>,
+}
+
+/// When a scheduled deletion was asked for and when it comes due.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deletion {
+    pub scheduled_at_ms: i64,
+    pub deletion_date_ms: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretState {
+    pub uid: SecretUid,
+    pub region: String,
+    pub name: String,
+    pub arn: String,
+    pub description: Option<String>,
+    pub kms_key_id: Option<String>,
+    pub secret_type: Option<String>,
+    /// `None` until first tagged; `Some(vec![])` once every tag was removed.
+    pub tags: Option<Vec<Tag>>,
+    pub created_at_ms: i64,
+    pub last_changed_at_ms: i64,
+    pub deletion: Option<Deletion>,
+    pub versions: BTreeMap<String, VersionState>,
+    /// label → version id; a label is on at most one version.
+    pub labels: BTreeMap<String, String>,
+    /// Pruned versions: id → value digest, so their tokens stay idempotent for the secret's life.
+    pub retired: BTreeMap<String, [u8; 32]>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionState {
+    pub created_at_ms: i64,
+    /// Seq of the `VersionCreated` record that holds the sealed value.
+    pub seq: u64,
+    pub kind: ValueKind,
+    pub digest: [u8; 32],
+    pub labels: BTreeSet<String>,
+}
+
+impl SecretState {
+    pub fn is_scheduled(&self) -> bool {
+        self.deletion.is_some()
+    }
+
+    /// Labels of a version, sorted.
+    pub fn labels_of(&self, version_id: &str) -> Vec<String> {
+        self.versions.get(version_id).map(|v| v.labels.iter().cloned().collect()).unwrap_or_default()
+    }
+
+    pub fn holder(&self, label: &str) -> Option<&str> {
+        self.labels.get(label).map(String::as_str)
+    }
+}
+
+impl State {
+    pub fn len(&self) -> usize {
+        self.secrets.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.secrets.is_empty()
+    }
+
+    pub fn next_uid(&self) -> SecretUid {
+        SecretUid(self.next_uid.max(1))
+    }
+
+    pub fn secret(&self, uid: SecretUid) -> Option<&SecretState> {
+        self.secrets.get(&uid)
+    }
+
+    pub fn secrets(&self) -> impl Iterator<Item = &SecretState> {
+        self.secrets.values()
+    }
+
+    pub fn by_name(&self, region: &str, name: &str) -> Option<&SecretState> {
+        // The key is owned; a lookup allocates two short strings, far below a sled read.
+        let uid = self.by_name.get(&(region.to_string(), name.to_string()))?;
+        self.secrets.get(uid)
+    }
+
+    pub fn by_arn(&self, arn: &str) -> Option<&SecretState> {
+        self.secrets.get(self.by_arn.get(arn)?)
+    }
+
+    /// Secrets whose recovery window ended at or before `now_ms`.
+    pub fn due_for_purge(&self, now_ms: i64) -> impl Iterator<Item = SecretUid> + '_ {
+        self.due.iter().take_while(move |(date, _)| *date <= now_ms).map(|(_, uid)| *uid)
+    }
+
+    /// Rebuilds the lookup indexes after a snapshot was decoded.
+    pub fn rebuild_indexes(&mut self) {
+        self.by_name.clear();
+        self.by_arn.clear();
+        self.due.clear();
+        for secret in self.secrets.values() {
+            self.by_name.insert((secret.region.clone(), secret.name.clone()), secret.uid);
+            self.by_arn.insert(secret.arn.clone(), secret.uid);
+            if let Some(deletion) = secret.deletion {
+                self.due.insert((deletion.deletion_date_ms, secret.uid));
+            }
+        }
+    }
+
+    fn live_mut(&mut self, uid: SecretUid) -> Result<&mut SecretState, RuleViolation> {
+        let secret = self.secrets.get_mut(&uid).ok_or(RuleViolation::MissingSecret { uid: uid.0 })?;
+        if secret.is_scheduled() {
+            return Err(RuleViolation::ScheduledSecretChanged { uid: uid.0 });
+        }
+        Ok(secret)
+    }
+}
+
+/// Applies one event to the state, after checking every rule it must obey.
+/// On error the state is unchanged.
+pub fn evolve(state: &mut State, seq: u64, recorded_at_ms: i64, event: &Event) -> Result<(), RuleViolation> {
+    match event {
+        Event::SecretCreated { secret, region, name, arn, description, kms_key_id, secret_type, tags } => {
+            let expected = state.next_uid();
+            if *secret != expected {
+                return Err(RuleViolation::UidOutOfOrder { uid: secret.0, expected: expected.0 });
+            }
+            let key = (region.clone(), name.clone());
+            if state.by_name.contains_key(&key) || state.by_arn.contains_key(arn) {
+                return Err(RuleViolation::NameTaken { name: name.clone(), region: region.clone() });
+            }
+            state.by_name.insert(key, *secret);
+            state.by_arn.insert(arn.clone(), *secret);
+            state.next_uid = secret.0 + 1;
+            state.secrets.insert(
+                *secret,
+                SecretState {
+                    uid: *secret,
+                    region: region.clone(),
+                    name: name.clone(),
+                    arn: arn.clone(),
+                    description: description.clone().filter(|d| !d.is_empty()),
+                    kms_key_id: kms_key_id.clone().filter(|k| !k.is_empty()),
+                    secret_type: secret_type.clone(),
+                    tags: tags.clone(),
+                    created_at_ms: recorded_at_ms,
+                    last_changed_at_ms: recorded_at_ms,
+                    deletion: None,
+                    versions: BTreeMap::new(),
+                    labels: BTreeMap::new(),
+                    retired: BTreeMap::new(),
+                },
+            );
+        }
+        Event::VersionCreated { secret, version_id, value, value_digest } => {
+            let s = state.live_mut(*secret)?;
+            if s.versions.contains_key(version_id) || s.retired.contains_key(version_id) {
+                return Err(RuleViolation::VersionReused { uid: secret.0, version_id: version_id.clone() });
+            }
+            // A request may exceed the quota by the one version it then prunes.
+            if s.versions.len() > VERSIONS_PER_SECRET_MAX {
+                return Err(RuleViolation::TooManyVersions { uid: secret.0 });
+            }
+            s.versions.insert(
+                version_id.clone(),
+                VersionState {
+                    created_at_ms: recorded_at_ms,
+                    seq,
+                    kind: value.kind,
+                    digest: *value_digest,
+                    labels: BTreeSet::new(),
+                },
+            );
+            s.last_changed_at_ms = recorded_at_ms;
+        }
+        Event::LabelMoved { secret, label, from, to } => {
+            let s = state.live_mut(*secret)?;
+            if from == to {
+                return Err(RuleViolation::EmptyMove { label: label.clone() });
+            }
+            let actual = s.labels.get(label);
+            if actual != from.as_ref() {
+                return Err(RuleViolation::WrongLabelHolder {
+                    label: label.clone(),
+                    claimed: from.clone(),
+                    actual: actual.cloned(),
+                });
+            }
+            if let Some(to) = to {
+                if !s.versions.contains_key(to) {
+                    return Err(RuleViolation::MissingVersion { uid: secret.0, version_id: to.clone() });
+                }
+                if actual.is_none() && s.labels.len() >= LABELS_PER_SECRET_MAX {
+                    return Err(RuleViolation::TooManyLabels { uid: secret.0 });
+                }
+            }
+            if let Some(from) = from {
+                if let Some(v) = s.versions.get_mut(from) {
+                    v.labels.remove(label);
+                }
+                s.labels.remove(label);
+            }
+            if let Some(to) = to {
+                s.versions.get_mut(to).expect("checked above").labels.insert(label.clone());
+                s.labels.insert(label.clone(), to.clone());
+            }
+            s.last_changed_at_ms = recorded_at_ms;
+        }
+        Event::SecretUpdated { secret, description, kms_key_id, secret_type } => {
+            let s = state.live_mut(*secret)?;
+            if let Some(d) = description {
+                s.description = Some(d.clone()).filter(|d| !d.is_empty());
+            }
+            if let Some(k) = kms_key_id {
+                s.kms_key_id = Some(k.clone()).filter(|k| !k.is_empty());
+            }
+            if let Some(t) = secret_type {
+                s.secret_type = Some(t.clone());
+            }
+            s.last_changed_at_ms = recorded_at_ms;
+        }
+        Event::TagsChanged { secret, set, removed } => {
+            let s = state.live_mut(*secret)?;
+            let tags = s.tags.get_or_insert_with(Vec::new);
+            for tag in set {
+                match tags.iter_mut().find(|t| t.key == tag.key) {
+                    Some(existing) => existing.value = tag.value.clone(),
+                    None => tags.push(tag.clone()),
+                }
+            }
+            tags.retain(|t| !removed.contains(&t.key));
+            s.last_changed_at_ms = recorded_at_ms;
+        }
+        Event::DeletionScheduled { secret, deletion_date_ms } => {
+            let s = state.live_mut(*secret)?;
+            s.deletion = Some(Deletion { scheduled_at_ms: recorded_at_ms, deletion_date_ms: *deletion_date_ms });
+            s.last_changed_at_ms = recorded_at_ms;
+            state.due.insert((*deletion_date_ms, *secret));
+        }
+        Event::DeletionCancelled { secret } => {
+            let s = state.secrets.get_mut(secret).ok_or(RuleViolation::MissingSecret { uid: secret.0 })?;
+            let deletion = s.deletion.take().ok_or(RuleViolation::NotScheduled { uid: secret.0 })?;
+            s.last_changed_at_ms = recorded_at_ms;
+            state.due.remove(&(deletion.deletion_date_ms, *secret));
+        }
+        Event::SecretPurged { secret } => {
+            let s = state.secrets.remove(secret).ok_or(RuleViolation::MissingSecret { uid: secret.0 })?;
+            state.by_name.remove(&(s.region, s.name));
+            state.by_arn.remove(&s.arn);
+            if let Some(deletion) = s.deletion {
+                state.due.remove(&(deletion.deletion_date_ms, *secret));
+            }
+        }
+        Event::VersionPruned { secret, version_id } => {
+            let s = state.live_mut(*secret)?;
+            let bad = || RuleViolation::BadPrune { uid: secret.0, version_id: version_id.clone() };
+            let version = s.versions.get(version_id).ok_or_else(bad)?;
+            if !version.labels.is_empty() || version.created_at_ms > recorded_at_ms - PRUNE_GRACE_MS {
+                return Err(bad());
+            }
+            let digest = version.digest;
+            s.versions.remove(version_id);
+            s.retired.insert(version_id.clone(), digest);
+        }
+    }
+    Ok(())
+}
