@@ -16,3 +16,11 @@ pub fn chain_hash(format_version: u8, prev_hash: &ChainHash, seq: u64, body: &[u
     hasher.update(body);
     ChainHash(*hasher.finalize().as_bytes())
 }
+
+/// Domain tag of projection-snapshot digests.
+pub const SNAPSHOT_CONTEXT: &str = "secret-ledger 2026-11-27 projection snapshot v1";
+
+/// Digest of an encoded projection snapshot.
+pub fn snapshot_digest(encoded_state: &[u8]) -> [u8; 32] {
+    blake3::derive_key(SNAPSHOT_CONTEXT, encoded_state)
+}

@@ -31,11 +31,7 @@ pub enum DecodeError {
 }
 
 fn options(limit: u64) -> impl Options {
-    bincode::DefaultOptions::new()
-        .with_fixint_encoding()
-        .with_little_endian()
-        .with_limit(limit)
-        .reject_trailing_bytes()
+    bincode::DefaultOptions::new().with_fixint_encoding().with_little_endian().with_limit(limit).reject_trailing_bytes()
 }
 
 #[derive(Serialize)]
@@ -116,8 +112,7 @@ pub fn decode_header(bytes: &[u8]) -> Result<(RecordHeader, &[u8]), DecodeError>
 /// Decodes a stored record. Does not check its hash: see [`verify_record_hash`].
 pub fn decode_record(bytes: &[u8]) -> Result<Record, DecodeError> {
     let (header, body) = decode_header(bytes)?;
-    let body: Body =
-        options(BODY_BYTES_MAX).deserialize(body).map_err(|e| DecodeError::Body(e.to_string()))?;
+    let body: Body = options(BODY_BYTES_MAX).deserialize(body).map_err(|e| DecodeError::Body(e.to_string()))?;
     Ok(Record {
         seq: header.seq,
         recorded_at_ms: body.recorded_at_ms,

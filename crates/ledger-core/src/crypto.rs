@@ -123,18 +123,12 @@ pub fn seal_value(
 }
 
 /// Opens a sealed value; `None` if the key, the binding or the ciphertext does not match.
-pub fn open_value(
-    key: &DataKey,
-    secret: SecretUid,
-    version_id: &str,
-    sealed: &SealedValue,
-) -> Option<SecretValue> {
+pub fn open_value(key: &DataKey, secret: SecretUid, version_id: &str, sealed: &SealedValue) -> Option<SecretValue> {
     let subkey = key.subkey(SEAL_CONTEXT);
     let cipher = XChaCha20Poly1305::new(Key::from_slice(&subkey[..]));
     let aad = value_aad(secret, version_id, sealed.kind);
-    let plaintext = cipher
-        .decrypt(XNonce::from_slice(&sealed.nonce), Payload { msg: &sealed.ciphertext, aad: &aad })
-        .ok()?;
+    let plaintext =
+        cipher.decrypt(XNonce::from_slice(&sealed.nonce), Payload { msg: &sealed.ciphertext, aad: &aad }).ok()?;
     SecretValue::from_plaintext(sealed.kind, Zeroizing::new(plaintext))
 }
 

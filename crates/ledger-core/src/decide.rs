@@ -120,16 +120,34 @@ impl Command {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Reply {
     /// CreateSecret, UpdateSecret: `version_id` only when a value was given.
-    Secret { arn: String, name: String, version_id: Option<String> },
+    Secret {
+        arn: String,
+        name: String,
+        version_id: Option<String>,
+    },
     /// PutSecretValue.
-    Version { arn: String, name: String, version_id: String, version_stages: Vec<String> },
+    Version {
+        arn: String,
+        name: String,
+        version_id: String,
+        version_stages: Vec<String>,
+    },
     /// DeleteSecret.
-    Deleted { arn: String, name: String, deletion_date_ms: i64 },
+    Deleted {
+        arn: String,
+        name: String,
+        deletion_date_ms: i64,
+    },
     /// UpdateSecretVersionStage, RestoreSecret.
-    Named { arn: String, name: String },
+    Named {
+        arn: String,
+        name: String,
+    },
     /// TagResource, UntagResource.
     Empty,
-    Purged { secrets: usize },
+    Purged {
+        secrets: usize,
+    },
 }
 
 /// What `decide` returns: the events to append atomically and the answer to send once they are
@@ -190,7 +208,11 @@ fn check_token(token: &Option<String>) -> Result<(), SmError> {
     }
 }
 
-fn check_metadata(description: &Option<String>, kms_key_id: &Option<String>, secret_type: &Option<String>) -> Result<(), SmError> {
+fn check_metadata(
+    description: &Option<String>,
+    kms_key_id: &Option<String>,
+    secret_type: &Option<String>,
+) -> Result<(), SmError> {
     if let Some(d) = description {
         check_len("description", d, 0, DESCRIPTION_CHARS_MAX)?;
     }
@@ -252,7 +274,11 @@ fn token_retry(secret: &SecretState, key: Option<&DataKey>, token: &str, value: 
 /// Plans the label moves that give `version_id` the labels `stages` (or, with `None`, the
 /// default AWSCURRENT promotion), as AWS does (spec §4.3 rules 2–4). Returns the events and the
 /// labels the version ends with.
-fn plan_new_version_labels(secret: &SecretState, version_id: &str, stages: Option<&[String]>) -> Result<(Vec<Event>, Vec<String>), SmError> {
+fn plan_new_version_labels(
+    secret: &SecretState,
+    version_id: &str,
+    stages: Option<&[String]>,
+) -> Result<(Vec<Event>, Vec<String>), SmError> {
     let mut wanted: Vec<String> = match stages {
         None => vec![AWSCURRENT.to_string()],
         Some(s) => s.to_vec(),
@@ -274,7 +300,12 @@ fn plan_new_version_labels(secret: &SecretState, version_id: &str, stages: Optio
             if let Some(old_current) = &from {
                 let old_previous = labels.get(AWSPREVIOUS).cloned();
                 if old_previous.as_deref() != Some(old_current.as_str()) {
-                    events.push(Event::LabelMoved { secret: uid, label: AWSPREVIOUS.to_string(), from: old_previous, to: Some(old_current.clone()) });
+                    events.push(Event::LabelMoved {
+                        secret: uid,
+                        label: AWSPREVIOUS.to_string(),
+                        from: old_previous,
+                        to: Some(old_current.clone()),
+                    });
                     labels.insert(AWSPREVIOUS.to_string(), old_current.clone());
                 }
             }
@@ -298,7 +329,8 @@ fn plan_pruning(secret: &SecretState, moves: &[Event], now_ms: i64) -> Result<Ve
     }
     let excess = after - VERSIONS_PER_SECRET_MAX;
     // Labels each old version holds after the moves.
-    let mut label_count: BTreeMap<&str, usize> = secret.versions.iter().map(|(id, v)| (id.as_str(), v.labels.len())).collect();
+    let mut label_count: BTreeMap<&str, usize> =
+        secret.versions.iter().map(|(id, v)| (id.as_str(), v.labels.len())).collect();
     for event in moves {
         if let Event::LabelMoved { from, to, .. } = event {
             if let Some(n) = from.as_deref().and_then(|f| label_count.get_mut(f)) {
@@ -359,7 +391,12 @@ fn new_version(
     Ok(Some(NewVersion { events, version_id: token.to_string(), stages: labels }))
 }
 
-fn create_secret(state: &State, keys: &dyn KeyLookup, c: &CreateSecret, ctx: &mut Ctx<'_>) -> Result<Decision, SmError> {
+fn create_secret(
+    state: &State,
+    keys: &dyn KeyLookup,
+    c: &CreateSecret,
+    ctx: &mut Ctx<'_>,
+) -> Result<Decision, SmError> {
     check_name(&c.name)?;
     check_token(&c.client_request_token)?;
     check_metadata(&c.description, &c.kms_key_id, &c.secret_type)?;
@@ -414,7 +451,12 @@ fn create_secret(state: &State, keys: &dyn KeyLookup, c: &CreateSecret, ctx: &mu
             value: sealed,
             value_digest: value_digest(&data_key, value),
         });
-        events.push(Event::LabelMoved { secret: uid, label: AWSCURRENT.to_string(), from: None, to: Some(token.clone()) });
+        events.push(Event::LabelMoved {
+            secret: uid,
+            label: AWSCURRENT.to_string(),
+            from: None,
+            to: Some(token.clone()),
+        });
         version_id = Some(token.clone());
     }
     Ok(Decision {
@@ -425,7 +467,12 @@ fn create_secret(state: &State, keys: &dyn KeyLookup, c: &CreateSecret, ctx: &mu
     })
 }
 
-fn put_secret_value(state: &State, keys: &dyn KeyLookup, c: &PutSecretValue, ctx: &mut Ctx<'_>) -> Result<Decision, SmError> {
+fn put_secret_value(
+    state: &State,
+    keys: &dyn KeyLookup,
+    c: &PutSecretValue,
+    ctx: &mut Ctx<'_>,
+) -> Result<Decision, SmError> {
     check_token(&c.client_request_token)?;
     if let Some(stages) = &c.version_stages {
         if stages.is_empty() {
@@ -450,12 +497,22 @@ fn put_secret_value(state: &State, keys: &dyn KeyLookup, c: &PutSecretValue, ctx
         })),
         Some(v) => Ok(Decision::with(
             v.events,
-            Reply::Version { arn: secret.arn.clone(), name: secret.name.clone(), version_id: v.version_id, version_stages: v.stages },
+            Reply::Version {
+                arn: secret.arn.clone(),
+                name: secret.name.clone(),
+                version_id: v.version_id,
+                version_stages: v.stages,
+            },
         )),
     }
 }
 
-fn update_secret(state: &State, keys: &dyn KeyLookup, c: &UpdateSecret, ctx: &mut Ctx<'_>) -> Result<Decision, SmError> {
+fn update_secret(
+    state: &State,
+    keys: &dyn KeyLookup,
+    c: &UpdateSecret,
+    ctx: &mut Ctx<'_>,
+) -> Result<Decision, SmError> {
     check_token(&c.client_request_token)?;
     check_metadata(&c.description, &c.kms_key_id, &c.secret_type)?;
     let secret = live(state, ctx.scope, &c.secret_id)?;
@@ -538,7 +595,12 @@ fn update_version_stage(state: &State, c: &UpdateSecretVersionStage, ctx: &mut C
             }
         }
     }
-    events.push(Event::LabelMoved { secret: uid, label: label.to_string(), from: holder.map(str::to_string), to: Some(move_to.to_string()) });
+    events.push(Event::LabelMoved {
+        secret: uid,
+        label: label.to_string(),
+        from: holder.map(str::to_string),
+        to: Some(move_to.to_string()),
+    });
     Ok(Decision::with(events, reply))
 }
 
@@ -558,7 +620,9 @@ fn delete_secret(state: &State, c: &DeleteSecret, ctx: &mut Ctx<'_>) -> Result<D
             // AWS answers a forced delete of a missing secret with success and an ARN.
             let name = match parse_secret_id(ctx.scope, &c.secret_id)? {
                 SecretRef::Name(n) | SecretRef::PartialArn(n) => n.to_string(),
-                SecretRef::FullArn(arn) => arn.rsplit(':').next().map(|r| r[..r.len() - 7].to_string()).unwrap_or_default(),
+                SecretRef::FullArn(arn) => {
+                    arn.rsplit(':').next().map(|r| r[..r.len() - 7].to_string()).unwrap_or_default()
+                }
                 SecretRef::Foreign => c.secret_id.clone(),
             };
             let arn = secret_arn(ctx.scope, &name, &arn_suffix(ctx.rng));
@@ -622,7 +686,8 @@ fn untag_resource(state: &State, c: &UntagResource, ctx: &mut Ctx<'_>) -> Result
     }
     let secret = live(state, ctx.scope, &c.secret_id)?;
     let current = secret.tags.as_deref().unwrap_or_default();
-    let mut removed: Vec<String> = c.tag_keys.iter().filter(|k| current.iter().any(|t| &t.key == *k)).cloned().collect();
+    let mut removed: Vec<String> =
+        c.tag_keys.iter().filter(|k| current.iter().any(|t| &t.key == *k)).cloned().collect();
     removed.sort();
     removed.dedup();
     if removed.is_empty() {

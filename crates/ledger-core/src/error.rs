@@ -58,7 +58,9 @@ pub enum SmError {
     NoValue,
     #[error("You must provide a ClientRequestToken value. We recommend a UUID-type value.")]
     TokenMissing,
-    #[error("You can't use ClientRequestToken {token} because that value is already in use for a version of secret {arn}.")]
+    #[error(
+        "You can't use ClientRequestToken {token} because that value is already in use for a version of secret {arn}."
+    )]
     TokenReused { token: String, arn: String },
     #[error("The operation failed because the secret {name} already exists.")]
     NameExists { name: String },
@@ -90,7 +92,9 @@ pub enum SmError {
     TooManyTags { name: String, max: usize },
     #[error("Tag keys beginning with aws: are reserved.")]
     ReservedTagKey,
-    #[error("Invalid name. Must be a valid name containing alphanumeric characters, or any of the following: -/_+=.@!")]
+    #[error(
+        "Invalid name. Must be a valid name containing alphanumeric characters, or any of the following: -/_+=.@!"
+    )]
     InvalidName,
     #[error("{0}")]
     Validation(String),
@@ -117,9 +121,9 @@ impl SmError {
     pub fn code(&self) -> ErrorCode {
         use ErrorCode as C;
         match self {
-            SmError::SecretNotFound
-            | SmError::VersionNotFound { .. }
-            | SmError::LabelNotFound { .. } => C::ResourceNotFoundException,
+            SmError::SecretNotFound | SmError::VersionNotFound { .. } | SmError::LabelNotFound { .. } => {
+                C::ResourceNotFoundException
+            }
             SmError::StageNotOnVersion
             | SmError::NoValue
             | SmError::TokenMissing
@@ -138,9 +142,9 @@ impl SmError {
             | SmError::ReservedTagKey
             | SmError::InvalidParameter(_) => C::InvalidParameterException,
             SmError::TokenReused { .. } | SmError::NameExists { .. } => C::ResourceExistsException,
-            SmError::TooManyLabels { .. }
-            | SmError::TooManyVersions { .. }
-            | SmError::TooManyTags { .. } => C::LimitExceededException,
+            SmError::TooManyLabels { .. } | SmError::TooManyVersions { .. } | SmError::TooManyTags { .. } => {
+                C::LimitExceededException
+            }
             SmError::InvalidName | SmError::Validation(_) => C::ValidationException,
             SmError::InvalidNextToken => C::InvalidNextTokenException,
             SmError::Decryption => C::DecryptionFailure,
@@ -162,7 +166,9 @@ pub enum RuleViolation {
     VersionReused { uid: u64, version_id: String },
     #[error("version {version_id} of secret uid {uid} does not exist")]
     MissingVersion { uid: u64, version_id: String },
-    #[error("label {label} moved from {claimed:?}, but its holder is {actual:?} (a label on two versions or a forged move)")]
+    #[error(
+        "label {label} moved from {claimed:?}, but its holder is {actual:?} (a label on two versions or a forged move)"
+    )]
     WrongLabelHolder { label: String, claimed: Option<String>, actual: Option<String> },
     #[error("label {label} move is empty (from and to both absent or equal)")]
     EmptyMove { label: String },

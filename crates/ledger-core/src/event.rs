@@ -56,12 +56,7 @@ pub enum Event {
         value_digest: [u8; 32],
     },
     /// A staging label attached (`from: None`), detached (`to: None`) or moved.
-    LabelMoved {
-        secret: SecretUid,
-        label: String,
-        from: Option<String>,
-        to: Option<String>,
-    },
+    LabelMoved { secret: SecretUid, label: String, from: Option<String>, to: Option<String> },
     /// UpdateSecret metadata. `Some("")` clears a field, `None` leaves it.
     SecretUpdated {
         secret: SecretUid,
@@ -70,11 +65,7 @@ pub enum Event {
         secret_type: Option<String>,
     },
     /// TagResource / UntagResource: `set` overwrites or appends by key, `removed` deletes keys.
-    TagsChanged {
-        secret: SecretUid,
-        set: Vec<Tag>,
-        removed: Vec<String>,
-    },
+    TagsChanged { secret: SecretUid, set: Vec<Tag>, removed: Vec<String> },
     /// DeleteSecret with a recovery window.
     DeletionScheduled { secret: SecretUid, deletion_date_ms: i64 },
     /// RestoreSecret.

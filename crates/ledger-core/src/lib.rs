@@ -43,9 +43,11 @@ pub mod query;
 mod state;
 mod value;
 
-pub use decide::{decide, Command, CreateSecret, Ctx, DeleteSecret, Decision, PutSecretValue, Reply,
-    RestoreSecret, TagResource, UntagResource, UpdateSecret, UpdateSecretVersionStage};
 pub use crypto::KeyLookup;
+pub use decide::{
+    decide, Command, CreateSecret, Ctx, Decision, DeleteSecret, PutSecretValue, Reply, RestoreSecret, TagResource,
+    UntagResource, UpdateSecret, UpdateSecretVersionStage,
+};
 pub use error::{ErrorCode, RuleViolation, SmError};
 pub use event::{Event, Record, SealedValue, Tag};
 pub use ids::{ChainHash, Scope, SecretUid, Seq};

@@ -47,7 +47,11 @@ pub fn get_secret_value(state: &State, scope: &Scope, q: &GetSecretValue) -> Res
     current_value(secret, q.version_id.as_deref(), q.version_stage.as_deref())
 }
 
-fn current_value(secret: &SecretState, version_id: Option<&str>, stage: Option<&str>) -> Result<ValueLocation, SmError> {
+fn current_value(
+    secret: &SecretState,
+    version_id: Option<&str>,
+    stage: Option<&str>,
+) -> Result<ValueLocation, SmError> {
     let version_id = match (version_id, stage) {
         (Some(id), stage) => {
             let version =
@@ -196,13 +200,11 @@ pub fn list_secret_version_ids(state: &State, scope: &Scope, q: &ListSecretVersi
         Some(t) => decode_cursor(t, CURSOR_VERSIONS, secret.uid.0)?.parse().map_err(|_| SmError::InvalidNextToken)?,
     };
     let include_deprecated = q.include_deprecated.unwrap_or(false);
-    let mut all: Vec<(&String, &crate::state::VersionState)> = secret
-        .versions
-        .iter()
-        .filter(|(_, v)| v.seq > after && (include_deprecated || !v.labels.is_empty()))
-        .collect();
+    let mut all: Vec<(&String, &crate::state::VersionState)> =
+        secret.versions.iter().filter(|(_, v)| v.seq > after && (include_deprecated || !v.labels.is_empty())).collect();
     all.sort_by_key(|(_, v)| v.seq);
-    let next_token = (all.len() > limit).then(|| encode_cursor(CURSOR_VERSIONS, secret.uid.0, &all[limit - 1].1.seq.to_string()));
+    let next_token =
+        (all.len() > limit).then(|| encode_cursor(CURSOR_VERSIONS, secret.uid.0, &all[limit - 1].1.seq.to_string()));
     let versions = all
         .into_iter()
         .take(limit)
@@ -246,7 +248,8 @@ pub struct SecretList {
     pub next_token: Option<String>,
 }
 
-const FILTER_KEYS: [&str; 7] = ["description", "name", "tag-key", "tag-value", "primary-region", "owning-service", "all"];
+const FILTER_KEYS: [&str; 7] =
+    ["description", "name", "tag-key", "tag-value", "primary-region", "owning-service", "all"];
 
 pub fn check_filters(filters: &[Filter]) -> Result<(), SmError> {
     if filters.len() > FILTERS_MAX {
@@ -387,7 +390,11 @@ pub fn list_secrets(state: &State, scope: &Scope, q: &ListSecrets) -> Result<Sec
             let cursor = (key.to_string(), uid);
             matching.partition_point(|m| {
                 let here = (m.0.clone(), m.1);
-                if descending { here >= cursor } else { here <= cursor }
+                if descending {
+                    here >= cursor
+                } else {
+                    here <= cursor
+                }
             })
         }
     };
@@ -419,7 +426,11 @@ pub struct BatchLocations {
     pub next_token: Option<String>,
 }
 
-pub fn batch_get_secret_value(state: &State, scope: &Scope, q: &BatchGetSecretValue) -> Result<BatchLocations, SmError> {
+pub fn batch_get_secret_value(
+    state: &State,
+    scope: &Scope,
+    q: &BatchGetSecretValue,
+) -> Result<BatchLocations, SmError> {
     match (&q.secret_id_list, &q.filters) {
         (Some(_), Some(_)) | (None, None) => {
             Err(SmError::InvalidParameter("Either 'SecretIdList' or 'Filters' must be provided, but not both.".into()))

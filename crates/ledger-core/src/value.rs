@@ -74,10 +74,7 @@ impl SecretValue {
 
     /// Builds the value of a request from its two optional fields: at most one may be given,
     /// and it must hold 1 to 65,536 bytes (UTF-8 bytes for strings, decoded bytes for binary).
-    pub fn from_fields(
-        string: Option<String>,
-        binary: Option<Vec<u8>>,
-    ) -> Result<Option<SecretValue>, SmError> {
+    pub fn from_fields(string: Option<String>, binary: Option<Vec<u8>>) -> Result<Option<SecretValue>, SmError> {
         let value = match (string, binary) {
             (Some(_), Some(_)) => return Err(SmError::BothValues),
             (Some(s), None) => SecretValue::string(s),
@@ -93,10 +90,7 @@ impl SecretValue {
             return Err(SmError::validation(field, "Member must have length greater than or equal to 1"));
         }
         if len > SECRET_VALUE_BYTES_MAX {
-            return Err(SmError::validation(
-                field,
-                "Member must have length less than or equal to 65536",
-            ));
+            return Err(SmError::validation(field, "Member must have length less than or equal to 65536"));
         }
         Ok(Some(value))
     }

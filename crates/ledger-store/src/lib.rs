@@ -1,1 +1,33 @@
-//! ledger-store
+//! sled-backed storage for secret-ledger.
+//!
+//! [`Ledger`] owns one sled database. One writer thread decides requests against its own copy of
+//! the projection, appends the events of a whole group of requests in one atomic batch, makes
+//! them durable (sled `flush` plus `fdatasync` of sled's data file) and only then publishes them
+//! to the read view and answers the callers (group commit). Reads never see an event that is not
+//! yet durable and are never blocked by a flush.
+//!
+//! ```no_run
+//! use ledger_core::{Command, CreateSecret, Scope, SecretValue};
+//! use ledger_store::{Ledger, LedgerOptions, RequestMeta};
+//! use ledger_core::crypto::MasterKey;
+//!
+//! let ledger = Ledger::open("./data".as_ref(), MasterKey::from_bytes(1, [7; 32]), LedgerOptions::default())?;
+//! let meta = RequestMeta::local(Scope::new("us-east-1", "000000000000"));
+//! let reply = ledger.execute(Command::CreateSecret(CreateSecret {
+//!     name: "db/prod".into(),
+//!     client_request_token: Some(uuid::Uuid::new_v4().to_string()),
+//!     value: Some(SecretValue::string("hunter2")),
+//!     ..CreateSecret::default()
+//! }), &meta)?;
+//! # Ok::<(), ledger_store::StoreError>(())
+//! ```
+
+mod error;
+pub mod layout;
+mod ledger;
+mod verify;
+mod writer;
+
+pub use error::StoreError;
+pub use ledger::{BatchValues, Clock, Ledger, LedgerOptions, ManualClock, RequestMeta, SecretValueOut, SystemClock};
+pub use verify::{verify_dir, FailureReason, VerifyFailure, VerifyReport};

@@ -1,0 +1,45 @@
+//! Key spaces of the one sled tree. One tree, so one `sled::Batch` makes every request atomic
+//! across the log, the head, the key store and the derived indexes. See `docs/FORMAT.md`.
+
+/// `e ‖ seq (8, BE)` → record bytes. The log: append-only, never rewritten.
+pub const EVENT: u8 = b'e';
+/// `h` → `seq (8, BE) ‖ hash (32)`: the head of the log.
+pub const HEAD: u8 = b'h';
+/// `k ‖ uid (8, BE)` → wrapped data key. Mutable: deleted when a secret is purged.
+pub const KEY: u8 = b'k';
+/// `s ‖ seq (8, BE)` → `blake3 (32) ‖ bincode(State)`: projection snapshot after `seq`. Derived.
+pub const SNAPSHOT: u8 = b's';
+/// `i ‖ uid (8, BE) ‖ seq (8, BE)` → empty: the per-secret index for history. Derived.
+pub const INDEX: u8 = b'i';
+/// `m` → `format_version (1)`: written once when the data dir is created.
+pub const META: u8 = b'm';
+
+pub fn event_key(seq: u64) -> [u8; 9] {
+    let mut k = [EVENT; 9];
+    k[1..].copy_from_slice(&seq.to_be_bytes());
+    k
+}
+
+pub fn key_key(uid: u64) -> [u8; 9] {
+    let mut k = [KEY; 9];
+    k[1..].copy_from_slice(&uid.to_be_bytes());
+    k
+}
+
+pub fn snapshot_key(seq: u64) -> [u8; 9] {
+    let mut k = [SNAPSHOT; 9];
+    k[1..].copy_from_slice(&seq.to_be_bytes());
+    k
+}
+
+pub fn index_key(uid: u64, seq: u64) -> [u8; 17] {
+    let mut k = [INDEX; 17];
+    k[1..9].copy_from_slice(&uid.to_be_bytes());
+    k[9..].copy_from_slice(&seq.to_be_bytes());
+    k
+}
+
+/// Reads the big-endian u64 after a one-byte prefix.
+pub fn seq_of(key: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(key.get(1..9)?.try_into().ok()?))
+}

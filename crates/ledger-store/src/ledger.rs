@@ -1,0 +1,424 @@
+//! The `Ledger` handle: open, reads, writes through the writer thread, close.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, RwLock};
+use std::thread::JoinHandle;
+
+use ledger_core::codec::{self, decode_record};
+use ledger_core::crypto::{open_value, unwrap_key, DataKeys, KeyLookup, MasterKey, WrappedKey};
+use ledger_core::query::{self, ValueLocation};
+use ledger_core::{evolve, ChainHash, Command, Event, Reply, Scope, SecretValue, SmError, State};
+
+use crate::error::StoreError;
+use crate::layout;
+use crate::writer::{Job, Writer};
+
+/// Milliseconds since the Unix epoch. Injected so tests decide time.
+pub trait Clock: Send + Sync {
+    fn now_ms(&self) -> i64;
+}
+
+#[derive(Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        i64::try_from(now.as_millis()).unwrap_or(i64::MAX)
+    }
+}
+
+/// A clock tests move by hand.
+#[derive(Debug, Default)]
+pub struct ManualClock(AtomicI64);
+
+impl ManualClock {
+    pub fn new(now_ms: i64) -> ManualClock {
+        ManualClock(AtomicI64::new(now_ms))
+    }
+
+    pub fn set(&self, now_ms: i64) {
+        self.0.store(now_ms, Ordering::SeqCst);
+    }
+
+    pub fn advance(&self, delta_ms: i64) {
+        self.0.fetch_add(delta_ms, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_ms(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+#[derive(Clone)]
+pub struct LedgerOptions {
+    pub clock: Arc<dyn Clock>,
+    /// Seeds the writer's RNG (nonces, data keys, ARN suffixes); `None` seeds from the OS.
+    pub rng_seed: Option<[u8; 32]>,
+    /// A projection snapshot is written each time the head crosses a multiple of this.
+    pub snapshot_every: u64,
+    /// Most requests one group commit takes.
+    pub group_max: usize,
+    /// Skip `flush` + `fdatasync` (benchmarks of the non-durable path only; never in service).
+    pub unsafe_no_sync: bool,
+}
+
+impl Default for LedgerOptions {
+    fn default() -> LedgerOptions {
+        LedgerOptions {
+            clock: Arc::new(SystemClock),
+            rng_seed: None,
+            snapshot_every: 100_000,
+            group_max: 512,
+            unsafe_no_sync: false,
+        }
+    }
+}
+
+impl std::fmt::Debug for LedgerOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LedgerOptions")
+            .field("snapshot_every", &self.snapshot_every)
+            .field("group_max", &self.group_max)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Who asks, where, under which request id.
+#[derive(Clone, Debug)]
+pub struct RequestMeta {
+    pub scope: Scope,
+    pub actor: String,
+    pub request_id: String,
+}
+
+impl RequestMeta {
+    /// An in-process caller: actor `local`, a fresh request id.
+    pub fn local(scope: Scope) -> RequestMeta {
+        RequestMeta { scope, actor: "local".to_string(), request_id: uuid::Uuid::new_v4().to_string() }
+    }
+}
+
+/// What the readers see: only durable state.
+pub(crate) struct ReadView {
+    pub state: State,
+    pub keys: DataKeys,
+    pub head_seq: u64,
+    pub head_hash: ChainHash,
+}
+
+pub(crate) struct Shared {
+    pub tree: sled::Tree,
+    pub read: RwLock<ReadView>,
+    pub path: PathBuf,
+}
+
+/// A value read back: where it lives and its plaintext.
+#[derive(Debug)]
+pub struct SecretValueOut {
+    pub location: ValueLocation,
+    pub value: SecretValue,
+}
+
+/// BatchGetSecretValue's answer: the values that opened, per-secret errors, the next page.
+#[derive(Debug)]
+pub struct BatchValues {
+    pub values: Vec<SecretValueOut>,
+    pub errors: Vec<query::BatchError>,
+    pub next_token: Option<String>,
+}
+
+pub struct Ledger {
+    shared: Arc<Shared>,
+    db: sled::Db,
+    jobs: Option<mpsc::Sender<Job>>,
+    writer: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Ledger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ledger").field("path", &self.shared.path).finish_non_exhaustive()
+    }
+}
+
+pub(crate) fn open_db(path: &Path) -> Result<sled::Db, StoreError> {
+    std::fs::create_dir_all(path)?;
+    sled::Config::new().path(path).open().map_err(|e| match e {
+        sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
+            StoreError::InUse { path: path.to_path_buf() }
+        }
+        other => StoreError::from(other),
+    })
+}
+
+pub(crate) fn read_head(tree: &sled::Tree) -> Result<(u64, ChainHash), StoreError> {
+    match tree.get([layout::HEAD])? {
+        None => Ok((0, ChainHash::GENESIS)),
+        Some(v) if v.len() == 40 => {
+            let seq = u64::from_be_bytes(v[..8].try_into().expect("8 bytes"));
+            Ok((seq, ChainHash(v[8..].try_into().expect("32 bytes"))))
+        }
+        Some(_) => Err(StoreError::Corrupt { seq: 0, reason: "head record has the wrong length".into() }),
+    }
+}
+
+/// Digest of a projection: blake3 of its canonical encoding.
+pub(crate) fn state_digest(encoded: &[u8]) -> [u8; 32] {
+    ledger_core::chain::snapshot_digest(encoded)
+}
+
+/// Loads the newest snapshot at or below `head_seq`, checking its digest.
+fn load_snapshot(tree: &sled::Tree, head_seq: u64) -> Result<(u64, State), StoreError> {
+    for item in tree.scan_prefix([layout::SNAPSHOT]).rev() {
+        let (k, v) = item?;
+        let seq = layout::seq_of(&k).ok_or(StoreError::Corrupt { seq: 0, reason: "bad snapshot key".into() })?;
+        if seq > head_seq {
+            continue;
+        }
+        let corrupt = |reason: &str| StoreError::Corrupt { seq, reason: format!("snapshot: {reason}") };
+        if v.len() < 32 || state_digest(&v[32..]) != v[..32] {
+            return Err(corrupt("digest mismatch"));
+        }
+        let mut state: State = codec::decode(&v[32..]).map_err(|e| corrupt(&e.to_string()))?;
+        state.rebuild_indexes();
+        return Ok((seq, state));
+    }
+    Ok((0, State::default()))
+}
+
+/// Rebuilds the projection: newest snapshot, then the records after it, each checked against
+/// the chain and the rules.
+pub(crate) fn load_state(tree: &sled::Tree) -> Result<(State, u64, ChainHash), StoreError> {
+    let (head_seq, head_hash) = read_head(tree)?;
+    let (snap_seq, mut state) = load_snapshot(tree, head_seq)?;
+    let mut prev_hash = if snap_seq == 0 {
+        ChainHash::GENESIS
+    } else {
+        let bytes = tree
+            .get(layout::event_key(snap_seq))?
+            .ok_or(StoreError::Corrupt { seq: snap_seq, reason: "record missing".into() })?;
+        codec::decode_header(&bytes).map_err(|e| StoreError::Corrupt { seq: snap_seq, reason: e.to_string() })?.0.hash
+    };
+    let mut expected = snap_seq + 1;
+    for item in tree.range(layout::event_key(expected)..=layout::event_key(head_seq)) {
+        let (k, v) = item?;
+        let seq = layout::seq_of(&k).unwrap_or(0);
+        let corrupt = |reason: String| StoreError::Corrupt { seq: expected, reason };
+        if seq != expected {
+            return Err(corrupt(format!("gap: found seq {seq}")));
+        }
+        if !codec::verify_record_hash(&v).map_err(|e| corrupt(e.to_string()))? {
+            return Err(corrupt("hash does not match the record".into()));
+        }
+        let record = decode_record(&v).map_err(|e| corrupt(e.to_string()))?;
+        if record.prev_hash != prev_hash || record.seq != seq {
+            return Err(corrupt("chain link broken".into()));
+        }
+        evolve(&mut state, seq, record.recorded_at_ms, &record.event).map_err(|e| corrupt(e.to_string()))?;
+        prev_hash = record.hash;
+        expected += 1;
+    }
+    if expected != head_seq + 1 || prev_hash != head_hash {
+        return Err(StoreError::Corrupt { seq: expected, reason: "log ends before its head".into() });
+    }
+    if tree.get(layout::event_key(head_seq + 1))?.is_some() {
+        return Err(StoreError::Corrupt { seq: head_seq + 1, reason: "record beyond the head".into() });
+    }
+    Ok((state, head_seq, head_hash))
+}
+
+fn load_keys(tree: &sled::Tree, master: &MasterKey) -> Result<DataKeys, StoreError> {
+    let mut keys = DataKeys::default();
+    for item in tree.scan_prefix([layout::KEY]) {
+        let (k, v) = item?;
+        let uid = layout::seq_of(&k).ok_or(StoreError::Corrupt { seq: 0, reason: "bad key-store key".into() })?;
+        let wrapped: WrappedKey = codec::decode(&v)
+            .map_err(|e| StoreError::Corrupt { seq: 0, reason: format!("key store entry {uid}: {e}") })?;
+        let key = unwrap_key(master, ledger_core::SecretUid(uid), &wrapped).ok_or(StoreError::WrongMasterKey)?;
+        keys.insert(ledger_core::SecretUid(uid), key);
+    }
+    Ok(keys)
+}
+
+impl Ledger {
+    /// Opens (or creates) the ledger in `path`. Rebuilds the projection from the newest snapshot
+    /// and the log after it, checking chain and rules on the way.
+    pub fn open(path: &Path, master: MasterKey, options: LedgerOptions) -> Result<Ledger, StoreError> {
+        let db = open_db(path)?;
+        let tree: sled::Tree = (*db).clone();
+        if tree.get([layout::META])?.is_none() {
+            tree.insert([layout::META], &[codec::FORMAT_VERSION])?;
+        }
+        let (state, head_seq, head_hash) = load_state(&tree)?;
+        let keys = load_keys(&tree, &master)?;
+        let writer_keys = load_keys(&tree, &master)?;
+        let shared = Arc::new(Shared {
+            tree: tree.clone(),
+            read: RwLock::new(ReadView { state: state.clone(), keys, head_seq, head_hash }),
+            path: path.to_path_buf(),
+        });
+        let (tx, rx) = mpsc::channel();
+        let writer = Writer::new(shared.clone(), db.clone(), master, options, state, writer_keys, head_seq, head_hash)?;
+        let handle = std::thread::Builder::new().name("ledger-writer".into()).spawn(move || writer.run(rx))?;
+        Ok(Ledger { shared, db, jobs: Some(tx), writer: Some(handle) })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.shared.path
+    }
+
+    fn submit(
+        &self,
+        cmd: Command,
+        meta: &RequestMeta,
+    ) -> Result<tokio::sync::oneshot::Receiver<crate::writer::Outcome>, StoreError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job = Job { cmd, meta: meta.clone(), reply: Some(tx) };
+        self.jobs.as_ref().ok_or(StoreError::Closed)?.send(job).map_err(|_| StoreError::Closed)?;
+        Ok(rx)
+    }
+
+    /// Decides and appends a write; returns once its events are durable (or it was refused).
+    pub fn execute(&self, cmd: Command, meta: &RequestMeta) -> Result<Result<Reply, SmError>, StoreError> {
+        self.submit(cmd, meta)?.blocking_recv().map_err(|_| StoreError::Closed)?
+    }
+
+    /// [`Ledger::execute`] for async callers.
+    pub async fn execute_async(&self, cmd: Command, meta: &RequestMeta) -> Result<Result<Reply, SmError>, StoreError> {
+        self.submit(cmd, meta)?.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Runs `f` on the durable projection.
+    pub fn with_state<T>(&self, f: impl FnOnce(&State) -> T) -> T {
+        let view = self.shared.read.read().unwrap_or_else(|e| e.into_inner());
+        f(&view.state)
+    }
+
+    /// Head of the durable log: (seq, hash).
+    pub fn head(&self) -> (u64, ChainHash) {
+        let view = self.shared.read.read().unwrap_or_else(|e| e.into_inner());
+        (view.head_seq, view.head_hash)
+    }
+
+    /// GetSecretValue: locates the version in the projection, then reads and opens its record.
+    pub fn get_secret_value(
+        &self,
+        scope: &Scope,
+        q: &query::GetSecretValue,
+    ) -> Result<Result<SecretValueOut, SmError>, StoreError> {
+        let (location, key) = {
+            let view = self.shared.read.read().unwrap_or_else(|e| e.into_inner());
+            match query::get_secret_value(&view.state, scope, q) {
+                Ok(loc) => {
+                    let key = view.keys.data_key(loc.secret).cloned();
+                    (loc, key)
+                }
+                Err(e) => return Ok(Err(e)),
+            }
+        };
+        self.open_location(location, key)
+    }
+
+    fn open_location(
+        &self,
+        location: ValueLocation,
+        key: Option<ledger_core::crypto::DataKey>,
+    ) -> Result<Result<SecretValueOut, SmError>, StoreError> {
+        let Some(key) = key else { return Ok(Err(SmError::Decryption)) };
+        let bytes = self
+            .shared
+            .tree
+            .get(layout::event_key(location.seq))?
+            .ok_or(StoreError::Corrupt { seq: location.seq, reason: "record of a live version is missing".into() })?;
+        let record =
+            decode_record(&bytes).map_err(|e| StoreError::Corrupt { seq: location.seq, reason: e.to_string() })?;
+        let Event::VersionCreated { value, .. } = &record.event else {
+            return Err(StoreError::Corrupt { seq: location.seq, reason: "not a VersionCreated record".into() });
+        };
+        match open_value(&key, location.secret, &location.version_id, value) {
+            Some(value) => Ok(Ok(SecretValueOut { location, value })),
+            None => Ok(Err(SmError::Decryption)),
+        }
+    }
+
+    /// BatchGetSecretValue: values that open, and per-secret errors.
+    pub fn batch_get_secret_value(
+        &self,
+        scope: &Scope,
+        q: &query::BatchGetSecretValue,
+    ) -> Result<Result<BatchValues, SmError>, StoreError> {
+        let (located, keys) = {
+            let view = self.shared.read.read().unwrap_or_else(|e| e.into_inner());
+            match query::batch_get_secret_value(&view.state, scope, q) {
+                Ok(b) => {
+                    let keys: Vec<_> = b.values.iter().map(|l| view.keys.data_key(l.secret).cloned()).collect();
+                    (b, keys)
+                }
+                Err(e) => return Ok(Err(e)),
+            }
+        };
+        let mut values = Vec::new();
+        let mut errors = located.errors;
+        for (location, key) in located.values.into_iter().zip(keys) {
+            let secret_id = location.arn.clone();
+            match self.open_location(location, key)? {
+                Ok(v) => values.push(v),
+                Err(error) => errors.push(query::BatchError { secret_id, error }),
+            }
+        }
+        Ok(Ok(BatchValues { values, errors, next_token: located.next_token }))
+    }
+
+    pub fn describe_secret(&self, scope: &Scope, secret_id: &str) -> Result<query::SecretDescription, SmError> {
+        self.with_state(|s| query::describe_secret(s, scope, secret_id))
+    }
+
+    pub fn list_secret_version_ids(
+        &self,
+        scope: &Scope,
+        q: &query::ListSecretVersionIds,
+    ) -> Result<query::VersionList, SmError> {
+        self.with_state(|s| query::list_secret_version_ids(s, scope, q))
+    }
+
+    pub fn list_secrets(&self, scope: &Scope, q: &query::ListSecrets) -> Result<query::SecretList, SmError> {
+        self.with_state(|s| query::list_secrets(s, scope, q))
+    }
+
+    /// Verifies the whole log of this open ledger (see [`crate::verify_dir`]).
+    pub fn verify(
+        &self,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<Result<crate::VerifyReport, crate::VerifyFailure>, StoreError> {
+        crate::verify::verify_tree(&self.shared.tree, progress)
+    }
+
+    /// Stops the writer after the requests already queued, flushes and closes the database.
+    pub fn close(mut self) -> Result<(), StoreError> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> Result<(), StoreError> {
+        drop(self.jobs.take());
+        if let Some(handle) = self.writer.take() {
+            let _ = handle.join();
+        }
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// The raw sled tree, for tools and tests that work below the ledger (tampering tests).
+    pub fn raw_tree(&self) -> &sled::Tree {
+        &self.shared.tree
+    }
+}
+
+impl Drop for Ledger {
+    fn drop(&mut self) {
+        let _ = self.shutdown();
+    }
+}

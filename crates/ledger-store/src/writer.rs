@@ -1,0 +1,310 @@
+//! The single writer: decide, append a group atomically, make it durable, publish, answer.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::path::PathBuf;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ledger_core::codec::{self, seal_record};
+use ledger_core::crypto::{wrap_key, DataKeys, MasterKey};
+use ledger_core::{decide, evolve, ChainHash, Command, Ctx, Record, Reply, SmError, State};
+use rand_chacha::ChaCha20Rng;
+use rand_core::{RngCore, SeedableRng};
+
+use crate::error::StoreError;
+use crate::layout;
+use crate::ledger::{state_digest, LedgerOptions, RequestMeta, Shared};
+
+pub(crate) type Outcome = Result<Result<Reply, SmError>, StoreError>;
+
+pub(crate) struct Job {
+    pub cmd: Command,
+    pub meta: RequestMeta,
+    pub reply: Option<tokio::sync::oneshot::Sender<Outcome>>,
+}
+
+pub(crate) struct Writer {
+    shared: Arc<Shared>,
+    db: sled::Db,
+    master: MasterKey,
+    options: LedgerOptions,
+    state: State,
+    keys: DataKeys,
+    head_seq: u64,
+    head_hash: ChainHash,
+    last_time_ms: i64,
+    rng: ChaCha20Rng,
+    data_file: File,
+    blobs_dir: PathBuf,
+    synced_blobs: HashSet<std::ffi::OsString>,
+    poisoned: bool,
+}
+
+/// One decided request of a group, waiting for the group's flush.
+struct Pending {
+    reply: Option<tokio::sync::oneshot::Sender<Outcome>>,
+    answer: Result<Reply, SmError>,
+}
+
+impl Writer {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        shared: Arc<Shared>,
+        db: sled::Db,
+        master: MasterKey,
+        options: LedgerOptions,
+        state: State,
+        keys: DataKeys,
+        head_seq: u64,
+        head_hash: ChainHash,
+    ) -> Result<Writer, StoreError> {
+        let rng = match options.rng_seed {
+            Some(seed) => ChaCha20Rng::from_seed(seed),
+            None => ChaCha20Rng::from_entropy(),
+        };
+        let last_time_ms = match shared.tree.get(layout::event_key(head_seq))? {
+            Some(bytes) if head_seq > 0 => codec::decode_record(&bytes).map(|r| r.recorded_at_ms).unwrap_or(i64::MIN),
+            _ => i64::MIN,
+        };
+        let data_file = File::open(shared.path.join("db"))?;
+        let blobs_dir = shared.path.join("blobs");
+        Ok(Writer {
+            shared,
+            db,
+            master,
+            options,
+            state,
+            keys,
+            head_seq,
+            head_hash,
+            last_time_ms,
+            rng,
+            data_file,
+            blobs_dir,
+            synced_blobs: HashSet::new(),
+            poisoned: false,
+        })
+    }
+
+    pub fn run(mut self, jobs: mpsc::Receiver<Job>) {
+        loop {
+            let first = match jobs.recv_timeout(Duration::from_millis(500)) {
+                Ok(job) => Some(job),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+            let mut group = Vec::new();
+            if self.state.due_for_purge(self.options.clock.now_ms()).next().is_some() {
+                let scope = ledger_core::Scope::new("", "");
+                let meta = RequestMeta { scope, actor: "system".into(), request_id: uuid::Uuid::new_v4().to_string() };
+                group.push(Job { cmd: Command::PurgeDue, meta, reply: None });
+            }
+            group.extend(first);
+            while group.len() < self.options.group_max {
+                match jobs.try_recv() {
+                    Ok(job) => group.push(job),
+                    Err(_) => break,
+                }
+            }
+            if !group.is_empty() {
+                self.commit_group(group);
+            }
+        }
+    }
+
+    fn now_ms(&mut self) -> i64 {
+        let now = self.options.clock.now_ms().max(self.last_time_ms);
+        self.last_time_ms = now;
+        now
+    }
+
+    fn commit_group(&mut self, group: Vec<Job>) {
+        if self.poisoned {
+            for job in group {
+                if let Some(tx) = job.reply {
+                    let _ = tx.send(Err(StoreError::Poisoned));
+                }
+            }
+            return;
+        }
+        let mut batch = sled::Batch::default();
+        let mut records: Vec<Record> = Vec::new();
+        let mut new_keys = Vec::new();
+        let mut shredded = Vec::new();
+        let mut pending = Vec::with_capacity(group.len());
+        let start_seq = self.head_seq;
+        let start_hash = self.head_hash;
+        let mut broken = false;
+        for job in group {
+            let now_ms = self.now_ms();
+            let mut ctx = Ctx { scope: &job.meta.scope, now_ms, rng: &mut self.rng };
+            let decision = match decide(&self.state, &self.keys, &job.cmd, &mut ctx) {
+                Ok(d) => d,
+                Err(e) => {
+                    pending.push(Pending { reply: job.reply, answer: Err(e) });
+                    continue;
+                }
+            };
+            for event in decision.events {
+                let seq = self.head_seq + 1;
+                let uid = event.secret().0;
+                let (record, bytes) =
+                    seal_record(seq, self.head_hash, now_ms, &job.meta.actor, &job.meta.request_id, event);
+                if let Err(violation) = evolve(&mut self.state, seq, now_ms, &record.event) {
+                    // decide produced an event its own rules refuse: a bug. Give up the group.
+                    tracing::error!(seq, %violation, "decided event breaks a rule; group abandoned");
+                    broken = true;
+                    break;
+                }
+                batch.insert(&layout::event_key(seq), bytes);
+                batch.insert(&layout::index_key(uid, seq), &[]);
+                self.head_seq = seq;
+                self.head_hash = record.hash;
+                records.push(record);
+            }
+            if broken {
+                pending.push(Pending { reply: job.reply, answer: Err(SmError::Internal) });
+                break;
+            }
+            if let Some((uid, key)) = decision.new_data_key {
+                let mut nonce = [0u8; 24];
+                self.rng.fill_bytes(&mut nonce);
+                let wrapped = wrap_key(&self.master, uid, &key, nonce);
+                batch.insert(&layout::key_key(uid.0), codec::encode(&wrapped));
+                self.keys.insert(uid, key.clone());
+                new_keys.push((uid, key));
+            }
+            for uid in decision.shredded {
+                batch.remove(&layout::key_key(uid.0));
+                self.keys.remove(uid);
+                shredded.push(uid);
+            }
+            pending.push(Pending { reply: job.reply, answer: Ok(decision.reply) });
+        }
+        if broken {
+            self.reset_from_read_view(start_seq, start_hash);
+            for p in pending {
+                if let Some(tx) = p.reply {
+                    let _ = tx.send(Ok(Err(SmError::Internal)));
+                }
+            }
+            return;
+        }
+        if !records.is_empty() {
+            let mut head = Vec::with_capacity(40);
+            head.extend_from_slice(&self.head_seq.to_be_bytes());
+            head.extend_from_slice(&self.head_hash.0);
+            batch.insert(&[layout::HEAD], head);
+            if let Err(e) = self.write_durably(batch) {
+                tracing::error!(error = %e, "group commit failed; writes disabled");
+                self.poisoned = true;
+                for p in pending {
+                    if let Some(tx) = p.reply {
+                        let _ = tx.send(Err(StoreError::Poisoned));
+                    }
+                }
+                return;
+            }
+            self.publish(&records, new_keys, &shredded);
+            self.maybe_snapshot(start_seq);
+        }
+        for p in pending {
+            if let Some(tx) = p.reply {
+                let _ = tx.send(Ok(p.answer));
+            }
+        }
+    }
+
+    /// Applies the batch and makes it durable: sled's flush writes and `sync_file_range`s its
+    /// log; `fdatasync` of the data file (and of any new blob file) makes it survive power loss.
+    fn write_durably(&mut self, batch: sled::Batch) -> Result<(), StoreError> {
+        self.shared.tree.apply_batch(batch)?;
+        if self.options.unsafe_no_sync {
+            return Ok(());
+        }
+        self.db.flush()?;
+        self.sync_blobs()?;
+        self.data_file.sync_data()?;
+        Ok(())
+    }
+
+    /// sled writes values larger than a quarter segment to blob files without syncing them.
+    fn sync_blobs(&mut self) -> Result<(), StoreError> {
+        let entries = match std::fs::read_dir(&self.blobs_dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        let mut new = false;
+        for entry in entries {
+            let entry = entry?;
+            if self.synced_blobs.insert(entry.file_name()) {
+                File::open(entry.path())?.sync_data()?;
+                new = true;
+            }
+        }
+        if new {
+            File::open(&self.blobs_dir)?.sync_all()?;
+        }
+        Ok(())
+    }
+
+    /// Makes durable events visible to readers.
+    fn publish(
+        &mut self,
+        records: &[Record],
+        new_keys: Vec<(ledger_core::SecretUid, ledger_core::crypto::DataKey)>,
+        shredded: &[ledger_core::SecretUid],
+    ) {
+        let mut view = self.shared.read.write().unwrap_or_else(|e| e.into_inner());
+        for record in records {
+            evolve(&mut view.state, record.seq, record.recorded_at_ms, &record.event)
+                .expect("the writer's projection accepted this event");
+        }
+        for (uid, key) in new_keys {
+            view.keys.insert(uid, key);
+        }
+        for uid in shredded {
+            view.keys.remove(*uid);
+        }
+        view.head_seq = self.head_seq;
+        view.head_hash = self.head_hash;
+    }
+
+    fn reset_from_read_view(&mut self, head_seq: u64, head_hash: ChainHash) {
+        let view = self.shared.read.read().unwrap_or_else(|e| e.into_inner());
+        self.state = view.state.clone();
+        self.keys = DataKeys::default();
+        drop(view);
+        // Keys are reloaded from the store: they hold exactly the durable ones.
+        for item in self.shared.tree.scan_prefix([layout::KEY]).flatten() {
+            let (k, v) = item;
+            if let (Some(uid), Ok(wrapped)) = (layout::seq_of(&k), codec::decode(&v)) {
+                if let Some(key) = ledger_core::crypto::unwrap_key(&self.master, ledger_core::SecretUid(uid), &wrapped)
+                {
+                    self.keys.insert(ledger_core::SecretUid(uid), key);
+                }
+            }
+        }
+        self.head_seq = head_seq;
+        self.head_hash = head_hash;
+    }
+
+    /// Writes a projection snapshot when the head crossed a multiple of `snapshot_every`.
+    fn maybe_snapshot(&mut self, before_seq: u64) {
+        let every = self.options.snapshot_every.max(1);
+        if before_seq / every == self.head_seq / every {
+            return;
+        }
+        let encoded = codec::encode(&self.state);
+        let mut value = Vec::with_capacity(32 + encoded.len());
+        value.extend_from_slice(&state_digest(&encoded));
+        value.extend_from_slice(&encoded);
+        if let Err(e) = self.shared.tree.insert(layout::snapshot_key(self.head_seq), value) {
+            // A snapshot is derived data: losing one only costs replay time.
+            tracing::warn!(error = %e, "projection snapshot not written");
+        }
+    }
+}

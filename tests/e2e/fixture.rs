@@ -1,0 +1,157 @@
+//! A ledger in a temp dir with a hand-moved clock and a seeded RNG, plus short helpers.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use ledger_core::crypto::MasterKey;
+use ledger_core::query::GetSecretValue;
+use ledger_core::*;
+use ledger_store::{Ledger, LedgerOptions, ManualClock, RequestMeta};
+
+pub const T0: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
+
+pub struct Fixture {
+    pub dir: tempfile::TempDir,
+    pub ledger: Option<Ledger>,
+    pub clock: Arc<ManualClock>,
+    pub scope: Scope,
+    pub options: LedgerOptions,
+    /// Version ids in creation order, so traces can say v1, v2, ….
+    pub created: Vec<String>,
+}
+
+pub fn master() -> MasterKey {
+    MasterKey::from_bytes(1, [0x42; 32])
+}
+
+/// A 32-character token/version id numbered `n`.
+pub fn tok(n: usize) -> String {
+    format!("{n:0>32}")
+}
+
+impl Fixture {
+    pub fn new() -> Fixture {
+        Fixture::with_options(|_| {})
+    }
+
+    pub fn with_options(tweak: impl FnOnce(&mut LedgerOptions)) -> Fixture {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let clock = Arc::new(ManualClock::new(T0));
+        let mut options = LedgerOptions { clock: clock.clone(), rng_seed: Some([7; 32]), ..LedgerOptions::default() };
+        tweak(&mut options);
+        let ledger = Ledger::open(dir.path(), master(), options.clone()).expect("open ledger");
+        Fixture {
+            dir,
+            ledger: Some(ledger),
+            clock,
+            scope: Scope::new("us-east-1", "123456789012"),
+            options,
+            created: Vec::new(),
+        }
+    }
+
+    pub fn ledger(&self) -> &Ledger {
+        self.ledger.as_ref().expect("open")
+    }
+
+    /// Closes the sled db and opens it again: the projection comes back from disk.
+    pub fn reopen(&mut self) {
+        self.ledger.take().expect("open").close().expect("close");
+        self.ledger = Some(Ledger::open(self.dir.path(), master(), self.options.clone()).expect("reopen"));
+    }
+
+    pub fn exec(&mut self, cmd: Command) -> Result<Reply, SmError> {
+        let meta = RequestMeta::local(self.scope.clone());
+        let reply = self.ledger().execute(cmd, &meta).expect("storage works");
+        if let Ok(Reply::Version { version_id, .. } | Reply::Secret { version_id: Some(version_id), .. }) = &reply {
+            if !self.created.contains(version_id) {
+                self.created.push(version_id.clone());
+            }
+        }
+        reply
+    }
+
+    pub fn create(&mut self, name: &str, value: Option<&str>) -> Result<Reply, SmError> {
+        let n = self.created.len() + 1000;
+        self.exec(Command::CreateSecret(CreateSecret {
+            name: name.into(),
+            client_request_token: value.map(|_| tok(n)),
+            value: value.map(SecretValue::string),
+            ..CreateSecret::default()
+        }))
+    }
+
+    pub fn put(&mut self, id: &str, token: &str, value: &str, stages: Option<&[&str]>) -> Result<Reply, SmError> {
+        self.exec(Command::PutSecretValue(PutSecretValue {
+            secret_id: id.into(),
+            client_request_token: Some(token.into()),
+            value: Some(SecretValue::string(value)),
+            version_stages: stages.map(|s| s.iter().map(|l| l.to_string()).collect()),
+        }))
+    }
+
+    pub fn stage(
+        &mut self,
+        id: &str,
+        label: &str,
+        move_to: Option<&str>,
+        remove_from: Option<&str>,
+    ) -> Result<Reply, SmError> {
+        self.exec(Command::UpdateSecretVersionStage(UpdateSecretVersionStage {
+            secret_id: id.into(),
+            version_stage: label.into(),
+            move_to_version_id: move_to.map(str::to_string),
+            remove_from_version_id: remove_from.map(str::to_string),
+        }))
+    }
+
+    pub fn get(
+        &self,
+        id: &str,
+        version_id: Option<&str>,
+        stage: Option<&str>,
+    ) -> Result<(String, SecretValue), SmError> {
+        let q = GetSecretValue {
+            secret_id: id.into(),
+            version_id: version_id.map(str::to_string),
+            version_stage: stage.map(str::to_string),
+        };
+        self.ledger()
+            .get_secret_value(&self.scope, &q)
+            .expect("storage works")
+            .map(|out| (out.location.version_id, out.value))
+    }
+
+    pub fn get_string(&self, id: &str) -> Result<String, SmError> {
+        self.get(id, None, None).map(|(_, v)| match v {
+            SecretValue::String(s) => s.to_string(),
+            SecretValue::Binary(_) => panic!("binary"),
+        })
+    }
+
+    /// Every version of a secret → its sorted labels (deprecated versions have none).
+    pub fn labels(&self, name: &str) -> BTreeMap<String, Vec<String>> {
+        self.ledger().with_state(|s| {
+            let secret = s.by_name(&self.scope.region, name).expect("secret exists");
+            secret.versions.iter().map(|(id, v)| (id.clone(), v.labels.iter().cloned().collect())).collect()
+        })
+    }
+
+    /// Labels as a trace line: `v1[AWSPREVIOUS] v2[AWSCURRENT]`, versions in creation order.
+    pub fn trace(&self, name: &str) -> String {
+        let labels = self.labels(name);
+        self.created
+            .iter()
+            .enumerate()
+            .filter_map(|(i, id)| labels.get(id).map(|l| format!("v{}[{}]", i + 1, l.join(","))))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    pub fn verify_ok(&self) -> u64 {
+        match self.ledger().verify(&mut |_, _| {}).expect("storage works") {
+            Ok(report) => report.events,
+            Err(failure) => panic!("verify failed: {failure}"),
+        }
+    }
+}
