@@ -151,7 +151,7 @@ impl Model {
 
     fn purge_due(&mut self) {
         let now = self.now;
-        self.secrets.retain(|_, s| !s.deletion_date.is_some_and(|d| d <= now));
+        self.secrets.retain(|_, s| s.deletion_date.is_none_or(|d| d > now));
     }
 
     fn apply(&mut self, op: &Op) -> Result<(), ErrorCode> {

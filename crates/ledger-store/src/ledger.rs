@@ -145,14 +145,24 @@ impl std::fmt::Debug for Ledger {
     }
 }
 
+/// Opens sled. sled's background I/O threads may hold the file lock for a moment after the
+/// previous handle in this process was dropped, so a lock conflict is retried for up to a
+/// second before it is reported as "in use".
 pub(crate) fn open_db(path: &Path) -> Result<sled::Db, StoreError> {
     std::fs::create_dir_all(path)?;
-    sled::Config::new().path(path).open().map_err(|e| match e {
-        sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
-            StoreError::InUse { path: path.to_path_buf() }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    loop {
+        match sled::Config::new().path(path).open() {
+            Ok(db) => return Ok(db),
+            Err(sled::Error::Io(io)) if io.to_string().contains("could not acquire lock") => {
+                if std::time::Instant::now() >= deadline {
+                    return Err(StoreError::InUse { path: path.to_path_buf() });
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(other) => return Err(StoreError::from(other)),
         }
-        other => StoreError::from(other),
-    })
+    }
 }
 
 pub(crate) fn read_head(tree: &sled::Tree) -> Result<(u64, ChainHash), StoreError> {

@@ -1,4 +1,4 @@
-//! `secret-ledger`: the one binary. `verify` checks a data dir; `serve` arrives with the server.
+//! `secret-ledger`: the one binary. `serve` answers the Secrets Manager API; `verify` checks a data dir.
 //!
 //! Exit codes: 0 ok, 1 verification failed, 2 usage or I/O error.
 
@@ -22,6 +22,24 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Serve the AWS Secrets Manager API (JSON 1.1, SigV4) until SIGINT or SIGTERM.
+    Serve {
+        /// The data dir; created on first start, with a master key and credentials unless given.
+        #[arg(long, env = "SECRET_LEDGER_DATA_DIR", default_value = "./secret-ledger-data")]
+        data_dir: PathBuf,
+        /// HOST:PORT to listen on; port 0 picks a free port.
+        #[arg(long, default_value = ledger_server::serve::DEFAULT_LISTEN)]
+        listen: String,
+        /// ACCESS_KEY_ID:SECRET_ACCESS_KEY lines (default: <data-dir>/credentials, generated).
+        #[arg(long)]
+        credentials: Option<PathBuf>,
+        /// The account id in ARNs.
+        #[arg(long, default_value = ledger_server::serve::DEFAULT_ACCOUNT_ID)]
+        account_id: String,
+        /// 64 hex characters (default: <data-dir>/master.key, generated).
+        #[arg(long, env = "SECRET_LEDGER_MASTER_KEY_FILE")]
+        master_key_file: Option<PathBuf>,
+    },
     /// Replay the whole log: chain, encoding, time order, every label rule, stored projection.
     Verify {
         /// The data dir (must not be in use by a running server).
@@ -53,6 +71,17 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Cmd::Verify { data_dir, json } => verify(&data_dir, json),
+        Cmd::Serve { data_dir, listen, credentials, account_id, master_key_file } => {
+            let mut config = ledger_server::ServeConfig::new(data_dir);
+            config.listen = listen;
+            config.credentials_file = credentials;
+            config.account_id = account_id;
+            config.master_key_file = master_key_file;
+            let runtime =
+                tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start tokio")?;
+            runtime.block_on(ledger_server::serve(config))?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

@@ -1,0 +1,145 @@
+//! The two secret files `serve` reads: the master key (64 hex characters, key id 1) and the
+//! credentials file (`ACCESS_KEY_ID:SECRET_ACCESS_KEY` per line, `#` comments). When their paths
+//! are not given, both live in the data dir and are generated with mode 0600 on first start.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use ledger_core::crypto::MasterKey;
+use rand_core::{OsRng, RngCore};
+use zeroize::Zeroizing;
+
+use crate::sigv4::CredentialStore;
+
+/// The master key's id when the server generates it.
+pub const GENERATED_MASTER_KEY_ID: u32 = 1;
+pub const MASTER_KEY_FILE: &str = "master.key";
+pub const CREDENTIALS_FILE: &str = "credentials";
+
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("cannot create {path}: {source}")]
+    Create { path: PathBuf, source: std::io::Error },
+    #[error("{path}: the master key must be 64 hexadecimal characters")]
+    BadMasterKey { path: PathBuf },
+    #[error("{path} line {line}: expected ACCESS_KEY_ID:SECRET_ACCESS_KEY")]
+    BadCredentialLine { path: PathBuf, line: usize },
+    #[error("{path}: no credentials in the file")]
+    NoCredentials { path: PathBuf },
+}
+
+/// A file that appeared on this start, so `serve` can say where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Created {
+    MasterKey(PathBuf),
+    Credentials(PathBuf),
+}
+
+fn read_secret(path: &Path) -> Result<Zeroizing<String>, FileError> {
+    std::fs::read_to_string(path)
+        .map(Zeroizing::new)
+        .map_err(|source| FileError::Read { path: path.to_path_buf(), source })
+}
+
+/// Writes a new file readable by its owner only; never overwrites.
+fn create_private(path: &Path, contents: &[u8]) -> Result<(), FileError> {
+    let create = |source| FileError::Create { path: path.to_path_buf(), source };
+    let mut file = OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(create)?;
+    file.write_all(contents).map_err(create)?;
+    file.sync_all().map_err(create)
+}
+
+pub fn parse_master_key(text: &str, path: &Path) -> Result<MasterKey, FileError> {
+    let mut bytes = Zeroizing::new([0u8; 32]);
+    let text = text.trim();
+    if text.len() != 64 || hex::decode_to_slice(text, &mut bytes[..]).is_err() {
+        return Err(FileError::BadMasterKey { path: path.to_path_buf() });
+    }
+    Ok(MasterKey::from_bytes(GENERATED_MASTER_KEY_ID, *bytes))
+}
+
+/// Reads `explicit`, or `<data_dir>/master.key`, generating the latter if it does not exist.
+pub fn master_key(
+    explicit: Option<&Path>,
+    data_dir: &Path,
+    created: &mut Vec<Created>,
+) -> Result<MasterKey, FileError> {
+    if let Some(path) = explicit {
+        return parse_master_key(&read_secret(path)?, path);
+    }
+    let path = data_dir.join(MASTER_KEY_FILE);
+    if !path.exists() {
+        let mut bytes = Zeroizing::new([0u8; 32]);
+        OsRng.fill_bytes(&mut bytes[..]);
+        let mut text = Zeroizing::new(hex::encode(&bytes[..]));
+        text.push('\n');
+        create_private(&path, text.as_bytes())?;
+        created.push(Created::MasterKey(path.clone()));
+    }
+    parse_master_key(&read_secret(&path)?, &path)
+}
+
+/// Parses a credentials file: one `ACCESS_KEY_ID:SECRET_ACCESS_KEY` per line, split at the
+/// first `:`; blank lines and lines starting with `#` are skipped.
+pub fn parse_credentials(text: &str, path: &Path) -> Result<CredentialStore, FileError> {
+    let mut store = CredentialStore::default();
+    for (idx, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let bad = || FileError::BadCredentialLine { path: path.to_path_buf(), line: idx + 1 };
+        let (access_key_id, secret) = line.split_once(':').ok_or_else(bad)?;
+        let (access_key_id, secret) = (access_key_id.trim(), secret.trim());
+        if access_key_id.is_empty() || secret.is_empty() || access_key_id.contains('/') {
+            return Err(bad());
+        }
+        store.insert(access_key_id, secret);
+    }
+    if store.is_empty() {
+        return Err(FileError::NoCredentials { path: path.to_path_buf() });
+    }
+    Ok(store)
+}
+
+fn random_text(alphabet: &[u8], n: usize) -> String {
+    let zone = 256 - 256 % alphabet.len();
+    let mut out = String::with_capacity(n);
+    while out.len() < n {
+        let mut b = [0u8; 1];
+        OsRng.fill_bytes(&mut b);
+        if usize::from(b[0]) < zone {
+            out.push(char::from(alphabet[usize::from(b[0]) % alphabet.len()]));
+        }
+    }
+    out
+}
+
+/// Reads `explicit`, or `<data_dir>/credentials`, generating one key pair into the latter if
+/// it does not exist.
+pub fn credentials(
+    explicit: Option<&Path>,
+    data_dir: &Path,
+    created: &mut Vec<Created>,
+) -> Result<CredentialStore, FileError> {
+    if let Some(path) = explicit {
+        return parse_credentials(&read_secret(path)?, path);
+    }
+    let path = data_dir.join(CREDENTIALS_FILE);
+    if !path.exists() {
+        let access_key_id = format!("AKIA{}", random_text(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16));
+        let secret =
+            Zeroizing::new(random_text(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", 40));
+        let line = Zeroizing::new(format!("{access_key_id}:{}\n", secret.as_str()));
+        create_private(&path, line.as_bytes())?;
+        created.push(Created::Credentials(path.clone()));
+    }
+    parse_credentials(&read_secret(&path)?, &path)
+}
+
+#[cfg(test)]
+mod tests;

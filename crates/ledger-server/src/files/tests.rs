@@ -1,0 +1,50 @@
+//! Master key and credentials files: parsing, generation, permissions.
+
+use super::*;
+
+#[test]
+fn credentials_split_at_the_first_colon_and_skip_comments() {
+    let text = "# a comment\n\n  AKID1:secret:with:colons  \nAKID2:s2\n";
+    let store = parse_credentials(text, Path::new("c")).unwrap();
+    assert_eq!(store.len(), 2);
+    assert!(format!("{store:?}").contains("AKID1"));
+    assert!(!format!("{store:?}").contains("secret:with"));
+}
+
+#[test]
+fn bad_credentials() {
+    for text in ["AKID", ":secret", "AKID:", "# only a comment\n"] {
+        assert!(parse_credentials(text, Path::new("c")).is_err(), "{text}");
+    }
+}
+
+#[test]
+fn generated_files_are_private_and_stable() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let mut created = Vec::new();
+    master_key(None, dir.path(), &mut created).unwrap();
+    let creds = credentials(None, dir.path(), &mut created).unwrap();
+    assert_eq!(creds.len(), 1);
+    assert_eq!(created.len(), 2);
+    for name in [MASTER_KEY_FILE, CREDENTIALS_FILE] {
+        let meta = std::fs::metadata(dir.path().join(name)).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{name}");
+    }
+    let key_text = std::fs::read_to_string(dir.path().join(MASTER_KEY_FILE)).unwrap();
+    assert_eq!(key_text.len(), 65);
+    assert!(key_text.ends_with('\n'));
+    // A second start reads what the first wrote.
+    let mut again = Vec::new();
+    master_key(None, dir.path(), &mut again).unwrap();
+    credentials(None, dir.path(), &mut again).unwrap();
+    assert!(again.is_empty());
+    assert_eq!(std::fs::read_to_string(dir.path().join(MASTER_KEY_FILE)).unwrap(), key_text);
+}
+
+#[test]
+fn bad_master_key() {
+    assert!(parse_master_key("abcd", Path::new("k")).is_err());
+    assert!(parse_master_key(&"g".repeat(64), Path::new("k")).is_err());
+    assert!(parse_master_key(&"0a".repeat(32), Path::new("k")).is_ok());
+}

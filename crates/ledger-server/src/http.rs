@@ -1,0 +1,120 @@
+//! The HTTP front: one handler for every request. It authenticates (SigV4) before anything
+//! else, so a refused request never reaches the ledger, then selects the operation by
+//! `X-Amz-Target` and answers `200` with the output shape or an [`ApiError`], always with
+//! `Content-Type: application/x-amz-json-1.1` and an `x-amzn-RequestId` header.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use ledger_core::Scope;
+use ledger_store::{Ledger, RequestMeta};
+
+use crate::error::{ApiError, CONTENT_TYPE};
+use crate::ops;
+use crate::sigv4::{self, AuthError, CredentialStore};
+use crate::wire::Input;
+
+/// Largest request body accepted. A 64 KiB binary value is about 88 KiB of base64, so this
+/// leaves ample room for every legitimate request.
+pub const BODY_BYTES_MAX: usize = 1024 * 1024;
+
+/// The target prefix of the Secrets Manager operations.
+pub const TARGET_PREFIX: &str = "secretsmanager.";
+
+/// What every request handler shares.
+pub struct App {
+    pub ledger: Ledger,
+    pub credentials: CredentialStore,
+    pub account_id: String,
+    pub body_bytes_max: usize,
+}
+
+pub fn router(app: Arc<App>) -> Router {
+    Router::new().fallback(handle).with_state(app)
+}
+
+async fn handle(State(app): State<Arc<App>>, request: Request) -> Response {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let target = request
+        .headers()
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .chars()
+        .take(96)
+        .collect::<String>();
+    let outcome = answer(&app, request, &request_id).await;
+    let mut response = match outcome {
+        Ok(body) => {
+            let mut response = (StatusCode::OK, body).into_response();
+            response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
+            response
+        }
+        Err(error) => {
+            tracing::debug!(request_id, target, code = error.code, status = error.status.as_u16(), "refused");
+            error.into_response()
+        }
+    };
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("x-amzn-requestid", value);
+    }
+    response
+}
+
+/// The request's length-limit error, told apart from other body errors.
+fn body_error(error: axum::Error, limit: usize) -> ApiError {
+    let inner = error.into_inner();
+    if inner.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+        ApiError::too_large(limit)
+    } else {
+        ApiError::serialization("The request body could not be read.")
+    }
+}
+
+async fn answer(app: &App, request: Request, request_id: &str) -> Result<String, ApiError> {
+    let (parts, body) = request.into_parts();
+    // Refuse an unsigned request before reading its body.
+    if !parts.headers.contains_key(header::AUTHORIZATION) {
+        return Err(AuthError::Missing.into());
+    }
+    let body = axum::body::to_bytes(body, app.body_bytes_max).await.map_err(|e| body_error(e, app.body_bytes_max))?;
+    let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let verified = sigv4::verify(
+        parts.method.as_str(),
+        path_and_query,
+        &parts.headers,
+        &body,
+        &app.credentials,
+        SystemTime::now(),
+    )?;
+    if parts.method != Method::POST {
+        return Err(ApiError::unknown_operation("Only POST requests are served."));
+    }
+    let target = parts.headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let Some(operation) = target.strip_prefix(TARGET_PREFIX).filter(|op| ops::OPERATIONS.contains(op)) else {
+        return Err(ApiError::unknown_operation(format!(
+            "Unknown operation: X-Amz-Target '{}'.",
+            target.chars().take(96).collect::<String>()
+        )));
+    };
+    let input = Input::parse(&body)?;
+    let meta = RequestMeta {
+        scope: Scope::new(&verified.region, &app.account_id),
+        actor: verified.access_key_id,
+        request_id: request_id.to_string(),
+    };
+    let result = ops::dispatch(&app.ledger, operation, input, &meta).await;
+    tracing::debug!(
+        request_id,
+        operation,
+        actor = %meta.actor,
+        region = %meta.scope.region,
+        ok = result.is_ok(),
+        "request"
+    );
+    result
+}

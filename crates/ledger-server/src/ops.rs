@@ -1,0 +1,275 @@
+//! One function per Secrets Manager operation: wire input → domain command or query → ledger →
+//! wire output. Writes go through the ledger's writer and answer only once durable; reads are
+//! answered from the durable projection.
+
+use ledger_core::password::{self, GetRandomPassword};
+use ledger_core::query;
+use ledger_core::{
+    Command, CreateSecret, DeleteSecret, PutSecretValue, Reply, RestoreSecret, SmError, TagResource, UntagResource,
+    UpdateSecret, UpdateSecretVersionStage,
+};
+use ledger_store::{Ledger, RequestMeta};
+use serde::Serialize;
+
+use crate::error::ApiError;
+use crate::wire::{self, epoch_seconds, Input, SecretRefOut};
+
+/// Every operation this server answers under the `secretsmanager.` target prefix.
+pub const OPERATIONS: [&str; 14] = [
+    "CreateSecret",
+    "PutSecretValue",
+    "GetSecretValue",
+    "BatchGetSecretValue",
+    "DescribeSecret",
+    "ListSecretVersionIds",
+    "ListSecrets",
+    "UpdateSecret",
+    "UpdateSecretVersionStage",
+    "DeleteSecret",
+    "RestoreSecret",
+    "TagResource",
+    "UntagResource",
+    "GetRandomPassword",
+];
+
+fn json(out: &impl Serialize) -> Result<String, ApiError> {
+    serde_json::to_string(out).map_err(|e| {
+        tracing::error!(error = %e, "cannot serialize a response");
+        ApiError::internal()
+    })
+}
+
+/// Runs one operation; `operation` is the name after `secretsmanager.`.
+pub async fn dispatch(ledger: &Ledger, operation: &str, input: Input, meta: &RequestMeta) -> Result<String, ApiError> {
+    match operation {
+        "CreateSecret" => create_secret(ledger, &input, meta).await,
+        "PutSecretValue" => put_secret_value(ledger, &input, meta).await,
+        "UpdateSecret" => update_secret(ledger, &input, meta).await,
+        "UpdateSecretVersionStage" => update_secret_version_stage(ledger, &input, meta).await,
+        "DeleteSecret" => delete_secret(ledger, &input, meta).await,
+        "RestoreSecret" => restore_secret(ledger, &input, meta).await,
+        "TagResource" => tag_resource(ledger, &input, meta).await,
+        "UntagResource" => untag_resource(ledger, &input, meta).await,
+        "GetSecretValue" => get_secret_value(ledger, &input, meta),
+        "BatchGetSecretValue" => batch_get_secret_value(ledger, &input, meta),
+        "DescribeSecret" => describe_secret(ledger, &input, meta),
+        "ListSecretVersionIds" => list_secret_version_ids(ledger, &input, meta),
+        "ListSecrets" => list_secrets(ledger, &input, meta),
+        "GetRandomPassword" => get_random_password(&input),
+        other => Err(ApiError::unknown_operation(format!(
+            "Operation {} is not supported by this server.",
+            other.chars().take(64).collect::<String>()
+        ))),
+    }
+}
+
+/// Appends a command; a refusal is the client's error, a storage failure a 500.
+async fn execute(ledger: &Ledger, cmd: Command, meta: &RequestMeta) -> Result<Reply, ApiError> {
+    match ledger.execute_async(cmd, meta).await {
+        Ok(Ok(reply)) => Ok(reply),
+        Ok(Err(refusal)) => Err(refusal.into()),
+        Err(store) => Err(ApiError::store(&store, &meta.request_id)),
+    }
+}
+
+fn unexpected(reply: &Reply, meta: &RequestMeta) -> ApiError {
+    tracing::error!(request_id = %meta.request_id, reply = ?std::mem::discriminant(reply), "unexpected reply kind");
+    ApiError::internal()
+}
+
+/// `Reply::Secret` / `Reply::Named` / `Reply::Version` / `Reply::Deleted` as the wire's `ARN`+`Name`+….
+fn secret_ref(reply: Reply, meta: &RequestMeta) -> Result<SecretRefOut, ApiError> {
+    match reply {
+        Reply::Secret { arn, name, version_id } => {
+            Ok(SecretRefOut { arn, name, version_id, ..SecretRefOut::default() })
+        }
+        Reply::Named { arn, name } => Ok(SecretRefOut { arn, name, ..SecretRefOut::default() }),
+        Reply::Version { arn, name, version_id, version_stages } => Ok(SecretRefOut {
+            arn,
+            name,
+            version_id: Some(version_id),
+            version_stages: Some(version_stages),
+            ..SecretRefOut::default()
+        }),
+        Reply::Deleted { arn, name, deletion_date_ms } => Ok(SecretRefOut {
+            arn,
+            name,
+            deletion_date: Some(epoch_seconds(deletion_date_ms)),
+            ..SecretRefOut::default()
+        }),
+        other => Err(unexpected(&other, meta)),
+    }
+}
+
+async fn create_secret(ledger: &Ledger, input: &Input, meta: &RequestMeta) -> Result<String, ApiError> {
+    let name = input.required_string("Name", "name")?;
+    let client_request_token = input.string("ClientRequestToken")?;
+    let description = input.string("Description")?;
+    let kms_key_id = input.string("KmsKeyId")?;
+    let tags = input.tags("Tags")?;
+    let secret_type = input.string("Type")?;
+    // Replication and cross-account primaries are out of scope: refused, never silently dropped.
+    let replicas = input.object_list_len("AddReplicaRegions")?;
+    let _ = input.bool("ForceOverwriteReplicaSecret")?;
+    if replicas > 0 || input.string("CrossAccountPrimaryARN")?.is_some() {
+        return Err(SmError::InvalidParameter("Replication is not supported by this ledger.".into()).into());
+    }
+    let value = input.secret_value()??;
+    let cmd = Command::CreateSecret(CreateSecret {
+        name,
+        client_request_token,
+        description,
+        kms_key_id,
+        value,
+        tags,
+        secret_type,
+    });
+    let reply = execute(ledger, cmd, meta).await?;
+    json(&secret_ref(reply, meta)?)
+}
+
+async fn put_secret_value(ledger: &Ledger, input: &Input, meta: &RequestMeta) -> Result<String, ApiError> {
+    let secret_id = input.required_string("SecretId", "secretId")?;
+    let client_request_token = input.string("ClientRequestToken")?;
+    let version_stages = input.string_list("VersionStages")?;
+    let _rotation_token = input.string("RotationToken")?;
+    let value = input.secret_value()??;
+    let cmd = Command::PutSecretValue(PutSecretValue { secret_id, client_request_token, value, version_stages });
+    let reply = execute(ledger, cmd, meta).await?;
+    json(&secret_ref(reply, meta)?)
+}
+
+async fn update_secret(ledger: &Ledger, input: &Input, meta: &RequestMeta) -> Result<String, ApiError> {
+    let secret_id = input.required_string("SecretId", "secretId")?;
+    let client_request_token = input.string("ClientRequestToken")?;
+    let description = input.string("Description")?;
+    let kms_key_id = input.string("KmsKeyId")?;
+    let secret_type = input.string("Type")?;
+    let value = input.secret_value()??;
+    let cmd = Command::UpdateSecret(UpdateSecret {
+        secret_id,
+        client_request_token,
+        description,
+        kms_key_id,
+        value,
+        secret_type,
+    });
+    let reply = execute(ledger, cmd, meta).await?;
+    json(&secret_ref(reply, meta)?)
+}
+
+async fn update_secret_version_stage(ledger: &Ledger, input: &Input, meta: &RequestMeta) -> Result<String, ApiError> {
+    let cmd = Command::UpdateSecretVersionStage(UpdateSecretVersionStage {
+        secret_id: input.required_string("SecretId", "secretId")?,
+        version_stage: input.required_string("VersionStage", "versionStage")?,
+        remove_from_version_id: input.string("RemoveFromVersionId")?,
+        move_to_version_id: input.string("MoveToVersionId")?,
+    });
+    let reply = execute(ledger, cmd, meta).await?;
+    json(&secret_ref(reply, meta)?)
+}
+
+async fn delete_secret(ledger: &Ledger, input: &Input, meta: &RequestMeta) -> Result<String, ApiError> {
+    let cmd = Command::DeleteSecret(DeleteSecret {
+        secret_id: input.required_string("SecretId", "secretId")?,
+        recovery_window_in_days: input.integer("RecoveryWindowInDays")?,
+        force_delete_without_recovery: input.bool("ForceDeleteWithoutRecovery")?,
+    });
+    let reply = execute(ledger, cmd, meta).await?;
+    json(&secret_ref(reply, meta)?)
+}
+
+async fn restore_secret(ledger: &Ledger, input: &Input, meta: &RequestMeta) -> Result<String, ApiError> {
+    let cmd = Command::RestoreSecret(RestoreSecret { secret_id: input.required_string("SecretId", "secretId")? });
+    let reply = execute(ledger, cmd, meta).await?;
+    json(&secret_ref(reply, meta)?)
+}
+
+async fn tag_resource(ledger: &Ledger, input: &Input, meta: &RequestMeta) -> Result<String, ApiError> {
+    let secret_id = input.required_string("SecretId", "secretId")?;
+    let tags = input.tags("Tags")?.ok_or_else(|| ApiError::missing_member("tags"))?;
+    match execute(ledger, Command::TagResource(TagResource { secret_id, tags }), meta).await? {
+        Reply::Empty => Ok("{}".to_string()),
+        other => Err(unexpected(&other, meta)),
+    }
+}
+
+async fn untag_resource(ledger: &Ledger, input: &Input, meta: &RequestMeta) -> Result<String, ApiError> {
+    let secret_id = input.required_string("SecretId", "secretId")?;
+    let tag_keys = input.string_list("TagKeys")?.ok_or_else(|| ApiError::missing_member("tagKeys"))?;
+    match execute(ledger, Command::UntagResource(UntagResource { secret_id, tag_keys }), meta).await? {
+        Reply::Empty => Ok("{}".to_string()),
+        other => Err(unexpected(&other, meta)),
+    }
+}
+
+fn get_secret_value(ledger: &Ledger, input: &Input, meta: &RequestMeta) -> Result<String, ApiError> {
+    let q = query::GetSecretValue {
+        secret_id: input.required_string("SecretId", "secretId")?,
+        version_id: input.string("VersionId")?,
+        version_stage: input.string("VersionStage")?,
+    };
+    match ledger.get_secret_value(&meta.scope, &q) {
+        Ok(Ok(out)) => json(&wire::SecretValueOutWire::from(out)),
+        Ok(Err(refusal)) => Err(refusal.into()),
+        Err(store) => Err(ApiError::store(&store, &meta.request_id)),
+    }
+}
+
+fn batch_get_secret_value(ledger: &Ledger, input: &Input, meta: &RequestMeta) -> Result<String, ApiError> {
+    let q = query::BatchGetSecretValue {
+        secret_id_list: input.string_list("SecretIdList")?,
+        filters: input.filters("Filters")?,
+        max_results: input.integer("MaxResults")?,
+        next_token: input.string("NextToken")?,
+    };
+    match ledger.batch_get_secret_value(&meta.scope, &q) {
+        Ok(Ok(batch)) => json(&wire::BatchGetSecretValueOut {
+            secret_values: batch.values.into_iter().map(wire::SecretValueOutWire::from).collect(),
+            next_token: batch.next_token,
+            errors: batch.errors.into_iter().map(wire::ApiErrorEntry::from).collect(),
+        }),
+        Ok(Err(refusal)) => Err(refusal.into()),
+        Err(store) => Err(ApiError::store(&store, &meta.request_id)),
+    }
+}
+
+fn describe_secret(ledger: &Ledger, input: &Input, meta: &RequestMeta) -> Result<String, ApiError> {
+    let secret_id = input.required_string("SecretId", "secretId")?;
+    let description = ledger.describe_secret(&meta.scope, &secret_id)?;
+    json(&wire::DescriptionOut::new(description, false))
+}
+
+fn list_secret_version_ids(ledger: &Ledger, input: &Input, meta: &RequestMeta) -> Result<String, ApiError> {
+    let q = query::ListSecretVersionIds {
+        secret_id: input.required_string("SecretId", "secretId")?,
+        max_results: input.integer("MaxResults")?,
+        next_token: input.string("NextToken")?,
+        include_deprecated: input.bool("IncludeDeprecated")?,
+    };
+    let list = ledger.list_secret_version_ids(&meta.scope, &q)?;
+    // The listing names the secret by ARN, so this finds the same secret.
+    let kms_key_id = ledger.describe_secret(&meta.scope, &list.arn).ok().and_then(|d| d.kms_key_id);
+    json(&wire::ListSecretVersionIdsOut::new(list, kms_key_id))
+}
+
+fn list_secrets(ledger: &Ledger, input: &Input, meta: &RequestMeta) -> Result<String, ApiError> {
+    let q = wire::list_secrets(input)?;
+    let list = ledger.list_secrets(&meta.scope, &q)?;
+    json(&wire::ListSecretsOut::from(list))
+}
+
+fn get_random_password(input: &Input) -> Result<String, ApiError> {
+    let q = GetRandomPassword {
+        password_length: input.integer("PasswordLength")?,
+        exclude_characters: input.string("ExcludeCharacters")?,
+        exclude_numbers: input.bool("ExcludeNumbers")?,
+        exclude_punctuation: input.bool("ExcludePunctuation")?,
+        exclude_uppercase: input.bool("ExcludeUppercase")?,
+        exclude_lowercase: input.bool("ExcludeLowercase")?,
+        include_space: input.bool("IncludeSpace")?,
+        require_each_included_type: input.bool("RequireEachIncludedType")?,
+    };
+    let password = password::get_random_password(&q, &mut rand_core::OsRng)?;
+    json(&wire::RandomPasswordOut { random_password: password.as_str().to_string() })
+}

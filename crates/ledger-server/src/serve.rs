@@ -1,0 +1,179 @@
+//! The `serve` command: open the ledger, bind, answer until SIGINT/SIGTERM, close cleanly.
+//!
+//! [`start`] is the in-process entry point (tests use it on `127.0.0.1:0`); [`serve`] is what
+//! the binary runs: it also prints `listening on http://HOST:PORT` once the socket accepts, and
+//! waits for a signal.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::serve::ListenerExt;
+use ledger_store::{Ledger, LedgerOptions};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::files::{self, Created};
+use crate::http::{router, App, BODY_BYTES_MAX};
+
+/// Everything `serve` needs; [`ServeConfig::new`] gives the CLI's defaults for a data dir.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub data_dir: PathBuf,
+    /// `HOST:PORT`; port 0 picks a free port.
+    pub listen: String,
+    /// `None`: `<data_dir>/credentials`, generated on first start.
+    pub credentials_file: Option<PathBuf>,
+    pub account_id: String,
+    /// `None`: `<data_dir>/master.key`, generated on first start.
+    pub master_key_file: Option<PathBuf>,
+    pub ledger_options: LedgerOptions,
+    pub body_bytes_max: usize,
+}
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:4590";
+pub const DEFAULT_ACCOUNT_ID: &str = "000000000000";
+
+impl ServeConfig {
+    pub fn new(data_dir: impl Into<PathBuf>) -> ServeConfig {
+        ServeConfig {
+            data_dir: data_dir.into(),
+            listen: DEFAULT_LISTEN.to_string(),
+            credentials_file: None,
+            account_id: DEFAULT_ACCOUNT_ID.to_string(),
+            master_key_file: None,
+            ledger_options: LedgerOptions::default(),
+            body_bytes_max: BODY_BYTES_MAX,
+        }
+    }
+}
+
+/// A server accepting connections; [`RunningServer::shutdown`] stops it and closes the ledger.
+pub struct RunningServer {
+    addr: SocketAddr,
+    app: Arc<App>,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<std::io::Result<()>>,
+    created: Vec<Created>,
+}
+
+impl RunningServer {
+    /// The bound address (the real port when 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The ledger behind the server (tests check that refused requests append nothing).
+    pub fn ledger(&self) -> &Ledger {
+        &self.app.ledger
+    }
+
+    /// Files generated on this start (master key, credentials).
+    pub fn created_files(&self) -> &[Created] {
+        &self.created
+    }
+
+    /// Stops accepting, lets in-flight requests finish, then closes the ledger.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let served = (&mut self.task).await.context("the server task failed")?;
+        let RunningServer { app, .. } = self;
+        let closed = match Arc::try_unwrap(app) {
+            Ok(app) => tokio::task::spawn_blocking(move || app.ledger.close()).await.context("closing the ledger")?,
+            Err(_) => {
+                // Someone still holds the app; the ledger closes when the last holder drops it.
+                tracing::warn!("ledger still referenced at shutdown; it will close on drop");
+                Ok(())
+            }
+        };
+        served.context("serving failed")?;
+        closed.context("closing the ledger failed")?;
+        Ok(())
+    }
+}
+
+/// Opens the ledger in `config.data_dir` (creating the dir, master key and credentials as
+/// needed), binds `config.listen` and starts answering in a background task.
+pub async fn start(config: ServeConfig) -> anyhow::Result<RunningServer> {
+    let data_dir = config.data_dir.clone();
+    std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
+    let mut created = Vec::new();
+    let master = files::master_key(config.master_key_file.as_deref(), &data_dir, &mut created)?;
+    let credentials = files::credentials(config.credentials_file.as_deref(), &data_dir, &mut created)?;
+    let options = config.ledger_options.clone();
+    let open_dir = data_dir.clone();
+    let ledger = tokio::task::spawn_blocking(move || Ledger::open(&open_dir, master, options))
+        .await
+        .context("opening the ledger panicked")?
+        .with_context(|| format!("cannot open the ledger in {}", data_dir.display()))?;
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let app = Arc::new(App {
+        ledger,
+        credentials,
+        account_id: config.account_id.clone(),
+        body_bytes_max: config.body_bytes_max,
+    });
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
+    let (stop, stopped) = oneshot::channel::<()>();
+    let service = router(app.clone());
+    let task = tokio::spawn(async move {
+        axum::serve(listener, service)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    Ok(RunningServer { addr, app, stop: Some(stop), task, created })
+}
+
+/// Log lines go to stderr; `SECRET_LEDGER_LOG` (error, warn, info, debug, trace) sets the level.
+fn init_logging() {
+    let level = std::env::var("SECRET_LEDGER_LOG")
+        .ok()
+        .and_then(|v| v.parse::<tracing::Level>().ok())
+        .unwrap_or(tracing::Level::INFO);
+    let _ = tracing_subscriber::fmt().with_writer(std::io::stderr).with_max_level(level).with_target(false).try_init();
+}
+
+/// The `serve` command: runs until SIGINT or SIGTERM, then shuts down gracefully.
+pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+    init_logging();
+    // Handlers first, so a signal right after the "listening" line is not lost.
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot install the SIGTERM handler")?;
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .context("cannot install the SIGINT handler")?;
+    let server = start(config).await?;
+    for file in server.created_files() {
+        match file {
+            Created::MasterKey(path) => eprintln!(
+                "created master key {} (key id 1): back it up; without it the data cannot be decrypted",
+                path.display()
+            ),
+            Created::Credentials(path) => {
+                eprintln!("created credentials {} (ACCESS_KEY_ID:SECRET_ACCESS_KEY)", path.display())
+            }
+        }
+    }
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "listening on http://{}", server.local_addr()).context("cannot write to stdout")?;
+        out.flush().context("cannot flush stdout")?;
+    }
+    tokio::select! {
+        _ = terminate.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = interrupt.recv() => tracing::info!("SIGINT: shutting down"),
+    }
+    server.shutdown().await
+}

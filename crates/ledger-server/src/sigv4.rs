@@ -1,0 +1,406 @@
+//! SigV4 verification of every request (spec §1.5).
+//!
+//! The server parses the `Authorization` header itself (so it can answer each malformation with
+//! the right AWS error), then recomputes the signature with the `aws-sigv4` crate from exactly
+//! what was received: method, path and query, the headers named in `SignedHeaders` with their
+//! received values (`host` verbatim, port included), the exact body bytes, the time of
+//! `X-Amz-Date`, the region of the credential scope and the stored secret key. The two signature
+//! strings are compared in constant time.
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
+use aws_sigv4::sign::v4;
+use axum::http::HeaderMap;
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+/// The signing name of Secrets Manager in the credential scope.
+pub const SERVICE: &str = "secretsmanager";
+/// Requests whose `X-Amz-Date` is further than this from the server's clock are refused.
+pub const CLOCK_SKEW_MAX: Duration = Duration::from_secs(5 * 60);
+
+const ALGORITHM: &str = "AWS4-HMAC-SHA256";
+const MISMATCH: &str = "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.";
+
+/// Access key id → secret access key. `Debug` never prints the secrets.
+#[derive(Clone, Default)]
+pub struct CredentialStore {
+    keys: HashMap<String, Zeroizing<String>>,
+}
+
+impl std::fmt::Debug for CredentialStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut ids: Vec<&String> = self.keys.keys().collect();
+        ids.sort();
+        f.debug_struct("CredentialStore").field("access_key_ids", &ids).finish_non_exhaustive()
+    }
+}
+
+impl CredentialStore {
+    pub fn insert(&mut self, access_key_id: impl Into<String>, secret_access_key: impl Into<String>) {
+        self.keys.insert(access_key_id.into(), Zeroizing::new(secret_access_key.into()));
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    fn secret(&self, access_key_id: &str) -> Option<&str> {
+        self.keys.get(access_key_id).map(|s| s.as_str())
+    }
+}
+
+/// Who signed a request that verified, and for which region.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verified {
+    pub access_key_id: String,
+    pub region: String,
+}
+
+/// Why a request's signature was refused; each variant is one AWS error shape.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("Missing Authentication Token")]
+    Missing,
+    #[error("{0}")]
+    Incomplete(String),
+    #[error("The security token included in the request is invalid.")]
+    UnknownAccessKey,
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl AuthError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            AuthError::Missing => "MissingAuthenticationTokenException",
+            AuthError::Incomplete(_) => "IncompleteSignatureException",
+            AuthError::UnknownAccessKey => "UnrecognizedClientException",
+            AuthError::Invalid(_) => "InvalidSignatureException",
+        }
+    }
+
+    fn mismatch() -> AuthError {
+        AuthError::Invalid(MISMATCH.to_string())
+    }
+}
+
+/// The three parameters of an `Authorization: AWS4-HMAC-SHA256 …` header.
+#[derive(Debug, PartialEq, Eq)]
+pub struct AuthorizationHeader<'a> {
+    pub access_key_id: &'a str,
+    pub date: &'a str,
+    pub region: &'a str,
+    pub service: &'a str,
+    pub signed_headers: Vec<&'a str>,
+    pub signature: &'a str,
+}
+
+/// Parses the header value; tolerates missing or extra spaces after the commas.
+pub fn parse_authorization(value: &str) -> Result<AuthorizationHeader<'_>, AuthError> {
+    let value = value.trim();
+    let rest = match value.split_once(' ') {
+        Some((algorithm, rest)) if algorithm == ALGORITHM => rest,
+        _ => {
+            return Err(AuthError::Incomplete(format!(
+                "Authorization header must use the {ALGORITHM} algorithm and carry Credential, SignedHeaders and Signature."
+            )))
+        }
+    };
+    let (mut credential, mut signed_headers, mut signature) = (None, None, None);
+    for part in rest.split(',') {
+        let part = part.trim();
+        if part.is_empty() {
+            continue;
+        }
+        let Some((name, v)) = part.split_once('=') else {
+            return Err(AuthError::Incomplete(format!(
+                "Authorization header parameter '{}' has no value.",
+                truncate(part)
+            )));
+        };
+        match name.trim() {
+            "Credential" => credential = Some(v.trim()),
+            "SignedHeaders" => signed_headers = Some(v.trim()),
+            "Signature" => signature = Some(v.trim()),
+            _ => {}
+        }
+    }
+    let mut missing = Vec::new();
+    for (name, found) in [("Credential", &credential), ("Signature", &signature), ("SignedHeaders", &signed_headers)] {
+        if !matches!(found, Some(v) if !v.is_empty()) {
+            missing.push(format!("Authorization header requires '{name}' parameter."));
+        }
+    }
+    let (Some(credential), Some(signed_headers), Some(signature), true) =
+        (credential, signed_headers, signature, missing.is_empty())
+    else {
+        return Err(AuthError::Incomplete(missing.join(" ")));
+    };
+    let parts: Vec<&str> = credential.split('/').collect();
+    let [access_key_id, date, region, service, terminator] = parts[..] else {
+        return Err(AuthError::Incomplete(
+            "Credential must have the form <AccessKeyId>/<YYYYMMDD>/<region>/secretsmanager/aws4_request.".to_string(),
+        ));
+    };
+    if terminator != "aws4_request" {
+        return Err(AuthError::Incomplete(format!(
+            "Credential should be scoped with a valid terminator: 'aws4_request', not '{}'. ",
+            truncate(terminator)
+        )));
+    }
+    if access_key_id.is_empty() || date.is_empty() || region.is_empty() || service.is_empty() {
+        return Err(AuthError::Incomplete(
+            "Credential must have the form <AccessKeyId>/<YYYYMMDD>/<region>/secretsmanager/aws4_request.".to_string(),
+        ));
+    }
+    Ok(AuthorizationHeader {
+        access_key_id,
+        date,
+        region,
+        service,
+        signed_headers: signed_headers.split(';').collect(),
+        signature,
+    })
+}
+
+/// Keeps client-supplied text short in error messages.
+fn truncate(s: &str) -> String {
+    s.chars().take(64).collect()
+}
+
+/// A region we accept in a credential scope: lower-case letters, digits and `-`, as AWS names them.
+fn valid_region(region: &str) -> bool {
+    (1..=64).contains(&region.len())
+        && region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !region.starts_with('-')
+        && !region.ends_with('-')
+}
+
+/// Verifies a received request. `path_and_query` is the request target as received; `now` is
+/// the server's clock.
+pub fn verify(
+    method: &str,
+    path_and_query: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+    credentials: &CredentialStore,
+    now: SystemTime,
+) -> Result<Verified, AuthError> {
+    let Some(authorization) = headers.get("authorization") else {
+        return Err(AuthError::Missing);
+    };
+    let authorization = authorization
+        .to_str()
+        .map_err(|_| AuthError::Incomplete("Authorization header is not valid ASCII.".to_string()))?;
+    let auth = parse_authorization(authorization)?;
+    if auth.service != SERVICE {
+        return Err(AuthError::Incomplete(format!("Credential should be scoped to correct service: '{SERVICE}'. ")));
+    }
+    if !valid_region(auth.region) {
+        return Err(AuthError::Incomplete(format!(
+            "Credential should be scoped to a valid region, not '{}'. ",
+            truncate(auth.region)
+        )));
+    }
+    let amz_date = match headers.get("x-amz-date").map(|v| v.to_str()) {
+        Some(Ok(v)) => v,
+        Some(Err(_)) | None => {
+            return Err(AuthError::Incomplete(
+                "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.".to_string(),
+            ))
+        }
+    };
+    let signed_at = parse_amz_date(amz_date).ok_or_else(|| {
+        AuthError::Incomplete(format!(
+            "X-Amz-Date must be an ISO-8601 basic date-time (YYYYMMDDTHHMMSSZ), not '{}'.",
+            truncate(amz_date)
+        ))
+    })?;
+    if auth.date != &amz_date[..8] {
+        return Err(AuthError::Invalid(format!(
+            "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '{}' != '{}', from '{}'.",
+            truncate(auth.date),
+            &amz_date[..8],
+            amz_date
+        )));
+    }
+    let Some(secret) = credentials.secret(auth.access_key_id) else {
+        return Err(AuthError::UnknownAccessKey);
+    };
+    check_skew(signed_at, now)?;
+    if !auth.signed_headers.contains(&"host") {
+        return Err(AuthError::Incomplete("SignedHeaders must include 'host'.".to_string()));
+    }
+    // Exactly the headers the client signed, in its order, with every received value.
+    let mut signed: Vec<(&str, &str)> = Vec::new();
+    for name in &auth.signed_headers {
+        if name.is_empty() || *name != name.to_ascii_lowercase() {
+            return Err(AuthError::mismatch());
+        }
+        let mut found = false;
+        for value in headers.get_all(*name) {
+            let value = value.to_str().map_err(|_| AuthError::mismatch())?;
+            signed.push((name, value));
+            found = true;
+        }
+        if !found {
+            return Err(AuthError::mismatch());
+        }
+    }
+    let expected = expected_signature(
+        &SignInput {
+            method,
+            path_and_query,
+            headers: &signed,
+            body,
+            access_key_id: auth.access_key_id,
+            secret_access_key: secret,
+            region: auth.region,
+            service: SERVICE,
+        },
+        signed_at,
+    )
+    .map_err(|_| AuthError::mismatch())?;
+    if bool::from(expected.as_bytes().ct_eq(auth.signature.as_bytes())) {
+        Ok(Verified { access_key_id: auth.access_key_id.to_string(), region: auth.region.to_string() })
+    } else {
+        Err(AuthError::mismatch())
+    }
+}
+
+fn check_skew(signed_at: SystemTime, now: SystemTime) -> Result<(), AuthError> {
+    let signed = format_amz_date(signed_at);
+    let now_text = format_amz_date(now);
+    if signed_at + CLOCK_SKEW_MAX < now {
+        let bound = format_amz_date(now - CLOCK_SKEW_MAX);
+        return Err(AuthError::Invalid(format!(
+            "Signature expired: {signed} is now earlier than {bound} ({now_text} - 5 min.)"
+        )));
+    }
+    if signed_at > now + CLOCK_SKEW_MAX {
+        let bound = format_amz_date(now + CLOCK_SKEW_MAX);
+        return Err(AuthError::Invalid(format!(
+            "Signature not yet current: {signed} is still later than {bound} ({now_text} + 5 min.)"
+        )));
+    }
+    Ok(())
+}
+
+/// What the signature is computed over.
+pub struct SignInput<'a> {
+    pub method: &'a str,
+    pub path_and_query: &'a str,
+    /// Lower-case names of the signed headers with their values as received.
+    pub headers: &'a [(&'a str, &'a str)],
+    pub body: &'a [u8],
+    pub access_key_id: &'a str,
+    pub secret_access_key: &'a str,
+    pub region: &'a str,
+    pub service: &'a str,
+}
+
+/// The request could not be canonicalised (e.g. an unparsable path); it cannot verify.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot compute the signature: {0}")]
+pub struct SignError(String);
+
+/// The signature a client holding the secret key would have computed (lower-case hex).
+pub fn expected_signature(input: &SignInput<'_>, time: SystemTime) -> Result<String, SignError> {
+    let identity = aws_credential_types::Credentials::new(
+        input.access_key_id,
+        input.secret_access_key,
+        None,
+        None,
+        "secret-ledger",
+    )
+    .into();
+    let mut settings = SigningSettings::default();
+    // Sign what the client signed: it may have signed `user-agent` (botocore does not, the Rust
+    // SDK does not, but nothing forbids it), so nothing is excluded.
+    settings.excluded_headers = None;
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region(input.region)
+        .name(input.service)
+        .time(time)
+        .settings(settings)
+        .build()
+        .map_err(|e| SignError(e.to_string()))?
+        .into();
+    let request = SignableRequest::new(
+        input.method,
+        input.path_and_query,
+        input.headers.iter().copied(),
+        SignableBody::Bytes(input.body),
+    )
+    .map_err(|e| SignError(e.to_string()))?;
+    let output = sign(request, &params).map_err(|e| SignError(e.to_string()))?;
+    Ok(output.signature().to_string())
+}
+
+/// Parses `YYYYMMDDTHHMMSSZ`.
+pub fn parse_amz_date(text: &str) -> Option<SystemTime> {
+    let b = text.as_bytes();
+    if b.len() != 16 || b[8] != b'T' || b[15] != b'Z' {
+        return None;
+    }
+    let digits = |range: std::ops::Range<usize>| -> Option<i64> {
+        let s = text.get(range)?;
+        if !s.bytes().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        s.parse().ok()
+    };
+    let (year, month, day) = (digits(0..4)?, digits(4..6)?, digits(6..8)?);
+    let (hour, minute, second) = (digits(9..11)?, digits(11..13)?, digits(13..15)?);
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    let days = days_from_civil(year, month, day);
+    let secs = days * 86_400 + hour * 3600 + minute * 60 + second;
+    let secs = u64::try_from(secs).ok()?;
+    Some(UNIX_EPOCH + Duration::from_secs(secs))
+}
+
+/// Formats as `YYYYMMDDTHHMMSSZ` (times before the epoch print as the epoch).
+pub fn format_amz_date(time: SystemTime) -> String {
+    let secs = time.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+    let secs = i64::try_from(secs).unwrap_or(i64::MAX);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (year, month, day) = civil_from_days(days);
+    format!("{year:04}{month:02}{day:02}T{:02}{:02}{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,232 @@
+//! SigV4 known-answer tests: the AWS test-suite case `post-vanilla` and the Secrets Manager
+//! vectors of spec §1.5, plus every refusal path of [`verify`].
+
+use std::time::{Duration, SystemTime};
+
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
+
+use super::*;
+
+const AKID: &str = "AKIDEXAMPLE";
+const SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+const AMZ_DATE: &str = "20150830T123600Z";
+const BODY: &[u8] = br#"{"SecretId":"MyTestSecret"}"#;
+const SIG_LOCALHOST: &str = "25364705c2484248390e1dcdf214ee07cdb6fb83bcf3b7a2329ffd8d91b2a523";
+const SIG_AWS_HOST: &str = "850e2e7bf5d9a27ceed85ab70fabb682bb6868d1dffca441f17dd9728b0f9786";
+
+fn signed_at() -> SystemTime {
+    parse_amz_date(AMZ_DATE).expect("valid date")
+}
+
+fn store() -> CredentialStore {
+    let mut store = CredentialStore::default();
+    store.insert(AKID, SECRET);
+    store
+}
+
+fn sm_headers(host: &str, signature: &str) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    let mut put = |k: &'static str, v: &str| {
+        h.append(HeaderName::from_static(k), HeaderValue::from_str(v).unwrap());
+    };
+    put("content-type", "application/x-amz-json-1.1");
+    put("host", host);
+    put("x-amz-date", AMZ_DATE);
+    put("x-amz-target", "secretsmanager.GetSecretValue");
+    put("user-agent", "test/1.0");
+    put(
+        "authorization",
+        &format!(
+            "AWS4-HMAC-SHA256 Credential={AKID}/20150830/us-east-1/secretsmanager/aws4_request, SignedHeaders=content-type;host;x-amz-date;x-amz-target, Signature={signature}"
+        ),
+    );
+    h
+}
+
+#[test]
+fn post_vanilla_matches_the_aws_test_suite() {
+    let headers = [("host", "example.amazonaws.com"), ("x-amz-date", AMZ_DATE)];
+    let input = SignInput {
+        method: "POST",
+        path_and_query: "/",
+        headers: &headers,
+        body: b"",
+        access_key_id: AKID,
+        secret_access_key: SECRET,
+        region: "us-east-1",
+        service: "service",
+    };
+    let sig = expected_signature(&input, signed_at()).unwrap();
+    assert_eq!(sig, "5da7c1a2acd57cee7505fc6676e4e544621c30862966e37dddb68e92efbe5d6b");
+}
+
+#[test]
+fn secrets_manager_vectors_compute() {
+    for (host, want) in [("localhost:4566", SIG_LOCALHOST), ("secretsmanager.us-east-1.amazonaws.com", SIG_AWS_HOST)] {
+        let headers = [
+            ("content-type", "application/x-amz-json-1.1"),
+            ("host", host),
+            ("x-amz-date", AMZ_DATE),
+            ("x-amz-target", "secretsmanager.GetSecretValue"),
+        ];
+        let input = SignInput {
+            method: "POST",
+            path_and_query: "/",
+            headers: &headers,
+            body: BODY,
+            access_key_id: AKID,
+            secret_access_key: SECRET,
+            region: "us-east-1",
+            service: SERVICE,
+        };
+        assert_eq!(expected_signature(&input, signed_at()).unwrap(), want, "host {host}");
+    }
+}
+
+#[test]
+fn secrets_manager_vectors_verify() {
+    let now = signed_at() + Duration::from_secs(60);
+    for (host, sig) in [("localhost:4566", SIG_LOCALHOST), ("secretsmanager.us-east-1.amazonaws.com", SIG_AWS_HOST)] {
+        let verified = verify("POST", "/", &sm_headers(host, sig), BODY, &store(), now).unwrap();
+        assert_eq!(verified, Verified { access_key_id: AKID.into(), region: "us-east-1".into() });
+    }
+}
+
+#[test]
+fn host_is_taken_verbatim() {
+    // The localhost signature does not verify for another port.
+    let err =
+        verify("POST", "/", &sm_headers("localhost:4567", SIG_LOCALHOST), BODY, &store(), signed_at()).unwrap_err();
+    assert_eq!(err.code(), "InvalidSignatureException");
+    assert_eq!(err.to_string(), MISMATCH);
+}
+
+#[test]
+fn body_and_path_are_signed() {
+    let headers = sm_headers("localhost:4566", SIG_LOCALHOST);
+    let err = verify("POST", "/", &headers, br#"{"SecretId":"MyTestSecreT"}"#, &store(), signed_at()).unwrap_err();
+    assert_eq!(err.code(), "InvalidSignatureException");
+    let err = verify("POST", "/prefix", &headers, BODY, &store(), signed_at()).unwrap_err();
+    assert_eq!(err.code(), "InvalidSignatureException");
+}
+
+#[test]
+fn signature_case_and_length_matter() {
+    let upper = SIG_LOCALHOST.to_uppercase();
+    let err = verify("POST", "/", &sm_headers("localhost:4566", &upper), BODY, &store(), signed_at()).unwrap_err();
+    assert_eq!(err.code(), "InvalidSignatureException");
+    let short = &SIG_LOCALHOST[..63];
+    let err = verify("POST", "/", &sm_headers("localhost:4566", short), BODY, &store(), signed_at()).unwrap_err();
+    assert_eq!(err.code(), "InvalidSignatureException");
+}
+
+#[test]
+fn missing_authorization() {
+    let mut headers = sm_headers("localhost:4566", SIG_LOCALHOST);
+    headers.remove("authorization");
+    let err = verify("POST", "/", &headers, BODY, &store(), signed_at()).unwrap_err();
+    assert_eq!(err.code(), "MissingAuthenticationTokenException");
+    assert_eq!(err.to_string(), "Missing Authentication Token");
+}
+
+#[test]
+fn unknown_access_key() {
+    let err = verify(
+        "POST",
+        "/",
+        &sm_headers("localhost:4566", SIG_LOCALHOST),
+        BODY,
+        &CredentialStore::default(),
+        signed_at(),
+    )
+    .unwrap_err();
+    assert_eq!(err.code(), "UnrecognizedClientException");
+    assert_eq!(err.to_string(), "The security token included in the request is invalid.");
+}
+
+#[test]
+fn skew() {
+    let headers = sm_headers("localhost:4566", SIG_LOCALHOST);
+    let late = signed_at() + Duration::from_secs(5 * 60 + 1);
+    let err = verify("POST", "/", &headers, BODY, &store(), late).unwrap_err();
+    assert_eq!(err.code(), "InvalidSignatureException");
+    assert_eq!(
+        err.to_string(),
+        "Signature expired: 20150830T123600Z is now earlier than 20150830T123601Z (20150830T124101Z - 5 min.)"
+    );
+    let early = signed_at() - Duration::from_secs(5 * 60 + 1);
+    let err = verify("POST", "/", &headers, BODY, &store(), early).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "Signature not yet current: 20150830T123600Z is still later than 20150830T123559Z (20150830T123059Z + 5 min.)"
+    );
+    // Exactly five minutes is still accepted.
+    verify("POST", "/", &headers, BODY, &store(), signed_at() + Duration::from_secs(300)).unwrap();
+}
+
+#[test]
+fn malformed_headers_are_incomplete() {
+    let cases = [
+        "AWS4-HMAC-SHA256",
+        "AWS4-HMAC-SHA1 Credential=AKIDEXAMPLE/20150830/us-east-1/secretsmanager/aws4_request, SignedHeaders=host, Signature=00",
+        "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/secretsmanager/aws4_request, SignedHeaders=host",
+        "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/secretsmanager, SignedHeaders=host, Signature=00",
+        "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/secretsmanager/aws4_requesT, SignedHeaders=host, Signature=00",
+        "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/kms/aws4_request, SignedHeaders=host, Signature=00",
+        "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/US_EAST/secretsmanager/aws4_request, SignedHeaders=host, Signature=00",
+        "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/secretsmanager/aws4_request, SignedHeaders=x-amz-date, Signature=00",
+        "Bearer abc",
+    ];
+    for case in cases {
+        let mut headers = sm_headers("localhost:4566", SIG_LOCALHOST);
+        headers.insert("authorization", HeaderValue::from_str(case).unwrap());
+        let err = verify("POST", "/", &headers, BODY, &store(), signed_at()).unwrap_err();
+        assert_eq!(err.code(), "IncompleteSignatureException", "{case}: {err}");
+    }
+}
+
+#[test]
+fn spaces_after_commas_are_optional() {
+    let auth = format!(
+        "AWS4-HMAC-SHA256 Credential={AKID}/20150830/us-east-1/secretsmanager/aws4_request,SignedHeaders=content-type;host;x-amz-date;x-amz-target,Signature={SIG_LOCALHOST}"
+    );
+    let mut headers = sm_headers("localhost:4566", SIG_LOCALHOST);
+    headers.insert("authorization", HeaderValue::from_str(&auth).unwrap());
+    verify("POST", "/", &headers, BODY, &store(), signed_at()).unwrap();
+}
+
+#[test]
+fn missing_date_and_scope_date_mismatch() {
+    let mut headers = sm_headers("localhost:4566", SIG_LOCALHOST);
+    headers.remove("x-amz-date");
+    let err = verify("POST", "/", &headers, BODY, &store(), signed_at()).unwrap_err();
+    assert_eq!(err.code(), "IncompleteSignatureException");
+
+    let mut headers = sm_headers("localhost:4566", SIG_LOCALHOST);
+    headers.insert("x-amz-date", HeaderValue::from_static("20150831T123600Z"));
+    let err = verify("POST", "/", &headers, BODY, &store(), signed_at()).unwrap_err();
+    assert_eq!(err.code(), "InvalidSignatureException");
+    assert!(err.to_string().starts_with("Date in Credential scope does not match"), "{err}");
+}
+
+#[test]
+fn a_signed_header_that_is_absent_fails() {
+    let mut headers = sm_headers("localhost:4566", SIG_LOCALHOST);
+    headers.remove("x-amz-target");
+    let err = verify("POST", "/", &headers, BODY, &store(), signed_at()).unwrap_err();
+    assert_eq!(err.code(), "InvalidSignatureException");
+}
+
+#[test]
+fn dates_round_trip() {
+    for text in ["19700101T000000Z", "20150830T123600Z", "20000229T235959Z", "20991231T000001Z"] {
+        assert_eq!(format_amz_date(parse_amz_date(text).unwrap()), text);
+    }
+    for bad in ["20150830T123600", "2015-08-30T12:36:00Z", "20151330T123600Z", "2015083xT123600Z", ""] {
+        assert!(parse_amz_date(bad).is_none(), "{bad}");
+    }
+    assert_eq!(
+        parse_amz_date("20150830T123600Z").unwrap(),
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_440_938_160)
+    );
+}

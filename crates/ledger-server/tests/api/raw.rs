@@ -1,0 +1,265 @@
+//! Hand-made HTTP requests: refusals (unsigned, mis-signed, stale, unknown key, unknown
+//! target, malformed JSON, wrong types, oversized body) each answer 400 with the right `__type`
+//! and append nothing; and the exact JSON shapes of responses (absent keys, numbers, base64).
+
+use std::time::{Duration, SystemTime};
+
+use serde_json::{json, Value};
+
+use crate::common::{send, send_prepared, signed_parts, token, Raw, TestServer, AKID, SECRET};
+
+const MISMATCH: &str = "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.";
+
+async fn call(t: &TestServer, op: &str, body: Value) -> Value {
+    let target = format!("secretsmanager.{op}");
+    send(t.addr(), Raw::new(&target, body.to_string())).await.expect_ok()
+}
+
+/// The secret count seen by ListSecrets, a second witness besides the log head.
+async fn n_secrets(t: &TestServer) -> usize {
+    call(t, "ListSecrets", json!({"IncludePlannedDeletion": true})).await["SecretList"].as_array().unwrap().len()
+}
+
+#[tokio::test]
+async fn refused_requests_append_nothing() {
+    let t = TestServer::start().await;
+    call(&t, "CreateSecret", json!({"Name": "seed", "SecretString": "s", "ClientRequestToken": token()})).await;
+    let head = t.head();
+    let n = n_secrets(&t).await;
+    let create = |name: &str| json!({"Name": name, "SecretString": "v", "ClientRequestToken": token()}).to_string();
+
+    // Unsigned.
+    let mut raw = Raw::new("secretsmanager.CreateSecret", create("unsigned"));
+    raw.sign_with = None;
+    let msg = send(t.addr(), raw).await.expect_error("MissingAuthenticationTokenException");
+    assert_eq!(msg, "Missing Authentication Token");
+
+    // Signed with the wrong secret key.
+    let mut raw = Raw::new("secretsmanager.CreateSecret", create("wrong-key"));
+    raw.sign_with = Some((AKID, "not-the-secret", SystemTime::now()));
+    assert_eq!(send(t.addr(), raw).await.expect_error("InvalidSignatureException"), MISMATCH);
+
+    // Unknown access key.
+    let mut raw = Raw::new("secretsmanager.CreateSecret", create("stranger"));
+    raw.sign_with = Some(("AKIANOBODY0000000000", SECRET, SystemTime::now()));
+    assert_eq!(
+        send(t.addr(), raw).await.expect_error("UnrecognizedClientException"),
+        "The security token included in the request is invalid."
+    );
+
+    // Stale and future dates.
+    let mut raw = Raw::new("secretsmanager.CreateSecret", create("stale"));
+    raw.sign_with = Some((AKID, SECRET, SystemTime::now() - Duration::from_secs(10 * 60)));
+    let msg = send(t.addr(), raw).await.expect_error("InvalidSignatureException");
+    assert!(msg.starts_with("Signature expired: ") && msg.ends_with(" - 5 min.)"), "{msg}");
+    let mut raw = Raw::new("secretsmanager.CreateSecret", create("future"));
+    raw.sign_with = Some((AKID, SECRET, SystemTime::now() + Duration::from_secs(10 * 60)));
+    let msg = send(t.addr(), raw).await.expect_error("InvalidSignatureException");
+    assert!(msg.starts_with("Signature not yet current: "), "{msg}");
+
+    // A correctly signed request whose body is changed afterwards.
+    let signed = signed_parts(t.addr(), "secretsmanager.CreateSecret", create("tampered").as_bytes());
+    let tampered = create("tampered2").into_bytes();
+    let mut headers = signed.0.clone();
+    headers.retain(|(k, _)| k != "content-length");
+    let msg = send_prepared(t.addr(), headers, tampered).await.expect_error("InvalidSignatureException");
+    assert_eq!(msg, MISMATCH);
+    // …or whose signed target header is changed.
+    let mut headers = signed.0.clone();
+    for (k, v) in headers.iter_mut() {
+        if k == "x-amz-target" {
+            *v = "secretsmanager.DeleteSecret".into();
+        }
+    }
+    send_prepared(t.addr(), headers, signed.1.clone()).await.expect_error("InvalidSignatureException");
+
+    // Malformed Authorization header.
+    let mut raw = Raw::new("secretsmanager.CreateSecret", create("malformed"));
+    raw.sign_with = None;
+    raw.extra_headers.push((
+        "authorization",
+        "AWS4-HMAC-SHA256 Credential=AKID/20250101/us-east-1/secretsmanager/aws4_request".into(),
+    ));
+    send(t.addr(), raw).await.expect_error("IncompleteSignatureException");
+
+    // Unknown target, missing target (signed).
+    let raw = Raw::new("secretsmanager.RotateTheMoon", create("unknown-op"));
+    send(t.addr(), raw).await.expect_error("UnknownOperationException");
+    let mut raw = Raw::new("ignored", create("no-target"));
+    raw.target = None;
+    send(t.addr(), raw).await.expect_error("UnknownOperationException");
+    let raw = Raw::new("kms.CreateSecret", create("other-service"));
+    send(t.addr(), raw).await.expect_error("UnknownOperationException");
+
+    // Malformed JSON, a non-object body, wrong member types (signed).
+    for body in [
+        r#"{"Name": "x", "#,
+        "[1,2]",
+        "\"str\"",
+        r#"{"Name": 5, "SecretString": "v"}"#,
+        r#"{"Name": "ok", "SecretString": ["v"]}"#,
+        r#"{"Name": "ok", "SecretBinary": "not base64!"}"#,
+        r#"{"Name": "ok", "Tags": {"Key": "a"}}"#,
+    ] {
+        let response = send(t.addr(), Raw::new("secretsmanager.CreateSecret", body)).await;
+        let msg = response.expect_error("SerializationException");
+        assert!(!msg.contains("not base64!") && !msg.contains("\"v\""), "messages never echo values: {msg}");
+    }
+
+    // Missing required member; missing token with a value (raw HTTP: no SDK fills it).
+    send(t.addr(), Raw::new("secretsmanager.CreateSecret", r#"{"SecretString": "v"}"#))
+        .await
+        .expect_error("ValidationException");
+    let msg = send(t.addr(), Raw::new("secretsmanager.CreateSecret", r#"{"Name": "no-token", "SecretString": "v"}"#))
+        .await
+        .expect_error("InvalidRequestException");
+    assert_eq!(msg, "You must provide a ClientRequestToken value. We recommend a UUID-type value.");
+
+    // Oversized body.
+    let big = format!(r#"{{"Name": "big", "SecretString": "{}"}}"#, "x".repeat(1024 * 1024 + 10));
+    send(t.addr(), Raw::new("secretsmanager.CreateSecret", big)).await.expect_error("RequestEntityTooLargeException");
+
+    assert_eq!(t.head(), head, "no refused request appended anything");
+    assert_eq!(n_secrets(&t).await, n);
+
+    // Finally the untampered signed request is accepted: the refusals were not flukes.
+    send_prepared(t.addr(), signed.0, signed.1).await.expect_ok();
+    assert_eq!(n_secrets(&t).await, n + 1);
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn empty_body_and_json_shapes() {
+    let t = TestServer::start().await;
+
+    // An empty body is `{}`.
+    let list = send(t.addr(), Raw::new("secretsmanager.ListSecrets", "")).await.expect_ok();
+    assert_eq!(list, json!({"SecretList": []}));
+    // Unknown members are ignored.
+    let list = call(&t, "ListSecrets", json!({"SomeFutureMember": {"x": 1}})).await;
+    assert_eq!(list["SecretList"], json!([]));
+
+    // CreateSecret without a value: ARN and Name only.
+    let created = call(&t, "CreateSecret", json!({"Name": "shape/empty", "ClientRequestToken": token()})).await;
+    let keys: Vec<&str> = created.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(keys, ["ARN", "Name"]);
+    let described = call(&t, "DescribeSecret", json!({"SecretId": "shape/empty"})).await;
+    for absent in ["Tags", "VersionIdsToStages", "Description", "KmsKeyId", "DeletedDate", "LastAccessedDate"] {
+        assert!(described.get(absent).is_none(), "{absent} in {described}");
+    }
+    assert!(described["CreatedDate"].is_number() && described["LastChangedDate"].is_number(), "{described}");
+
+    // Binary values travel as base64 exactly once: `footest` is "Zm9vdGVzdA==".
+    let t1 = token();
+    let created = call(
+        &t,
+        "CreateSecret",
+        json!({"Name": "shape/bin", "SecretBinary": "Zm9vdGVzdA==", "ClientRequestToken": t1, "Description": ""}),
+    )
+    .await;
+    assert_eq!(created["VersionId"], t1);
+    let got = call(&t, "GetSecretValue", json!({"SecretId": "shape/bin"})).await;
+    assert_eq!(got["SecretBinary"], "Zm9vdGVzdA==");
+    assert!(got.get("SecretString").is_none());
+    assert_eq!(got["VersionStages"], json!(["AWSCURRENT"]));
+    let created_date = got["CreatedDate"].as_f64().unwrap();
+    let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs_f64();
+    assert!((now - created_date).abs() < 60.0, "{created_date} vs {now}");
+    let described = call(&t, "DescribeSecret", json!({"SecretId": "shape/bin"})).await;
+    assert!(described.get("Description").is_none(), "an empty description is absent: {described}");
+    assert_eq!(described["VersionIdsToStages"], json!({ t1.clone(): ["AWSCURRENT"] }));
+
+    // Deprecated versions in ListSecretVersionIds have no VersionStages key.
+    for _ in 0..2 {
+        call(
+            &t,
+            "PutSecretValue",
+            json!({"SecretId": "shape/bin", "SecretString": "s", "ClientRequestToken": token()}),
+        )
+        .await;
+    }
+    let versions = call(&t, "ListSecretVersionIds", json!({"SecretId": "shape/bin", "IncludeDeprecated": true})).await;
+    let first = &versions["Versions"][0];
+    assert_eq!(first["VersionId"], t1);
+    assert!(first.get("VersionStages").is_none(), "{first}");
+    assert_eq!(first["KmsKeyIds"], json!(["DefaultEncryptionKey"]));
+    assert!(versions.get("NextToken").is_none());
+    assert_eq!(versions["Versions"].as_array().unwrap().len(), 3);
+
+    // ListSecrets entries use SecretVersionsToStages.
+    let list = call(&t, "ListSecrets", json!({"Filters": [{"Key": "name", "Values": ["shape/bin"]}]})).await;
+    let entry = &list["SecretList"][0];
+    assert!(entry.get("SecretVersionsToStages").is_some() && entry.get("VersionIdsToStages").is_none(), "{entry}");
+
+    // Tags: [] after the last one is removed; Tag/Untag answer {}.
+    assert_eq!(
+        call(&t, "TagResource", json!({"SecretId": "shape/bin", "Tags": [{"Key": "k", "Value": "v"}]})).await,
+        json!({})
+    );
+    assert_eq!(call(&t, "UntagResource", json!({"SecretId": "shape/bin", "TagKeys": ["k"]})).await, json!({}));
+    assert_eq!(call(&t, "DescribeSecret", json!({"SecretId": "shape/bin"})).await["Tags"], json!([]));
+
+    // DeleteSecret answers a numeric DeletionDate.
+    let deleted = call(&t, "DeleteSecret", json!({"SecretId": "shape/bin"})).await;
+    let deletion = deleted["DeletionDate"].as_f64().unwrap();
+    assert!((deletion - (now + 30.0 * 86_400.0)).abs() < 120.0, "{deleted}");
+    let described = call(&t, "DescribeSecret", json!({"SecretId": "shape/bin"})).await;
+    assert!(described["DeletedDate"].is_number());
+
+    // Errors from the core carry their AWS shape.
+    let response = send(t.addr(), Raw::new("secretsmanager.GetSecretValue", r#"{"SecretId":"missing"}"#)).await;
+    assert_eq!(response.expect_error("ResourceNotFoundException"), "Secrets Manager can't find the specified secret.");
+
+    // GetRandomPassword answers RandomPassword.
+    let pw = call(&t, "GetRandomPassword", json!({"PasswordLength": 12})).await;
+    assert_eq!(pw["RandomPassword"].as_str().unwrap().len(), 12);
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn a_second_server_on_the_same_data_dir_is_refused() {
+    let t = TestServer::start().await;
+    let mut config = ledger_server::ServeConfig::new(t.dir.path().join("data"));
+    config.listen = "127.0.0.1:0".into();
+    config.credentials_file = Some(t.dir.path().join("credentials.txt"));
+    let err = match ledger_server::start(config).await {
+        Ok(_) => panic!("a second server opened the same data dir"),
+        Err(e) => e,
+    };
+    let in_use = err
+        .chain()
+        .any(|e| matches!(e.downcast_ref::<ledger_store::StoreError>(), Some(ledger_store::StoreError::InUse { .. })));
+    assert!(in_use, "{err:#}");
+    assert!(format!("{err:#}").contains("in use"), "{err:#}");
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_finishes_in_flight_writes_and_they_survive_a_restart() {
+    let t = TestServer::start().await;
+    let c = t.client("us-east-1");
+    let mut tasks = Vec::new();
+    for i in 0..24 {
+        let c = c.clone();
+        tasks.push(tokio::spawn(async move {
+            c.create_secret().name(format!("inflight/{i}")).secret_string("v").send().await.is_ok()
+        }));
+    }
+    // Shut down as soon as the first write is durable, with the others still in flight.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while t.head() == 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let t = t.restart().await;
+    let mut answered = 0;
+    for task in tasks {
+        if task.await.unwrap() {
+            answered += 1;
+        }
+    }
+    // Every write that was answered 200 is in the reopened ledger, and nothing else is.
+    let listed = call(&t, "ListSecrets", json!({})).await["SecretList"].as_array().unwrap().len();
+    assert_eq!(listed, answered);
+    assert!(answered > 0, "some writes completed before the shutdown");
+    t.stop().await;
+}
