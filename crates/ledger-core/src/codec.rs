@@ -124,6 +124,13 @@ pub fn decode_record(bytes: &[u8]) -> Result<Record, DecodeError> {
     })
 }
 
+/// `recorded_at_ms` of a stored record, read without decoding the rest (it leads the body).
+pub fn record_time(bytes: &[u8]) -> Result<i64, DecodeError> {
+    let (_, body) = decode_header(bytes)?;
+    let raw: [u8; 8] = body.get(..8).and_then(|b| b.try_into().ok()).ok_or(DecodeError::Short { len: bytes.len() })?;
+    Ok(i64::from_le_bytes(raw))
+}
+
 /// Recomputes the chain hash of stored record bytes and compares it with the stored one.
 pub fn verify_record_hash(bytes: &[u8]) -> Result<bool, DecodeError> {
     let (header, body) = decode_header(bytes)?;

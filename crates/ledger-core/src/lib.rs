@@ -30,6 +30,7 @@
 //! ```
 
 pub mod chain;
+pub mod checkpoint;
 pub mod codec;
 pub mod crypto;
 mod decide;
@@ -37,10 +38,12 @@ mod error;
 mod event;
 mod ids;
 pub mod limits;
+pub mod merkle;
 pub mod names;
 pub mod password;
 pub mod query;
 mod state;
+pub mod time;
 mod value;
 
 pub use crypto::KeyLookup;

@@ -115,6 +115,14 @@ impl State {
         self.due.iter().take_while(move |(date, _)| *date <= now_ms).map(|(_, uid)| *uid)
     }
 
+    /// Prepares an empty state to replay the events of one secret alone (point-in-time reads
+    /// from the per-secret index): its `SecretCreated` becomes the next expected uid.
+    pub fn expect_uid(&mut self, uid: SecretUid) {
+        if self.secrets.is_empty() {
+            self.next_uid = uid.0;
+        }
+    }
+
     /// Rebuilds the lookup indexes after a snapshot was decoded.
     pub fn rebuild_indexes(&mut self) {
         self.by_name.clear();

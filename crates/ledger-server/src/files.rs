@@ -50,7 +50,13 @@ fn create_private(path: &Path, contents: &[u8]) -> Result<(), FileError> {
     let create = |source| FileError::Create { path: path.to_path_buf(), source };
     let mut file = OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(create)?;
     file.write_all(contents).map_err(create)?;
-    file.sync_all().map_err(create)
+    file.sync_all().map_err(create)?;
+    // The new directory entry must be durable too, or a crash could lose the master key while
+    // data keys wrapped under it survive in sled.
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(create)?;
+    }
+    Ok(())
 }
 
 pub fn parse_master_key(text: &str, path: &Path) -> Result<MasterKey, FileError> {

@@ -11,6 +11,9 @@ pub const KEY: u8 = b'k';
 pub const SNAPSHOT: u8 = b's';
 /// `i ‖ uid (8, BE) ‖ seq (8, BE)` → empty: the per-secret index for history. Derived.
 pub const INDEX: u8 = b'i';
+/// `n ‖ name ‖ 0x00 ‖ uid (8, BE)` → region: every secret ever created under a name, for
+/// history and point-in-time lookups of purged secrets. Derived.
+pub const NAME: u8 = b'n';
 /// `m` → `format_version (1)`: written once when the data dir is created.
 pub const META: u8 = b'm';
 
@@ -42,4 +45,22 @@ pub fn index_key(uid: u64, seq: u64) -> [u8; 17] {
 /// Reads the big-endian u64 after a one-byte prefix.
 pub fn seq_of(key: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(key.get(1..9)?.try_into().ok()?))
+}
+
+pub fn name_key(name: &str, uid: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(name.len() + 10);
+    k.push(NAME);
+    k.extend_from_slice(name.as_bytes());
+    k.push(0);
+    k.extend_from_slice(&uid.to_be_bytes());
+    k
+}
+
+/// The prefix of every `name_key` of `name`.
+pub fn name_prefix(name: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(name.len() + 2);
+    k.push(NAME);
+    k.extend_from_slice(name.as_bytes());
+    k.push(0);
+    k
 }

@@ -189,11 +189,16 @@ fn load_snapshot(tree: &sled::Tree, head_seq: u64) -> Result<(u64, State), Store
         if seq > head_seq {
             continue;
         }
-        let corrupt = |reason: &str| StoreError::Corrupt { seq, reason: format!("snapshot: {reason}") };
+        // A snapshot is derived data: a damaged or undecodable one (say, from an older build) is
+        // skipped, costing replay time only; `verify` still reports it.
         if v.len() < 32 || state_digest(&v[32..]) != v[..32] {
-            return Err(corrupt("digest mismatch"));
+            tracing::warn!(seq, "projection snapshot digest mismatch; replaying from further back");
+            continue;
         }
-        let mut state: State = codec::decode(&v[32..]).map_err(|e| corrupt(&e.to_string()))?;
+        let Ok(mut state) = codec::decode::<State>(&v[32..]) else {
+            tracing::warn!(seq, "projection snapshot undecodable; replaying from further back");
+            continue;
+        };
         state.rebuild_indexes();
         return Ok((seq, state));
     }

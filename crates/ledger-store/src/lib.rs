@@ -22,6 +22,7 @@
 //! # Ok::<(), ledger_store::StoreError>(())
 //! ```
 
+pub mod audit;
 mod error;
 pub mod layout;
 mod ledger;
@@ -30,4 +31,4 @@ mod writer;
 
 pub use error::StoreError;
 pub use ledger::{BatchValues, Clock, Ledger, LedgerOptions, ManualClock, RequestMeta, SecretValueOut, SystemClock};
-pub use verify::{verify_dir, FailureReason, VerifyFailure, VerifyReport};
+pub use verify::{verify_dir, FailureReason, Verifier, VerifyFailure, VerifyReport};

@@ -30,6 +30,10 @@ pub enum FailureReason {
     Rule(RuleViolation),
     #[error("stored projection snapshot differs from the replayed state")]
     SnapshotMismatch,
+    #[error("the log differs from the checkpoint (head hash or Merkle root)")]
+    CheckpointMismatch,
+    #[error("truncated: the checkpoint covers {expected} records, only {found} are present")]
+    Truncated { expected: u64, found: u64 },
     #[error("stored head (seq {head_seq}) does not match the log (last seq {last_seq})")]
     HeadMismatch { head_seq: u64, last_seq: u64 },
 }
@@ -46,6 +50,7 @@ pub struct VerifyFailure {
 pub struct VerifyReport {
     pub events: u64,
     pub head_hash: ChainHash,
+    pub merkle_root: [u8; 32],
     pub snapshots_checked: u64,
     pub secrets: usize,
 }
@@ -63,7 +68,117 @@ pub fn verify_dir(
     }
     let db = open_db(path)?;
     let tree: sled::Tree = (*db).clone();
-    verify_tree(&tree, progress)
+    let report = verify_tree(&tree, progress)?;
+    // Offline nothing may sit beyond the head: a record there was never acknowledged as part
+    // of the log, or the head was rolled back.
+    if let Ok(r) = &report {
+        if let Some(item) = tree.range(layout::event_key(r.events + 1)..layout::event_key(u64::MAX)).next() {
+            let seq = layout::seq_of(&item?.0).unwrap_or(r.events + 1);
+            return Ok(Err(VerifyFailure {
+                seq,
+                reason: FailureReason::HeadMismatch { head_seq: r.events, last_seq: seq },
+            }));
+        }
+    }
+    Ok(report)
+}
+
+/// Streaming verifier: feed it stored records in order, then finish with the head it must
+/// reach. Used for data dirs and for export files alike.
+pub struct Verifier {
+    state: State,
+    prev_hash: ChainHash,
+    prev_time: i64,
+    expected: u64,
+    merkle: ledger_core::merkle::MerkleBuilder,
+}
+
+impl Default for Verifier {
+    fn default() -> Verifier {
+        Verifier {
+            state: State::default(),
+            prev_hash: ChainHash::GENESIS,
+            prev_time: i64::MIN,
+            expected: 1,
+            merkle: ledger_core::merkle::MerkleBuilder::new(),
+        }
+    }
+}
+
+impl Verifier {
+    /// Checks the record stored under `seq`: gap-free seq, link, hash, encoding, time, rules.
+    pub fn push(&mut self, seq: u64, bytes: &[u8]) -> Result<(), VerifyFailure> {
+        let expected = self.expected;
+        let fail = |seq, reason| Err(VerifyFailure { seq, reason });
+        if seq != expected {
+            return fail(expected, FailureReason::Gap { expected, found: seq });
+        }
+        let (header, _) = match codec::decode_header(bytes) {
+            Ok(h) => h,
+            Err(e) => return fail(seq, FailureReason::Undecodable(e.to_string())),
+        };
+        if header.seq != seq {
+            return fail(seq, FailureReason::SeqMismatch { key: seq, claimed: header.seq });
+        }
+        if header.prev_hash != self.prev_hash {
+            return fail(seq, FailureReason::BrokenLink);
+        }
+        match codec::verify_record_hash(bytes) {
+            Ok(true) => {}
+            Ok(false) => return fail(seq, FailureReason::BadHash),
+            Err(e) => return fail(seq, FailureReason::Undecodable(e.to_string())),
+        }
+        let record = match codec::decode_record(bytes) {
+            Ok(r) => r,
+            Err(e) => return fail(seq, FailureReason::Undecodable(e.to_string())),
+        };
+        if record.recorded_at_ms < self.prev_time {
+            return fail(
+                seq,
+                FailureReason::TimeBackwards { recorded_at_ms: record.recorded_at_ms, previous_ms: self.prev_time },
+            );
+        }
+        if let Err(violation) = evolve(&mut self.state, seq, record.recorded_at_ms, &record.event) {
+            return fail(seq, FailureReason::Rule(violation));
+        }
+        self.merkle.push(ledger_core::merkle::leaf_hash(&header.hash));
+        self.prev_hash = header.hash;
+        self.prev_time = record.recorded_at_ms;
+        self.expected += 1;
+        Ok(())
+    }
+
+    /// Records verified so far.
+    pub fn len(&self) -> u64 {
+        self.expected - 1
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn head_hash(&self) -> ChainHash {
+        self.prev_hash
+    }
+
+    /// Merkle root over the records verified so far.
+    pub fn merkle_root(&self) -> [u8; 32] {
+        self.merkle.root()
+    }
+
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    pub fn report(&self, snapshots_checked: u64) -> VerifyReport {
+        VerifyReport {
+            events: self.len(),
+            head_hash: self.prev_hash,
+            merkle_root: self.merkle.root(),
+            snapshots_checked,
+            secrets: self.state.len(),
+        }
+    }
 }
 
 /// Verifies the log in `tree`. `progress(done, total)` is called every few thousand records.
@@ -74,52 +189,22 @@ pub fn verify_tree(
     let (head_seq, head_hash) = read_head(tree)?;
     let mut snapshots: Vec<u64> = Vec::new();
     for item in tree.scan_prefix([layout::SNAPSHOT]).keys() {
-        if let Some(seq) = layout::seq_of(&item?) {
+        if let Some(seq) = layout::seq_of(&item?).filter(|&seq| seq <= head_seq) {
             snapshots.push(seq);
         }
     }
     let mut next_snapshot = snapshots.iter().copied().peekable();
-    let mut state = State::default();
-    let mut prev_hash = ChainHash::GENESIS;
-    let mut prev_time = i64::MIN;
-    let mut expected: u64 = 1;
+    let mut verifier = Verifier::default();
     let mut snapshots_checked = 0;
-    let fail = |seq, reason| Ok(Err(VerifyFailure { seq, reason }));
-    for item in tree.scan_prefix([layout::EVENT]) {
+    // Bounded by the head read above: a live ledger may append while this runs.
+    for item in tree.range(layout::event_key(0)..=layout::event_key(head_seq)) {
         let (k, v) = item?;
         let Some(seq) = layout::seq_of(&k).filter(|_| k.len() == 9) else {
-            return fail(expected, FailureReason::Undecodable("malformed event key".into()));
+            let seq = verifier.len() + 1;
+            return Ok(Err(VerifyFailure { seq, reason: FailureReason::Undecodable("malformed event key".into()) }));
         };
-        if seq != expected {
-            return fail(expected, FailureReason::Gap { expected, found: seq });
-        }
-        let (header, _) = match codec::decode_header(&v) {
-            Ok(h) => h,
-            Err(e) => return fail(seq, FailureReason::Undecodable(e.to_string())),
-        };
-        if header.seq != seq {
-            return fail(seq, FailureReason::SeqMismatch { key: seq, claimed: header.seq });
-        }
-        if header.prev_hash != prev_hash {
-            return fail(seq, FailureReason::BrokenLink);
-        }
-        match codec::verify_record_hash(&v) {
-            Ok(true) => {}
-            Ok(false) => return fail(seq, FailureReason::BadHash),
-            Err(e) => return fail(seq, FailureReason::Undecodable(e.to_string())),
-        }
-        let record = match codec::decode_record(&v) {
-            Ok(r) => r,
-            Err(e) => return fail(seq, FailureReason::Undecodable(e.to_string())),
-        };
-        if record.recorded_at_ms < prev_time {
-            return fail(
-                seq,
-                FailureReason::TimeBackwards { recorded_at_ms: record.recorded_at_ms, previous_ms: prev_time },
-            );
-        }
-        if let Err(violation) = evolve(&mut state, seq, record.recorded_at_ms, &record.event) {
-            return fail(seq, FailureReason::Rule(violation));
+        if let Err(failure) = verifier.push(seq, &v) {
+            return Ok(Err(failure));
         }
         while next_snapshot.peek().is_some_and(|&s| s < seq) {
             next_snapshot.next();
@@ -127,26 +212,24 @@ pub fn verify_tree(
         if next_snapshot.peek() == Some(&seq) {
             next_snapshot.next();
             let stored = tree.get(layout::snapshot_key(seq))?.unwrap_or_default();
-            let encoded = codec::encode(&state);
+            let encoded = codec::encode(verifier.state());
             if stored.len() < 32 || stored[..32] != state_digest(&encoded) || stored[32..] != encoded[..] {
-                return fail(seq, FailureReason::SnapshotMismatch);
+                return Ok(Err(VerifyFailure { seq, reason: FailureReason::SnapshotMismatch }));
             }
             snapshots_checked += 1;
         }
-        prev_hash = header.hash;
-        prev_time = record.recorded_at_ms;
-        if seq % 4096 == 0 {
+        if seq.is_multiple_of(4096) {
             progress(seq, head_seq);
         }
-        expected += 1;
     }
-    let last_seq = expected - 1;
-    if last_seq != head_seq || prev_hash != head_hash {
-        return fail(last_seq.min(head_seq) + 1, FailureReason::HeadMismatch { head_seq, last_seq });
+    let last_seq = verifier.len();
+    if last_seq != head_seq || verifier.head_hash() != head_hash {
+        let seq = last_seq.min(head_seq) + 1;
+        return Ok(Err(VerifyFailure { seq, reason: FailureReason::HeadMismatch { head_seq, last_seq } }));
     }
     if let Some(&orphan) = next_snapshot.peek() {
-        return fail(orphan, FailureReason::SnapshotMismatch);
+        return Ok(Err(VerifyFailure { seq: orphan, reason: FailureReason::SnapshotMismatch }));
     }
     progress(last_seq, head_seq);
-    Ok(Ok(VerifyReport { events: last_seq, head_hash, snapshots_checked, secrets: state.len() }))
+    Ok(Ok(verifier.report(snapshots_checked)))
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use ledger_core::codec::{self, seal_record};
 use ledger_core::crypto::{wrap_key, DataKeys, MasterKey};
-use ledger_core::{decide, evolve, ChainHash, Command, Ctx, Record, Reply, SmError, State};
+use ledger_core::{decide, evolve, ChainHash, Command, Ctx, Event, Record, Reply, SmError, State};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 
@@ -137,7 +137,8 @@ impl Writer {
         let start_seq = self.head_seq;
         let start_hash = self.head_hash;
         let mut broken = false;
-        for job in group {
+        let mut jobs = group.into_iter();
+        for job in jobs.by_ref() {
             let now_ms = self.now_ms();
             let mut ctx = Ctx { scope: &job.meta.scope, now_ms, rng: &mut self.rng };
             let decision = match decide(&self.state, &self.keys, &job.cmd, &mut ctx) {
@@ -160,6 +161,9 @@ impl Writer {
                 }
                 batch.insert(&layout::event_key(seq), bytes);
                 batch.insert(&layout::index_key(uid, seq), &[]);
+                if let Event::SecretCreated { name, region, .. } = &record.event {
+                    batch.insert(layout::name_key(name, uid), region.as_bytes());
+                }
                 self.head_seq = seq;
                 self.head_hash = record.hash;
                 records.push(record);
@@ -185,10 +189,9 @@ impl Writer {
         }
         if broken {
             self.reset_from_read_view(start_seq, start_hash);
-            for p in pending {
-                if let Some(tx) = p.reply {
-                    let _ = tx.send(Ok(Err(SmError::Internal)));
-                }
+            let unanswered = pending.into_iter().map(|p| p.reply).chain(jobs.map(|job| job.reply));
+            for tx in unanswered.flatten() {
+                let _ = tx.send(Ok(Err(SmError::Internal)));
             }
             return;
         }

@@ -2,12 +2,14 @@
 //!
 //! Exit codes: 0 ok, 1 verification failed, 2 usage or I/O error.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
+
+mod audit;
+
+use anyhow::Context;
 
 #[derive(Parser)]
 #[command(
@@ -40,12 +42,95 @@ enum Cmd {
         #[arg(long, env = "SECRET_LEDGER_MASTER_KEY_FILE")]
         master_key_file: Option<PathBuf>,
     },
-    /// Replay the whole log: chain, encoding, time order, every label rule, stored projection.
+    /// Replay the whole log (data dir or export file): chain, encoding, time order, every label
+    /// rule, stored projection, Merkle root; optionally against a checkpoint kept elsewhere.
     Verify {
         /// The data dir (must not be in use by a running server).
         #[arg(long, env = "SECRET_LEDGER_DATA_DIR", default_value = "./secret-ledger-data")]
         data_dir: PathBuf,
+        /// Verify an export file instead of a data dir (no keys, no sled needed).
+        #[arg(long)]
+        export: Option<PathBuf>,
+        /// A checkpoint the log must extend (catches a truncated tail).
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
         /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every event that touched a secret, in order, with seq, time, actor, request id, change.
+    History {
+        /// Name, partial or full ARN.
+        #[arg(long)]
+        secret_id: String,
+        #[arg(long, env = "SECRET_LEDGER_DATA_DIR", default_value = "./secret-ledger-data")]
+        data_dir: PathBuf,
+        /// Also write a self-contained HTML timeline of the labels to this file.
+        #[arg(long)]
+        html: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Secrets, versions and labels as they stood at a seq or an RFC 3339 time.
+    State {
+        /// A seq, or an RFC 3339 time such as 2026-11-27T03:12:00Z.
+        #[arg(long)]
+        as_of: String,
+        /// Only this secret (name, partial or full ARN), replayed from its own events.
+        #[arg(long)]
+        secret_id: Option<String>,
+        /// With --secret-id: which version held this label then, and its value given the key.
+        #[arg(long, requires = "secret_id")]
+        label: Option<String>,
+        /// Master key to open the value (default: <data-dir>/master.key if present).
+        #[arg(long, env = "SECRET_LEDGER_MASTER_KEY_FILE")]
+        master_key_file: Option<PathBuf>,
+        #[arg(long, env = "SECRET_LEDGER_DATA_DIR", default_value = "./secret-ledger-data")]
+        data_dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write the log as self-describing JSON Lines: header, one line per event, checkpoint.
+    Export {
+        #[arg(long)]
+        out: PathBuf,
+        /// Name of this ledger in the header and checkpoint (default: the data dir path).
+        #[arg(long)]
+        origin: Option<String>,
+        #[arg(long, env = "SECRET_LEDGER_DATA_DIR", default_value = "./secret-ledger-data")]
+        data_dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a checkpoint (size, head hash, Merkle root, time), optionally ed25519-signed.
+    Checkpoint {
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long)]
+        origin: Option<String>,
+        /// 64 hex characters: an ed25519 secret key seed the operator holds.
+        #[arg(long)]
+        signing_key: Option<PathBuf>,
+        #[arg(long, env = "SECRET_LEDGER_DATA_DIR", default_value = "./secret-ledger-data")]
+        data_dir: PathBuf,
+    },
+    /// An inclusion proof for one event, or a consistency proof between two checkpoints.
+    Prove {
+        #[arg(long, conflicts_with_all = ["from_checkpoint", "to_checkpoint"])]
+        seq: Option<u64>,
+        #[arg(long, requires = "to_checkpoint")]
+        from_checkpoint: Option<PathBuf>,
+        #[arg(long, requires = "from_checkpoint")]
+        to_checkpoint: Option<PathBuf>,
+        #[arg(long, env = "SECRET_LEDGER_DATA_DIR", default_value = "./secret-ledger-data")]
+        data_dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Drop and rebuild the derived data (snapshots, indexes) from the log.
+    Rebuild {
+        #[arg(long, env = "SECRET_LEDGER_DATA_DIR", default_value = "./secret-ledger-data")]
+        data_dir: PathBuf,
         #[arg(long)]
         json: bool,
     },
@@ -70,7 +155,32 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Cmd::Verify { data_dir, json } => verify(&data_dir, json),
+        Cmd::Verify { data_dir, export, checkpoint, json } => {
+            audit::verify(&data_dir, export.as_deref(), checkpoint.as_deref(), json)
+        }
+        Cmd::History { secret_id, data_dir, html, json } => {
+            audit::history(&data_dir, &secret_id, json, html.as_deref())
+        }
+        Cmd::State { as_of, secret_id, label, master_key_file, data_dir, json } => audit::state(audit::StateArgs {
+            data_dir: &data_dir,
+            as_of: &as_of,
+            secret_id: secret_id.as_deref(),
+            label: label.as_deref(),
+            master_key_file,
+            json,
+        }),
+        Cmd::Export { out, origin, data_dir, json } => audit::export(&data_dir, &out, origin, json),
+        Cmd::Checkpoint { out, origin, signing_key, data_dir } => {
+            audit::checkpoint(&data_dir, &out, origin, signing_key.as_deref())
+        }
+        Cmd::Prove { seq, from_checkpoint, to_checkpoint, data_dir, json } => {
+            match (seq, from_checkpoint, to_checkpoint) {
+                (Some(seq), None, None) => audit::prove_inclusion(&data_dir, seq, json),
+                (None, Some(a), Some(b)) => audit::prove_consistency(&data_dir, &a, &b, json),
+                _ => anyhow::bail!("prove takes --seq N, or --from-checkpoint A --to-checkpoint B"),
+            }
+        }
+        Cmd::Rebuild { data_dir, json } => audit::rebuild(&data_dir, json),
         Cmd::Serve { data_dir, listen, credentials, account_id, master_key_file } => {
             let mut config = ledger_server::ServeConfig::new(data_dir);
             config.listen = listen;
@@ -81,59 +191,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start tokio")?;
             runtime.block_on(ledger_server::serve(config))?;
             Ok(ExitCode::SUCCESS)
-        }
-    }
-}
-
-fn verify(data_dir: &std::path::Path, json: bool) -> anyhow::Result<ExitCode> {
-    let started = std::time::Instant::now();
-    let on_terminal = std::io::stderr().is_terminal() && !json;
-    let mut progress = |done: u64, total: u64| {
-        if on_terminal {
-            eprint!("\rverifying: {done}/{total} events");
-        }
-    };
-    let outcome = ledger_store::verify_dir(data_dir, &mut progress)
-        .with_context(|| format!("cannot verify {}", data_dir.display()))?;
-    if on_terminal {
-        eprintln!();
-    }
-    let seconds = started.elapsed().as_secs_f64();
-    match outcome {
-        Ok(report) => {
-            if json {
-                let out = serde_json::json!({
-                    "ok": true,
-                    "events": report.events,
-                    "head_hash": report.head_hash.to_hex(),
-                    "snapshots_checked": report.snapshots_checked,
-                    "secrets": report.secrets,
-                    "seconds": seconds,
-                });
-                println!("{out}");
-            } else {
-                println!(
-                    "ok: {} events, head {}, {} snapshots checked, {} secrets ({seconds:.2}s)",
-                    report.events,
-                    report.head_hash.to_hex(),
-                    report.snapshots_checked,
-                    report.secrets
-                );
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(failure) => {
-            if json {
-                let out = serde_json::json!({
-                    "ok": false,
-                    "seq": failure.seq,
-                    "reason": failure.reason.to_string(),
-                });
-                println!("{out}");
-            } else {
-                println!("FAILED at seq {}: {}", failure.seq, failure.reason);
-            }
-            Ok(ExitCode::from(1))
         }
     }
 }

@@ -1,0 +1,566 @@
+//! Audit and forensics over a log: history of one secret, state as of a seq or a time,
+//! export to a self-describing JSON Lines file and its offline verification, checkpoints and
+//! Merkle proofs. Everything here reads; nothing appends.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, Write};
+
+use base64::Engine;
+use ledger_core::checkpoint::Checkpoint;
+use ledger_core::codec::{self, decode_record};
+use ledger_core::merkle::{self, LeafSource};
+use ledger_core::names::{parse_secret_id, SecretRef};
+use ledger_core::time::format_rfc3339_ms;
+use ledger_core::{evolve, Event, Record, Scope, SecretState, SecretUid, State};
+
+use crate::error::StoreError;
+use crate::layout;
+use crate::ledger::{read_head, state_digest};
+use crate::verify::{FailureReason, Verifier, VerifyFailure, VerifyReport};
+
+/// One event of a secret's history, with what it changed in words.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HistoryEntry {
+    pub seq: u64,
+    pub recorded_at_ms: i64,
+    pub actor: String,
+    pub request_id: String,
+    pub secret: SecretUid,
+    pub event: &'static str,
+    /// What changed, e.g. `AWSCURRENT: 0000…01 → 0000…02`; never a value.
+    pub change: String,
+    /// For `LabelMoved`: (label, from, to).
+    pub label_move: Option<(String, Option<String>, Option<String>)>,
+}
+
+/// What an event changed, for people. Names versions, labels and tags; never values.
+pub fn describe(event: &Event) -> String {
+    let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "(none)".to_string());
+    match event {
+        Event::SecretCreated { name, arn, .. } => format!("created {name} ({arn})"),
+        Event::VersionCreated { version_id, value, .. } => {
+            format!("version {version_id} created ({:?}, {} ciphertext bytes)", value.kind, value.ciphertext.len())
+        }
+        Event::LabelMoved { label, from, to, .. } => format!("{label}: {} → {}", opt(from), opt(to)),
+        Event::SecretUpdated { description, kms_key_id, secret_type, .. } => {
+            let mut parts = Vec::new();
+            if let Some(d) = description {
+                parts.push(format!("description = {d:?}"));
+            }
+            if let Some(k) = kms_key_id {
+                parts.push(format!("kms key = {k:?}"));
+            }
+            if let Some(t) = secret_type {
+                parts.push(format!("type = {t:?}"));
+            }
+            format!("updated {}", parts.join(", "))
+        }
+        Event::TagsChanged { set, removed, .. } => {
+            let set: Vec<String> = set.iter().map(|t| format!("{}={}", t.key, t.value)).collect();
+            format!("tags set [{}] removed [{}]", set.join(", "), removed.join(", "))
+        }
+        Event::DeletionScheduled { deletion_date_ms, .. } => {
+            format!("deletion scheduled for {}", format_rfc3339_ms(*deletion_date_ms))
+        }
+        Event::DeletionCancelled { .. } => "deletion cancelled (restored)".to_string(),
+        Event::SecretPurged { .. } => "purged; data key destroyed".to_string(),
+        Event::VersionPruned { version_id, .. } => format!("version {version_id} pruned"),
+    }
+}
+
+fn read_record(tree: &sled::Tree, seq: u64) -> Result<Record, StoreError> {
+    let bytes =
+        tree.get(layout::event_key(seq))?.ok_or(StoreError::Corrupt { seq, reason: "record missing".into() })?;
+    decode_record(&bytes).map_err(|e| StoreError::Corrupt { seq, reason: e.to_string() })
+}
+
+/// Every uid a `SecretId` (name, partial or full ARN) may have named over the log's life, in
+/// creation order. Names are looked up in the name index, never by scanning the log.
+pub fn secret_uids(tree: &sled::Tree, secret_id: &str) -> Result<Vec<SecretUid>, StoreError> {
+    let (name, region, full_arn) = if let Some(rest) = secret_id.strip_prefix("arn:") {
+        let parts: Vec<&str> = rest.splitn(6, ':').collect();
+        let [partition, _, region, account, _, resource] = parts[..] else { return Ok(Vec::new()) };
+        let scope = Scope { partition: partition.into(), region: region.into(), account: account.into() };
+        match parse_secret_id(&scope, secret_id) {
+            Ok(SecretRef::FullArn(arn)) => (resource[..resource.len() - 7].to_string(), Some(region), Some(arn)),
+            Ok(SecretRef::PartialArn(name)) => (name.to_string(), Some(region), None),
+            _ => return Ok(Vec::new()),
+        }
+    } else {
+        (secret_id.to_string(), None, None)
+    };
+    let mut uids = Vec::new();
+    for item in tree.scan_prefix(layout::name_prefix(&name)) {
+        let (k, v) = item?;
+        let uid = u64::from_be_bytes(k[k.len() - 8..].try_into().expect("8 bytes"));
+        if region.is_some_and(|r| r.as_bytes() != &v[..]) {
+            continue;
+        }
+        if let Some(arn) = full_arn {
+            let first = tree.scan_prefix(index_prefix(uid)).keys().next().transpose()?;
+            let Some(first) = first else { continue };
+            let seq = u64::from_be_bytes(first[9..17].try_into().expect("8 bytes"));
+            match read_record(tree, seq)?.event {
+                Event::SecretCreated { arn: stored, .. } if stored == arn => {}
+                _ => continue,
+            }
+        }
+        uids.push(SecretUid(uid));
+    }
+    uids.sort();
+    Ok(uids)
+}
+
+fn index_prefix(uid: u64) -> [u8; 9] {
+    let mut p = [layout::INDEX; 9];
+    p[1..].copy_from_slice(&uid.to_be_bytes());
+    p
+}
+
+/// Seqs of every event of one secret, in order, from the per-secret index.
+fn secret_seqs(tree: &sled::Tree, uid: SecretUid) -> Result<Vec<u64>, StoreError> {
+    let mut seqs = Vec::new();
+    for key in tree.scan_prefix(index_prefix(uid.0)).keys() {
+        let key = key?;
+        seqs.push(u64::from_be_bytes(key[9..17].try_into().expect("8 bytes")));
+    }
+    Ok(seqs)
+}
+
+/// Every event that touched the secret(s) a `SecretId` names, in log order.
+pub fn history(tree: &sled::Tree, secret_id: &str) -> Result<Vec<HistoryEntry>, StoreError> {
+    let mut seqs = BTreeSet::new();
+    for uid in secret_uids(tree, secret_id)? {
+        seqs.extend(secret_seqs(tree, uid)?);
+    }
+    seqs.into_iter()
+        .map(|seq| {
+            let r = read_record(tree, seq)?;
+            Ok(HistoryEntry {
+                seq,
+                recorded_at_ms: r.recorded_at_ms,
+                actor: r.actor,
+                request_id: r.request_id,
+                secret: r.event.secret(),
+                event: r.event.name(),
+                change: describe(&r.event),
+                label_move: match &r.event {
+                    Event::LabelMoved { label, from, to, .. } => Some((label.clone(), from.clone(), to.clone())),
+                    _ => None,
+                },
+            })
+        })
+        .collect()
+}
+
+/// The last seq recorded at or before `time_ms` (0 if none), by binary search on `recorded_at`.
+pub fn seq_at_time(tree: &sled::Tree, time_ms: i64) -> Result<u64, StoreError> {
+    let (head, _) = read_head(tree)?;
+    let (mut lo, mut hi) = (0u64, head); // invariant: time(lo) <= t (or lo = 0), time(hi+1) > t
+    while lo < hi {
+        let mid = lo + (hi - lo).div_ceil(2);
+        let bytes = tree
+            .get(layout::event_key(mid))?
+            .ok_or(StoreError::Corrupt { seq: mid, reason: "record missing".into() })?;
+        let t = codec::record_time(&bytes).map_err(|e| StoreError::Corrupt { seq: mid, reason: e.to_string() })?;
+        if t <= time_ms {
+            lo = mid;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    Ok(lo)
+}
+
+/// The whole projection as it stood after `seq`: the newest snapshot at or below it, then the
+/// records after the snapshot.
+pub fn state_at(tree: &sled::Tree, seq: u64) -> Result<State, StoreError> {
+    let mut start = (0, State::default());
+    for item in tree.range(layout::snapshot_key(0)..=layout::snapshot_key(seq)).rev() {
+        let (k, v) = item?;
+        let snap_seq = layout::seq_of(&k).unwrap_or(0);
+        if v.len() >= 32 && state_digest(&v[32..]) == v[..32] {
+            let mut state: State = codec::decode(&v[32..])
+                .map_err(|e| StoreError::Corrupt { seq: snap_seq, reason: format!("snapshot: {e}") })?;
+            state.rebuild_indexes();
+            start = (snap_seq, state);
+            break;
+        }
+    }
+    let (from, mut state) = start;
+    for item in tree.range(layout::event_key(from + 1)..=layout::event_key(seq)) {
+        let (k, v) = item?;
+        let s = layout::seq_of(&k).unwrap_or(0);
+        let r = decode_record(&v).map_err(|e| StoreError::Corrupt { seq: s, reason: e.to_string() })?;
+        evolve(&mut state, s, r.recorded_at_ms, &r.event)
+            .map_err(|e| StoreError::Corrupt { seq: s, reason: e.to_string() })?;
+    }
+    Ok(state)
+}
+
+/// One secret as it stood after `seq`, replayed from its own events only (the per-secret
+/// index): cost grows with that secret's history, not with the log.
+pub fn secret_state_at(tree: &sled::Tree, uid: SecretUid, seq: u64) -> Result<Option<SecretState>, StoreError> {
+    let mut state = State::default();
+    state.expect_uid(uid);
+    for s in secret_seqs(tree, uid)?.into_iter().take_while(|&s| s <= seq) {
+        let r = read_record(tree, s)?;
+        evolve(&mut state, s, r.recorded_at_ms, &r.event)
+            .map_err(|e| StoreError::Corrupt { seq: s, reason: e.to_string() })?;
+    }
+    Ok(state.secret(uid).cloned())
+}
+
+/// The secret a `SecretId` named at `seq`: the newest of its uids created by then and not yet
+/// purged.
+pub fn resolve_at(tree: &sled::Tree, secret_id: &str, seq: u64) -> Result<Option<SecretState>, StoreError> {
+    for uid in secret_uids(tree, secret_id)?.into_iter().rev() {
+        if let Some(secret) = secret_state_at(tree, uid, seq)? {
+            return Ok(Some(secret));
+        }
+    }
+    Ok(None)
+}
+
+/// Leaf hashes read from the log: leaf `m` is the record at seq `m + 1`.
+pub struct LogLeaves<'a> {
+    pub tree: &'a sled::Tree,
+    pub size: u64,
+}
+
+impl LeafSource for LogLeaves<'_> {
+    type Error = StoreError;
+
+    fn leaf_count(&self) -> u64 {
+        self.size
+    }
+
+    fn leaf_hash(&self, index: u64) -> Result<[u8; 32], StoreError> {
+        let seq = index + 1;
+        let bytes = self
+            .tree
+            .get(layout::event_key(seq))?
+            .ok_or(StoreError::Corrupt { seq, reason: "record missing".into() })?;
+        let (header, _) =
+            codec::decode_header(&bytes).map_err(|e| StoreError::Corrupt { seq, reason: e.to_string() })?;
+        Ok(merkle::leaf_hash(&header.hash))
+    }
+}
+
+/// An inclusion proof for the record at `seq` in the tree of the first `size` records.
+pub fn inclusion_proof(tree: &sled::Tree, seq: u64, size: u64) -> Result<Vec<[u8; 32]>, StoreError> {
+    let leaves = LogLeaves { tree, size };
+    merkle::inclusion_proof(&leaves, seq.saturating_sub(1), size).map_err(merkle_error)
+}
+
+/// A consistency proof between the trees of the first `old_size` and `new_size` records.
+pub fn consistency_proof(tree: &sled::Tree, old_size: u64, new_size: u64) -> Result<Vec<[u8; 32]>, StoreError> {
+    let leaves = LogLeaves { tree, size: new_size };
+    merkle::consistency_proof(&leaves, old_size, new_size).map_err(merkle_error)
+}
+
+fn merkle_error(e: merkle::MerkleError<StoreError>) -> StoreError {
+    match e {
+        merkle::MerkleError::Source(inner) => inner,
+        other => StoreError::Engine(other.to_string()),
+    }
+}
+
+/// Merkle root over the first `size` records.
+pub fn merkle_root(tree: &sled::Tree, size: u64) -> Result<[u8; 32], StoreError> {
+    let mut builder = merkle::MerkleBuilder::new();
+    for item in tree.range(layout::event_key(1)..=layout::event_key(size)) {
+        let (k, v) = item?;
+        let seq = layout::seq_of(&k).unwrap_or(0);
+        let (header, _) = codec::decode_header(&v).map_err(|e| StoreError::Corrupt { seq, reason: e.to_string() })?;
+        builder.push(merkle::leaf_hash(&header.hash));
+    }
+    if builder.len() != size {
+        return Err(StoreError::Corrupt { seq: builder.len() + 1, reason: "log shorter than the checkpoint".into() });
+    }
+    Ok(builder.root())
+}
+
+/// A checkpoint of the log's current head.
+pub fn checkpoint(tree: &sled::Tree, origin: &str, time_ms: i64) -> Result<Checkpoint, StoreError> {
+    let (size, head_hash) = read_head(tree)?;
+    let merkle_root = merkle_root(tree, size)?;
+    Ok(Checkpoint { origin: origin.to_string(), size, head_hash, merkle_root, time_ms, signature: None })
+}
+
+pub const EXPORT_FORMAT: &str = "secret-ledger-export";
+pub const EXPORT_FORMAT_VERSION: u64 = 1;
+
+/// Writes the whole log as JSON Lines: a header, one line per record (its exact stored bytes
+/// in base64, plus the envelope decoded for people), and a closing checkpoint.
+pub fn export(
+    tree: &sled::Tree,
+    out: &mut dyn Write,
+    origin: &str,
+    time_ms: i64,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Checkpoint, StoreError> {
+    let (head, head_hash) = read_head(tree)?;
+    let mut key_ids = BTreeSet::new();
+    for item in tree.scan_prefix([layout::KEY]).values() {
+        if let Ok(w) = codec::decode::<ledger_core::crypto::WrappedKey>(&item?) {
+            key_ids.insert(w.master_key_id);
+        }
+    }
+    let header = serde_json::json!({
+        "type": "header",
+        "format": EXPORT_FORMAT,
+        "format_version": EXPORT_FORMAT_VERSION,
+        "record_format_version": codec::FORMAT_VERSION,
+        "origin": origin,
+        "events": head,
+        "exported_at": format_rfc3339_ms(time_ms),
+        "master_key_ids": key_ids,
+    });
+    writeln!(out, "{header}")?;
+    let mut builder = merkle::MerkleBuilder::new();
+    for item in tree.range(layout::event_key(1)..=layout::event_key(head)) {
+        let (k, v) = item?;
+        let seq = layout::seq_of(&k).unwrap_or(0);
+        let r = decode_record(&v).map_err(|e| StoreError::Corrupt { seq, reason: e.to_string() })?;
+        builder.push(merkle::leaf_hash(&r.hash));
+        let line = serde_json::json!({
+            "type": "event",
+            "seq": seq,
+            "hash": r.hash.to_hex(),
+            "prev_hash": r.prev_hash.to_hex(),
+            "recorded_at": format_rfc3339_ms(r.recorded_at_ms),
+            "actor": r.actor,
+            "request_id": r.request_id,
+            "event": r.event.name(),
+            "secret": r.event.secret().0,
+            "change": describe(&r.event),
+            "record": base64::engine::general_purpose::STANDARD.encode(&v),
+        });
+        writeln!(out, "{line}")?;
+        if seq.is_multiple_of(4096) {
+            progress(seq, head);
+        }
+    }
+    let checkpoint = Checkpoint {
+        origin: origin.to_string(),
+        size: head,
+        head_hash,
+        merkle_root: builder.root(),
+        time_ms,
+        signature: None,
+    };
+    let mut closing: serde_json::Value = serde_json::from_str(&checkpoint.to_json())
+        .map_err(|e| StoreError::Engine(format!("checkpoint encoding: {e}")))?;
+    closing["type"] = serde_json::Value::from("checkpoint");
+    writeln!(out, "{closing}")?;
+    out.flush()?;
+    progress(head, head);
+    Ok(checkpoint)
+}
+
+/// Verifies an export file with no keys and no sled: every record as `verify` does, the
+/// closing checkpoint against the records, and, given a checkpoint kept elsewhere, that the
+/// file holds the log it describes (a truncated tail is caught there).
+pub fn verify_export(
+    input: &mut dyn BufRead,
+    trusted: Option<&Checkpoint>,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Result<VerifyReport, VerifyFailure>, StoreError> {
+    let mut verifier = Verifier::default();
+    let mut trusted_root_seen = false;
+    let mut closing: Option<Checkpoint> = None;
+    let mut declared = 0u64;
+    let bad = |seq: u64, why: String| Ok(Err(VerifyFailure { seq, reason: FailureReason::Undecodable(why) }));
+    for (line_no, line) in input.lines().enumerate() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let next = verifier.len() + 1;
+        let value: serde_json::Value = match serde_json::from_str(&line) {
+            Ok(v) => v,
+            Err(e) => return bad(next, format!("line {}: not JSON: {e}", line_no + 1)),
+        };
+        if closing.is_some() {
+            return bad(next, format!("line {}: data after the closing checkpoint", line_no + 1));
+        }
+        match value.get("type").and_then(|t| t.as_str()) {
+            Some("header") if line_no == 0 => {
+                if value.get("format").and_then(|f| f.as_str()) != Some(EXPORT_FORMAT) {
+                    return bad(0, "not a secret-ledger export".into());
+                }
+                declared = value.get("events").and_then(serde_json::Value::as_u64).unwrap_or(0);
+            }
+            Some("event") if line_no > 0 => {
+                let seq = value.get("seq").and_then(serde_json::Value::as_u64).unwrap_or(0);
+                let Some(record) = value.get("record").and_then(|r| r.as_str()) else {
+                    return bad(next, format!("line {}: event without record", line_no + 1));
+                };
+                let bytes = match base64::engine::general_purpose::STANDARD.decode(record) {
+                    Ok(b) => b,
+                    Err(e) => return bad(next, format!("line {}: record is not base64: {e}", line_no + 1)),
+                };
+                if let Err(failure) = verifier.push(seq, &bytes) {
+                    return Ok(Err(failure));
+                }
+                if let Some(t) = trusted.filter(|t| t.size == verifier.len()) {
+                    if verifier.merkle_root() != t.merkle_root || verifier.head_hash() != t.head_hash {
+                        return Ok(Err(VerifyFailure { seq: t.size, reason: FailureReason::CheckpointMismatch }));
+                    }
+                    trusted_root_seen = true;
+                }
+                if seq.is_multiple_of(4096) {
+                    progress(seq, declared);
+                }
+            }
+            Some("checkpoint") if line_no > 0 => match Checkpoint::from_json(&line) {
+                Ok(c) => closing = Some(c),
+                Err(e) => return bad(next, format!("line {}: closing checkpoint: {e}", line_no + 1)),
+            },
+            _ => return bad(next, format!("line {}: unexpected line", line_no + 1)),
+        }
+    }
+    let n = verifier.len();
+    if let Some(t) = trusted {
+        if t.size > n {
+            return Ok(Err(VerifyFailure {
+                seq: n + 1,
+                reason: FailureReason::Truncated { expected: t.size, found: n },
+            }));
+        }
+        if !trusted_root_seen && t.size > 0 {
+            return Ok(Err(VerifyFailure { seq: t.size, reason: FailureReason::CheckpointMismatch }));
+        }
+    }
+    let Some(closing) = closing else {
+        return Ok(Err(VerifyFailure {
+            seq: n + 1,
+            reason: FailureReason::Truncated { expected: declared.max(n + 1), found: n },
+        }));
+    };
+    if closing.size != n || closing.merkle_root != verifier.merkle_root() || closing.head_hash != verifier.head_hash() {
+        return Ok(Err(VerifyFailure { seq: closing.size.min(n) + 1, reason: FailureReason::CheckpointMismatch }));
+    }
+    progress(n, n);
+    Ok(Ok(verifier.report(0)))
+}
+
+/// Secrets of a state, for listing: name → (uid, versions → labels).
+pub fn label_map(state: &State) -> BTreeMap<String, BTreeMap<String, Vec<String>>> {
+    state
+        .secrets()
+        .map(|s| {
+            let versions = s.versions.iter().map(|(id, v)| (id.clone(), v.labels.iter().cloned().collect())).collect();
+            (format!("{}:{}", s.region, s.name), versions)
+        })
+        .collect()
+}
+
+/// A data dir opened for reading the log offline (the server must not be running).
+pub struct LogDir {
+    _db: sled::Db,
+    tree: sled::Tree,
+}
+
+impl LogDir {
+    pub fn open(path: &std::path::Path) -> Result<LogDir, StoreError> {
+        if !path.join("db").exists() {
+            return Err(StoreError::Io(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("{} is not a secret-ledger data dir", path.display()),
+            )));
+        }
+        let db = crate::ledger::open_db(path)?;
+        let tree: sled::Tree = (*db).clone();
+        Ok(LogDir { _db: db, tree })
+    }
+
+    pub fn tree(&self) -> &sled::Tree {
+        &self.tree
+    }
+}
+
+/// Opens the value of `version_id` of `secret` with the master key, if its data key still
+/// exists (it is destroyed when the secret is purged) and the version was not pruned.
+pub fn open_version_value(
+    tree: &sled::Tree,
+    master: &ledger_core::crypto::MasterKey,
+    secret: &SecretState,
+    version_id: &str,
+) -> Result<Option<ledger_core::SecretValue>, StoreError> {
+    let Some(version) = secret.versions.get(version_id) else { return Ok(None) };
+    let Some(wrapped) = tree.get(layout::key_key(secret.uid.0))? else { return Ok(None) };
+    let wrapped: ledger_core::crypto::WrappedKey =
+        codec::decode(&wrapped).map_err(|e| StoreError::Corrupt { seq: 0, reason: format!("key store: {e}") })?;
+    let key = ledger_core::crypto::unwrap_key(master, secret.uid, &wrapped).ok_or(StoreError::WrongMasterKey)?;
+    let record = read_record(tree, version.seq)?;
+    let Event::VersionCreated { value, .. } = &record.event else {
+        return Err(StoreError::Corrupt { seq: version.seq, reason: "not a VersionCreated record".into() });
+    };
+    Ok(ledger_core::crypto::open_value(&key, secret.uid, version_id, value))
+}
+
+/// Drops the derived key spaces (snapshots, per-secret and name indexes) and rebuilds them
+/// from the log. `snapshot_every` as in `LedgerOptions`.
+pub fn rebuild_derived(
+    tree: &sled::Tree,
+    snapshot_every: u64,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<u64, StoreError> {
+    for prefix in [layout::SNAPSHOT, layout::INDEX, layout::NAME] {
+        for key in tree.scan_prefix([prefix]).keys() {
+            tree.remove(key?)?;
+        }
+    }
+    let (head, _) = read_head(tree)?;
+    let mut state = State::default();
+    let every = snapshot_every.max(1);
+    let mut batch = sled::Batch::default();
+    for item in tree.range(layout::event_key(1)..=layout::event_key(head)) {
+        let (k, v) = item?;
+        let seq = layout::seq_of(&k).unwrap_or(0);
+        let r = decode_record(&v).map_err(|e| StoreError::Corrupt { seq, reason: e.to_string() })?;
+        evolve(&mut state, seq, r.recorded_at_ms, &r.event)
+            .map_err(|e| StoreError::Corrupt { seq, reason: e.to_string() })?;
+        let uid = r.event.secret().0;
+        batch.insert(&layout::index_key(uid, seq), &[]);
+        if let Event::SecretCreated { name, region, .. } = &r.event {
+            batch.insert(layout::name_key(name, uid), region.as_bytes());
+        }
+        if seq.is_multiple_of(every) {
+            let encoded = codec::encode(&state);
+            let mut value = Vec::with_capacity(32 + encoded.len());
+            value.extend_from_slice(&state_digest(&encoded));
+            value.extend_from_slice(&encoded);
+            batch.insert(&layout::snapshot_key(seq), value);
+        }
+        if seq.is_multiple_of(4096) {
+            tree.apply_batch(std::mem::take(&mut batch))?;
+            progress(seq, head);
+        }
+    }
+    tree.apply_batch(batch)?;
+    tree.flush()?;
+    progress(head, head);
+    Ok(head)
+}
+
+/// Head of the log: (seq, hash).
+pub fn head(tree: &sled::Tree) -> Result<(u64, ledger_core::ChainHash), StoreError> {
+    read_head(tree)
+}
+
+/// The chain hash of the record at `seq`.
+pub fn history_record_hash(tree: &sled::Tree, seq: u64) -> Result<ledger_core::ChainHash, StoreError> {
+    let bytes =
+        tree.get(layout::event_key(seq))?.ok_or(StoreError::Corrupt { seq, reason: "record missing".into() })?;
+    Ok(codec::decode_header(&bytes).map_err(|e| StoreError::Corrupt { seq, reason: e.to_string() })?.0.hash)
+}
+
+/// `recorded_at_ms` of the record at `seq`.
+pub fn history_record_time(tree: &sled::Tree, seq: u64) -> Result<i64, StoreError> {
+    let bytes =
+        tree.get(layout::event_key(seq))?.ok_or(StoreError::Corrupt { seq, reason: "record missing".into() })?;
+    codec::record_time(&bytes).map_err(|e| StoreError::Corrupt { seq, reason: e.to_string() })
+}
