@@ -63,6 +63,9 @@ pub struct LedgerOptions {
     pub snapshot_every: u64,
     /// Most requests one group commit takes.
     pub group_max: usize,
+    /// sled's page cache. Reads of values go to the log's records, so this bounds memory, not
+    /// correctness.
+    pub cache_bytes: u64,
     /// Skip `flush` + `fdatasync` (benchmarks of the non-durable path only; never in service).
     pub unsafe_no_sync: bool,
 }
@@ -74,6 +77,7 @@ impl Default for LedgerOptions {
             rng_seed: None,
             snapshot_every: 100_000,
             group_max: 512,
+            cache_bytes: 256 << 20,
             unsafe_no_sync: false,
         }
     }
@@ -145,14 +149,18 @@ impl std::fmt::Debug for Ledger {
     }
 }
 
+/// sled page cache for offline readers (verify, audit commands): they stream, so a small cache
+/// keeps memory flat as the log grows.
+pub(crate) const STREAMING_CACHE_BYTES: u64 = 32 << 20;
+
 /// Opens sled. sled's background I/O threads may hold the file lock for a moment after the
 /// previous handle in this process was dropped, so a lock conflict is retried for up to a
 /// second before it is reported as "in use".
-pub(crate) fn open_db(path: &Path) -> Result<sled::Db, StoreError> {
+pub(crate) fn open_db(path: &Path, cache_bytes: u64) -> Result<sled::Db, StoreError> {
     std::fs::create_dir_all(path)?;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
     loop {
-        match sled::Config::new().path(path).open() {
+        match sled::Config::new().path(path).cache_capacity(cache_bytes).open() {
             Ok(db) => return Ok(db),
             Err(sled::Error::Io(io)) if io.to_string().contains("could not acquire lock") => {
                 if std::time::Instant::now() >= deadline {
@@ -263,7 +271,7 @@ impl Ledger {
     /// Opens (or creates) the ledger in `path`. Rebuilds the projection from the newest snapshot
     /// and the log after it, checking chain and rules on the way.
     pub fn open(path: &Path, master: MasterKey, options: LedgerOptions) -> Result<Ledger, StoreError> {
-        let db = open_db(path)?;
+        let db = open_db(path, options.cache_bytes)?;
         let tree: sled::Tree = (*db).clone();
         if tree.get([layout::META])?.is_none() {
             tree.insert([layout::META], &[codec::FORMAT_VERSION])?;

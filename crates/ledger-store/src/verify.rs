@@ -66,7 +66,7 @@ pub fn verify_dir(
             format!("{} is not a secret-ledger data dir", path.display()),
         )));
     }
-    let db = open_db(path)?;
+    let db = open_db(path, crate::ledger::STREAMING_CACHE_BYTES)?;
     let tree: sled::Tree = (*db).clone();
     let report = verify_tree(&tree, progress)?;
     // Offline nothing may sit beyond the head: a record there was never acknowledged as part

@@ -42,8 +42,9 @@ struct Shape {
     /// Length of each secret value (SecretString).
     #[arg(long, default_value_t = 64)]
     value_bytes: usize,
-    /// One SDK client per task, or one shared by all tasks.
-    #[arg(long, value_enum, default_value_t = ClientMode::PerTask)]
+    /// One SDK client shared by all tasks (its pool opens one connection per task), or one per
+    /// task. Shared costs the load generator less CPU, so it measures the server better.
+    #[arg(long, value_enum, default_value_t = ClientMode::Shared)]
     client_mode: ClientMode,
     /// Print one JSON document instead of text.
     #[arg(long)]
