@@ -1,0 +1,177 @@
+//! The binary's audit commands against a data dir written through the library: exit codes,
+//! JSON output, export and offline verify, checkpoints (signed), proofs, tampering.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::process::{Command as Process, Output};
+
+use ledger_core::crypto::MasterKey;
+use ledger_core::{Command, CreateSecret, PutSecretValue, Scope, SecretValue, UpdateSecretVersionStage};
+use ledger_store::{Ledger, LedgerOptions, RequestMeta};
+
+const KEY: [u8; 32] = [0x24; 32];
+
+fn bin(args: &[&str]) -> Output {
+    Process::new(env!("CARGO_BIN_EXE_secret-ledger")).args(args).output().unwrap()
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+fn token(n: u32) -> String {
+    format!("{n:0>36}")
+}
+
+/// A data dir with a rotation of `db/prod` and a master key file.
+fn data_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("master.key"), hex::encode(KEY)).unwrap();
+    let ledger = Ledger::open(dir.path(), MasterKey::from_bytes(1, KEY), LedgerOptions::default()).unwrap();
+    let meta = RequestMeta::local(Scope::new("us-east-1", "000000000000"));
+    let run = |cmd| ledger.execute(cmd, &meta).unwrap().unwrap();
+    run(Command::CreateSecret(CreateSecret {
+        name: "db/prod".into(),
+        client_request_token: Some(token(1)),
+        value: Some(SecretValue::string("first-password")),
+        ..CreateSecret::default()
+    }));
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    run(Command::PutSecretValue(PutSecretValue {
+        secret_id: "db/prod".into(),
+        client_request_token: Some(token(2)),
+        value: Some(SecretValue::string("second-password")),
+        version_stages: Some(vec!["AWSPENDING".into()]),
+    }));
+    run(Command::UpdateSecretVersionStage(UpdateSecretVersionStage {
+        secret_id: "db/prod".into(),
+        version_stage: "AWSCURRENT".into(),
+        move_to_version_id: Some(token(2)),
+        remove_from_version_id: Some(token(1)),
+    }));
+    ledger.close().unwrap();
+    dir
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn verify_history_state_and_exit_codes() {
+    let dir = data_dir();
+    let d = path(dir.path());
+    let out = bin(&["verify", "--data-dir", d, "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report = json(&out);
+    assert_eq!(report["ok"], true);
+    let events = report["events"].as_u64().unwrap();
+    assert!(events >= 6);
+
+    let html = dir.path().join("history.html");
+    let out = bin(&["history", "--data-dir", d, "--secret-id", "db/prod", "--json", "--html", path(&html)]);
+    assert!(out.status.success());
+    let history = json(&out);
+    let changes: Vec<&str> =
+        history["events"].as_array().unwrap().iter().map(|e| e["change"].as_str().unwrap()).collect();
+    assert!(changes.contains(&format!("AWSCURRENT: {} → {}", token(1), token(2)).as_str()), "{changes:?}");
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("AWSCURRENT") && !page.contains("http://") && !page.contains("https://"));
+    assert!(!page.contains("first-password") && !String::from_utf8_lossy(&out.stdout).contains("password\""));
+
+    // Which value was AWSCURRENT before the rotation, and after.
+    let out =
+        bin(&["state", "--data-dir", d, "--as-of", "3", "--secret-id", "db/prod", "--label", "AWSCURRENT", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let state = json(&out);
+    assert_eq!(state["label"]["version_id"], token(1));
+    assert_eq!(state["label"]["value"]["SecretString"], "first-password");
+    let out = bin(&[
+        "state",
+        "--data-dir",
+        d,
+        "--as-of",
+        &events.to_string(),
+        "--secret-id",
+        "db/prod",
+        "--label",
+        "AWSCURRENT",
+        "--json",
+    ]);
+    assert_eq!(json(&out)["label"]["value"]["SecretString"], "second-password");
+    let out = bin(&["state", "--data-dir", d, "--as-of", "2999-01-01T00:00:00Z", "--json"]);
+    assert_eq!(json(&out)["as_of_seq"].as_u64(), Some(events));
+
+    // Usage and I/O errors are exit 2.
+    assert_eq!(bin(&["verify", "--data-dir", "/nonexistent/dir"]).status.code(), Some(2));
+    assert_eq!(bin(&["state", "--data-dir", d, "--as-of", "yesterday"]).status.code(), Some(2));
+    assert_eq!(bin(&["frobnicate"]).status.code(), Some(2));
+}
+
+#[test]
+fn export_checkpoint_prove_and_tampering() {
+    let dir = data_dir();
+    let d = path(dir.path());
+    let work = tempfile::tempdir().unwrap();
+    let cp = work.path().join("cp.json");
+    let signing_key = work.path().join("signing.key");
+    std::fs::write(&signing_key, hex::encode([7u8; 32])).unwrap();
+    let out = bin(&["checkpoint", "--data-dir", d, "--out", path(&cp), "--signing-key", path(&signing_key)]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let checkpoint: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&cp).unwrap()).unwrap();
+    assert!(checkpoint["signature"].is_object());
+
+    let export = work.path().join("log.jsonl");
+    assert!(bin(&["export", "--data-dir", d, "--out", path(&export)]).status.success());
+    let out = bin(&["verify", "--export", path(&export), "--checkpoint", path(&cp), "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(json(&out)["merkle_root"], checkpoint["merkle_root"]);
+    assert!(bin(&["verify", "--data-dir", d, "--checkpoint", path(&cp)]).status.success());
+
+    let out = bin(&["prove", "--data-dir", d, "--seq", "2", "--json"]);
+    assert!(out.status.success());
+    assert_eq!(json(&out)["verified"], true);
+
+    // Truncate the export's tail (and its closing checkpoint): caught against the checkpoint.
+    let text = std::fs::read_to_string(&export).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let cut = work.path().join("cut.jsonl");
+    std::fs::write(&cut, lines[..lines.len() - 2].join("\n")).unwrap();
+    let out = bin(&["verify", "--export", path(&cut), "--checkpoint", path(&cp), "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(json(&out)["ok"], false);
+
+    // A tampered checkpoint signature is refused outright.
+    let mut forged = checkpoint.clone();
+    forged["size"] = serde_json::Value::from(1);
+    let forged_path = work.path().join("forged.json");
+    std::fs::write(&forged_path, forged.to_string()).unwrap();
+    assert_eq!(bin(&["verify", "--export", path(&export), "--checkpoint", path(&forged_path)]).status.code(), Some(2));
+
+    // A consistency proof between an older and a newer checkpoint.
+    let ledger = Ledger::open(dir.path(), MasterKey::from_bytes(1, KEY), LedgerOptions::default()).unwrap();
+    let meta = RequestMeta::local(Scope::new("us-east-1", "000000000000"));
+    ledger
+        .execute(
+            Command::PutSecretValue(PutSecretValue {
+                secret_id: "db/prod".into(),
+                client_request_token: Some(token(3)),
+                value: Some(SecretValue::string("third")),
+                version_stages: None,
+            }),
+            &meta,
+        )
+        .unwrap()
+        .unwrap();
+    ledger.close().unwrap();
+    let cp2 = work.path().join("cp2.json");
+    assert!(bin(&["checkpoint", "--data-dir", d, "--out", path(&cp2)]).status.success());
+    let out = bin(&["prove", "--data-dir", d, "--from-checkpoint", path(&cp), "--to-checkpoint", path(&cp2), "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(json(&out)["verified"], true);
+
+    // Rebuild the derived data; verify still passes.
+    assert!(bin(&["rebuild", "--data-dir", d]).status.success());
+    assert!(bin(&["verify", "--data-dir", d]).status.success());
+}
