@@ -9,7 +9,9 @@ pub const CHAIN_CONTEXT: &str = "secret-ledger 2026-11-27 event chain v1";
 
 /// `hash = blake3_derive(CHAIN_CONTEXT; format_version ‖ prev_hash ‖ seq_be ‖ body)`.
 pub fn chain_hash(format_version: u8, prev_hash: &ChainHash, seq: u64, body: &[u8]) -> ChainHash {
-    let mut hasher = blake3::Hasher::new_derive_key(CHAIN_CONTEXT);
+    // Deriving the context key costs a compression per call; clone a hasher that has it.
+    static TEMPLATE: std::sync::OnceLock<blake3::Hasher> = std::sync::OnceLock::new();
+    let mut hasher = TEMPLATE.get_or_init(|| blake3::Hasher::new_derive_key(CHAIN_CONTEXT)).clone();
     hasher.update(&[format_version]);
     hasher.update(&prev_hash.0);
     hasher.update(&seq.to_be_bytes());

@@ -30,8 +30,11 @@ fn bench_audit(c: &mut Criterion) {
     });
     group.bench_function("history_one_secret", |b| b.iter(|| audit::history(tree, "app/secret-7").expect("history")));
     group.sample_size(10);
-    group.bench_function("state_as_of_seq_all_secrets", |b| b.iter(|| audit::state_at(tree, head / 2 + 777).expect("state")));
-    group.bench_function("inclusion_proof", |b| b.iter(|| audit::inclusion_proof(tree, head / 3, head).expect("proof")));
+    group.bench_function("state_as_of_seq_all_secrets", |b| {
+        b.iter(|| audit::state_at(tree, head / 2 + 777).expect("state"))
+    });
+    group
+        .bench_function("inclusion_proof", |b| b.iter(|| audit::inclusion_proof(tree, head / 3, head).expect("proof")));
     group.finish();
     let proof = audit::inclusion_proof(tree, head / 3, head).expect("proof");
     println!("inclusion proof at {head} events: {} hashes, {} bytes", proof.len(), proof.len() * 32);

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use ledger_core::codec;
-use ledger_core::{evolve, ChainHash, RuleViolation, State};
+use ledger_core::{evolve, ChainHash, Record, RuleViolation, State};
 
 use crate::error::StoreError;
 use crate::layout;
@@ -83,31 +83,25 @@ pub fn verify_dir(
     Ok(report)
 }
 
-/// Streaming verifier: feed it stored records in order, then finish with the head it must
-/// reach. Used for data dirs and for export files alike.
-pub struct Verifier {
-    state: State,
+/// Stage one of verification: what a record needs only its predecessor for (seq continuity,
+/// link, hash, encoding, time order). Stateless about secrets, so it can run ahead of stage two
+/// on another core.
+#[derive(Clone, Debug)]
+pub struct Checker {
     prev_hash: ChainHash,
     prev_time: i64,
     expected: u64,
-    merkle: ledger_core::merkle::MerkleBuilder,
 }
 
-impl Default for Verifier {
-    fn default() -> Verifier {
-        Verifier {
-            state: State::default(),
-            prev_hash: ChainHash::GENESIS,
-            prev_time: i64::MIN,
-            expected: 1,
-            merkle: ledger_core::merkle::MerkleBuilder::new(),
-        }
+impl Default for Checker {
+    fn default() -> Checker {
+        Checker { prev_hash: ChainHash::GENESIS, prev_time: i64::MIN, expected: 1 }
     }
 }
 
-impl Verifier {
-    /// Checks the record stored under `seq`: gap-free seq, link, hash, encoding, time, rules.
-    pub fn push(&mut self, seq: u64, bytes: &[u8]) -> Result<(), VerifyFailure> {
+impl Checker {
+    /// Checks and decodes the record stored under `seq`.
+    pub fn check(&mut self, seq: u64, bytes: &[u8]) -> Result<Record, VerifyFailure> {
         let expected = self.expected;
         let fail = |seq, reason| Err(VerifyFailure { seq, reason });
         if seq != expected {
@@ -138,19 +132,45 @@ impl Verifier {
                 FailureReason::TimeBackwards { recorded_at_ms: record.recorded_at_ms, previous_ms: self.prev_time },
             );
         }
-        if let Err(violation) = evolve(&mut self.state, seq, record.recorded_at_ms, &record.event) {
-            return fail(seq, FailureReason::Rule(violation));
-        }
-        self.merkle.push(ledger_core::merkle::leaf_hash(&header.hash));
         self.prev_hash = header.hash;
         self.prev_time = record.recorded_at_ms;
         self.expected += 1;
+        Ok(record)
+    }
+}
+
+/// Streaming verifier: feed it stored records in order, then finish with the head it must
+/// reach. Used for data dirs and for export files alike.
+#[derive(Default)]
+pub struct Verifier {
+    checker: Checker,
+    state: State,
+    merkle: ledger_core::merkle::MerkleBuilder,
+    applied: u64,
+    last_hash: ChainHash,
+}
+
+impl Verifier {
+    /// Checks the record stored under `seq`: gap-free seq, link, hash, encoding, time, rules.
+    pub fn push(&mut self, seq: u64, bytes: &[u8]) -> Result<(), VerifyFailure> {
+        let record = self.checker.check(seq, bytes)?;
+        self.apply(record)
+    }
+
+    /// Stage two: the rules (evolve) and the Merkle tree, for a record stage one accepted.
+    pub fn apply(&mut self, record: Record) -> Result<(), VerifyFailure> {
+        if let Err(violation) = evolve(&mut self.state, record.seq, record.recorded_at_ms, &record.event) {
+            return Err(VerifyFailure { seq: record.seq, reason: FailureReason::Rule(violation) });
+        }
+        self.merkle.push(ledger_core::merkle::leaf_hash(&record.hash));
+        self.applied = record.seq;
+        self.last_hash = record.hash;
         Ok(())
     }
 
     /// Records verified so far.
     pub fn len(&self) -> u64 {
-        self.expected - 1
+        self.applied
     }
 
     pub fn is_empty(&self) -> bool {
@@ -158,7 +178,7 @@ impl Verifier {
     }
 
     pub fn head_hash(&self) -> ChainHash {
-        self.prev_hash
+        self.last_hash
     }
 
     /// Merkle root over the records verified so far.
@@ -173,7 +193,7 @@ impl Verifier {
     pub fn report(&self, snapshots_checked: u64) -> VerifyReport {
         VerifyReport {
             events: self.len(),
-            head_hash: self.prev_hash,
+            head_hash: self.last_hash,
             merkle_root: self.merkle.root(),
             snapshots_checked,
             secrets: self.state.len(),
@@ -196,31 +216,70 @@ pub fn verify_tree(
     let mut next_snapshot = snapshots.iter().copied().peekable();
     let mut verifier = Verifier::default();
     let mut snapshots_checked = 0;
-    // Bounded by the head read above: a live ledger may append while this runs.
-    for item in tree.range(layout::event_key(0)..=layout::event_key(head_seq)) {
-        let (k, v) = item?;
-        let Some(seq) = layout::seq_of(&k).filter(|_| k.len() == 9) else {
-            let seq = verifier.len() + 1;
-            return Ok(Err(VerifyFailure { seq, reason: FailureReason::Undecodable("malformed event key".into()) }));
-        };
-        if let Err(failure) = verifier.push(seq, &v) {
-            return Ok(Err(failure));
-        }
-        while next_snapshot.peek().is_some_and(|&s| s < seq) {
-            next_snapshot.next();
-        }
-        if next_snapshot.peek() == Some(&seq) {
-            next_snapshot.next();
-            let stored = tree.get(layout::snapshot_key(seq))?.unwrap_or_default();
-            let encoded = codec::encode(verifier.state());
-            if stored.len() < 32 || stored[..32] != state_digest(&encoded) || stored[32..] != encoded[..] {
-                return Ok(Err(VerifyFailure { seq, reason: FailureReason::SnapshotMismatch }));
+    // Two stages on two cores: a reader thread iterates sled and checks each record against its
+    // predecessor; this thread applies the rules, the Merkle tree and the snapshot checks.
+    type Batch = Vec<Result<Record, VerifyFailure>>;
+    let outcome: Result<Option<VerifyFailure>, StoreError> = std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Batch, StoreError>>(8);
+        scope.spawn(move || {
+            let mut checker = Checker::default();
+            let mut batch: Batch = Vec::with_capacity(1024);
+            for item in tree.range(layout::event_key(0)..=layout::event_key(head_seq)) {
+                let (k, v) = match item {
+                    Ok(kv) => kv,
+                    Err(e) => {
+                        let _ = tx.send(Err(e.into()));
+                        return;
+                    }
+                };
+                let checked = match layout::seq_of(&k).filter(|_| k.len() == 9) {
+                    Some(seq) => checker.check(seq, &v),
+                    None => Err(VerifyFailure {
+                        seq: checker.expected,
+                        reason: FailureReason::Undecodable("malformed event key".into()),
+                    }),
+                };
+                let stop = checked.is_err();
+                batch.push(checked);
+                if stop || batch.len() == 1024 {
+                    if tx.send(Ok(std::mem::take(&mut batch))).is_err() || stop {
+                        return;
+                    }
+                }
             }
-            snapshots_checked += 1;
+            let _ = tx.send(Ok(batch));
+        });
+        for batch in rx {
+            for checked in batch? {
+                let record = match checked {
+                    Ok(record) => record,
+                    Err(failure) => return Ok(Some(failure)),
+                };
+                let seq = record.seq;
+                if let Err(failure) = verifier.apply(record) {
+                    return Ok(Some(failure));
+                }
+                while next_snapshot.peek().is_some_and(|&s| s < seq) {
+                    next_snapshot.next();
+                }
+                if next_snapshot.peek() == Some(&seq) {
+                    next_snapshot.next();
+                    let stored = tree.get(layout::snapshot_key(seq))?.unwrap_or_default();
+                    let encoded = codec::encode(verifier.state());
+                    if stored.len() < 32 || stored[..32] != state_digest(&encoded) || stored[32..] != encoded[..] {
+                        return Ok(Some(VerifyFailure { seq, reason: FailureReason::SnapshotMismatch }));
+                    }
+                    snapshots_checked += 1;
+                }
+                if seq.is_multiple_of(4096) {
+                    progress(seq, head_seq);
+                }
+            }
         }
-        if seq.is_multiple_of(4096) {
-            progress(seq, head_seq);
-        }
+        Ok(None)
+    });
+    if let Some(failure) = outcome? {
+        return Ok(Err(failure));
     }
     let last_seq = verifier.len();
     if last_seq != head_seq || verifier.head_hash() != head_hash {
