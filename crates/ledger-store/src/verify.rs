@@ -241,10 +241,8 @@ pub fn verify_tree(
                 };
                 let stop = checked.is_err();
                 batch.push(checked);
-                if stop || batch.len() == 1024 {
-                    if tx.send(Ok(std::mem::take(&mut batch))).is_err() || stop {
-                        return;
-                    }
+                if (stop || batch.len() == 1024) && (tx.send(Ok(std::mem::take(&mut batch))).is_err() || stop) {
+                    return;
                 }
             }
             let _ = tx.send(Ok(batch));
