@@ -241,8 +241,11 @@ pub fn verify_tree(
                 };
                 let stop = checked.is_err();
                 batch.push(checked);
-                if (stop || batch.len() == 1024) && (tx.send(Ok(std::mem::take(&mut batch))).is_err() || stop) {
-                    return;
+                if stop || batch.len() == 1024 {
+                    let sent = tx.send(Ok(std::mem::take(&mut batch)));
+                    if sent.is_err() || stop {
+                        return;
+                    }
                 }
             }
             let _ = tx.send(Ok(batch));
