@@ -6,5 +6,6 @@ mod errors;
 mod fixture;
 mod kat;
 mod model;
+mod sled_files;
 mod traces;
 mod verify;

@@ -471,7 +471,7 @@ impl LogDir {
                 format!("{} is not a secret-ledger data dir", path.display()),
             )));
         }
-        let db = crate::ledger::open_db(path, crate::ledger::STREAMING_CACHE_BYTES)?;
+        let db = crate::ledger::guard_engine(|| crate::ledger::open_db(path, crate::ledger::STREAMING_CACHE_BYTES))?;
         let tree: sled::Tree = (*db).clone();
         Ok(LogDir { _db: db, tree })
     }

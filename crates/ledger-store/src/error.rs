@@ -12,6 +12,8 @@ pub enum StoreError {
     Engine(String),
     #[error("the log is corrupt at seq {seq}: {reason}")]
     Corrupt { seq: u64, reason: String },
+    #[error("the storage engine's files are damaged: {reason}")]
+    Damaged { reason: String },
     #[error("a data key cannot be unwrapped with this master key (wrong key for this data dir?)")]
     WrongMasterKey,
     #[error("writes are disabled after a storage failure; restart to recover")]

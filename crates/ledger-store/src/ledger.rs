@@ -149,6 +149,21 @@ impl std::fmt::Debug for Ledger {
     }
 }
 
+/// Runs `f`, turning a panic inside the storage engine into [`StoreError::Damaged`].
+pub(crate) fn guard_engine<T>(f: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(result) => result,
+        Err(panic) => {
+            let reason = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "storage engine panicked".to_string());
+            Err(StoreError::Damaged { reason })
+        }
+    }
+}
+
 /// sled page cache for offline readers (verify, audit commands): they stream, so a small cache
 /// keeps memory flat as the log grows.
 pub(crate) const STREAMING_CACHE_BYTES: u64 = 32 << 20;
@@ -271,12 +286,19 @@ impl Ledger {
     /// Opens (or creates) the ledger in `path`. Rebuilds the projection from the newest snapshot
     /// and the log after it, checking chain and rules on the way.
     pub fn open(path: &Path, master: MasterKey, options: LedgerOptions) -> Result<Ledger, StoreError> {
+        // sled 0.34 panics on some damaged files instead of returning an error; a damaged data
+        // dir must be a typed error here, never a crash of the embedding process.
+        guard_engine(|| Ledger::open_unguarded(path, master, options))
+    }
+
+    fn open_unguarded(path: &Path, master: MasterKey, options: LedgerOptions) -> Result<Ledger, StoreError> {
         let db = open_db(path, options.cache_bytes)?;
         let tree: sled::Tree = (*db).clone();
         if tree.get([layout::META])?.is_none() {
             tree.insert([layout::META], &[codec::FORMAT_VERSION])?;
         }
         let (state, head_seq, head_hash) = load_state(&tree)?;
+        crate::watermark::check(path, &tree, head_seq)?;
         let keys = load_keys(&tree, &master)?;
         let writer_keys = load_keys(&tree, &master)?;
         let shared = Arc::new(Shared {

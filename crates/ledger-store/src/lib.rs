@@ -27,6 +27,7 @@ mod error;
 pub mod layout;
 mod ledger;
 mod verify;
+pub mod watermark;
 mod writer;
 
 pub use error::StoreError;

@@ -66,9 +66,28 @@ pub fn verify_dir(
             format!("{} is not a secret-ledger data dir", path.display()),
         )));
     }
+    crate::ledger::guard_engine(|| verify_dir_unguarded(path, progress))
+}
+
+fn verify_dir_unguarded(
+    path: &Path,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Result<VerifyReport, VerifyFailure>, StoreError> {
     let db = open_db(path, crate::ledger::STREAMING_CACHE_BYTES)?;
     let tree: sled::Tree = (*db).clone();
     let report = verify_tree(&tree, progress)?;
+    if let (Ok(r), Some((seq, hash))) = (&report, crate::watermark::read(path)?) {
+        if seq > r.events {
+            let reason = FailureReason::Truncated { expected: seq, found: r.events };
+            return Ok(Err(VerifyFailure { seq: r.events + 1, reason }));
+        }
+        if seq > 0
+            && tree.get(layout::event_key(seq))?.and_then(|b| codec::decode_header(&b).ok().map(|(h, _)| h.hash))
+                != Some(hash)
+        {
+            return Ok(Err(VerifyFailure { seq, reason: FailureReason::CheckpointMismatch }));
+        }
+    }
     // Offline nothing may sit beyond the head: a record there was never acknowledged as part
     // of the log, or the head was rolled back.
     if let Ok(r) = &report {

@@ -39,6 +39,7 @@ pub(crate) struct Writer {
     data_file: File,
     blobs_dir: PathBuf,
     synced_blobs: HashSet<std::ffi::OsString>,
+    watermark: crate::watermark::Watermark,
     poisoned: bool,
 }
 
@@ -69,6 +70,8 @@ impl Writer {
             _ => i64::MIN,
         };
         let data_file = File::open(shared.path.join("db"))?;
+        let watermark = crate::watermark::Watermark::open(&shared.path)?;
+        watermark.write(head_seq, &head_hash)?;
         let blobs_dir = shared.path.join("blobs");
         Ok(Writer {
             shared,
@@ -84,6 +87,7 @@ impl Writer {
             data_file,
             blobs_dir,
             synced_blobs: HashSet::new(),
+            watermark,
             poisoned: false,
         })
     }
@@ -230,6 +234,7 @@ impl Writer {
         self.db.flush()?;
         self.sync_blobs()?;
         self.data_file.sync_data()?;
+        self.watermark.write(self.head_seq, &self.head_hash)?;
         Ok(())
     }
 
