@@ -206,13 +206,13 @@ fn cpu(us_per_op: Option<f64>) -> String {
 /// The table `compare` prints.
 pub fn table(rows: &[Row]) -> String {
     let mut out = String::from(
-        "| workload | clients | ledger ops/s | p50 ms | p99 ms | max ms | errors | stub ops/s | stub p50 ms | stub p99 ms | ledger % of stub | server CPU us/op (ledger / stub) | loadgen CPU us/op (ledger / stub) |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| workload | clients | ledger ops/s | p50 ms | p99 ms | max ms | errors | stub ops/s | stub p50 ms | stub p99 ms | ledger % of stub | server CPU us/op (ledger / stub) | loadgen CPU us/op (ledger / stub) | other CPU % (ledger / stub) |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for row in rows {
         let (l, s) = (&row.ledger, &row.stub);
         out.push_str(&format!(
-            "| {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {:.0} | {:.2} | {:.2} | {:.0}% | {} / {} | {:.0} / {:.0} |\n",
+            "| {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {:.0} | {:.2} | {:.2} | {:.0}% | {} / {} | {:.0} / {:.0} | {} / {} |\n",
             row.workload.name(),
             row.clients,
             l.ops_per_sec,
@@ -228,6 +228,8 @@ pub fn table(rows: &[Row]) -> String {
             cpu(s.server_cpu_us_per_op),
             l.loadgen_cpu_us_per_op,
             s.loadgen_cpu_us_per_op,
+            cpu(l.other_cpu_percent),
+            cpu(s.other_cpu_percent),
         ));
     }
     out

@@ -17,6 +17,21 @@ pub fn cpu_time(pid: Option<u32>) -> Option<Duration> {
     parse_stat(&text)
 }
 
+/// CPU time all cores of the machine spent busy so far (`/proc/stat`: user, nice, system, irq,
+/// softirq, steal), to tell how much of the machine other processes took during a run.
+pub fn machine_busy() -> Option<Duration> {
+    let text = std::fs::read_to_string("/proc/stat").ok()?;
+    parse_proc_stat(&text)
+}
+
+fn parse_proc_stat(text: &str) -> Option<Duration> {
+    let line = text.lines().next()?.strip_prefix("cpu ")?;
+    let fields: Vec<u64> = line.split_whitespace().map(|f| f.parse().ok()).collect::<Option<_>>()?;
+    // user nice system idle iowait irq softirq steal ...
+    let busy = [0, 1, 2, 5, 6, 7].iter().map(|&i| fields.get(i).copied().unwrap_or(0)).sum::<u64>();
+    Some(Duration::from_millis(busy * 1000 / TICKS_PER_SECOND))
+}
+
 /// Fields 14 (`utime`) and 15 (`stime`) of a `stat` line; the command name (field 2) may contain
 /// spaces and parentheses, so fields are counted after its last `)`.
 fn parse_stat(text: &str) -> Option<Duration> {
@@ -42,5 +57,12 @@ mod tests {
     #[test]
     fn reads_its_own_cpu_time() {
         assert!(cpu_time(None).is_some());
+        assert!(machine_busy().is_some());
+    }
+
+    #[test]
+    fn sums_the_busy_fields_of_proc_stat() {
+        let text = "cpu  100 5 50 9000 40 1 2 3 0 0\ncpu0 1 2 3 4 5 6 7 8 9 10\n";
+        assert_eq!(parse_proc_stat(text), Some(Duration::from_millis(1610)));
     }
 }

@@ -129,6 +129,11 @@ pub struct RunReport {
     pub server_cpu_seconds: Option<f64>,
     pub server_cpu_percent: Option<f64>,
     pub server_cpu_us_per_op: Option<f64>,
+    /// Busy CPU of the whole machine over the measured window, in percent of one core (200 is
+    /// all of a 2-core machine).
+    pub machine_busy_percent: Option<f64>,
+    /// What of it neither the load generator nor the server used: other work on the machine.
+    pub other_cpu_percent: Option<f64>,
 }
 
 /// Everything the tasks share.
@@ -313,9 +318,9 @@ pub async fn run(target: &ClientTarget, config: &RunConfig) -> anyhow::Result<Ru
     let server_pid = config.server_pid;
     let sampler = tokio::spawn(async move {
         tokio::time::sleep_until(measure_start).await;
-        let before = (cpu::cpu_time(None), server_pid.and_then(|p| cpu::cpu_time(Some(p))));
+        let before = (cpu::cpu_time(None), server_pid.and_then(|p| cpu::cpu_time(Some(p))), cpu::machine_busy());
         tokio::time::sleep_until(end).await;
-        let after = (cpu::cpu_time(None), server_pid.and_then(|p| cpu::cpu_time(Some(p))));
+        let after = (cpu::cpu_time(None), server_pid.and_then(|p| cpu::cpu_time(Some(p))), cpu::machine_busy());
         (before, after)
     });
 
@@ -330,7 +335,7 @@ pub async fn run(target: &ClientTarget, config: &RunConfig) -> anyhow::Result<Ru
         }
         last_done = last_done.max(stats.last_done.unwrap_or(end));
     }
-    let ((self_before, server_before), (self_after, server_after)) =
+    let ((self_before, server_before, machine_before), (self_after, server_after, machine_after)) =
         sampler.await.context("the CPU sampler panicked")?;
     latencies.sort_unstable();
     let seconds = last_done.duration_since(measure_start).as_secs_f64();
@@ -344,6 +349,8 @@ pub async fn run(target: &ClientTarget, config: &RunConfig) -> anyhow::Result<Ru
     let per_op = |cpu: f64| if ops > 0 { cpu * 1e6 / ops as f64 } else { 0.0 };
     let loadgen_cpu = cpu_delta(self_before, self_after).unwrap_or(0.0);
     let server_cpu = cpu_delta(server_before, server_after);
+    let machine_busy = cpu_delta(machine_before, machine_after);
+    let other = machine_busy.map(|m| (m - loadgen_cpu - server_cpu.unwrap_or(0.0)).max(0.0));
     let mean_ms =
         if ops > 0 { latencies.iter().map(|&l| f64::from(l)).sum::<f64>() / ops as f64 / 1000.0 } else { 0.0 };
     Ok(RunReport {
@@ -370,6 +377,8 @@ pub async fn run(target: &ClientTarget, config: &RunConfig) -> anyhow::Result<Ru
         server_cpu_seconds: server_cpu,
         server_cpu_percent: server_cpu.map(|c| c * 100.0 / window),
         server_cpu_us_per_op: server_cpu.map(per_op),
+        machine_busy_percent: machine_busy.map(|c| c * 100.0 / window),
+        other_cpu_percent: other.map(|c| c * 100.0 / window),
     })
 }
 
@@ -410,6 +419,11 @@ impl RunReport {
             (self.server_cpu_seconds, self.server_cpu_percent, self.server_cpu_us_per_op)
         {
             out.push_str(&format!("  server CPU:  {s:.2} s user+sys ({p:.0}% of one core, {u:.0} us/op)\n"));
+        }
+        if let (Some(busy), Some(other)) = (self.machine_busy_percent, self.other_cpu_percent) {
+            out.push_str(&format!(
+                "  machine:     {busy:.0}% of one core busy, {other:.0}% of it by other processes\n"
+            ));
         }
         out
     }
