@@ -1,7 +1,8 @@
 //! The HTTP front: one handler for every request. It authenticates (SigV4) before anything
 //! else, so a refused request never reaches the ledger, then selects the operation by
 //! `X-Amz-Target` and answers `200` with the output shape or an [`ApiError`], always with
-//! `Content-Type: application/x-amz-json-1.1` and an `x-amzn-RequestId` header.
+//! `Content-Type: application/x-amz-json-1.1` and an `x-amzn-RequestId` header. Targets under
+//! `SecretLedger.` are the audit operations ([`audit_ops`]), authenticated the same way.
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -13,6 +14,7 @@ use axum::Router;
 use ledger_core::Scope;
 use ledger_store::{Ledger, RequestMeta};
 
+use crate::audit_ops;
 use crate::error::{ApiError, CONTENT_TYPE};
 use crate::ops;
 use crate::sigv4::{self, AuthError, CredentialStore};
@@ -49,11 +51,7 @@ async fn handle(State(app): State<Arc<App>>, request: Request) -> Response {
         .collect::<String>();
     let outcome = answer(&app, request, &request_id).await;
     let mut response = match outcome {
-        Ok(body) => {
-            let mut response = (StatusCode::OK, body).into_response();
-            response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
-            response
-        }
+        Ok(response) => response,
         Err(error) => {
             tracing::debug!(request_id, target, code = error.code, status = error.status.as_u16(), "refused");
             error.into_response()
@@ -62,6 +60,13 @@ async fn handle(State(app): State<Arc<App>>, request: Request) -> Response {
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("x-amzn-requestid", value);
     }
+    response
+}
+
+/// `200` with a JSON 1.1 body.
+pub fn json_response(body: String) -> Response {
+    let mut response = (StatusCode::OK, body).into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
     response
 }
 
@@ -75,7 +80,7 @@ fn body_error(error: axum::Error, limit: usize) -> ApiError {
     }
 }
 
-async fn answer(app: &App, request: Request, request_id: &str) -> Result<String, ApiError> {
+async fn answer(app: &Arc<App>, request: Request, request_id: &str) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
     // Refuse an unsigned request before reading its body.
     if !parts.headers.contains_key(header::AUTHORIZATION) {
@@ -95,6 +100,12 @@ async fn answer(app: &App, request: Request, request_id: &str) -> Result<String,
         return Err(ApiError::unknown_operation("Only POST requests are served."));
     }
     let target = parts.headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or("");
+    if let Some(operation) = target.strip_prefix(audit_ops::TARGET_PREFIX) {
+        let result = audit_ops::dispatch(app, operation, &body, request_id).await;
+        let actor = verified.access_key_id;
+        tracing::debug!(request_id, operation, actor, ok = result.is_ok(), "audit request");
+        return result;
+    }
     let Some(operation) = target.strip_prefix(TARGET_PREFIX).filter(|op| ops::OPERATIONS.contains(op)) else {
         return Err(ApiError::unknown_operation(format!(
             "Unknown operation: X-Amz-Target '{}'.",
@@ -116,5 +127,5 @@ async fn answer(app: &App, request: Request, request_id: &str) -> Result<String,
         ok = result.is_ok(),
         "request"
     );
-    result
+    result.map(json_response)
 }

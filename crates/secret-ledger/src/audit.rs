@@ -1,5 +1,7 @@
 //! The audit commands: history, state, export, checkpoint, prove, verify, rebuild. Each reads a
-//! stopped data dir (or an export file) and prints text, or one JSON document with `--json`.
+//! stopped data dir (or an export file), or asks a running server (`--endpoint`), and prints
+//! text, or one JSON document with `--json`. Both sources give the same documents (built by
+//! [`ledger_server::audit_ops`]), so the output does not depend on where it came from.
 
 use std::collections::BTreeMap;
 use std::io::{BufReader, IsTerminal, Write};
@@ -10,10 +12,12 @@ use anyhow::{bail, Context};
 use ledger_core::checkpoint::Checkpoint;
 use ledger_core::crypto::MasterKey;
 use ledger_core::time::{format_rfc3339_ms, parse_rfc3339};
-use ledger_core::{SecretState, SecretValue};
-use ledger_store::audit::{self, HistoryEntry, LogDir};
-use ledger_store::{VerifyFailure, VerifyReport};
-use serde_json::json;
+use ledger_core::SecretValue;
+use ledger_server::audit_ops::{self, AuditError};
+use ledger_store::audit::{self, LogDir};
+use serde_json::{json, Value};
+
+use crate::remote::{Remote, RemoteError};
 
 /// A progress bar on a terminal; nothing when stderr is piped or JSON is asked for.
 pub struct Progress {
@@ -54,40 +58,42 @@ fn now_ms() -> i64 {
     i64::try_from(now.as_millis()).unwrap_or(i64::MAX)
 }
 
+/// Where the log is read: a stopped data dir, or a running server.
+pub enum Source {
+    Dir(PathBuf),
+    Remote(Box<Remote>),
+}
+
 fn open(data_dir: &Path) -> anyhow::Result<LogDir> {
     LogDir::open(data_dir).with_context(|| format!("cannot open {}", data_dir.display()))
 }
 
-fn print_report(report: &VerifyReport, seconds: f64, json: bool) {
-    if json {
-        let out = json!({
-            "ok": true,
-            "events": report.events,
-            "head_hash": report.head_hash.to_hex(),
-            "merkle_root": hex::encode(report.merkle_root),
-            "snapshots_checked": report.snapshots_checked,
-            "secrets": report.secrets,
-            "seconds": seconds,
-            "events_per_second": report.events as f64 / seconds.max(1e-9),
-        });
-        println!("{out}");
-    } else {
-        println!(
-            "ok: {} events, head {}, merkle root {}, {} snapshots checked, {} secrets ({seconds:.2}s)",
-            report.events,
-            report.head_hash.to_hex(),
-            hex::encode(report.merkle_root),
-            report.snapshots_checked,
-            report.secrets
-        );
-    }
+/// Whether `e` is the server's `ResourceNotFoundException`.
+fn remote_not_found(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<RemoteError>().is_some_and(|r| r.code == "ResourceNotFoundException")
 }
 
-fn print_failure(failure: &VerifyFailure, json: bool) {
+fn print_verify(doc: &Value, json: bool) -> ExitCode {
+    let ok = doc["ok"] == true;
     if json {
-        println!("{}", json!({ "ok": false, "seq": failure.seq, "reason": failure.reason.to_string() }));
+        println!("{doc}");
+    } else if ok {
+        println!(
+            "ok: {} events, head {}, merkle root {}, {} snapshots checked, {} secrets ({:.2}s)",
+            doc["events"],
+            doc["head_hash"].as_str().unwrap_or(""),
+            doc["merkle_root"].as_str().unwrap_or(""),
+            doc["snapshots_checked"],
+            doc["secrets"],
+            doc["seconds"].as_f64().unwrap_or(0.0)
+        );
     } else {
-        println!("FAILED at seq {}: {}", failure.seq, failure.reason);
+        println!("FAILED at seq {}: {}", doc["seq"], doc["reason"].as_str().unwrap_or(""));
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     }
 }
 
@@ -103,98 +109,130 @@ fn read_checkpoint(path: &Path) -> anyhow::Result<Checkpoint> {
     Ok(checkpoint)
 }
 
-/// `verify --data-dir` or `verify --export`, optionally against a trusted checkpoint.
+fn checkpoint_value(checkpoint: &Checkpoint) -> anyhow::Result<Value> {
+    Ok(serde_json::from_str(&checkpoint.to_json())?)
+}
+
+fn outcome_json(
+    outcome: Result<ledger_store::VerifyReport, ledger_store::VerifyFailure>,
+    started: std::time::Instant,
+) -> Value {
+    match outcome {
+        Ok(report) => audit_ops::report_json(&report, started.elapsed().as_secs_f64()),
+        Err(failure) => audit_ops::failure_json(&failure),
+    }
+}
+
+/// `verify --data-dir`, `verify --endpoint` or `verify --export`, optionally against a trusted
+/// checkpoint.
 pub fn verify(
-    data_dir: &Path,
+    source: &Source,
     export: Option<&Path>,
     checkpoint: Option<&Path>,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     let started = std::time::Instant::now();
     let trusted = checkpoint.map(read_checkpoint).transpose()?;
-    let progress = Progress::new("verifying", json);
-    let outcome = match export {
-        Some(file) => {
+    // The server reports no progress: no bar for it.
+    let remote = export.is_none() && matches!(source, Source::Remote(_));
+    let progress = Progress::new("verifying", json || remote);
+    let doc = match (export, source) {
+        (Some(file), _) => {
             let f = std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
-            audit::verify_export(&mut BufReader::new(f), trusted.as_ref(), &mut |d, t| progress.update(d, t))?
+            let outcome =
+                audit::verify_export(&mut BufReader::new(f), trusted.as_ref(), &mut |d, t| progress.update(d, t))?;
+            outcome_json(outcome, started)
         }
-        None => {
+        (None, Source::Dir(data_dir)) => {
             let outcome = ledger_store::verify_dir(data_dir, &mut |d, t| progress.update(d, t))
                 .with_context(|| format!("cannot verify {}", data_dir.display()))?;
-            match (outcome, &trusted) {
+            let outcome = match (outcome, &trusted) {
                 (Ok(report), Some(t)) => {
-                    let log = open_after_verify(data_dir)?;
-                    check_against(log.tree(), &report, t)?
+                    let log = open(data_dir)?;
+                    audit_ops::check_against(log.tree(), &report, t)?
                 }
                 (outcome, _) => outcome,
-            }
+            };
+            outcome_json(outcome, started)
+        }
+        (None, Source::Remote(remote)) => {
+            let input = match &trusted {
+                Some(t) => json!({ "Checkpoint": checkpoint_value(t)? }),
+                None => json!({}),
+            };
+            remote.call("Verify", &input)?
         }
     };
     progress.finish();
-    match outcome {
-        Ok(report) => {
-            print_report(&report, started.elapsed().as_secs_f64(), json);
-            Ok(ExitCode::SUCCESS)
+    Ok(print_verify(&doc, json))
+}
+
+/// One event of a history document, for the text and HTML views.
+struct Row {
+    seq: u64,
+    recorded_at_ms: i64,
+    actor: String,
+    request_id: String,
+    event: String,
+    change: String,
+    /// For `LabelMoved`: (label, from, to).
+    label_move: Option<(String, Option<String>, Option<String>)>,
+}
+
+fn rows(doc: &Value) -> anyhow::Result<Vec<Row>> {
+    let text = |v: &Value, k: &str| v[k].as_str().unwrap_or("").to_string();
+    let opt = |v: &Value| v.as_str().map(str::to_string);
+    doc["events"]
+        .as_array()
+        .context("a history document without events")?
+        .iter()
+        .map(|e| {
+            Ok(Row {
+                seq: e["seq"].as_u64().context("an event without seq")?,
+                recorded_at_ms: parse_rfc3339(e["recorded_at"].as_str().unwrap_or(""))
+                    .context("an event without a time")?,
+                actor: text(e, "actor"),
+                request_id: text(e, "request_id"),
+                event: text(e, "event"),
+                change: text(e, "change"),
+                label_move: e
+                    .get("label_move")
+                    .filter(|m| m.is_object())
+                    .map(|m| (text(m, "label"), opt(&m["from"]), opt(&m["to"]))),
+            })
+        })
+        .collect()
+}
+
+pub fn history(source: &Source, secret_id: &str, json_out: bool, html: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let found = match source {
+        Source::Dir(data_dir) => {
+            let log = open(data_dir)?;
+            match audit_ops::history_entries(log.tree(), secret_id) {
+                Ok(entries) => Some(audit_ops::history_json(secret_id, &entries)),
+                Err(AuditError::NotFound(_)) => None,
+                Err(e) => return Err(e.into()),
+            }
         }
-        Err(failure) => {
-            print_failure(&failure, json);
-            Ok(ExitCode::from(1))
-        }
-    }
-}
-
-fn open_after_verify(data_dir: &Path) -> anyhow::Result<LogDir> {
-    open(data_dir)
-}
-
-/// A data dir against a checkpoint kept elsewhere: the log must extend it.
-fn check_against(
-    tree: &sled::Tree,
-    report: &VerifyReport,
-    t: &Checkpoint,
-) -> anyhow::Result<Result<VerifyReport, VerifyFailure>> {
-    use ledger_store::FailureReason;
-    if t.size > report.events {
-        return Ok(Err(VerifyFailure {
-            seq: report.events + 1,
-            reason: FailureReason::Truncated { expected: t.size, found: report.events },
-        }));
-    }
-    let root = audit::merkle_root(tree, t.size)?;
-    let head = if t.size == 0 { ledger_core::ChainHash::GENESIS } else { audit::history_record_hash(tree, t.size)? };
-    if root != t.merkle_root || head != t.head_hash {
-        return Ok(Err(VerifyFailure { seq: t.size, reason: FailureReason::CheckpointMismatch }));
-    }
-    Ok(Ok(report.clone()))
-}
-
-fn entry_json(e: &HistoryEntry) -> serde_json::Value {
-    json!({
-        "seq": e.seq,
-        "recorded_at": format_rfc3339_ms(e.recorded_at_ms),
-        "actor": e.actor,
-        "request_id": e.request_id,
-        "secret": e.secret.0,
-        "event": e.event,
-        "change": e.change,
-    })
-}
-
-pub fn history(data_dir: &Path, secret_id: &str, json_out: bool, html: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let log = open(data_dir)?;
-    let entries = audit::history(log.tree(), secret_id)?;
-    if entries.is_empty() {
+        Source::Remote(remote) => match remote.call("History", &json!({ "SecretId": secret_id })) {
+            Ok(doc) => Some(doc),
+            Err(e) if remote_not_found(&e) => None,
+            Err(e) => return Err(e),
+        },
+    };
+    let Some(doc) = found else {
         eprintln!("no secret {secret_id} in this ledger");
         return Ok(ExitCode::from(2));
-    }
+    };
+    let rows = rows(&doc)?;
     if let Some(path) = html {
-        std::fs::write(path, history_html(secret_id, &entries))
+        std::fs::write(path, history_html(secret_id, &rows))
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
     if json_out {
-        println!("{}", json!({ "secret_id": secret_id, "events": entries.iter().map(entry_json).collect::<Vec<_>>() }));
+        println!("{doc}");
     } else {
-        for e in &entries {
+        for e in &rows {
             println!(
                 "{:>8}  {}  {:<20} {:<18} {}  (request {})",
                 e.seq,
@@ -218,7 +256,7 @@ type Span = (u64, i64, String, String, Option<(u64, i64)>);
 
 /// A self-contained page: for each label, which version held it when and who moved it; then
 /// every event. No scripts, no network assets.
-fn history_html(secret_id: &str, entries: &[HistoryEntry]) -> String {
+fn history_html(secret_id: &str, entries: &[Row]) -> String {
     let mut spans: BTreeMap<String, Vec<Span>> = BTreeMap::new();
     for e in entries {
         let Some((label, _, to)) = &e.label_move else { continue };
@@ -282,32 +320,8 @@ fn history_html(secret_id: &str, entries: &[HistoryEntry]) -> String {
     out
 }
 
-fn parse_as_of(tree: &sled::Tree, as_of: &str) -> anyhow::Result<u64> {
-    if let Ok(seq) = as_of.parse::<u64>() {
-        return Ok(seq);
-    }
-    let Some(ms) = parse_rfc3339(as_of) else { bail!("--as-of takes a seq or an RFC 3339 time, not {as_of:?}") };
-    Ok(audit::seq_at_time(tree, ms)?)
-}
-
-fn secret_json(s: &SecretState) -> serde_json::Value {
-    json!({
-        "name": s.name,
-        "region": s.region,
-        "arn": s.arn,
-        "created_at": format_rfc3339_ms(s.created_at_ms),
-        "deletion_scheduled_for": s.deletion.map(|d| format_rfc3339_ms(d.deletion_date_ms)),
-        "versions": s.versions.iter().map(|(id, v)| json!({
-            "version_id": id,
-            "created_at": format_rfc3339_ms(v.created_at_ms),
-            "labels": v.labels,
-            "seq": v.seq,
-        })).collect::<Vec<_>>(),
-    })
-}
-
 pub struct StateArgs<'a> {
-    pub data_dir: &'a Path,
+    pub source: &'a Source,
     pub as_of: &'a str,
     pub secret_id: Option<&'a str>,
     pub label: Option<&'a str>,
@@ -315,62 +329,71 @@ pub struct StateArgs<'a> {
     pub json: bool,
 }
 
-pub fn state(args: StateArgs<'_>) -> anyhow::Result<ExitCode> {
-    let log = open(args.data_dir)?;
-    let tree = log.tree();
-    let (head, _) = ledger_store::audit::head(tree)?;
-    let seq = parse_as_of(tree, args.as_of)?.min(head);
-    let time = if seq == 0 { None } else { Some(audit::history_record_time(tree, seq)?) };
-    let secrets: Vec<SecretState> = match args.secret_id {
-        Some(id) => audit::resolve_at(tree, id, seq)?.into_iter().collect(),
-        None => audit::state_at(tree, seq)?.secrets().cloned().collect(),
-    };
-    let mut label_out = None;
-    if let (Some(label), Some(secret)) = (args.label, secrets.first()) {
-        let holder = secret.holder(label).map(str::to_string);
-        let mut value_out = None;
-        if let Some(version) = &holder {
-            let key_file = args.master_key_file.clone().unwrap_or_else(|| args.data_dir.join("master.key"));
-            if key_file.exists() {
-                let master = read_master_key(&key_file)?;
-                value_out = Some(match audit::open_version_value(tree, &master, secret, version)? {
-                    Some(SecretValue::String(s)) => json!({ "SecretString": s.as_str() }),
-                    Some(SecretValue::Binary(b)) => json!({ "SecretBinaryHex": hex::encode(&b[..]) }),
-                    None => {
-                        json!({ "unavailable": "the secret was purged (data key destroyed) or the value cannot be opened" })
-                    }
-                });
-            }
-        }
-        label_out = Some(json!({ "label": label, "version_id": holder, "value": value_out }));
+/// The opened value of the label's holder, offline only, given the master key.
+fn open_label_value(
+    tree: &sled::Tree,
+    key_file: &Path,
+    state: &audit_ops::StateAt,
+    label: Option<&str>,
+) -> anyhow::Result<Option<Value>> {
+    let Some((secret, Some(version))) = audit_ops::label_holder(state, label) else { return Ok(None) };
+    if !key_file.exists() {
+        return Ok(None);
     }
-    if args.json {
-        println!(
-            "{}",
-            json!({
-                "as_of_seq": seq,
-                "as_of_time": time.map(format_rfc3339_ms),
-                "secrets": secrets.iter().map(secret_json).collect::<Vec<_>>(),
-                "label": label_out,
-            })
-        );
-    } else {
-        println!("state as of seq {seq} ({})", time.map_or("before the first event".into(), format_rfc3339_ms));
-        for s in &secrets {
-            let deleted =
-                s.deletion.map(|d| format!(" (scheduled for deletion on {})", format_rfc3339_ms(d.deletion_date_ms)));
-            println!("{} [{}] {}{}", s.name, s.region, s.arn, deleted.unwrap_or_default());
-            for (id, v) in &s.versions {
-                let labels: Vec<&str> = v.labels.iter().map(String::as_str).collect();
-                println!("  {id}  created {}  [{}]", format_rfc3339_ms(v.created_at_ms), labels.join(","));
+    let master = read_master_key(key_file)?;
+    Ok(Some(match audit::open_version_value(tree, &master, secret, &version)? {
+        Some(SecretValue::String(s)) => json!({ "SecretString": s.as_str() }),
+        Some(SecretValue::Binary(b)) => json!({ "SecretBinaryHex": hex::encode(&b[..]) }),
+        None => json!({ "unavailable": "the secret was purged (data key destroyed) or the value cannot be opened" }),
+    }))
+}
+
+pub fn state(args: StateArgs<'_>) -> anyhow::Result<ExitCode> {
+    let doc = match args.source {
+        Source::Dir(data_dir) => {
+            let log = open(data_dir)?;
+            let tree = log.tree();
+            let state = audit_ops::state_at(tree, args.as_of, args.secret_id)?;
+            let key_file = args.master_key_file.clone().unwrap_or_else(|| data_dir.join("master.key"));
+            let value = open_label_value(tree, &key_file, &state, args.label)?;
+            audit_ops::state_json(&state, args.label, value)
+        }
+        Source::Remote(remote) => {
+            if args.master_key_file.is_some() {
+                eprintln!("note: values are never served online; --master-key-file is ignored with --endpoint");
             }
+            let mut input = json!({ "AsOf": args.as_of });
+            if let Some(id) = args.secret_id {
+                input["SecretId"] = Value::from(id);
+            }
+            if let Some(label) = args.label {
+                input["Label"] = Value::from(label);
+            }
+            remote.call("State", &input)?
         }
-        if let Some(l) = label_out {
-            println!("{l}");
+    };
+    if args.json {
+        println!("{doc}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let seq = &doc["as_of_seq"];
+    println!("state as of seq {seq} ({})", doc["as_of_time"].as_str().unwrap_or("before the first event"));
+    let empty = Vec::new();
+    let secrets = doc["secrets"].as_array().unwrap_or(&empty);
+    let text = |v: &Value, k: &str| v[k].as_str().unwrap_or("").to_string();
+    for s in secrets {
+        let deleted = s["deletion_scheduled_for"].as_str().map(|d| format!(" (scheduled for deletion on {d})"));
+        println!("{} [{}] {}{}", text(s, "name"), text(s, "region"), text(s, "arn"), deleted.unwrap_or_default());
+        for v in s["versions"].as_array().unwrap_or(&empty) {
+            let labels: Vec<&str> = v["labels"].as_array().unwrap_or(&empty).iter().filter_map(Value::as_str).collect();
+            println!("  {}  created {}  [{}]", text(v, "version_id"), text(v, "created_at"), labels.join(","));
         }
-        if args.secret_id.is_some() && secrets.is_empty() {
-            println!("(no such secret at that point)");
-        }
+    }
+    if !doc["label"].is_null() {
+        println!("{}", doc["label"]);
+    }
+    if args.secret_id.is_some() && secrets.is_empty() {
+        println!("(no such secret at that point)");
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -383,14 +406,65 @@ fn read_master_key(path: &Path) -> anyhow::Result<MasterKey> {
     Ok(MasterKey::from_bytes(1, bytes))
 }
 
-pub fn export(data_dir: &Path, out: &Path, origin: Option<String>, json_out: bool) -> anyhow::Result<ExitCode> {
-    let log = open(data_dir)?;
-    let origin = origin.unwrap_or_else(|| data_dir.display().to_string());
+/// Remembers the last non-empty line written through it (an export's closing checkpoint).
+struct LastLine<W: Write> {
+    inner: W,
+    current: Vec<u8>,
+    last: Vec<u8>,
+}
+
+impl<W: Write> Write for LastLine<W> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(data)?;
+        for &b in &data[..n] {
+            if b == b'\n' {
+                if !self.current.iter().all(u8::is_ascii_whitespace) {
+                    self.last = std::mem::take(&mut self.current);
+                }
+                self.current.clear();
+            } else {
+                self.current.push(b);
+            }
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+pub fn export(source: &Source, out: &Path, origin: Option<String>, json_out: bool) -> anyhow::Result<ExitCode> {
     let file = std::fs::File::create(out).with_context(|| format!("cannot create {}", out.display()))?;
     let mut writer = std::io::BufWriter::new(file);
-    let progress = Progress::new("exporting", json_out);
-    let checkpoint = audit::export(log.tree(), &mut writer, &origin, now_ms(), &mut |d, t| progress.update(d, t))?;
-    progress.finish();
+    let checkpoint = match source {
+        Source::Dir(data_dir) => {
+            let log = open(data_dir)?;
+            let origin = origin.unwrap_or_else(|| data_dir.display().to_string());
+            let progress = Progress::new("exporting", json_out);
+            let checkpoint =
+                audit::export(log.tree(), &mut writer, &origin, now_ms(), &mut |d, t| progress.update(d, t))?;
+            progress.finish();
+            checkpoint
+        }
+        Source::Remote(remote) => {
+            let input = match &origin {
+                Some(o) => json!({ "Origin": o }),
+                None => json!({}),
+            };
+            let mut tee = LastLine { inner: &mut writer, current: Vec::new(), last: Vec::new() };
+            remote.call_to_writer("Export", &input, &mut tee)?;
+            let last = String::from_utf8_lossy(&tee.last).into_owned();
+            let closing: Option<Value> = serde_json::from_str(&last).ok();
+            match closing.filter(|c| c["type"] == "checkpoint").map(|_| Checkpoint::from_json(&last)) {
+                Some(Ok(checkpoint)) => checkpoint,
+                _ => bail!(
+                    "the export from the server is incomplete (no closing checkpoint); {} is unusable",
+                    out.display()
+                ),
+            }
+        }
+    };
     writer.into_inner().map_err(|e| e.into_error())?.sync_all()?;
     if json_out {
         println!("{}", checkpoint.to_json());
@@ -406,14 +480,26 @@ pub fn export(data_dir: &Path, out: &Path, origin: Option<String>, json_out: boo
 }
 
 pub fn checkpoint(
-    data_dir: &Path,
+    source: &Source,
     out: &Path,
     origin: Option<String>,
     signing_key: Option<&Path>,
 ) -> anyhow::Result<ExitCode> {
-    let log = open(data_dir)?;
-    let origin = origin.unwrap_or_else(|| data_dir.display().to_string());
-    let mut checkpoint = audit::checkpoint(log.tree(), &origin, now_ms())?;
+    let mut checkpoint = match source {
+        Source::Dir(data_dir) => {
+            let log = open(data_dir)?;
+            let origin = origin.unwrap_or_else(|| data_dir.display().to_string());
+            audit::checkpoint(log.tree(), &origin, now_ms())?
+        }
+        Source::Remote(remote) => {
+            let input = match &origin {
+                Some(o) => json!({ "Origin": o }),
+                None => json!({}),
+            };
+            let doc = remote.call("Checkpoint", &input)?;
+            Checkpoint::from_json(&doc.to_string()).context("the server's checkpoint is malformed")?
+        }
+    };
     if let Some(path) = signing_key {
         let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
         let mut seed = [0u8; 32];
@@ -428,65 +514,51 @@ pub fn checkpoint(
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn prove_inclusion(data_dir: &Path, seq: u64, json_out: bool) -> anyhow::Result<ExitCode> {
-    let log = open(data_dir)?;
-    let (size, _) = audit::head(log.tree())?;
-    if seq == 0 || seq > size {
-        bail!("seq {seq} is not in the log (1..={size})");
-    }
-    let started = std::time::Instant::now();
-    let proof = audit::inclusion_proof(log.tree(), seq, size)?;
-    let root = audit::merkle_root(log.tree(), size)?;
-    let leaf_hash = audit::history_record_hash(log.tree(), seq)?;
-    let ok = ledger_core::merkle::verify_inclusion(
-        &ledger_core::merkle::leaf_hash(&leaf_hash),
-        seq - 1,
-        size,
-        &proof,
-        &root,
-    );
-    let out = json!({
-        "type": "inclusion",
-        "seq": seq,
-        "leaf_index": seq - 1,
-        "record_hash": leaf_hash.to_hex(),
-        "tree_size": size,
-        "merkle_root": hex::encode(root),
-        "proof": proof.iter().map(hex::encode).collect::<Vec<_>>(),
-        "verified": ok,
-        "seconds": started.elapsed().as_secs_f64(),
-    });
+fn print_proof(doc: &Value, json_out: bool) -> anyhow::Result<ExitCode> {
     if json_out {
-        println!("{out}");
+        println!("{doc}");
     } else {
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        println!("{}", serde_json::to_string_pretty(doc)?);
     }
-    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if doc["verified"] == true { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
-pub fn prove_consistency(data_dir: &Path, from: &Path, to: &Path, json_out: bool) -> anyhow::Result<ExitCode> {
+pub fn prove_inclusion(source: &Source, seq: u64, json_out: bool) -> anyhow::Result<ExitCode> {
+    let doc = match source {
+        Source::Dir(data_dir) => {
+            let log = open(data_dir)?;
+            audit_ops::inclusion_json(log.tree(), seq)?
+        }
+        Source::Remote(remote) => {
+            let mut doc = remote.call("Prove", &json!({ "Seq": seq }))?;
+            // Not the server's word: the proof is checked here.
+            let ok = doc["seq"] == seq && audit_ops::check_inclusion_doc(&doc);
+            doc["verified"] = Value::from(ok);
+            doc
+        }
+    };
+    print_proof(&doc, json_out)
+}
+
+pub fn prove_consistency(source: &Source, from: &Path, to: &Path, json_out: bool) -> anyhow::Result<ExitCode> {
     let (a, b) = (read_checkpoint(from)?, read_checkpoint(to)?);
     if a.size > b.size {
         bail!("the first checkpoint ({}) is larger than the second ({})", a.size, b.size);
     }
-    let log = open(data_dir)?;
-    let proof = audit::consistency_proof(log.tree(), a.size, b.size)?;
-    let ok = ledger_core::merkle::verify_consistency(a.size, b.size, &a.merkle_root, &b.merkle_root, &proof);
-    let out = json!({
-        "type": "consistency",
-        "old_size": a.size,
-        "new_size": b.size,
-        "old_root": hex::encode(a.merkle_root),
-        "new_root": hex::encode(b.merkle_root),
-        "proof": proof.iter().map(hex::encode).collect::<Vec<_>>(),
-        "verified": ok,
-    });
-    if json_out {
-        println!("{out}");
-    } else {
-        println!("{}", serde_json::to_string_pretty(&out)?);
-    }
-    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    let doc = match source {
+        Source::Dir(data_dir) => {
+            let log = open(data_dir)?;
+            audit_ops::consistency_json(log.tree(), &a, &b)?
+        }
+        Source::Remote(remote) => {
+            let input = json!({ "FromCheckpoint": checkpoint_value(&a)?, "ToCheckpoint": checkpoint_value(&b)? });
+            let mut doc = remote.call("Prove", &input)?;
+            // Checked here against the two checkpoints read from files, not taken from the server.
+            doc["verified"] = Value::from(audit_ops::check_consistency_doc(&doc, &a, &b));
+            doc
+        }
+    };
+    print_proof(&doc, json_out)
 }
 
 pub fn rebuild(data_dir: &Path, json_out: bool) -> anyhow::Result<ExitCode> {

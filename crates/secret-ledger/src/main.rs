@@ -1,13 +1,15 @@
 //! `secret-ledger`: the one binary. `serve` answers the Secrets Manager API; `verify` checks a data dir.
+//! The audit commands read a stopped data dir, or a running server with `--endpoint URL`.
 //!
 //! Exit codes: 0 ok, 1 verification failed, 2 usage or I/O error.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 mod audit;
+mod remote;
 
 use anyhow::Context;
 
@@ -20,6 +22,38 @@ use anyhow::Context;
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
+}
+
+/// `--endpoint` and its credentials: audit a running server instead of a data dir.
+#[derive(Args, Clone, Debug)]
+struct RemoteArgs {
+    /// Audit the server at this URL (http://HOST:PORT) instead of a data dir (not with --data-dir).
+    #[arg(long)]
+    endpoint: Option<String>,
+    /// With --endpoint: the access key id to sign with.
+    #[arg(long, env = "AWS_ACCESS_KEY_ID")]
+    access_key_id: Option<String>,
+    /// With --endpoint: the secret access key to sign with.
+    #[arg(long, env = "AWS_SECRET_ACCESS_KEY", hide_env_values = true)]
+    secret_access_key: Option<String>,
+    /// With --endpoint: the region of the credential scope (else AWS_DEFAULT_REGION, else us-east-1).
+    #[arg(long, env = "AWS_REGION")]
+    region: Option<String>,
+}
+
+impl RemoteArgs {
+    /// The data dir, or the server when --endpoint is given.
+    fn source(self, data_dir: PathBuf) -> anyhow::Result<audit::Source> {
+        Ok(match self.endpoint {
+            None => audit::Source::Dir(data_dir),
+            Some(url) => audit::Source::Remote(Box::new(remote::Remote::new(remote::EndpointConfig {
+                url,
+                access_key_id: self.access_key_id,
+                secret_access_key: self.secret_access_key,
+                region: self.region,
+            })?)),
+        })
+    }
 }
 
 #[derive(Subcommand)]
@@ -48,8 +82,10 @@ enum Cmd {
         /// The data dir (must not be in use by a running server).
         #[arg(long, env = "SECRET_LEDGER_DATA_DIR", default_value = "./secret-ledger-data")]
         data_dir: PathBuf,
+        #[command(flatten)]
+        remote: RemoteArgs,
         /// Verify an export file instead of a data dir (no keys, no sled needed).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "endpoint")]
         export: Option<PathBuf>,
         /// A checkpoint the log must extend (catches a truncated tail).
         #[arg(long)]
@@ -65,6 +101,8 @@ enum Cmd {
         secret_id: String,
         #[arg(long, env = "SECRET_LEDGER_DATA_DIR", default_value = "./secret-ledger-data")]
         data_dir: PathBuf,
+        #[command(flatten)]
+        remote: RemoteArgs,
         /// Also write a self-contained HTML timeline of the labels to this file.
         #[arg(long)]
         html: Option<PathBuf>,
@@ -87,6 +125,8 @@ enum Cmd {
         master_key_file: Option<PathBuf>,
         #[arg(long, env = "SECRET_LEDGER_DATA_DIR", default_value = "./secret-ledger-data")]
         data_dir: PathBuf,
+        #[command(flatten)]
+        remote: RemoteArgs,
         #[arg(long)]
         json: bool,
     },
@@ -99,6 +139,8 @@ enum Cmd {
         origin: Option<String>,
         #[arg(long, env = "SECRET_LEDGER_DATA_DIR", default_value = "./secret-ledger-data")]
         data_dir: PathBuf,
+        #[command(flatten)]
+        remote: RemoteArgs,
         #[arg(long)]
         json: bool,
     },
@@ -113,6 +155,8 @@ enum Cmd {
         signing_key: Option<PathBuf>,
         #[arg(long, env = "SECRET_LEDGER_DATA_DIR", default_value = "./secret-ledger-data")]
         data_dir: PathBuf,
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
     /// An inclusion proof for one event, or a consistency proof between two checkpoints.
     Prove {
@@ -124,6 +168,8 @@ enum Cmd {
         to_checkpoint: Option<PathBuf>,
         #[arg(long, env = "SECRET_LEDGER_DATA_DIR", default_value = "./secret-ledger-data")]
         data_dir: PathBuf,
+        #[command(flatten)]
+        remote: RemoteArgs,
         #[arg(long)]
         json: bool,
     },
@@ -137,7 +183,7 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match parse() {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
@@ -153,30 +199,54 @@ fn main() -> ExitCode {
     }
 }
 
+/// Parses the command line. `--endpoint` conflicts with a `--data-dir` given on the command line;
+/// a data dir from `SECRET_LEDGER_DATA_DIR` is simply not used then (clap would count the
+/// environment as a conflict too).
+fn parse() -> Result<Cli, clap::Error> {
+    use clap::parser::ValueSource;
+    use clap::{CommandFactory, FromArgMatches};
+    let matches = Cli::command().try_get_matches()?;
+    if let Some((_, sub)) = matches.subcommand() {
+        let given = |id: &str| sub.try_get_raw(id).ok().flatten().is_some();
+        if given("endpoint") && given("data_dir") && sub.value_source("data_dir") == Some(ValueSource::CommandLine) {
+            return Err(Cli::command().error(
+                clap::error::ErrorKind::ArgumentConflict,
+                "the argument '--endpoint <ENDPOINT>' cannot be used with '--data-dir <DATA_DIR>'",
+            ));
+        }
+    }
+    Cli::from_arg_matches(&matches)
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Cmd::Verify { data_dir, export, checkpoint, json } => {
-            audit::verify(&data_dir, export.as_deref(), checkpoint.as_deref(), json)
+        Cmd::Verify { data_dir, remote, export, checkpoint, json } => {
+            audit::verify(&remote.source(data_dir)?, export.as_deref(), checkpoint.as_deref(), json)
         }
-        Cmd::History { secret_id, data_dir, html, json } => {
-            audit::history(&data_dir, &secret_id, json, html.as_deref())
+        Cmd::History { secret_id, data_dir, remote, html, json } => {
+            audit::history(&remote.source(data_dir)?, &secret_id, json, html.as_deref())
         }
-        Cmd::State { as_of, secret_id, label, master_key_file, data_dir, json } => audit::state(audit::StateArgs {
-            data_dir: &data_dir,
-            as_of: &as_of,
-            secret_id: secret_id.as_deref(),
-            label: label.as_deref(),
-            master_key_file,
-            json,
-        }),
-        Cmd::Export { out, origin, data_dir, json } => audit::export(&data_dir, &out, origin, json),
-        Cmd::Checkpoint { out, origin, signing_key, data_dir } => {
-            audit::checkpoint(&data_dir, &out, origin, signing_key.as_deref())
+        Cmd::State { as_of, secret_id, label, master_key_file, data_dir, remote, json } => {
+            audit::state(audit::StateArgs {
+                source: &remote.source(data_dir)?,
+                as_of: &as_of,
+                secret_id: secret_id.as_deref(),
+                label: label.as_deref(),
+                master_key_file,
+                json,
+            })
         }
-        Cmd::Prove { seq, from_checkpoint, to_checkpoint, data_dir, json } => {
+        Cmd::Export { out, origin, data_dir, remote, json } => {
+            audit::export(&remote.source(data_dir)?, &out, origin, json)
+        }
+        Cmd::Checkpoint { out, origin, signing_key, data_dir, remote } => {
+            audit::checkpoint(&remote.source(data_dir)?, &out, origin, signing_key.as_deref())
+        }
+        Cmd::Prove { seq, from_checkpoint, to_checkpoint, data_dir, remote, json } => {
+            let source = remote.source(data_dir)?;
             match (seq, from_checkpoint, to_checkpoint) {
-                (Some(seq), None, None) => audit::prove_inclusion(&data_dir, seq, json),
-                (None, Some(a), Some(b)) => audit::prove_consistency(&data_dir, &a, &b, json),
+                (Some(seq), None, None) => audit::prove_inclusion(&source, seq, json),
+                (None, Some(a), Some(b)) => audit::prove_consistency(&source, &a, &b, json),
                 _ => anyhow::bail!("prove takes --seq N, or --from-checkpoint A --to-checkpoint B"),
             }
         }

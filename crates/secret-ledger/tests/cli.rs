@@ -175,3 +175,83 @@ fn export_checkpoint_prove_and_tampering() {
     assert!(bin(&["rebuild", "--data-dir", d]).status.success());
     assert!(bin(&["verify", "--data-dir", d]).status.success());
 }
+
+/// `--endpoint`: the audit commands against a running server print what they print for the
+/// stopped data dir.
+#[test]
+fn audit_commands_against_a_running_server() {
+    const AKID: &str = "AKIACLITEST000000001";
+    const SECRET_KEY: &str = "cli/secret+key";
+    let dir = data_dir();
+    let credentials = dir.path().join("credentials.txt");
+    std::fs::write(&credentials, format!("{AKID}:{SECRET_KEY}\n")).unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let mut config = ledger_server::ServeConfig::new(dir.path());
+    config.listen = "127.0.0.1:0".into();
+    config.credentials_file = Some(credentials);
+    let server = runtime.block_on(ledger_server::start(config)).unwrap();
+    let endpoint = format!("http://{}", server.local_addr());
+    let remote = |args: &[&str]| {
+        Process::new(env!("CARGO_BIN_EXE_secret-ledger"))
+            .args(args)
+            .args(["--endpoint", &endpoint])
+            .env("AWS_ACCESS_KEY_ID", AKID)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+            .env_remove("SECRET_LEDGER_DATA_DIR")
+            .output()
+            .unwrap()
+    };
+
+    let online_history = remote(&["history", "--secret-id", "db/prod", "--json"]);
+    assert!(online_history.status.success(), "{}", String::from_utf8_lossy(&online_history.stderr));
+    let online_verify = remote(&["verify", "--json"]);
+    assert!(online_verify.status.success(), "{}", String::from_utf8_lossy(&online_verify.stderr));
+    let online_text = remote(&["verify"]);
+    assert!(online_text.status.success());
+    assert!(String::from_utf8_lossy(&online_text.stdout).starts_with("ok: "));
+    let online_state = remote(&["state", "--as-of", "3", "--secret-id", "db/prod", "--label", "AWSCURRENT", "--json"]);
+    assert!(online_state.status.success(), "{}", String::from_utf8_lossy(&online_state.stderr));
+    let proof = remote(&["prove", "--seq", "2", "--json"]);
+    assert!(proof.status.success(), "{}", String::from_utf8_lossy(&proof.stderr));
+    assert_eq!(json(&proof)["verified"], true);
+    let work = tempfile::tempdir().unwrap();
+    let export = work.path().join("online.jsonl");
+    assert!(remote(&["export", "--out", path(&export)]).status.success());
+    assert_eq!(remote(&["history", "--secret-id", "no/such"]).status.code(), Some(2));
+    // Wrong credentials, and --endpoint with --data-dir, are usage errors.
+    let refused = Process::new(env!("CARGO_BIN_EXE_secret-ledger"))
+        .args(["verify", "--endpoint", &endpoint, "--access-key-id", AKID, "--secret-access-key", "wrong"])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("InvalidSignatureException"));
+    assert_eq!(remote(&["verify", "--data-dir", path(dir.path())]).status.code(), Some(2));
+    runtime.block_on(server.shutdown()).unwrap();
+
+    // The same commands on the stopped data dir print the same documents.
+    let d = path(dir.path());
+    let offline_history = bin(&["history", "--data-dir", d, "--secret-id", "db/prod", "--json"]);
+    assert_eq!(json(&online_history), json(&offline_history));
+    let history = json(&online_history);
+    assert!(history["events"].as_array().unwrap().iter().any(|e| e["change"]
+        == format!("AWSCURRENT: {} → {}", token(1), token(2))
+        && e["label_move"]["to"] == token(2)));
+    let offline_verify = json(&bin(&["verify", "--data-dir", d, "--json"]));
+    let (online, offline) = (json(&online_verify), offline_verify.clone());
+    let keys = |v: &serde_json::Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    assert_eq!(keys(&online), keys(&offline));
+    for field in ["ok", "events", "head_hash", "merkle_root", "secrets"] {
+        assert_eq!(online[field], offline[field], "{field}");
+    }
+    // Online the label's holder is named, its value is not served.
+    let offline_state =
+        bin(&["state", "--data-dir", d, "--as-of", "3", "--secret-id", "db/prod", "--label", "AWSCURRENT", "--json"]);
+    let (mut online, offline) = (json(&online_state), json(&offline_state));
+    assert!(online["label"]["value"].is_null());
+    assert_eq!(offline["label"]["value"]["SecretString"], "first-password");
+    online["label"]["value"] = offline["label"]["value"].clone();
+    assert_eq!(online, offline);
+    let out = bin(&["verify", "--export", path(&export), "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(json(&out)["merkle_root"], offline_verify["merkle_root"]);
+}

@@ -1,0 +1,580 @@
+//! The audit operations online: `X-Amz-Target: SecretLedger.<Operation>`, SigV4-signed and
+//! refused exactly like the Secrets Manager operations, answered from the live log.
+//!
+//! | target | input | output |
+//! |---|---|---|
+//! | `SecretLedger.History` | `SecretId` | `{"secret_id", "events": [{seq, recorded_at, actor, request_id, secret, event, change, label_move?}]}` |
+//! | `SecretLedger.State` | `AsOf` (seq number, or a string: seq or RFC 3339 time), `SecretId`?, `Label`? | `{"as_of_seq", "as_of_time", "secrets", "label"}` |
+//! | `SecretLedger.Export` | `Origin`? | the export file itself, JSON Lines, `Content-Type: application/x-ndjson` |
+//! | `SecretLedger.Checkpoint` | `Origin`? | the unsigned checkpoint JSON |
+//! | `SecretLedger.Prove` | `Seq`, or `FromCheckpoint` + `ToCheckpoint` (checkpoint JSON objects) | the inclusion or consistency proof JSON |
+//! | `SecretLedger.Verify` | `Checkpoint`? (checkpoint JSON object) | the verify report, `{"ok": true, …}`, or the first failure, `{"ok": false, "seq", "reason"}` |
+//!
+//! The documents are those of the CLI's `--json` output of the same command (the CLI builds
+//! its own with the functions of this module), so `secret-ledger <command> --endpoint URL`
+//! prints the same thing as `--data-dir DIR`.
+//!
+//! Values are never returned: `State` with a `Label` names the version that held the label
+//! (`label.value` is always `null` online; open values offline with the master key).
+//!
+//! Every operation reads the head first and bounds its reads by it (sled reads are consistent
+//! per key; the log below the head never changes), runs on a blocking thread and appends
+//! nothing. `Export` streams: memory holds one chunk (64 KiB) and a few queued chunks, never
+//! the log; if the client goes away the export stops, and an error midway aborts the body, so
+//! the file lacks its closing checkpoint and does not verify.
+//!
+//! Errors: an unknown secret is `ResourceNotFoundException`, a bad member value
+//! `ValidationException`, a member of the wrong JSON type `SerializationException` (all 400).
+
+use std::io::Write;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use axum::body::{Body, Bytes, HttpBody};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use ledger_core::checkpoint::Checkpoint;
+use ledger_core::merkle;
+use ledger_core::time::{format_rfc3339_ms, parse_rfc3339};
+use ledger_core::SecretState;
+use ledger_store::audit::{self, HistoryEntry};
+use ledger_store::{FailureReason, StoreError, VerifyFailure, VerifyReport};
+use serde_json::{json, Map, Value};
+
+use crate::error::ApiError;
+use crate::http::{json_response, App};
+
+/// The target prefix of the audit operations.
+pub const TARGET_PREFIX: &str = "SecretLedger.";
+
+/// Every operation answered under [`TARGET_PREFIX`].
+pub const OPERATIONS: [&str; 6] = ["History", "State", "Export", "Checkpoint", "Prove", "Verify"];
+
+/// Content type of the `Export` response.
+pub const EXPORT_CONTENT_TYPE: &str = "application/x-ndjson";
+
+/// Size of one chunk of the streamed export.
+const EXPORT_CHUNK_BYTES: usize = 64 * 1024;
+/// Chunks queued between the exporting thread and the connection.
+const EXPORT_CHUNKS_QUEUED: usize = 8;
+
+/// Why an audit question has no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    /// No secret of that id in the whole log.
+    #[error("{0}")]
+    NotFound(String),
+    /// A member (or CLI argument) has an unusable value.
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl AuditError {
+    fn into_api(self, request_id: &str) -> ApiError {
+        match self {
+            AuditError::NotFound(m) => ApiError::new("ResourceNotFoundException", StatusCode::BAD_REQUEST, m),
+            AuditError::Invalid(m) => validation(m),
+            AuditError::Store(e) => ApiError::store(&e, request_id),
+        }
+    }
+}
+
+fn validation(message: impl Into<String>) -> ApiError {
+    ApiError::new("ValidationException", StatusCode::BAD_REQUEST, message)
+}
+
+fn short(text: &str) -> String {
+    text.chars().take(64).collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The documents, shared with the CLI.
+
+/// One history entry as JSON; `label_move` (`{label, from, to}`) only on `LabelMoved`.
+pub fn entry_json(e: &HistoryEntry) -> Value {
+    let mut out = json!({
+        "seq": e.seq,
+        "recorded_at": format_rfc3339_ms(e.recorded_at_ms),
+        "actor": e.actor,
+        "request_id": e.request_id,
+        "secret": e.secret.0,
+        "event": e.event,
+        "change": e.change,
+    });
+    if let Some((label, from, to)) = &e.label_move {
+        out["label_move"] = json!({ "label": label, "from": from, "to": to });
+    }
+    out
+}
+
+/// Every event of the secret(s) `secret_id` names, up to the head read first.
+pub fn history_entries(tree: &sled::Tree, secret_id: &str) -> Result<Vec<HistoryEntry>, AuditError> {
+    let (head, _) = audit::head(tree)?;
+    let entries: Vec<HistoryEntry> = audit::history(tree, secret_id)?.into_iter().filter(|e| e.seq <= head).collect();
+    if entries.is_empty() {
+        return Err(AuditError::NotFound(format!("no secret {} in this ledger", short(secret_id))));
+    }
+    Ok(entries)
+}
+
+/// The `history --json` document.
+pub fn history_json(secret_id: &str, entries: &[HistoryEntry]) -> Value {
+    json!({ "secret_id": secret_id, "events": entries.iter().map(entry_json).collect::<Vec<_>>() })
+}
+
+/// A seq, or the last seq recorded at or before an RFC 3339 time.
+pub fn parse_as_of(tree: &sled::Tree, as_of: &str) -> Result<u64, AuditError> {
+    if let Ok(seq) = as_of.parse::<u64>() {
+        return Ok(seq);
+    }
+    let Some(ms) = parse_rfc3339(as_of) else {
+        return Err(AuditError::Invalid(format!("AsOf takes a seq or an RFC 3339 time, not {:?}", short(as_of))));
+    };
+    Ok(audit::seq_at_time(tree, ms)?)
+}
+
+/// Secrets as they stood at one seq.
+#[derive(Clone, Debug)]
+pub struct StateAt {
+    pub seq: u64,
+    pub time_ms: Option<i64>,
+    pub secrets: Vec<SecretState>,
+}
+
+/// The state as of `as_of` (capped at the head), of one secret or of all.
+pub fn state_at(tree: &sled::Tree, as_of: &str, secret_id: Option<&str>) -> Result<StateAt, AuditError> {
+    let (head, _) = audit::head(tree)?;
+    let seq = parse_as_of(tree, as_of)?.min(head);
+    let time_ms = if seq == 0 { None } else { Some(audit::history_record_time(tree, seq)?) };
+    let secrets: Vec<SecretState> = match secret_id {
+        Some(id) => audit::resolve_at(tree, id, seq)?.into_iter().collect(),
+        None => audit::state_at(tree, seq)?.secrets().cloned().collect(),
+    };
+    Ok(StateAt { seq, time_ms, secrets })
+}
+
+/// One secret of a `state --json` document (versions and labels; never values).
+pub fn secret_json(s: &SecretState) -> Value {
+    json!({
+        "name": s.name,
+        "region": s.region,
+        "arn": s.arn,
+        "created_at": format_rfc3339_ms(s.created_at_ms),
+        "deletion_scheduled_for": s.deletion.map(|d| format_rfc3339_ms(d.deletion_date_ms)),
+        "versions": s.versions.iter().map(|(id, v)| json!({
+            "version_id": id,
+            "created_at": format_rfc3339_ms(v.created_at_ms),
+            "labels": v.labels,
+            "seq": v.seq,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// The version holding `label` in the first secret, if a label was asked for and a secret found.
+pub fn label_holder<'a>(state: &'a StateAt, label: Option<&str>) -> Option<(&'a SecretState, Option<String>)> {
+    let (label, secret) = (label?, state.secrets.first()?);
+    Some((secret, secret.holder(label).map(str::to_string)))
+}
+
+/// The `state --json` document. `value` is the opened value of the label's holder, given only
+/// offline with the master key; online it is always `None` (`null`).
+pub fn state_json(state: &StateAt, label: Option<&str>, value: Option<Value>) -> Value {
+    let label_out = match (label, label_holder(state, label)) {
+        (Some(label), Some((_, holder))) => json!({ "label": label, "version_id": holder, "value": value }),
+        _ => Value::Null,
+    };
+    json!({
+        "as_of_seq": state.seq,
+        "as_of_time": state.time_ms.map(format_rfc3339_ms),
+        "secrets": state.secrets.iter().map(secret_json).collect::<Vec<_>>(),
+        "label": label_out,
+    })
+}
+
+/// The `verify --json` document of a log that verified.
+pub fn report_json(report: &VerifyReport, seconds: f64) -> Value {
+    json!({
+        "ok": true,
+        "events": report.events,
+        "head_hash": report.head_hash.to_hex(),
+        "merkle_root": hex::encode(report.merkle_root),
+        "snapshots_checked": report.snapshots_checked,
+        "secrets": report.secrets,
+        "seconds": seconds,
+        "events_per_second": report.events as f64 / seconds.max(1e-9),
+    })
+}
+
+/// The `verify --json` document of a log that did not.
+pub fn failure_json(failure: &VerifyFailure) -> Value {
+    json!({ "ok": false, "seq": failure.seq, "reason": failure.reason.to_string() })
+}
+
+/// A verified log against a checkpoint kept elsewhere: the log must extend it.
+pub fn check_against(
+    tree: &sled::Tree,
+    report: &VerifyReport,
+    t: &Checkpoint,
+) -> Result<Result<VerifyReport, VerifyFailure>, StoreError> {
+    if t.size > report.events {
+        return Ok(Err(VerifyFailure {
+            seq: report.events + 1,
+            reason: FailureReason::Truncated { expected: t.size, found: report.events },
+        }));
+    }
+    let root = audit::merkle_root(tree, t.size)?;
+    let head = if t.size == 0 { ledger_core::ChainHash::GENESIS } else { audit::history_record_hash(tree, t.size)? };
+    if root != t.merkle_root || head != t.head_hash {
+        return Ok(Err(VerifyFailure { seq: t.size, reason: FailureReason::CheckpointMismatch }));
+    }
+    Ok(Ok(report.clone()))
+}
+
+/// The `prove --seq N --json` document: an inclusion proof in the tree of the whole log.
+pub fn inclusion_json(tree: &sled::Tree, seq: u64) -> Result<Value, AuditError> {
+    let started = Instant::now();
+    let (size, _) = audit::head(tree)?;
+    if seq == 0 || seq > size {
+        return Err(AuditError::Invalid(format!("seq {seq} is not in the log (1..={size})")));
+    }
+    let proof = audit::inclusion_proof(tree, seq, size)?;
+    let root = audit::merkle_root(tree, size)?;
+    let record_hash = audit::history_record_hash(tree, seq)?;
+    let ok = merkle::verify_inclusion(&merkle::leaf_hash(&record_hash), seq - 1, size, &proof, &root);
+    Ok(json!({
+        "type": "inclusion",
+        "seq": seq,
+        "leaf_index": seq - 1,
+        "record_hash": record_hash.to_hex(),
+        "tree_size": size,
+        "merkle_root": hex::encode(root),
+        "proof": proof.iter().map(hex::encode).collect::<Vec<_>>(),
+        "verified": ok,
+        "seconds": started.elapsed().as_secs_f64(),
+    }))
+}
+
+/// The `prove --from-checkpoint A --to-checkpoint B --json` document.
+pub fn consistency_json(tree: &sled::Tree, a: &Checkpoint, b: &Checkpoint) -> Result<Value, AuditError> {
+    if a.size > b.size {
+        return Err(AuditError::Invalid(format!(
+            "the first checkpoint ({}) is larger than the second ({})",
+            a.size, b.size
+        )));
+    }
+    let (head, _) = audit::head(tree)?;
+    if b.size > head {
+        return Err(AuditError::Invalid(format!(
+            "the second checkpoint covers {} records; the log has {head}",
+            b.size
+        )));
+    }
+    let proof = audit::consistency_proof(tree, a.size, b.size)?;
+    let ok = merkle::verify_consistency(a.size, b.size, &a.merkle_root, &b.merkle_root, &proof);
+    Ok(json!({
+        "type": "consistency",
+        "old_size": a.size,
+        "new_size": b.size,
+        "old_root": hex::encode(a.merkle_root),
+        "new_root": hex::encode(b.merkle_root),
+        "proof": proof.iter().map(hex::encode).collect::<Vec<_>>(),
+        "verified": ok,
+    }))
+}
+
+fn hash_field(doc: &Value, field: &str) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(doc.get(field)?.as_str()?, &mut out).ok()?;
+    Some(out)
+}
+
+fn proof_field(doc: &Value) -> Option<Vec<[u8; 32]>> {
+    doc.get("proof")?
+        .as_array()?
+        .iter()
+        .map(|h| {
+            let mut out = [0u8; 32];
+            hex::decode_to_slice(h.as_str()?, &mut out).ok()?;
+            Some(out)
+        })
+        .collect()
+}
+
+/// Re-checks an inclusion document received from elsewhere (its `verified` is ignored): the
+/// proof takes the record hash at `seq` to `merkle_root` for `tree_size`.
+pub fn check_inclusion_doc(doc: &Value) -> bool {
+    let check = || -> Option<bool> {
+        let seq = doc.get("seq")?.as_u64()?;
+        let size = doc.get("tree_size")?.as_u64()?;
+        let record = ledger_core::ChainHash(hash_field(doc, "record_hash")?);
+        let root = hash_field(doc, "merkle_root")?;
+        let proof = proof_field(doc)?;
+        Some(seq >= 1 && merkle::verify_inclusion(&merkle::leaf_hash(&record), seq - 1, size, &proof, &root))
+    };
+    check().unwrap_or(false)
+}
+
+/// Re-checks a consistency document's proof against the two checkpoints the caller trusts.
+pub fn check_consistency_doc(doc: &Value, a: &Checkpoint, b: &Checkpoint) -> bool {
+    proof_field(doc)
+        .is_some_and(|proof| merkle::verify_consistency(a.size, b.size, &a.merkle_root, &b.merkle_root, &proof))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The operations.
+
+/// The members of an audit request (an empty body is `{}`).
+struct Members(Map<String, Value>);
+
+impl Members {
+    fn parse(body: &[u8]) -> Result<Members, ApiError> {
+        if body.iter().all(|b| b.is_ascii_whitespace()) {
+            return Ok(Members(Map::new()));
+        }
+        match serde_json::from_slice::<Value>(body) {
+            Ok(Value::Object(members)) => Ok(Members(members)),
+            Ok(_) => Err(ApiError::serialization("The request body must be a JSON object.")),
+            Err(e) => Err(ApiError::serialization(format!(
+                "The request body is not valid JSON (line {}, column {}).",
+                e.line(),
+                e.column()
+            ))),
+        }
+    }
+
+    fn get(&self, name: &str) -> Option<&Value> {
+        self.0.get(name).filter(|v| !v.is_null())
+    }
+
+    fn string(&self, name: &str) -> Result<Option<String>, ApiError> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(ApiError::serialization(format!("Value of member '{name}' must be a string."))),
+        }
+    }
+
+    fn required_string(&self, name: &str) -> Result<String, ApiError> {
+        self.string(name)?.ok_or_else(|| ApiError::missing_member(name))
+    }
+
+    /// A seq: a JSON number, or a string of digits.
+    fn seq(&self, name: &str) -> Result<Option<u64>, ApiError> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(Value::Number(n)) => {
+                n.as_u64().map(Some).ok_or_else(|| validation(format!("{name} must be a non-negative integer.")))
+            }
+            Some(Value::String(s)) => {
+                s.parse().map(Some).map_err(|_| validation(format!("{name} must be a non-negative integer.")))
+            }
+            Some(_) => Err(ApiError::serialization(format!("Value of member '{name}' must be an integer."))),
+        }
+    }
+
+    /// `AsOf`: a seq number, or a string (a seq or an RFC 3339 time).
+    fn as_of(&self) -> Result<String, ApiError> {
+        match self.get("AsOf") {
+            None => Err(ApiError::missing_member("AsOf")),
+            Some(Value::String(s)) => Ok(s.clone()),
+            Some(Value::Number(n)) if n.is_u64() => Ok(n.to_string()),
+            Some(_) => Err(validation("AsOf takes a seq or an RFC 3339 time.")),
+        }
+    }
+
+    /// A checkpoint JSON object (a JSON string holding one is accepted too); a signed one must
+    /// verify against the key it names.
+    fn checkpoint(&self, name: &str) -> Result<Option<Checkpoint>, ApiError> {
+        let text = match self.get(name) {
+            None => return Ok(None),
+            Some(Value::String(s)) => s.clone(),
+            Some(v @ Value::Object(_)) => v.to_string(),
+            Some(_) => return Err(ApiError::serialization(format!("Value of member '{name}' must be an object."))),
+        };
+        let checkpoint = Checkpoint::from_json(&text).map_err(|e| validation(format!("{name}: {e}")))?;
+        if checkpoint.signature.is_some() {
+            checkpoint.verify_signature().map_err(|e| validation(format!("{name}: {e}")))?;
+        }
+        Ok(Some(checkpoint))
+    }
+
+    fn origin(&self, app: &App) -> Result<String, ApiError> {
+        let origin = self.string("Origin")?.unwrap_or_else(|| app.ledger.path().display().to_string());
+        if origin.is_empty() || origin.chars().any(char::is_control) {
+            return Err(validation("Origin must be non-empty and free of control characters."));
+        }
+        Ok(origin)
+    }
+}
+
+fn document(value: &Value) -> Response {
+    json_response(value.to_string())
+}
+
+/// Runs `f` on a blocking thread; a panic there is a 500.
+async fn blocking<T: Send + 'static>(
+    request_id: &str,
+    f: impl FnOnce() -> Result<T, AuditError> + Send + 'static,
+) -> Result<T, ApiError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(result) => result.map_err(|e| e.into_api(request_id)),
+        Err(e) => {
+            tracing::error!(request_id, error = %e, "audit task failed");
+            Err(ApiError::internal())
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    i64::try_from(now.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Runs one audit operation; `operation` is the name after `SecretLedger.`.
+pub async fn dispatch(app: &Arc<App>, operation: &str, body: &[u8], request_id: &str) -> Result<Response, ApiError> {
+    if !OPERATIONS.contains(&operation) {
+        return Err(ApiError::unknown_operation(format!(
+            "Unknown operation: X-Amz-Target '{TARGET_PREFIX}{}'.",
+            short(operation)
+        )));
+    }
+    let input = Members::parse(body)?;
+    let tree = app.ledger.raw_tree().clone();
+    match operation {
+        "History" => {
+            let secret_id = input.required_string("SecretId")?;
+            let doc = blocking(request_id, move || {
+                let entries = history_entries(&tree, &secret_id)?;
+                Ok(history_json(&secret_id, &entries))
+            })
+            .await?;
+            Ok(document(&doc))
+        }
+        "State" => {
+            let as_of = input.as_of()?;
+            let secret_id = input.string("SecretId")?;
+            let label = input.string("Label")?;
+            if label.is_some() && secret_id.is_none() {
+                return Err(validation("Label requires SecretId."));
+            }
+            let doc = blocking(request_id, move || {
+                if let Some(id) = &secret_id {
+                    if audit::secret_uids(&tree, id)?.is_empty() {
+                        return Err(AuditError::NotFound(format!("no secret {} in this ledger", short(id))));
+                    }
+                }
+                let state = state_at(&tree, &as_of, secret_id.as_deref())?;
+                Ok(state_json(&state, label.as_deref(), None))
+            })
+            .await?;
+            Ok(document(&doc))
+        }
+        "Checkpoint" => {
+            let origin = input.origin(app)?;
+            let checkpoint = blocking(request_id, move || Ok(audit::checkpoint(&tree, &origin, now_ms())?)).await?;
+            Ok(json_response(checkpoint.to_json()))
+        }
+        "Prove" => {
+            let seq = input.seq("Seq")?;
+            let from = input.checkpoint("FromCheckpoint")?;
+            let to = input.checkpoint("ToCheckpoint")?;
+            let doc = match (seq, from, to) {
+                (Some(seq), None, None) => blocking(request_id, move || inclusion_json(&tree, seq)).await?,
+                (None, Some(a), Some(b)) => blocking(request_id, move || consistency_json(&tree, &a, &b)).await?,
+                _ => return Err(validation("Prove takes Seq, or FromCheckpoint and ToCheckpoint.")),
+            };
+            Ok(document(&doc))
+        }
+        "Verify" => {
+            let trusted = input.checkpoint("Checkpoint")?;
+            let app = app.clone();
+            let doc = blocking(request_id, move || {
+                let started = Instant::now();
+                let mut outcome = app.ledger.verify(&mut |_, _| {})?;
+                if let (Ok(report), Some(t)) = (&outcome, &trusted) {
+                    outcome = check_against(app.ledger.raw_tree(), report, t)?;
+                }
+                Ok(match outcome {
+                    Ok(report) => report_json(&report, started.elapsed().as_secs_f64()),
+                    Err(failure) => failure_json(&failure),
+                })
+            })
+            .await?;
+            Ok(document(&doc))
+        }
+        "Export" => {
+            let origin = input.origin(app)?;
+            Ok(export(tree, origin, request_id.to_string()))
+        }
+        _ => Err(ApiError::unknown_operation(format!("Operation {} is not supported.", short(operation)))),
+    }
+}
+
+/// Starts the export on a blocking thread and answers with its streamed output.
+fn export(tree: sled::Tree, origin: String, request_id: String) -> Response {
+    let (tx, rx) = tokio::sync::mpsc::channel(EXPORT_CHUNKS_QUEUED);
+    tokio::task::spawn_blocking(move || {
+        let mut out = ChunkWriter { tx, buf: Vec::with_capacity(EXPORT_CHUNK_BYTES) };
+        if let Err(e) = audit::export(&tree, &mut out, &origin, now_ms(), &mut |_, _| {}) {
+            // The body is cut short: the file has no closing checkpoint and will not verify.
+            tracing::warn!(request_id, error = %e, "export stopped");
+            let _ = out.tx.blocking_send(Err(std::io::Error::other("export stopped")));
+        }
+    });
+    let mut response = (StatusCode::OK, Body::new(ChunkBody(rx))).into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(EXPORT_CONTENT_TYPE));
+    response
+}
+
+type Chunk = Result<Bytes, std::io::Error>;
+
+/// Writes into fixed-size chunks sent to the response body; blocks while the queue is full.
+struct ChunkWriter {
+    tx: tokio::sync::mpsc::Sender<Chunk>,
+    buf: Vec<u8>,
+}
+
+impl ChunkWriter {
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(EXPORT_CHUNK_BYTES)));
+        self.tx
+            .blocking_send(Ok(chunk))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away"))
+    }
+}
+
+impl Write for ChunkWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= EXPORT_CHUNK_BYTES {
+            self.send()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.send()
+    }
+}
+
+/// The receiving end as an HTTP body.
+struct ChunkBody(tokio::sync::mpsc::Receiver<Chunk>);
+
+impl HttpBody for ChunkBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, std::io::Error>>> {
+        self.0.poll_recv(cx).map(|chunk| chunk.map(|c| c.map(http_body::Frame::data)))
+    }
+}

@@ -1,0 +1,169 @@
+//! The audit operations online (`SecretLedger.<Operation>`): a rotation written through the
+//! SDK, then History, State, Checkpoint, Prove, Export and Verify by signed raw requests; each
+//! answer checked against the log, and that audit calls are authenticated and append nothing.
+
+use ledger_core::checkpoint::Checkpoint;
+use ledger_core::merkle;
+use serde_json::{json, Value};
+
+use crate::common::{send, token, Raw, RawResponse, TestServer, AKID};
+
+async fn audit_call(t: &TestServer, op: &str, body: Value) -> RawResponse {
+    let target = format!("SecretLedger.{op}");
+    send(t.addr(), Raw::new(&target, body.to_string())).await
+}
+
+fn hash(v: &Value) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(v.as_str().unwrap(), &mut out).unwrap();
+    out
+}
+
+#[tokio::test]
+async fn audit_operations_online() {
+    let t = TestServer::start().await;
+    let c = t.client("us-east-1");
+    let name = "audit/db";
+    let (v1, v2) = (token(), token());
+    c.create_secret().name(name).client_request_token(&v1).secret_string("first-value").send().await.unwrap();
+    c.put_secret_value()
+        .secret_id(name)
+        .client_request_token(&v2)
+        .secret_string("second-value")
+        .version_stages("AWSPENDING")
+        .send()
+        .await
+        .unwrap();
+    let before_rotation = t.head();
+    c.update_secret_version_stage()
+        .secret_id(name)
+        .version_stage("AWSCURRENT")
+        .move_to_version_id(&v2)
+        .remove_from_version_id(&v1)
+        .send()
+        .await
+        .unwrap();
+    let head = t.head();
+    assert!(head > before_rotation);
+
+    // History: every event, the rotation's LabelMoved signed by our access key.
+    let history = audit_call(&t, "History", json!({"SecretId": name})).await.expect_ok();
+    assert_eq!(history["secret_id"], name);
+    let events = history["events"].as_array().unwrap();
+    let moved = events
+        .iter()
+        .find(|e| e["event"] == "LabelMoved" && e["label_move"]["label"] == "AWSCURRENT" && e["label_move"]["to"] == v2)
+        .unwrap_or_else(|| panic!("no AWSCURRENT move to v2 in {history}"));
+    assert_eq!(moved["actor"], AKID);
+    assert_eq!(moved["label_move"]["from"], v1);
+    assert_eq!(moved["change"], format!("AWSCURRENT: {v1} → {v2}"));
+    assert!(!history.to_string().contains("first-value") && !history.to_string().contains("second-value"));
+    audit_call(&t, "History", json!({"SecretId": "no/such"})).await.expect_error("ResourceNotFoundException");
+    audit_call(&t, "History", json!({})).await.expect_error("ValidationException");
+
+    // State as of before the rotation: v1 held AWSCURRENT; now v2 does. No value online.
+    for as_of in [json!(before_rotation), json!(before_rotation.to_string())] {
+        let state =
+            audit_call(&t, "State", json!({"AsOf": as_of, "SecretId": name, "Label": "AWSCURRENT"})).await.expect_ok();
+        assert_eq!(state["as_of_seq"], before_rotation);
+        assert_eq!(state["label"]["version_id"], v1, "{state}");
+        assert!(state["label"]["value"].is_null());
+        assert_eq!(state["secrets"][0]["name"], name);
+    }
+    let now = audit_call(&t, "State", json!({"AsOf": "2999-01-01T00:00:00Z", "SecretId": name, "Label": "AWSCURRENT"}))
+        .await
+        .expect_ok();
+    assert_eq!(now["as_of_seq"], head);
+    assert_eq!(now["label"]["version_id"], v2);
+    let all = audit_call(&t, "State", json!({"AsOf": 1})).await.expect_ok();
+    assert_eq!(all["secrets"].as_array().unwrap().len(), 1);
+    audit_call(&t, "State", json!({"AsOf": "yesterday"})).await.expect_error("ValidationException");
+    audit_call(&t, "State", json!({"AsOf": -1})).await.expect_error("ValidationException");
+    audit_call(&t, "State", json!({"AsOf": 1, "SecretId": "no/such"})).await.expect_error("ResourceNotFoundException");
+
+    // Verify the live log; the checkpoint's root is the report's.
+    let report = audit_call(&t, "Verify", json!({})).await.expect_ok();
+    assert_eq!(report["ok"], true, "{report}");
+    assert_eq!(report["events"], head);
+    let cp_json = audit_call(&t, "Checkpoint", json!({"Origin": "audit-test"})).await.expect_ok();
+    let checkpoint = Checkpoint::from_json(&cp_json.to_string()).unwrap();
+    assert_eq!(checkpoint.origin, "audit-test");
+    assert_eq!(checkpoint.size, head);
+    assert!(checkpoint.signature.is_none());
+    assert_eq!(cp_json["merkle_root"], report["merkle_root"]);
+    assert_eq!(cp_json["head_hash"], report["head_hash"]);
+    let against = audit_call(&t, "Verify", json!({"Checkpoint": cp_json})).await.expect_ok();
+    assert_eq!(against["ok"], true);
+
+    // Inclusion proof of the rotation's event, checked here.
+    let seq = moved["seq"].as_u64().unwrap();
+    let proof = audit_call(&t, "Prove", json!({"Seq": seq})).await.expect_ok();
+    assert_eq!((proof["type"].as_str(), proof["tree_size"].as_u64()), (Some("inclusion"), Some(head)));
+    assert_eq!(proof["merkle_root"], cp_json["merkle_root"]);
+    let path: Vec<[u8; 32]> = proof["proof"].as_array().unwrap().iter().map(hash).collect();
+    let leaf = merkle::leaf_hash(&ledger_core::ChainHash(hash(&proof["record_hash"])));
+    assert!(merkle::verify_inclusion(&leaf, seq - 1, head, &path, &checkpoint.merkle_root));
+    audit_call(&t, "Prove", json!({"Seq": head + 1})).await.expect_error("ValidationException");
+    audit_call(&t, "Prove", json!({})).await.expect_error("ValidationException");
+
+    // Export: JSON Lines that verify offline and close with the same root.
+    let export = audit_call(&t, "Export", json!({"Origin": "audit-test"})).await;
+    assert_eq!(export.status, 200);
+    assert_eq!(export.headers["content-type"], "application/x-ndjson");
+    let text = String::from_utf8(export.body.clone()).unwrap();
+    assert!(!text.contains("first-value") && !text.contains("second-value"));
+    assert_eq!(text.lines().count() as u64, head + 2);
+    let verified =
+        ledger_store::audit::verify_export(&mut text.as_bytes(), Some(&checkpoint), &mut |_, _| {}).unwrap().unwrap();
+    assert_eq!(verified.merkle_root, checkpoint.merkle_root);
+
+    // A consistency proof from the checkpoint to a later one.
+    c.put_secret_value().secret_id(name).secret_string("third-value").send().await.unwrap();
+    let later = audit_call(&t, "Checkpoint", json!({})).await.expect_ok();
+    assert_eq!(later["size"], t.head());
+    let consistency =
+        audit_call(&t, "Prove", json!({"FromCheckpoint": cp_json, "ToCheckpoint": later})).await.expect_ok();
+    assert_eq!(consistency["type"], "consistency");
+    assert_eq!(consistency["verified"], true, "{consistency}");
+    let later_cp = Checkpoint::from_json(&later.to_string()).unwrap();
+    let path: Vec<[u8; 32]> = consistency["proof"].as_array().unwrap().iter().map(hash).collect();
+    assert!(merkle::verify_consistency(
+        checkpoint.size,
+        later_cp.size,
+        &checkpoint.merkle_root,
+        &later_cp.merkle_root,
+        &path
+    ));
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn audit_calls_are_signed_and_append_nothing() {
+    let t = TestServer::start().await;
+    let c = t.client("us-east-1");
+    c.create_secret().name("quiet").secret_string("v").send().await.unwrap();
+    let head = t.head();
+
+    let mut raw = Raw::new("SecretLedger.History", json!({"SecretId": "quiet"}).to_string());
+    raw.sign_with = None;
+    let msg = send(t.addr(), raw).await.expect_error("MissingAuthenticationTokenException");
+    assert_eq!(msg, "Missing Authentication Token");
+    let mut raw = Raw::new("SecretLedger.Export", "{}");
+    raw.sign_with = Some((AKID, "not-the-secret", std::time::SystemTime::now()));
+    send(t.addr(), raw).await.expect_error("InvalidSignatureException");
+    audit_call(&t, "Frobnicate", json!({})).await.expect_error("UnknownOperationException");
+    audit_call(&t, "History", json!({"SecretId": 7})).await.expect_error("SerializationException");
+
+    for (op, body) in [
+        ("History", json!({"SecretId": "quiet"})),
+        ("State", json!({"AsOf": 1, "SecretId": "quiet", "Label": "AWSCURRENT"})),
+        ("Checkpoint", json!({})),
+        ("Prove", json!({"Seq": 1})),
+        ("Verify", json!({})),
+    ] {
+        audit_call(&t, op, body).await.expect_ok();
+    }
+    assert_eq!(audit_call(&t, "Export", json!({})).await.status, 200);
+    assert_eq!(t.head(), head, "an audit call appended to the log");
+    t.stop().await;
+}
