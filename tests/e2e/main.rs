@@ -3,6 +3,7 @@
 
 mod audit;
 mod errors;
+mod faults;
 mod fixture;
 mod kat;
 mod model;

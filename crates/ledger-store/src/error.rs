@@ -16,8 +16,8 @@ pub enum StoreError {
     Damaged { reason: String },
     #[error("a data key cannot be unwrapped with this master key (wrong key for this data dir?)")]
     WrongMasterKey,
-    #[error("writes are disabled after a storage failure; restart to recover")]
-    Poisoned,
+    #[error("writes are disabled after a storage failure ({reason}); reads still work; restart to recover")]
+    Poisoned { reason: String },
     #[error("the ledger is closed")]
     Closed,
 }

@@ -66,6 +66,8 @@ pub struct LedgerOptions {
     /// sled's page cache. Reads of values go to the log's records, so this bounds memory, not
     /// correctness.
     pub cache_bytes: u64,
+    /// Injected storage failures, for tests of the failure paths (`None` in service).
+    pub faults: Option<Arc<crate::faults::FaultPlan>>,
     /// Skip `flush` + `fdatasync` (benchmarks of the non-durable path only; never in service).
     pub unsafe_no_sync: bool,
 }
@@ -78,6 +80,7 @@ impl Default for LedgerOptions {
             snapshot_every: 100_000,
             group_max: 512,
             cache_bytes: 256 << 20,
+            faults: None,
             unsafe_no_sync: false,
         }
     }

@@ -24,6 +24,7 @@
 
 pub mod audit;
 mod error;
+pub mod faults;
 pub mod layout;
 mod ledger;
 mod verify;

@@ -14,6 +14,7 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 
 use crate::error::StoreError;
+use crate::faults::FaultStep;
 use crate::layout;
 use crate::ledger::{state_digest, LedgerOptions, RequestMeta, Shared};
 
@@ -40,7 +41,8 @@ pub(crate) struct Writer {
     blobs_dir: PathBuf,
     synced_blobs: HashSet<std::ffi::OsString>,
     watermark: crate::watermark::Watermark,
-    poisoned: bool,
+    /// Why writes stopped, after a failed group commit.
+    poisoned: Option<String>,
 }
 
 /// One decided request of a group, waiting for the group's flush.
@@ -88,7 +90,7 @@ impl Writer {
             blobs_dir,
             synced_blobs: HashSet::new(),
             watermark,
-            poisoned: false,
+            poisoned: None,
         })
     }
 
@@ -125,10 +127,10 @@ impl Writer {
     }
 
     fn commit_group(&mut self, group: Vec<Job>) {
-        if self.poisoned {
+        if let Some(reason) = &self.poisoned {
             for job in group {
                 if let Some(tx) = job.reply {
-                    let _ = tx.send(Err(StoreError::Poisoned));
+                    let _ = tx.send(Err(StoreError::Poisoned { reason: reason.clone() }));
                 }
             }
             return;
@@ -205,11 +207,15 @@ impl Writer {
             head.extend_from_slice(&self.head_hash.0);
             batch.insert(&[layout::HEAD], head);
             if let Err(e) = self.write_durably(batch) {
-                tracing::error!(error = %e, "group commit failed; writes disabled");
-                self.poisoned = true;
+                // Nothing of this group is acknowledged. Its records may or may not reach the
+                // disk (the batch is atomic either way), so the writer's projection can no
+                // longer be trusted to match it: stop writing, keep serving durable reads.
+                tracing::error!(error = %e, "group commit failed; writes disabled until restart");
+                let reason = e.to_string();
+                self.poisoned = Some(reason.clone());
                 for p in pending {
                     if let Some(tx) = p.reply {
-                        let _ = tx.send(Err(StoreError::Poisoned));
+                        let _ = tx.send(Err(StoreError::Poisoned { reason: reason.clone() }));
                     }
                 }
                 return;
@@ -227,12 +233,17 @@ impl Writer {
     /// Applies the batch and makes it durable: sled's flush writes and `sync_file_range`s its
     /// log; `fdatasync` of the data file (and of any new blob file) makes it survive power loss.
     fn write_durably(&mut self, batch: sled::Batch) -> Result<(), StoreError> {
+        let faults = self.options.faults.clone();
+        let inject = |step: FaultStep| faults.as_ref().map_or(Ok(()), |f| f.check(step));
+        inject(FaultStep::ApplyBatch)?;
         self.shared.tree.apply_batch(batch)?;
         if self.options.unsafe_no_sync {
             return Ok(());
         }
+        inject(FaultStep::Flush)?;
         self.db.flush()?;
         self.sync_blobs()?;
+        inject(FaultStep::Fsync)?;
         self.data_file.sync_data()?;
         self.watermark.write(self.head_seq, &self.head_hash)?;
         Ok(())
