@@ -21,6 +21,9 @@ fn put(secret: &str, n: usize, value: &str) -> Command {
     })
 }
 
+/// (secret, token number, what `execute` answered).
+type Outcome = (String, usize, Result<Result<Reply, SmError>, StoreError>);
+
 fn run(step: FaultStep) {
     let dir = tempfile::tempdir().unwrap();
     let scope = Scope::new("us-east-1", "000000000000");
@@ -40,7 +43,7 @@ fn run(step: FaultStep) {
         ledger.execute(create(name), &meta).unwrap().unwrap();
     }
     // 32 callers, 4 puts each (at least 4 groups): the 6th group commit fails, and every one after.
-    let outcomes: Vec<(String, usize, Result<Result<Reply, SmError>, StoreError>)> = std::thread::scope(|s| {
+    let outcomes: Vec<Outcome> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..32)
             .map(|caller| {
                 let (ledger, meta) = (&ledger, &meta);
