@@ -64,8 +64,8 @@ pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
     *hasher.finalize().as_bytes()
 }
 
-/// The largest power of two strictly smaller than `n` (`n >= 2`).
-fn split_point(n: u64) -> u64 {
+/// The largest power of two strictly smaller than `n` (`n >= 2`): where RFC 9162 splits a tree.
+pub fn split_point(n: u64) -> u64 {
     debug_assert!(n >= 2);
     1 << (63 - (n - 1).leading_zeros())
 }
@@ -139,6 +139,12 @@ pub trait LeafSource {
 
     /// The leaf hash (`blake3(0x00 ‖ chain hash)`) at `index < leaf_count()`.
     fn leaf_hash(&self, index: u64) -> Result<Hash, Self::Error>;
+
+    /// MTH of the leaves `[start, end)` if the source knows a faster way than hashing every
+    /// leaf (say, stored roots of aligned subtrees); `None` lets the caller stream the leaves.
+    fn subtree_root(&self, _start: u64, _end: u64) -> Result<Option<Hash>, Self::Error> {
+        Ok(None)
+    }
 }
 
 impl LeafSource for [Hash] {
@@ -193,6 +199,9 @@ fn check_size<L: LeafSource + ?Sized>(leaves: &L, size: u64) -> Result<(), Merkl
 /// MTH of the leaves `[start, end)`, streamed through a [`MerkleBuilder`]: O(end - start) time,
 /// O(log n) memory.
 fn range_root<L: LeafSource + ?Sized>(leaves: &L, start: u64, end: u64) -> Result<Hash, MerkleError<L::Error>> {
+    if let Some(root) = leaves.subtree_root(start, end).map_err(MerkleError::Source)? {
+        return Ok(root);
+    }
     let mut builder = MerkleBuilder::new();
     for index in start..end {
         builder.push(leaves.leaf_hash(index).map_err(MerkleError::Source)?);

@@ -245,6 +245,62 @@ impl LeafSource for LogLeaves<'_> {
             codec::decode_header(&bytes).map_err(|e| StoreError::Corrupt { seq, reason: e.to_string() })?;
         Ok(merkle::leaf_hash(&header.hash))
     }
+
+    /// Ranges of at least two chunks are combined from the stored chunk roots (`r`), so a
+    /// proof or root costs O(n / 1024 + 1024 log n) reads instead of O(n).
+    fn subtree_root(&self, start: u64, end: u64) -> Result<Option<[u8; 32]>, StoreError> {
+        if end - start < 2 * layout::MERKLE_CHUNK {
+            return Ok(None);
+        }
+        self.mth(start, end).map(Some)
+    }
+}
+
+impl LogLeaves<'_> {
+    /// MTH of `[start, end)` per RFC 9162, using stored chunk roots for aligned perfect
+    /// subtrees and the leaves for the rest.
+    fn mth(&self, start: u64, end: u64) -> Result<[u8; 32], StoreError> {
+        let n = end - start;
+        let chunk = layout::MERKLE_CHUNK;
+        if n.is_power_of_two() && n >= chunk && start.is_multiple_of(n) {
+            if let Some(root) = self.chunk_roots(start / chunk, end / chunk)? {
+                return Ok(root);
+            }
+        }
+        if n <= chunk {
+            let mut builder = merkle::MerkleBuilder::new();
+            for index in start..end {
+                builder.push(self.leaf_hash(index)?);
+            }
+            return Ok(builder.root());
+        }
+        let k = merkle::split_point(n);
+        Ok(merkle::node_hash(&self.mth(start, start + k)?, &self.mth(start + k, end)?))
+    }
+
+    /// The perfect tree over chunk roots `[first, last)`, or `None` if one is not stored.
+    fn chunk_roots(&self, first: u64, last: u64) -> Result<Option<[u8; 32]>, StoreError> {
+        let mut builder = merkle::MerkleBuilder::new();
+        for item in self.tree.range(layout::merkle_key(first)..layout::merkle_key(last)) {
+            let (_, v) = item?;
+            let Ok(root) = <[u8; 32]>::try_from(&v[..]) else { return Ok(None) };
+            // A chunk root is the root of a perfect subtree: pushed as is, the builder combines
+            // 2^j of them exactly as the tree above them does.
+            builder.push(root);
+        }
+        Ok((builder.len() == last - first).then(|| builder.root()))
+    }
+}
+
+/// The root of the chunk of leaves in progress at `head`, for the writer to continue it.
+pub(crate) fn chunk_in_progress(tree: &sled::Tree, head: u64) -> Result<merkle::MerkleBuilder, StoreError> {
+    let start = head - head % layout::MERKLE_CHUNK;
+    let leaves = LogLeaves { tree, size: head };
+    let mut builder = merkle::MerkleBuilder::new();
+    for index in start..head {
+        builder.push(leaves.leaf_hash(index)?);
+    }
+    Ok(builder)
 }
 
 /// An inclusion proof for the record at `seq` in the tree of the first `size` records.
@@ -268,17 +324,11 @@ fn merkle_error(e: merkle::MerkleError<StoreError>) -> StoreError {
 
 /// Merkle root over the first `size` records.
 pub fn merkle_root(tree: &sled::Tree, size: u64) -> Result<[u8; 32], StoreError> {
-    let mut builder = merkle::MerkleBuilder::new();
-    for item in tree.range(layout::event_key(1)..=layout::event_key(size)) {
-        let (k, v) = item?;
-        let seq = layout::seq_of(&k).unwrap_or(0);
-        let (header, _) = codec::decode_header(&v).map_err(|e| StoreError::Corrupt { seq, reason: e.to_string() })?;
-        builder.push(merkle::leaf_hash(&header.hash));
+    let (head, _) = read_head(tree)?;
+    if size > head {
+        return Err(StoreError::Corrupt { seq: head + 1, reason: "log shorter than the checkpoint".into() });
     }
-    if builder.len() != size {
-        return Err(StoreError::Corrupt { seq: builder.len() + 1, reason: "log shorter than the checkpoint".into() });
-    }
-    Ok(builder.root())
+    merkle::tree_root(&LogLeaves { tree, size }, size).map_err(merkle_error)
 }
 
 /// A checkpoint of the log's current head.
@@ -508,7 +558,7 @@ pub fn rebuild_derived(
     snapshot_every: u64,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<u64, StoreError> {
-    for prefix in [layout::SNAPSHOT, layout::INDEX, layout::NAME] {
+    for prefix in [layout::SNAPSHOT, layout::INDEX, layout::NAME, layout::MERKLE] {
         for key in tree.scan_prefix([prefix]).keys() {
             tree.remove(key?)?;
         }
@@ -517,6 +567,7 @@ pub fn rebuild_derived(
     let mut state = State::default();
     let every = snapshot_every.max(1);
     let mut batch = sled::Batch::default();
+    let mut chunk = merkle::MerkleBuilder::new();
     for item in tree.range(layout::event_key(1)..=layout::event_key(head)) {
         let (k, v) = item?;
         let seq = layout::seq_of(&k).unwrap_or(0);
@@ -525,6 +576,11 @@ pub fn rebuild_derived(
             .map_err(|e| StoreError::Corrupt { seq, reason: e.to_string() })?;
         let uid = r.event.secret().0;
         batch.insert(&layout::index_key(uid, seq), &[]);
+        chunk.push(merkle::leaf_hash(&r.hash));
+        if chunk.len() == layout::MERKLE_CHUNK {
+            batch.insert(&layout::merkle_key((seq - 1) / layout::MERKLE_CHUNK), &chunk.root());
+            chunk = merkle::MerkleBuilder::new();
+        }
         if let Event::SecretCreated { name, region, .. } = &r.event {
             batch.insert(layout::name_key(name, uid), region.as_bytes());
         }

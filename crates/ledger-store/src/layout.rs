@@ -14,6 +14,12 @@ pub const INDEX: u8 = b'i';
 /// `n ‖ name ‖ 0x00 ‖ uid (8, BE)` → region: every secret ever created under a name, for
 /// history and point-in-time lookups of purged secrets. Derived.
 pub const NAME: u8 = b'n';
+/// `r ‖ chunk (8, BE)` → the Merkle root (32) of the leaves from `chunk · MERKLE_CHUNK` up to
+/// (not including) `(chunk + 1) · MERKLE_CHUNK`, written with the group that completes the
+/// chunk. Derived: proofs and checkpoints combine these instead of hashing every leaf.
+pub const MERKLE: u8 = b'r';
+/// Leaves per stored Merkle chunk root (a power of two).
+pub const MERKLE_CHUNK: u64 = 1024;
 /// `m` → `format_version (1)`: written once when the data dir is created.
 pub const META: u8 = b'm';
 
@@ -62,5 +68,11 @@ pub fn name_prefix(name: &str) -> Vec<u8> {
     k.push(NAME);
     k.extend_from_slice(name.as_bytes());
     k.push(0);
+    k
+}
+
+pub fn merkle_key(chunk: u64) -> [u8; 9] {
+    let mut k = [MERKLE; 9];
+    k[1..].copy_from_slice(&chunk.to_be_bytes());
     k
 }

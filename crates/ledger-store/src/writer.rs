@@ -41,6 +41,8 @@ pub(crate) struct Writer {
     blobs_dir: PathBuf,
     synced_blobs: HashSet<std::ffi::OsString>,
     watermark: crate::watermark::Watermark,
+    /// Leaves of the Merkle chunk in progress; a completed chunk's root goes into the batch.
+    chunk: ledger_core::merkle::MerkleBuilder,
     /// Why writes stopped, after a failed group commit.
     poisoned: Option<String>,
 }
@@ -73,6 +75,7 @@ impl Writer {
         };
         let data_file = File::open(shared.path.join("db"))?;
         let watermark = crate::watermark::Watermark::open(&shared.path)?;
+        let chunk = crate::audit::chunk_in_progress(&shared.tree, head_seq)?;
         watermark.write(head_seq, &head_hash)?;
         let blobs_dir = shared.path.join("blobs");
         Ok(Writer {
@@ -90,6 +93,7 @@ impl Writer {
             blobs_dir,
             synced_blobs: HashSet::new(),
             watermark,
+            chunk,
             poisoned: None,
         })
     }
@@ -167,6 +171,11 @@ impl Writer {
                 }
                 batch.insert(&layout::event_key(seq), bytes);
                 batch.insert(&layout::index_key(uid, seq), &[]);
+                self.chunk.push(ledger_core::merkle::leaf_hash(&record.hash));
+                if self.chunk.len() == layout::MERKLE_CHUNK {
+                    batch.insert(&layout::merkle_key((seq - 1) / layout::MERKLE_CHUNK), &self.chunk.root());
+                    self.chunk = ledger_core::merkle::MerkleBuilder::new();
+                }
                 if let Event::SecretCreated { name, region, .. } = &record.event {
                     batch.insert(layout::name_key(name, uid), region.as_bytes());
                 }
@@ -309,6 +318,13 @@ impl Writer {
         }
         self.head_seq = head_seq;
         self.head_hash = head_hash;
+        match crate::audit::chunk_in_progress(&self.shared.tree, head_seq) {
+            Ok(chunk) => self.chunk = chunk,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot reload the Merkle chunk; writes disabled");
+                self.poisoned = Some(e.to_string());
+            }
+        }
     }
 
     /// Writes a projection snapshot when the head crossed a multiple of `snapshot_every`.
