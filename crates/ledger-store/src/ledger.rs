@@ -167,6 +167,24 @@ pub(crate) fn guard_engine<T>(f: impl FnOnce() -> Result<T, StoreError>) -> Resu
     }
 }
 
+/// sled 0.34 writes its page-table snapshot to `snap.<lsn>.generating` and renames it when
+/// complete; a process killed in between leaves the partial file, and sled then refuses to open
+/// ("Read corrupted data", spacejam/sled#1527). The partial file holds nothing the log lacks, so
+/// it is removed before opening. The data dir's lock is not held yet, so this only touches files
+/// that a running sled would never read again either.
+fn remove_unfinished_snapshots(path: &Path) -> Result<(), StoreError> {
+    for entry in std::fs::read_dir(path)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("snap.") && name.ends_with(".generating") {
+            tracing::warn!(file = %name, "removing sled's unfinished snapshot left by a crash");
+            std::fs::remove_file(entry.path())?;
+        }
+    }
+    Ok(())
+}
+
 /// sled page cache for offline readers (verify, audit commands): they stream, so a small cache
 /// keeps memory flat as the log grows.
 pub(crate) const STREAMING_CACHE_BYTES: u64 = 32 << 20;
@@ -176,6 +194,7 @@ pub(crate) const STREAMING_CACHE_BYTES: u64 = 32 << 20;
 /// second before it is reported as "in use".
 pub(crate) fn open_db(path: &Path, cache_bytes: u64) -> Result<sled::Db, StoreError> {
     std::fs::create_dir_all(path)?;
+    remove_unfinished_snapshots(path)?;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
     loop {
         match sled::Config::new().path(path).cache_capacity(cache_bytes).open() {
