@@ -5,6 +5,7 @@ mod audit;
 mod errors;
 mod faults;
 mod fixture;
+mod fuzz_export;
 mod kat;
 mod model;
 mod sled_files;

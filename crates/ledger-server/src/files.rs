@@ -1,6 +1,7 @@
 //! The two secret files `serve` reads: the master key (64 hex characters, key id 1) and the
-//! credentials file (`ACCESS_KEY_ID:SECRET_ACCESS_KEY` per line, `#` comments). When their paths
-//! are not given, both live in the data dir and are generated with mode 0600 on first start.
+//! credentials file (`ACCESS_KEY_ID:SECRET_ACCESS_KEY[:OPTION…]` per line, `#` comments; options
+//! in [`crate::access`]). When their paths are not given, both live in the data dir and are
+//! generated with mode 0600 on first start.
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -11,6 +12,7 @@ use ledger_core::crypto::MasterKey;
 use rand_core::{OsRng, RngCore};
 use zeroize::Zeroizing;
 
+use crate::access::Access;
 use crate::sigv4::CredentialStore;
 
 /// The master key's id when the server generates it.
@@ -26,8 +28,10 @@ pub enum FileError {
     Create { path: PathBuf, source: std::io::Error },
     #[error("{path}: the master key must be 64 hexadecimal characters")]
     BadMasterKey { path: PathBuf },
-    #[error("{path} line {line}: expected ACCESS_KEY_ID:SECRET_ACCESS_KEY")]
+    #[error("{path} line {line}: expected ACCESS_KEY_ID:SECRET_ACCESS_KEY[:OPTION...]")]
     BadCredentialLine { path: PathBuf, line: usize },
+    #[error("{path} line {line}: {reason}")]
+    BadCredentialOption { path: PathBuf, line: usize, reason: crate::access::OptionError },
     #[error("{path}: no credentials in the file")]
     NoCredentials { path: PathBuf },
 }
@@ -48,9 +52,19 @@ fn read_secret(path: &Path) -> Result<Zeroizing<String>, FileError> {
 /// Writes a new file readable by its owner only; never overwrites.
 fn create_private(path: &Path, contents: &[u8]) -> Result<(), FileError> {
     let create = |source| FileError::Create { path: path.to_path_buf(), source };
-    let mut file = OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(create)?;
+    // Written whole under a temporary name, synced, then linked into place: a kill at any point
+    // leaves either no file or the complete one, never an empty master key (found by the crash
+    // loop). `hard_link` fails if the target exists, so nothing is ever overwritten.
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let partial = path.with_file_name(format!(".{name}.partial"));
+    let mut file =
+        OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&partial).map_err(create)?;
     file.write_all(contents).map_err(create)?;
     file.sync_all().map_err(create)?;
+    drop(file);
+    let linked = std::fs::hard_link(&partial, path);
+    let _ = std::fs::remove_file(&partial);
+    linked.map_err(create)?;
     // The new directory entry must be durable too, or a crash could lose the master key while
     // data keys wrapped under it survive in sled.
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -89,8 +103,15 @@ pub fn master_key(
     parse_master_key(&read_secret(&path)?, &path)
 }
 
-/// Parses a credentials file: one `ACCESS_KEY_ID:SECRET_ACCESS_KEY` per line, split at the
-/// first `:`; blank lines and lines starting with `#` are skipped.
+/// Parses a credentials file: one `ACCESS_KEY_ID:SECRET_ACCESS_KEY[:OPTION[:OPTION…]]` per line;
+/// blank lines and lines starting with `#` are skipped.
+///
+/// The access key id ends at the first `:`. Options are the trailing `:`-separated segments
+/// spelled like one (`ro`, `noaudit`, `prefix=…`, see [`crate::access`]), taken from the end;
+/// the rest is the secret key, so existing lines whose secret contains `:` keep their meaning
+/// (AWS secret keys contain none). A secret key that itself ends in `:ro` or similar must not
+/// be used: its line would be read as a shorter key with an option, which then fails to verify
+/// (fails closed).
 pub fn parse_credentials(text: &str, path: &Path) -> Result<CredentialStore, FileError> {
     let mut store = CredentialStore::default();
     for (idx, line) in text.lines().enumerate() {
@@ -99,12 +120,28 @@ pub fn parse_credentials(text: &str, path: &Path) -> Result<CredentialStore, Fil
             continue;
         }
         let bad = || FileError::BadCredentialLine { path: path.to_path_buf(), line: idx + 1 };
-        let (access_key_id, secret) = line.split_once(':').ok_or_else(bad)?;
+        let (access_key_id, mut secret) = line.split_once(':').ok_or_else(bad)?;
+        let mut options = Vec::new();
+        while let Some((rest, last)) = secret.rsplit_once(':') {
+            if !Access::is_option(last.trim()) {
+                break;
+            }
+            options.push(last.trim());
+            secret = rest;
+        }
         let (access_key_id, secret) = (access_key_id.trim(), secret.trim());
         if access_key_id.is_empty() || secret.is_empty() || access_key_id.contains('/') {
             return Err(bad());
         }
-        store.insert(access_key_id, secret);
+        let mut access = Access::full();
+        for option in options.into_iter().rev() {
+            access.apply_option(option).map_err(|reason| FileError::BadCredentialOption {
+                path: path.to_path_buf(),
+                line: idx + 1,
+                reason,
+            })?;
+        }
+        store.insert_with_access(access_key_id, secret, access);
     }
     if store.is_empty() {
         return Err(FileError::NoCredentials { path: path.to_path_buf() });

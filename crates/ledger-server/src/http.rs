@@ -2,7 +2,8 @@
 //! else, so a refused request never reaches the ledger, then selects the operation by
 //! `X-Amz-Target` and answers `200` with the output shape or an [`ApiError`], always with
 //! `Content-Type: application/x-amz-json-1.1` and an `x-amzn-RequestId` header. Targets under
-//! `SecretLedger.` are the audit operations ([`audit_ops`]), authenticated the same way.
+//! `SecretLedger.` are the audit operations ([`audit_ops`]), authenticated the same way. The
+//! signing key's [`Access`](crate::access::Access) scope is checked before any operation runs.
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -96,11 +97,16 @@ async fn answer(app: &Arc<App>, request: Request, request_id: &str) -> Result<Re
         &app.credentials,
         SystemTime::now(),
     )?;
+    // A verified key is in the store; fail closed if it somehow is not.
+    let access = app.credentials.access(&verified.access_key_id).ok_or(AuthError::UnknownAccessKey)?;
     if parts.method != Method::POST {
         return Err(ApiError::unknown_operation("Only POST requests are served."));
     }
     let target = parts.headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or("");
     if let Some(operation) = target.strip_prefix(audit_ops::TARGET_PREFIX) {
+        if audit_ops::OPERATIONS.contains(&operation) {
+            access.check_audit(&verified.access_key_id, operation)?;
+        }
         let result = audit_ops::dispatch(app, operation, &body, request_id).await;
         let actor = verified.access_key_id;
         tracing::debug!(request_id, operation, actor, ok = result.is_ok(), "audit request");
@@ -118,7 +124,7 @@ async fn answer(app: &Arc<App>, request: Request, request_id: &str) -> Result<Re
         actor: verified.access_key_id,
         request_id: request_id.to_string(),
     };
-    let result = ops::dispatch(&app.ledger, operation, input, &meta).await;
+    let result = ops::dispatch(&app.ledger, operation, input, &meta, access).await;
     tracing::debug!(
         request_id,
         operation,

@@ -20,8 +20,10 @@
 //! Modules: [`sigv4`] verifies signatures, [`wire`] converts JSON to domain types and back,
 //! [`ops`] runs one operation, [`http`] is the single request handler, [`serve`](mod@serve)
 //! opens, binds and shuts down, [`files`] reads or generates the master key and credentials,
-//! [`audit_ops`] answers the `SecretLedger.<Operation>` audit targets.
+//! [`audit_ops`] answers the `SecretLedger.<Operation>` audit targets, [`access`] limits what
+//! each access key may do.
 
+pub mod access;
 pub mod audit_ops;
 pub mod error;
 pub mod files;

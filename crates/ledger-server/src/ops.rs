@@ -1,6 +1,9 @@
 //! One function per Secrets Manager operation: wire input → domain command or query → ledger →
 //! wire output. Writes go through the ledger's writer and answer only once durable; reads are
 //! answered from the durable projection.
+//!
+//! Every operation is first checked against the caller's [`Access`] scope; a refusal never
+//! reaches the ledger. Listings of a prefix-scoped key carry an extra `name` filter.
 
 use ledger_core::password::{self, GetRandomPassword};
 use ledger_core::query;
@@ -11,6 +14,7 @@ use ledger_core::{
 use ledger_store::{Ledger, RequestMeta};
 use serde::Serialize;
 
+use crate::access::{self, Access};
 use crate::error::ApiError;
 use crate::wire::{self, epoch_seconds, Input, SecretRefOut};
 
@@ -39,8 +43,18 @@ fn json(out: &impl Serialize) -> Result<String, ApiError> {
     })
 }
 
-/// Runs one operation; `operation` is the name after `secretsmanager.`.
-pub async fn dispatch(ledger: &Ledger, operation: &str, input: Input, meta: &RequestMeta) -> Result<String, ApiError> {
+/// Runs one operation for a caller limited to `access`; `operation` is the name after
+/// `secretsmanager.`.
+pub async fn dispatch(
+    ledger: &Ledger,
+    operation: &str,
+    input: Input,
+    meta: &RequestMeta,
+    access: &Access,
+) -> Result<String, ApiError> {
+    if OPERATIONS.contains(&operation) {
+        access.check(&meta.actor, operation, &input, &meta.scope)?;
+    }
     match operation {
         "CreateSecret" => create_secret(ledger, &input, meta).await,
         "PutSecretValue" => put_secret_value(ledger, &input, meta).await,
@@ -51,10 +65,10 @@ pub async fn dispatch(ledger: &Ledger, operation: &str, input: Input, meta: &Req
         "TagResource" => tag_resource(ledger, &input, meta).await,
         "UntagResource" => untag_resource(ledger, &input, meta).await,
         "GetSecretValue" => get_secret_value(ledger, &input, meta),
-        "BatchGetSecretValue" => batch_get_secret_value(ledger, &input, meta),
+        "BatchGetSecretValue" => batch_get_secret_value(ledger, &input, meta, access),
         "DescribeSecret" => describe_secret(ledger, &input, meta),
         "ListSecretVersionIds" => list_secret_version_ids(ledger, &input, meta),
-        "ListSecrets" => list_secrets(ledger, &input, meta),
+        "ListSecrets" => list_secrets(ledger, &input, meta, access),
         "GetRandomPassword" => get_random_password(&input),
         other => Err(ApiError::unknown_operation(format!(
             "Operation {} is not supported by this server.",
@@ -216,18 +230,58 @@ fn get_secret_value(ledger: &Ledger, input: &Input, meta: &RequestMeta) -> Resul
     }
 }
 
-fn batch_get_secret_value(ledger: &Ledger, input: &Input, meta: &RequestMeta) -> Result<String, ApiError> {
-    let q = query::BatchGetSecretValue {
+/// Stands in for an id out of the caller's scope: a malformed ARN, which the ledger answers
+/// "not found" without looking anything up; its error entry is then replaced by a refusal.
+fn denied_placeholder(position: usize) -> String {
+    format!("arn:secret-ledger:access-denied:{position}")
+}
+
+fn batch_get_secret_value(
+    ledger: &Ledger,
+    input: &Input,
+    meta: &RequestMeta,
+    access: &Access,
+) -> Result<String, ApiError> {
+    let mut q = query::BatchGetSecretValue {
         secret_id_list: input.string_list("SecretIdList")?,
         filters: input.filters("Filters")?,
         max_results: input.integer("MaxResults")?,
         next_token: input.string("NextToken")?,
     };
+    // Out-of-scope ids become placeholders, so the ledger still checks the request as a whole
+    // (list length, Filters and MaxResults) but never looks them up.
+    let mut denied: Vec<(String, String)> = Vec::new();
+    if let Some(ids) = q.secret_id_list.as_mut() {
+        for (position, id) in ids.iter_mut().enumerate() {
+            if access.covers_secret_id(&meta.scope, id) == Some(false) {
+                let placeholder = denied_placeholder(position);
+                denied.push((placeholder.clone(), std::mem::replace(id, placeholder)));
+            }
+        }
+    }
+    if let (Some(filters), Some(scope_filter)) = (q.filters.as_mut(), access.name_filter()) {
+        query::check_filters(filters)?;
+        filters.push(scope_filter);
+    }
     match ledger.batch_get_secret_value(&meta.scope, &q) {
         Ok(Ok(batch)) => json(&wire::BatchGetSecretValueOut {
             secret_values: batch.values.into_iter().map(wire::SecretValueOutWire::from).collect(),
             next_token: batch.next_token,
-            errors: batch.errors.into_iter().map(wire::ApiErrorEntry::from).collect(),
+            errors: batch
+                .errors
+                .into_iter()
+                .map(|e| match denied.iter().find(|(placeholder, _)| *placeholder == e.secret_id) {
+                    Some((_, given)) => {
+                        let refusal = access::denied(&meta.actor, "secretsmanager:GetSecretValue", given);
+                        wire::ApiErrorEntry {
+                            secret_id: given.clone(),
+                            error_code: refusal.code.to_string(),
+                            message: refusal.message,
+                        }
+                    }
+                    None => wire::ApiErrorEntry::from(e),
+                })
+                .collect(),
         }),
         Ok(Err(refusal)) => Err(refusal.into()),
         Err(store) => Err(ApiError::store(&store, &meta.request_id)),
@@ -253,8 +307,13 @@ fn list_secret_version_ids(ledger: &Ledger, input: &Input, meta: &RequestMeta) -
     json(&wire::ListSecretVersionIdsOut::new(list, kms_key_id))
 }
 
-fn list_secrets(ledger: &Ledger, input: &Input, meta: &RequestMeta) -> Result<String, ApiError> {
-    let q = wire::list_secrets(input)?;
+fn list_secrets(ledger: &Ledger, input: &Input, meta: &RequestMeta, access: &Access) -> Result<String, ApiError> {
+    let mut q = wire::list_secrets(input)?;
+    if let Some(scope_filter) = access.name_filter() {
+        // The caller's own filters are checked (and refused) as they were sent.
+        query::check_filters(&q.filters)?;
+        q.filters.push(scope_filter);
+    }
     let list = ledger.list_secrets(&meta.scope, &q)?;
     json(&wire::ListSecretsOut::from(list))
 }

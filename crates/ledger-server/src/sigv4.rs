@@ -16,6 +16,8 @@ use axum::http::HeaderMap;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
+use crate::access::Access;
+
 /// The signing name of Secrets Manager in the credential scope.
 pub const SERVICE: &str = "secretsmanager";
 /// Requests whose `X-Amz-Date` is further than this from the server's clock are refused.
@@ -24,10 +26,10 @@ pub const CLOCK_SKEW_MAX: Duration = Duration::from_secs(5 * 60);
 const ALGORITHM: &str = "AWS4-HMAC-SHA256";
 const MISMATCH: &str = "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.";
 
-/// Access key id → secret access key. `Debug` never prints the secrets.
+/// Access key id → secret access key and [`Access`] scope. `Debug` never prints the secrets.
 #[derive(Clone, Default)]
 pub struct CredentialStore {
-    keys: HashMap<String, Zeroizing<String>>,
+    keys: HashMap<String, (Zeroizing<String>, Access)>,
 }
 
 impl std::fmt::Debug for CredentialStore {
@@ -39,8 +41,24 @@ impl std::fmt::Debug for CredentialStore {
 }
 
 impl CredentialStore {
+    /// Adds a key with full access.
     pub fn insert(&mut self, access_key_id: impl Into<String>, secret_access_key: impl Into<String>) {
-        self.keys.insert(access_key_id.into(), Zeroizing::new(secret_access_key.into()));
+        self.insert_with_access(access_key_id, secret_access_key, Access::full());
+    }
+
+    /// Adds a key limited to `access`.
+    pub fn insert_with_access(
+        &mut self,
+        access_key_id: impl Into<String>,
+        secret_access_key: impl Into<String>,
+        access: Access,
+    ) {
+        self.keys.insert(access_key_id.into(), (Zeroizing::new(secret_access_key.into()), access));
+    }
+
+    /// The scope of a known key (after [`verify`] accepted a request signed with it).
+    pub fn access(&self, access_key_id: &str) -> Option<&Access> {
+        self.keys.get(access_key_id).map(|(_, access)| access)
     }
 
     pub fn len(&self) -> usize {
@@ -52,7 +70,7 @@ impl CredentialStore {
     }
 
     fn secret(&self, access_key_id: &str) -> Option<&str> {
-        self.keys.get(access_key_id).map(|s| s.as_str())
+        self.keys.get(access_key_id).map(|(s, _)| s.as_str())
     }
 }
 

@@ -18,10 +18,17 @@ use crate::error::ApiError;
 
 const BASE64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
-/// The members of one request body.
-#[derive(Debug, Default)]
+/// The members of one request body. `Debug` prints the member names only: the values
+/// include `SecretString` and `SecretBinary`.
+#[derive(Default)]
 pub struct Input {
     members: Map<String, Value>,
+}
+
+impl std::fmt::Debug for Input {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Input").field("members", &self.members.keys().collect::<Vec<_>>()).finish()
+    }
 }
 
 fn wrong_type(member: &str, expected: &str) -> ApiError {

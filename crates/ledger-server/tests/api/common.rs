@@ -22,9 +22,13 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start() -> TestServer {
+        Self::start_with_credentials(&format!("# test credentials\n{AKID}:{SECRET}\n")).await
+    }
+
+    /// A server whose credentials file holds exactly `credentials`.
+    pub async fn start_with_credentials(credentials: &str) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
-        let credentials = dir.path().join("credentials.txt");
-        std::fs::write(&credentials, format!("# test credentials\n{AKID}:{SECRET}\n")).unwrap();
+        std::fs::write(dir.path().join("credentials.txt"), credentials).unwrap();
         let server = start(Self::config(&dir)).await.unwrap();
         TestServer { server, dir }
     }

@@ -6,8 +6,10 @@
 // Helpers outside `#[test]` functions unwrap too: a failure there is a failed test.
 #![allow(clippy::unwrap_used)]
 
+mod access;
 mod audit;
 mod common;
+mod hostile;
 mod idempotency;
 mod raw;
 mod regions;
