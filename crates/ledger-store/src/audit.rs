@@ -120,9 +120,10 @@ fn index_prefix(uid: u64) -> [u8; 9] {
 /// Seqs of every event of one secret, in order, from the per-secret index.
 fn secret_seqs(tree: &sled::Tree, uid: SecretUid) -> Result<Vec<u64>, StoreError> {
     let mut seqs = Vec::new();
-    for key in tree.scan_prefix(index_prefix(uid.0)).keys() {
-        let key = key?;
-        seqs.push(u64::from_be_bytes(key[9..17].try_into().expect("8 bytes")));
+    for item in tree.scan_prefix(index_prefix(uid.0)) {
+        let (key, value) = item?;
+        let first = u64::from_be_bytes(key[9..17].try_into().expect("8 bytes"));
+        seqs.extend(first..first + layout::index_run_len(&value));
     }
     Ok(seqs)
 }
@@ -583,6 +584,7 @@ pub fn rebuild_derived(
     let every = snapshot_every.max(1);
     let mut batch = sled::Batch::default();
     let mut chunk = merkle::MerkleBuilder::new();
+    let mut runs = layout::IndexRuns::default();
     for item in tree.range(layout::event_key(1)..=layout::event_key(head)) {
         let (k, v) = item?;
         let seq = layout::seq_of(&k).unwrap_or(0);
@@ -590,7 +592,7 @@ pub fn rebuild_derived(
         evolve(&mut state, seq, r.recorded_at_ms, &r.event)
             .map_err(|e| StoreError::Corrupt { seq, reason: e.to_string() })?;
         let uid = r.event.secret().0;
-        batch.insert(&layout::index_key(uid, seq), &[]);
+        runs.push(&mut batch, uid, seq);
         chunk.push(merkle::leaf_hash(&r.hash));
         if chunk.len() == layout::MERKLE_CHUNK {
             batch.insert(&layout::merkle_key((seq - 1) / layout::MERKLE_CHUNK), &chunk.root());
@@ -607,10 +609,12 @@ pub fn rebuild_derived(
             batch.insert(&layout::snapshot_key(seq), value);
         }
         if seq.is_multiple_of(4096) {
+            runs.flush(&mut batch);
             tree.apply_batch(std::mem::take(&mut batch))?;
             progress(seq, head);
         }
     }
+    runs.flush(&mut batch);
     tree.apply_batch(batch)?;
     tree.flush()?;
     progress(head, head);

@@ -9,7 +9,9 @@ pub const HEAD: u8 = b'h';
 pub const KEY: u8 = b'k';
 /// `s ‖ seq (8, BE)` → `blake3 (32) ‖ bincode(State)`: projection snapshot after `seq`. Derived.
 pub const SNAPSHOT: u8 = b's';
-/// `i ‖ uid (8, BE) ‖ seq (8, BE)` → empty: the per-secret index for history. Derived.
+/// `i ‖ uid (8, BE) ‖ seq (8, BE)` → empty, or a run length `n (4, BE)`: the records
+/// `seq .. seq + n` all belong to the secret (one entry per request, not per event). The
+/// per-secret index for history and point-in-time reads. Derived.
 pub const INDEX: u8 = b'i';
 /// `n ‖ name ‖ 0x00 ‖ uid (8, BE)` → region: every secret ever created under a name, for
 /// history and point-in-time lookups of purged secrets. Derived.
@@ -75,4 +77,39 @@ pub fn merkle_key(chunk: u64) -> [u8; 9] {
     let mut k = [MERKLE; 9];
     k[1..].copy_from_slice(&chunk.to_be_bytes());
     k
+}
+
+/// How many records an index entry covers: empty means one (the first layout), else a u32 BE.
+pub fn index_run_len(value: &[u8]) -> u64 {
+    match <[u8; 4]>::try_from(value) {
+        Ok(n) => u64::from(u32::from_be_bytes(n)).max(1),
+        Err(_) => 1,
+    }
+}
+
+/// Collects consecutive records of one secret into index runs, so a request that appends
+/// several events for a secret costs one index insert.
+#[derive(Default)]
+pub struct IndexRuns {
+    current: Option<(u64, u64, u32)>,
+}
+
+impl IndexRuns {
+    /// Notes record `seq` of secret `uid`; writes the previous run when this one starts a new one.
+    pub fn push(&mut self, batch: &mut sled::Batch, uid: u64, seq: u64) {
+        match &mut self.current {
+            Some((run_uid, first, n)) if *run_uid == uid && *first + u64::from(*n) == seq && *n < u32::MAX => *n += 1,
+            _ => {
+                self.flush(batch);
+                self.current = Some((uid, seq, 1));
+            }
+        }
+    }
+
+    /// Writes the run in progress.
+    pub fn flush(&mut self, batch: &mut sled::Batch) {
+        if let Some((uid, first, n)) = self.current.take() {
+            batch.insert(&index_key(uid, first), &n.to_be_bytes());
+        }
+    }
 }

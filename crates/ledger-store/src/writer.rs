@@ -147,6 +147,7 @@ impl Writer {
         let start_seq = self.head_seq;
         let start_hash = self.head_hash;
         let mut broken = false;
+        let mut runs = layout::IndexRuns::default();
         let mut jobs = group.into_iter();
         for job in jobs.by_ref() {
             let now_ms = self.now_ms();
@@ -170,7 +171,7 @@ impl Writer {
                     break;
                 }
                 batch.insert(&layout::event_key(seq), bytes);
-                batch.insert(&layout::index_key(uid, seq), &[]);
+                runs.push(&mut batch, uid, seq);
                 self.chunk.push(ledger_core::merkle::leaf_hash(&record.hash));
                 if self.chunk.len() == layout::MERKLE_CHUNK {
                     batch.insert(&layout::merkle_key((seq - 1) / layout::MERKLE_CHUNK), &self.chunk.root());
@@ -210,6 +211,7 @@ impl Writer {
             }
             return;
         }
+        runs.flush(&mut batch);
         if !records.is_empty() {
             let mut head = Vec::with_capacity(40);
             head.extend_from_slice(&self.head_seq.to_be_bytes());
