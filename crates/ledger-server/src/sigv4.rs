@@ -366,58 +366,30 @@ pub fn expected_signature(input: &SignInput<'_>, time: SystemTime) -> Result<Str
 /// Parses `YYYYMMDDTHHMMSSZ`.
 pub fn parse_amz_date(text: &str) -> Option<SystemTime> {
     let b = text.as_bytes();
-    if b.len() != 16 || b[8] != b'T' || b[15] != b'Z' {
+    if b.len() != 16 || b[8] != b'T' || b[15] != b'Z' || !text.is_ascii() {
         return None;
     }
-    let digits = |range: std::ops::Range<usize>| -> Option<i64> {
-        let s = text.get(range)?;
-        if !s.bytes().all(|c| c.is_ascii_digit()) {
-            return None;
-        }
-        s.parse().ok()
-    };
-    let (year, month, day) = (digits(0..4)?, digits(4..6)?, digits(6..8)?);
-    let (hour, minute, second) = (digits(9..11)?, digits(11..13)?, digits(13..15)?);
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
-        return None;
-    }
-    let days = days_from_civil(year, month, day);
-    let secs = days * 86_400 + hour * 3600 + minute * 60 + second;
-    let secs = u64::try_from(secs).ok()?;
+    // The same instant in RFC 3339, parsed by the one calendar implementation of the project.
+    let rfc3339 = format!(
+        "{}-{}-{}T{}:{}:{}Z",
+        &text[0..4],
+        &text[4..6],
+        &text[6..8],
+        &text[9..11],
+        &text[11..13],
+        &text[13..15]
+    );
+    let ms = ledger_core::time::parse_rfc3339(&rfc3339)?;
+    let secs = u64::try_from(ms / 1000).ok()?;
     Some(UNIX_EPOCH + Duration::from_secs(secs))
 }
 
 /// Formats as `YYYYMMDDTHHMMSSZ` (times before the epoch print as the epoch).
 pub fn format_amz_date(time: SystemTime) -> String {
-    let secs = time.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-    let secs = i64::try_from(secs).unwrap_or(i64::MAX);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (year, month, day) = civil_from_days(days);
-    format!("{year:04}{month:02}{day:02}T{:02}{:02}{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
+    let ms = i64::try_from(time.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis()).unwrap_or(i64::MAX);
+    // `2026-11-27T03:12:00.000Z` → `20261127T031200Z`.
+    let rfc3339 = ledger_core::time::format_rfc3339_ms(ms - ms % 1000);
+    rfc3339.chars().filter(|c| c.is_ascii_digit() || *c == 'T').take(15).collect::<String>() + "Z"
 }
 
 #[cfg(test)]
