@@ -4,7 +4,7 @@
 use ledger_core::codec::{decode_record, seal_record};
 use ledger_core::query::ListSecretVersionIds;
 use ledger_core::*;
-use ledger_store::layout::{event_key, snapshot_key};
+use ledger_store::layout::event_key;
 use ledger_store::{FailureReason, VerifyFailure};
 
 use crate::fixture::{tok, Fixture};
@@ -219,12 +219,19 @@ fn forged_rule_abiding_event_breaks_the_next_link() {
 #[test]
 fn edited_projection_snapshot_is_caught() {
     let f = history();
-    let (k, v) = f.ledger().raw_tree().scan_prefix([b's']).next().unwrap().unwrap();
-    let seq = ledger_store::layout::seq_of(&k).unwrap();
+    // Flip one byte in the first data piece of the first snapshot (`S ‖ seq ‖ piece 1`).
+    let (k, v) = f
+        .ledger()
+        .raw_tree()
+        .scan_prefix([b'S'])
+        .find(|item| item.as_ref().is_ok_and(|(k, _)| k[9..] == [0, 0, 0, 1]))
+        .unwrap()
+        .unwrap();
+    let seq = u64::from_be_bytes(k[1..9].try_into().unwrap());
     let mut v = v.to_vec();
     let last = v.len() - 1;
     v[last] ^= 0x01;
-    f.ledger().raw_tree().insert(snapshot_key(seq), v).unwrap();
+    f.ledger().raw_tree().insert(k, v).unwrap();
     assert_eq!(failure(&f), VerifyFailure { seq, reason: FailureReason::SnapshotMismatch });
 }
 
@@ -238,7 +245,7 @@ fn corrupt_log_refuses_to_open_with_a_typed_error() {
     // The newest snapshot (every 8 events) may sit after seq 7; drop snapshots so replay covers it.
     {
         let db = sled::open(f.dir.path()).unwrap();
-        for k in db.scan_prefix([b's']).keys() {
+        for k in db.scan_prefix([b'S']).keys() {
             db.remove(k.unwrap()).unwrap();
         }
         db.flush().unwrap();

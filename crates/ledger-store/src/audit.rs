@@ -15,7 +15,7 @@ use ledger_core::{evolve, Event, Record, Scope, SecretState, SecretUid, State};
 
 use crate::error::StoreError;
 use crate::layout;
-use crate::ledger::{read_head, state_digest};
+use crate::ledger::read_head;
 use crate::verify::{FailureReason, Verifier, VerifyFailure, VerifyReport};
 
 /// One event of a secret's history, with what it changed in words.
@@ -176,18 +176,7 @@ pub fn seq_at_time(tree: &sled::Tree, time_ms: i64) -> Result<u64, StoreError> {
 /// The whole projection as it stood after `seq`: the newest snapshot at or below it, then the
 /// records after the snapshot.
 pub fn state_at(tree: &sled::Tree, seq: u64) -> Result<State, StoreError> {
-    let mut start = (0, State::default());
-    for item in tree.range(layout::snapshot_key(0)..=layout::snapshot_key(seq)).rev() {
-        let (k, v) = item?;
-        let snap_seq = layout::seq_of(&k).unwrap_or(0);
-        if v.len() >= 32 && state_digest(&v[32..]) == v[..32] {
-            let mut state: State = codec::decode(&v[32..])
-                .map_err(|e| StoreError::Corrupt { seq: snap_seq, reason: format!("snapshot: {e}") })?;
-            state.rebuild_indexes();
-            start = (snap_seq, state);
-            break;
-        }
-    }
+    let start = crate::snapshots::newest_at_or_below(tree, seq)?;
     let (from, mut state) = start;
     for item in tree.range(layout::event_key(from + 1)..=layout::event_key(seq)) {
         let (k, v) = item?;
@@ -574,7 +563,7 @@ pub fn rebuild_derived(
     snapshot_every: u64,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<u64, StoreError> {
-    for prefix in [layout::SNAPSHOT, layout::INDEX, layout::NAME, layout::MERKLE] {
+    for prefix in [layout::SNAPSHOT, layout::OLD_SNAPSHOT, layout::INDEX, layout::NAME, layout::MERKLE] {
         for key in tree.scan_prefix([prefix]).keys() {
             tree.remove(key?)?;
         }
@@ -602,11 +591,7 @@ pub fn rebuild_derived(
             batch.insert(layout::name_key(name, uid), region.as_bytes());
         }
         if seq.is_multiple_of(every) {
-            let encoded = codec::encode(&state);
-            let mut value = Vec::with_capacity(32 + encoded.len());
-            value.extend_from_slice(&state_digest(&encoded));
-            value.extend_from_slice(&encoded);
-            batch.insert(&layout::snapshot_key(seq), value);
+            crate::snapshots::add_to_batch(&mut batch, seq, &state);
         }
         if seq.is_multiple_of(4096) {
             runs.flush(&mut batch);

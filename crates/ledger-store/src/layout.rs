@@ -7,8 +7,11 @@ pub const EVENT: u8 = b'e';
 pub const HEAD: u8 = b'h';
 /// `k ‖ uid (8, BE)` → wrapped data key. Mutable: deleted when a secret is purged.
 pub const KEY: u8 = b'k';
-/// `s ‖ seq (8, BE)` → `blake3 (32) ‖ bincode(State)`: projection snapshot after `seq`. Derived.
-pub const SNAPSHOT: u8 = b's';
+/// `S ‖ seq (8, BE) ‖ piece (4, BE)`: projection snapshot after `seq`, in pieces; see
+/// `snapshots.rs`. Derived. (`S` sorts before the log, away from key spaces that change.)
+pub const SNAPSHOT: u8 = b'S';
+/// The first layout's single-value snapshots, only ever removed (by `rebuild`).
+pub const OLD_SNAPSHOT: u8 = b's';
 /// `i ‖ uid (8, BE) ‖ seq (8, BE)` → empty, or a run length `n (4, BE)`: the records
 /// `seq .. seq + n` all belong to the secret (one entry per request, not per event). The
 /// per-secret index for history and point-in-time reads. Derived.
@@ -34,12 +37,6 @@ pub fn event_key(seq: u64) -> [u8; 9] {
 pub fn key_key(uid: u64) -> [u8; 9] {
     let mut k = [KEY; 9];
     k[1..].copy_from_slice(&uid.to_be_bytes());
-    k
-}
-
-pub fn snapshot_key(seq: u64) -> [u8; 9] {
-    let mut k = [SNAPSHOT; 9];
-    k[1..].copy_from_slice(&seq.to_be_bytes());
     k
 }
 

@@ -226,35 +226,11 @@ pub(crate) fn state_digest(encoded: &[u8]) -> [u8; 32] {
     ledger_core::chain::snapshot_digest(encoded)
 }
 
-/// Loads the newest snapshot at or below `head_seq`, checking its digest.
-fn load_snapshot(tree: &sled::Tree, head_seq: u64) -> Result<(u64, State), StoreError> {
-    for item in tree.scan_prefix([layout::SNAPSHOT]).rev() {
-        let (k, v) = item?;
-        let seq = layout::seq_of(&k).ok_or(StoreError::Corrupt { seq: 0, reason: "bad snapshot key".into() })?;
-        if seq > head_seq {
-            continue;
-        }
-        // A snapshot is derived data: a damaged or undecodable one (say, from an older build) is
-        // skipped, costing replay time only; `verify` still reports it.
-        if v.len() < 32 || state_digest(&v[32..]) != v[..32] {
-            tracing::warn!(seq, "projection snapshot digest mismatch; replaying from further back");
-            continue;
-        }
-        let Ok(mut state) = codec::decode::<State>(&v[32..]) else {
-            tracing::warn!(seq, "projection snapshot undecodable; replaying from further back");
-            continue;
-        };
-        state.rebuild_indexes();
-        return Ok((seq, state));
-    }
-    Ok((0, State::default()))
-}
-
 /// Rebuilds the projection: newest snapshot, then the records after it, each checked against
 /// the chain and the rules.
 pub(crate) fn load_state(tree: &sled::Tree) -> Result<(State, u64, ChainHash), StoreError> {
     let (head_seq, head_hash) = read_head(tree)?;
-    let (snap_seq, mut state) = load_snapshot(tree, head_seq)?;
+    let (snap_seq, mut state) = crate::snapshots::newest_at_or_below(tree, head_seq)?;
     let mut prev_hash = if snap_seq == 0 {
         ChainHash::GENESIS
     } else {

@@ -27,6 +27,7 @@ mod error;
 pub mod faults;
 pub mod layout;
 mod ledger;
+pub mod snapshots;
 mod verify;
 pub mod watermark;
 mod writer;

@@ -9,7 +9,7 @@ use ledger_core::{evolve, ChainHash, Record, RuleViolation, State};
 
 use crate::error::StoreError;
 use crate::layout;
-use crate::ledger::{open_db, read_head, state_digest};
+use crate::ledger::{open_db, read_head};
 
 /// Why verification stopped.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -226,12 +226,7 @@ pub fn verify_tree(
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Result<VerifyReport, VerifyFailure>, StoreError> {
     let (head_seq, head_hash) = read_head(tree)?;
-    let mut snapshots: Vec<u64> = Vec::new();
-    for item in tree.scan_prefix([layout::SNAPSHOT]).keys() {
-        if let Some(seq) = layout::seq_of(&item?).filter(|&seq| seq <= head_seq) {
-            snapshots.push(seq);
-        }
-    }
+    let snapshots: Vec<u64> = crate::snapshots::seqs(tree)?.into_iter().filter(|&seq| seq <= head_seq).collect();
     let mut next_snapshot = snapshots.iter().copied().peekable();
     let mut verifier = Verifier::default();
     let mut snapshots_checked = 0;
@@ -284,9 +279,9 @@ pub fn verify_tree(
                 }
                 if next_snapshot.peek() == Some(&seq) {
                     next_snapshot.next();
-                    let stored = tree.get(layout::snapshot_key(seq))?.unwrap_or_default();
+                    let stored = crate::snapshots::read(tree, seq)?;
                     let encoded = codec::encode(verifier.state());
-                    if stored.len() < 32 || stored[..32] != state_digest(&encoded) || stored[32..] != encoded[..] {
+                    if stored.as_deref() != Ok(&encoded[..]) {
                         return Ok(Some(VerifyFailure { seq, reason: FailureReason::SnapshotMismatch }));
                     }
                     snapshots_checked += 1;

@@ -16,7 +16,7 @@ use rand_core::{RngCore, SeedableRng};
 use crate::error::StoreError;
 use crate::faults::FaultStep;
 use crate::layout;
-use crate::ledger::{state_digest, LedgerOptions, RequestMeta, Shared};
+use crate::ledger::{LedgerOptions, RequestMeta, Shared};
 
 pub(crate) type Outcome = Result<Result<Reply, SmError>, StoreError>;
 
@@ -335,11 +335,7 @@ impl Writer {
         if before_seq / every == self.head_seq / every {
             return;
         }
-        let encoded = codec::encode(&self.state);
-        let mut value = Vec::with_capacity(32 + encoded.len());
-        value.extend_from_slice(&state_digest(&encoded));
-        value.extend_from_slice(&encoded);
-        if let Err(e) = self.shared.tree.insert(layout::snapshot_key(self.head_seq), value) {
+        if let Err(e) = crate::snapshots::write(&self.shared.tree, self.head_seq, &self.state) {
             // A snapshot is derived data: losing one only costs replay time.
             tracing::warn!(error = %e, "projection snapshot not written");
         }

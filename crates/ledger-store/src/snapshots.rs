@@ -1,0 +1,121 @@
+//! Projection snapshots, cut into pieces under the `S` key space.
+//!
+//! A snapshot of a large projection is megabytes. Stored as one sled value it would sit in a leaf
+//! with its key-space neighbours, and sled rewrites a leaf with all its values whenever a
+//! neighbour changes: the first layout put snapshots next to the Merkle chunk roots and rewrote
+//! tens of megabytes every 1,024 events. Pieces of at most 60 KiB, under a prefix that sorts
+//! before the log (whose first leaf never changes), keep every leaf small and every snapshot
+//! write to its own leaves.
+//!
+//! `S ‖ seq (8, BE) ‖ piece (4, BE)`: piece 0 is `digest (32) ‖ length (8, BE) ‖ pieces (4, BE)`,
+//! pieces 1..=n hold the bincode of the projection in order. One `sled::Batch` writes a snapshot
+//! whole or not at all.
+
+use ledger_core::{codec, State};
+
+use crate::error::StoreError;
+use crate::layout::SNAPSHOT;
+use crate::ledger::state_digest;
+
+const PIECE_BYTES: usize = 60 * 1024;
+
+fn key(seq: u64, piece: u32) -> [u8; 13] {
+    let mut k = [SNAPSHOT; 13];
+    k[1..9].copy_from_slice(&seq.to_be_bytes());
+    k[9..].copy_from_slice(&piece.to_be_bytes());
+    k
+}
+
+fn seq_prefix(seq: u64) -> [u8; 9] {
+    let mut k = [SNAPSHOT; 9];
+    k[1..].copy_from_slice(&seq.to_be_bytes());
+    k
+}
+
+/// Adds the pieces of a snapshot of `state` after `seq` to `batch`.
+pub fn add_to_batch(batch: &mut sled::Batch, seq: u64, state: &State) {
+    let encoded = codec::encode(state);
+    let pieces: Vec<&[u8]> = encoded.chunks(PIECE_BYTES).collect();
+    let n = u32::try_from(pieces.len()).expect("a snapshot below 256 TiB");
+    let mut head = Vec::with_capacity(44);
+    head.extend_from_slice(&state_digest(&encoded));
+    head.extend_from_slice(&(encoded.len() as u64).to_be_bytes());
+    head.extend_from_slice(&n.to_be_bytes());
+    batch.insert(&key(seq, 0), head);
+    for (i, piece) in pieces.into_iter().enumerate() {
+        let i = u32::try_from(i + 1).expect("counted above");
+        batch.insert(&key(seq, i), piece);
+    }
+}
+
+/// Writes a snapshot of `state` after `seq`, atomically.
+pub fn write(tree: &sled::Tree, seq: u64, state: &State) -> Result<(), StoreError> {
+    let mut batch = sled::Batch::default();
+    add_to_batch(&mut batch, seq, state);
+    tree.apply_batch(batch)?;
+    Ok(())
+}
+
+/// Seqs of the stored snapshots, ascending.
+pub fn seqs(tree: &sled::Tree) -> Result<Vec<u64>, StoreError> {
+    let mut out = Vec::new();
+    for key in tree.scan_prefix([SNAPSHOT]).keys() {
+        let key = key?;
+        if key.len() == 13 && key[9..] == [0, 0, 0, 0] {
+            out.push(u64::from_be_bytes(key[1..9].try_into().expect("8 bytes")));
+        }
+    }
+    Ok(out)
+}
+
+/// The encoded projection of the snapshot after `seq`: `Ok(Err(why))` when it is damaged
+/// (pieces missing, lengths or digest wrong).
+pub fn read(tree: &sled::Tree, seq: u64) -> Result<Result<Vec<u8>, String>, StoreError> {
+    let mut items = tree.scan_prefix(seq_prefix(seq));
+    let Some(first) = items.next().transpose()? else { return Ok(Err("missing".into())) };
+    let (k, head) = first;
+    if k[..] != key(seq, 0) || head.len() != 44 {
+        return Ok(Err("bad first piece".into()));
+    }
+    let digest: [u8; 32] = head[..32].try_into().expect("32 bytes");
+    let len = u64::from_be_bytes(head[32..40].try_into().expect("8 bytes"));
+    let n = u32::from_be_bytes(head[40..44].try_into().expect("4 bytes"));
+    let mut encoded = Vec::with_capacity(usize::try_from(len).unwrap_or(0).min(1 << 30));
+    let mut expected = 1u32;
+    for item in items {
+        let (k, piece) = item?;
+        if k[..] != key(seq, expected) {
+            return Ok(Err(format!("piece {expected} missing")));
+        }
+        encoded.extend_from_slice(&piece);
+        expected += 1;
+    }
+    if expected != n + 1 || encoded.len() as u64 != len {
+        return Ok(Err("pieces missing or extra".into()));
+    }
+    if state_digest(&encoded) != digest {
+        return Ok(Err("digest mismatch".into()));
+    }
+    Ok(Ok(encoded))
+}
+
+/// The newest intact snapshot at or below `seq`, decoded: `(snapshot seq, state)`, or
+/// `(0, empty)` when there is none. Damaged ones are skipped (they are derived data; `verify`
+/// reports them).
+pub fn newest_at_or_below(tree: &sled::Tree, seq: u64) -> Result<(u64, State), StoreError> {
+    for snap in seqs(tree)?.into_iter().rev().filter(|&s| s <= seq) {
+        match read(tree, snap)? {
+            Ok(encoded) => match codec::decode::<State>(&encoded) {
+                Ok(mut state) => {
+                    state.rebuild_indexes();
+                    return Ok((snap, state));
+                }
+                Err(e) => {
+                    tracing::warn!(seq = snap, error = %e, "projection snapshot undecodable; replaying further back")
+                }
+            },
+            Err(why) => tracing::warn!(seq = snap, why, "projection snapshot damaged; replaying further back"),
+        }
+    }
+    Ok((0, State::default()))
+}
