@@ -3,9 +3,11 @@
 //! A snapshot of a large projection is megabytes. Stored as one sled value it would sit in a leaf
 //! with its key-space neighbours, and sled rewrites a leaf with all its values whenever a
 //! neighbour changes: the first layout put snapshots next to the Merkle chunk roots and rewrote
-//! tens of megabytes every 1,024 events. Pieces of at most 60 KiB, under a prefix that sorts
+//! tens of megabytes every 1,024 events. Pieces of at most 6 KiB, under a prefix that sorts
 //! before the log (whose first leaf never changes), keep every leaf small and every snapshot
-//! write to its own leaves.
+//! write to its own leaves. sled splits leaves above 16 entries, so a leaf of pieces stays below
+//! sled's blob threshold (a quarter of its 512 KiB segment) and never becomes a separate blob
+//! file, which the writer would have to fsync.
 //!
 //! `S ‖ seq (8, BE) ‖ piece (4, BE)`: piece 0 is `digest (32) ‖ length (8, BE) ‖ pieces (4, BE)`,
 //! pieces 1..=n hold the bincode of the projection in order. One `sled::Batch` writes a snapshot
@@ -17,7 +19,7 @@ use crate::error::StoreError;
 use crate::layout::SNAPSHOT;
 use crate::ledger::state_digest;
 
-const PIECE_BYTES: usize = 60 * 1024;
+const PIECE_BYTES: usize = 6 * 1024;
 
 fn key(seq: u64, piece: u32) -> [u8; 13] {
     let mut k = [SNAPSHOT; 13];
