@@ -509,3 +509,42 @@ fn random_password_rules() {
     let p = get_random_password(&q, &mut rng).unwrap();
     assert!(!p.contains(['a', 'b', 'c']) && p.chars().all(|c| c.is_ascii_alphanumeric()));
 }
+
+/// Review finding: a forced delete of a "complete" ARN whose resource holds a `:` made decide
+/// slice before the start of a string and panic on the writer thread.
+#[test]
+fn forced_delete_of_an_odd_full_arn_is_answered() {
+    let mut f = setup();
+    let head = f.ledger().head();
+    let odd = "arn:aws:secretsmanager:us-east-1:123456789012:secret:a-bc:def";
+    let reply = f
+        .exec(Command::DeleteSecret(DeleteSecret {
+            secret_id: odd.into(),
+            force_delete_without_recovery: Some(true),
+            ..DeleteSecret::default()
+        }))
+        .unwrap();
+    assert!(matches!(reply, Reply::Deleted { ref name, .. } if name == "a"), "{reply:?}");
+    assert_eq!(f.ledger().head(), head);
+    // The writer is alive: writes still work.
+    f.put("app/db", &tok(1), "v2", None).unwrap();
+}
+
+/// Review finding: moving AWSCURRENT adds AWSPREVIOUS to the old holder, which can be label 21.
+#[test]
+fn stage_move_that_needs_awsprevious_respects_the_label_quota() {
+    let mut f = setup();
+    let labels: Vec<String> = (0..19).map(|i| format!("L{i}")).collect();
+    f.put("app/db", &tok(1), "v2", Some(&labels.iter().map(String::as_str).collect::<Vec<_>>())).unwrap();
+    let v1 = f.created[0].clone();
+    let stage = Command::UpdateSecretVersionStage(UpdateSecretVersionStage {
+        secret_id: "app/db".into(),
+        version_stage: "AWSCURRENT".into(),
+        move_to_version_id: Some(tok(1)),
+        remove_from_version_id: Some(v1),
+    });
+    refused(&mut f, stage, ErrorCode::LimitExceededException);
+    // The group was not abandoned: the next write works and the log verifies.
+    f.put("app/db", &tok(2), "v3", Some(&["L0"])).unwrap();
+    f.verify_ok();
+}

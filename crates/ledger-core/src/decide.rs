@@ -577,7 +577,11 @@ fn update_version_stage(state: &State, c: &UpdateSecretVersionStage, ctx: &mut C
         if remove_from.is_none() {
             return Err(SmError::RemoveFromMissing { label: label.to_string(), holder: h.to_string() });
         }
-    } else if secret.labels.len() >= LABELS_PER_SECRET_MAX {
+    }
+    // Labels after the move: the moved one, plus AWSPREVIOUS when AWSCURRENT leaves a version.
+    let adds_label = holder.is_none();
+    let adds_previous = label == AWSCURRENT && holder.is_some() && secret.holder(AWSPREVIOUS).is_none();
+    if secret.labels.len() + usize::from(adds_label) + usize::from(adds_previous) > LABELS_PER_SECRET_MAX {
         return Err(SmError::TooManyLabels { name: secret.name.clone(), max: LABELS_PER_SECRET_MAX });
     }
     let mut events = Vec::new();
@@ -621,7 +625,10 @@ fn delete_secret(state: &State, c: &DeleteSecret, ctx: &mut Ctx<'_>) -> Result<D
             let name = match parse_secret_id(ctx.scope, &c.secret_id)? {
                 SecretRef::Name(n) | SecretRef::PartialArn(n) => n.to_string(),
                 SecretRef::FullArn(arn) => {
-                    arn.rsplit(':').next().map(|r| r[..r.len() - 7].to_string()).unwrap_or_default()
+                    // The resource is everything after the sixth `:` (it may contain `:` itself);
+                    // parse_secret_id saw it end in `-` plus six characters.
+                    let resource = arn.splitn(7, ':').nth(6).unwrap_or_default();
+                    resource.get(..resource.len().saturating_sub(7)).unwrap_or_default().to_string()
                 }
                 SecretRef::Foreign => c.secret_id.clone(),
             };

@@ -36,7 +36,9 @@ pub fn format_rfc3339_ms(ms: i64) -> String {
 /// Parses `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)` to epoch milliseconds.
 pub fn parse_rfc3339(text: &str) -> Option<i64> {
     let b = text.as_bytes();
-    if b.len() < 20
+    // Every slice below is at a byte offset: only ASCII text can be an RFC 3339 time.
+    if !text.is_ascii()
+        || b.len() < 20
         || b[4] != b'-'
         || b[7] != b'-'
         || !matches!(b[10], b'T' | b't' | b' ')
@@ -102,5 +104,7 @@ mod tests {
         assert_eq!(parse_rfc3339("2026-01-01T00:00:00.5Z"), Some(1_767_225_600_500));
         assert_eq!(parse_rfc3339("2026-13-01T00:00:00Z"), None);
         assert_eq!(parse_rfc3339("yesterday"), None);
+        assert_eq!(parse_rfc3339("2026-01-01T00:00:00+0é00"), None);
+        assert_eq!(parse_rfc3339("2026-01-01T00:00:0é+00:00"), None);
     }
 }

@@ -152,10 +152,20 @@ impl Writer {
         for job in jobs.by_ref() {
             let now_ms = self.now_ms();
             let mut ctx = Ctx { scope: &job.meta.scope, now_ms, rng: &mut self.rng };
-            let decision = match decide(&self.state, &self.keys, &job.cmd, &mut ctx) {
-                Ok(d) => d,
-                Err(e) => {
+            // decide is pure, so a panic in it (a bug) leaves nothing half-done: refuse this one
+            // request and keep the writer alive for everyone else.
+            let decided = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                decide(&self.state, &self.keys, &job.cmd, &mut ctx)
+            }));
+            let decision = match decided {
+                Ok(Ok(d)) => d,
+                Ok(Err(e)) => {
                     pending.push(Pending { reply: job.reply, answer: Err(e) });
+                    continue;
+                }
+                Err(_) => {
+                    tracing::error!(command = job.cmd.name(), "decide panicked; request refused");
+                    pending.push(Pending { reply: job.reply, answer: Err(SmError::Internal) });
                     continue;
                 }
             };
