@@ -112,8 +112,7 @@ pub fn entry_json(e: &HistoryEntry) -> Value {
 }
 
 /// Every event of the secret(s) `secret_id` names, up to the head read first.
-pub fn history_entries(tree: &sled::Tree, secret_id: &str) -> Result<Vec<HistoryEntry>, AuditError> {
-    let (head, _) = audit::head(tree)?;
+pub fn history_entries(tree: &sled::Tree, head: u64, secret_id: &str) -> Result<Vec<HistoryEntry>, AuditError> {
     let entries: Vec<HistoryEntry> = audit::history(tree, secret_id)?.into_iter().filter(|e| e.seq <= head).collect();
     if entries.is_empty() {
         return Err(AuditError::NotFound(format!("no secret {} in this ledger", short(secret_id))));
@@ -127,14 +126,14 @@ pub fn history_json(secret_id: &str, entries: &[HistoryEntry]) -> Value {
 }
 
 /// A seq, or the last seq recorded at or before an RFC 3339 time.
-pub fn parse_as_of(tree: &sled::Tree, as_of: &str) -> Result<u64, AuditError> {
+pub fn parse_as_of(tree: &sled::Tree, head: u64, as_of: &str) -> Result<u64, AuditError> {
     if let Ok(seq) = as_of.parse::<u64>() {
         return Ok(seq);
     }
     let Some(ms) = parse_rfc3339(as_of) else {
         return Err(AuditError::Invalid(format!("AsOf takes a seq or an RFC 3339 time, not {:?}", short(as_of))));
     };
-    Ok(audit::seq_at_time(tree, ms)?)
+    Ok(audit::seq_at_time_upto(tree, ms, head)?)
 }
 
 /// Secrets as they stood at one seq.
@@ -146,9 +145,8 @@ pub struct StateAt {
 }
 
 /// The state as of `as_of` (capped at the head), of one secret or of all.
-pub fn state_at(tree: &sled::Tree, as_of: &str, secret_id: Option<&str>) -> Result<StateAt, AuditError> {
-    let (head, _) = audit::head(tree)?;
-    let seq = parse_as_of(tree, as_of)?.min(head);
+pub fn state_at(tree: &sled::Tree, head: u64, as_of: &str, secret_id: Option<&str>) -> Result<StateAt, AuditError> {
+    let seq = parse_as_of(tree, head, as_of)?.min(head);
     let time_ms = if seq == 0 { None } else { Some(audit::history_record_time(tree, seq)?) };
     let secrets: Vec<SecretState> = match secret_id {
         Some(id) => audit::resolve_at(tree, id, seq)?.into_iter().collect(),
@@ -235,9 +233,8 @@ pub fn check_against(
 }
 
 /// The `prove --seq N --json` document: an inclusion proof in the tree of the whole log.
-pub fn inclusion_json(tree: &sled::Tree, seq: u64) -> Result<Value, AuditError> {
+pub fn inclusion_json(tree: &sled::Tree, size: u64, seq: u64) -> Result<Value, AuditError> {
     let started = Instant::now();
-    let (size, _) = audit::head(tree)?;
     if seq == 0 || seq > size {
         return Err(AuditError::Invalid(format!("seq {seq} is not in the log (1..={size})")));
     }
@@ -259,14 +256,13 @@ pub fn inclusion_json(tree: &sled::Tree, seq: u64) -> Result<Value, AuditError> 
 }
 
 /// The `prove --from-checkpoint A --to-checkpoint B --json` document.
-pub fn consistency_json(tree: &sled::Tree, a: &Checkpoint, b: &Checkpoint) -> Result<Value, AuditError> {
+pub fn consistency_json(tree: &sled::Tree, head: u64, a: &Checkpoint, b: &Checkpoint) -> Result<Value, AuditError> {
     if a.size > b.size {
         return Err(AuditError::Invalid(format!(
             "the first checkpoint ({}) is larger than the second ({})",
             a.size, b.size
         )));
     }
-    let (head, _) = audit::head(tree)?;
     if b.size > head {
         return Err(AuditError::Invalid(format!(
             "the second checkpoint covers {} records; the log has {head}",
@@ -444,11 +440,14 @@ pub async fn dispatch(app: &Arc<App>, operation: &str, body: &[u8], request_id: 
     }
     let input = Members::parse(body)?;
     let tree = app.ledger.raw_tree().clone();
+    // The durable head: sled may already hold the records of a group whose flush is running;
+    // nothing past what was acknowledged is read or published.
+    let head = app.ledger.head();
     match operation {
         "History" => {
             let secret_id = input.required_string("SecretId")?;
             let doc = blocking(request_id, move || {
-                let entries = history_entries(&tree, &secret_id)?;
+                let entries = history_entries(&tree, head.0, &secret_id)?;
                 Ok(history_json(&secret_id, &entries))
             })
             .await?;
@@ -467,7 +466,7 @@ pub async fn dispatch(app: &Arc<App>, operation: &str, body: &[u8], request_id: 
                         return Err(AuditError::NotFound(format!("no secret {} in this ledger", short(id))));
                     }
                 }
-                let state = state_at(&tree, &as_of, secret_id.as_deref())?;
+                let state = state_at(&tree, head.0, &as_of, secret_id.as_deref())?;
                 Ok(state_json(&state, label.as_deref(), None))
             })
             .await?;
@@ -475,7 +474,8 @@ pub async fn dispatch(app: &Arc<App>, operation: &str, body: &[u8], request_id: 
         }
         "Checkpoint" => {
             let origin = input.origin(app)?;
-            let checkpoint = blocking(request_id, move || Ok(audit::checkpoint(&tree, &origin, now_ms())?)).await?;
+            let checkpoint =
+                blocking(request_id, move || Ok(audit::checkpoint_upto(&tree, head, &origin, now_ms())?)).await?;
             Ok(json_response(checkpoint.to_json()))
         }
         "Prove" => {
@@ -483,8 +483,10 @@ pub async fn dispatch(app: &Arc<App>, operation: &str, body: &[u8], request_id: 
             let from = input.checkpoint("FromCheckpoint")?;
             let to = input.checkpoint("ToCheckpoint")?;
             let doc = match (seq, from, to) {
-                (Some(seq), None, None) => blocking(request_id, move || inclusion_json(&tree, seq)).await?,
-                (None, Some(a), Some(b)) => blocking(request_id, move || consistency_json(&tree, &a, &b)).await?,
+                (Some(seq), None, None) => blocking(request_id, move || inclusion_json(&tree, head.0, seq)).await?,
+                (None, Some(a), Some(b)) => {
+                    blocking(request_id, move || consistency_json(&tree, head.0, &a, &b)).await?
+                }
                 _ => return Err(validation("Prove takes Seq, or FromCheckpoint and ToCheckpoint.")),
             };
             Ok(document(&doc))
@@ -508,18 +510,18 @@ pub async fn dispatch(app: &Arc<App>, operation: &str, body: &[u8], request_id: 
         }
         "Export" => {
             let origin = input.origin(app)?;
-            Ok(export(tree, origin, request_id.to_string()))
+            Ok(export(tree, head, origin, request_id.to_string()))
         }
         _ => Err(ApiError::unknown_operation(format!("Operation {} is not supported.", short(operation)))),
     }
 }
 
 /// Starts the export on a blocking thread and answers with its streamed output.
-fn export(tree: sled::Tree, origin: String, request_id: String) -> Response {
+fn export(tree: sled::Tree, head: (u64, ledger_core::ChainHash), origin: String, request_id: String) -> Response {
     let (tx, rx) = tokio::sync::mpsc::channel(EXPORT_CHUNKS_QUEUED);
     tokio::task::spawn_blocking(move || {
         let mut out = ChunkWriter { tx, buf: Vec::with_capacity(EXPORT_CHUNK_BYTES) };
-        if let Err(e) = audit::export(&tree, &mut out, &origin, now_ms(), &mut |_, _| {}) {
+        if let Err(e) = audit::export_upto(&tree, head, &mut out, &origin, now_ms(), &mut |_, _| {}) {
             // The body is cut short: the file has no closing checkpoint and will not verify.
             tracing::warn!(request_id, error = %e, "export stopped");
             let _ = out.tx.blocking_send(Err(std::io::Error::other("export stopped")));

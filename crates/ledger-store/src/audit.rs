@@ -156,7 +156,12 @@ pub fn history(tree: &sled::Tree, secret_id: &str) -> Result<Vec<HistoryEntry>, 
 
 /// The last seq recorded at or before `time_ms` (0 if none), by binary search on `recorded_at`.
 pub fn seq_at_time(tree: &sled::Tree, time_ms: i64) -> Result<u64, StoreError> {
-    let (head, _) = read_head(tree)?;
+    seq_at_time_upto(tree, time_ms, read_head(tree)?.0)
+}
+
+/// [`seq_at_time`] within the first `head` records (a live server passes its durable head:
+/// sled already holds the records of a group whose flush is still running).
+pub fn seq_at_time_upto(tree: &sled::Tree, time_ms: i64, head: u64) -> Result<u64, StoreError> {
     let (mut lo, mut hi) = (0u64, head); // invariant: time(lo) <= t (or lo = 0), time(hi+1) > t
     while lo < hi {
         let mid = lo + (hi - lo).div_ceil(2);
@@ -323,7 +328,17 @@ pub fn merkle_root(tree: &sled::Tree, size: u64) -> Result<[u8; 32], StoreError>
 
 /// A checkpoint of the log's current head.
 pub fn checkpoint(tree: &sled::Tree, origin: &str, time_ms: i64) -> Result<Checkpoint, StoreError> {
-    let (size, head_hash) = read_head(tree)?;
+    checkpoint_upto(tree, read_head(tree)?, origin, time_ms)
+}
+
+/// A checkpoint of the first `head.0` records, whose last hash is `head.1`.
+pub fn checkpoint_upto(
+    tree: &sled::Tree,
+    head: (u64, ledger_core::ChainHash),
+    origin: &str,
+    time_ms: i64,
+) -> Result<Checkpoint, StoreError> {
+    let (size, head_hash) = head;
     let merkle_root = merkle_root(tree, size)?;
     Ok(Checkpoint { origin: origin.to_string(), size, head_hash, merkle_root, time_ms, signature: None })
 }
@@ -340,7 +355,19 @@ pub fn export(
     time_ms: i64,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Checkpoint, StoreError> {
-    let (head, head_hash) = read_head(tree)?;
+    export_upto(tree, read_head(tree)?, out, origin, time_ms, progress)
+}
+
+/// [`export`] of the first `head.0` records, whose last hash is `head.1`.
+pub fn export_upto(
+    tree: &sled::Tree,
+    head: (u64, ledger_core::ChainHash),
+    out: &mut dyn Write,
+    origin: &str,
+    time_ms: i64,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Checkpoint, StoreError> {
+    let (head, head_hash) = head;
     let mut key_ids = BTreeSet::new();
     for item in tree.scan_prefix([layout::KEY]).values() {
         if let Ok(w) = codec::decode::<ledger_core::crypto::WrappedKey>(&item?) {

@@ -437,7 +437,7 @@ impl Ledger {
         &self,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<Result<crate::VerifyReport, crate::VerifyFailure>, StoreError> {
-        crate::verify::verify_tree(&self.shared.tree, progress)
+        crate::verify::verify_tree_upto(&self.shared.tree, self.head(), progress)
     }
 
     /// Stops the writer after the requests already queued, flushes and closes the database.

@@ -225,7 +225,17 @@ pub fn verify_tree(
     tree: &sled::Tree,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Result<VerifyReport, VerifyFailure>, StoreError> {
-    let (head_seq, head_hash) = read_head(tree)?;
+    verify_tree_upto(tree, read_head(tree)?, progress)
+}
+
+/// [`verify_tree`] of the log up to `head` (a live ledger passes its durable head: sled may
+/// already hold a group whose flush is still running).
+pub fn verify_tree_upto(
+    tree: &sled::Tree,
+    head: (u64, ChainHash),
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Result<VerifyReport, VerifyFailure>, StoreError> {
+    let (head_seq, head_hash) = head;
     let snapshots: Vec<u64> = crate::snapshots::seqs(tree)?.into_iter().filter(|&seq| seq <= head_seq).collect();
     let mut next_snapshot = snapshots.iter().copied().peekable();
     let mut verifier = Verifier::default();

@@ -208,7 +208,7 @@ pub fn history(source: &Source, secret_id: &str, json_out: bool, html: Option<&P
     let found = match source {
         Source::Dir(data_dir) => {
             let log = open(data_dir)?;
-            match audit_ops::history_entries(log.tree(), secret_id) {
+            match audit_ops::history_entries(log.tree(), audit::head(log.tree())?.0, secret_id) {
                 Ok(entries) => Some(audit_ops::history_json(secret_id, &entries)),
                 Err(AuditError::NotFound(_)) => None,
                 Err(e) => return Err(e.into()),
@@ -353,7 +353,7 @@ pub fn state(args: StateArgs<'_>) -> anyhow::Result<ExitCode> {
         Source::Dir(data_dir) => {
             let log = open(data_dir)?;
             let tree = log.tree();
-            let state = audit_ops::state_at(tree, args.as_of, args.secret_id)?;
+            let state = audit_ops::state_at(tree, audit::head(tree)?.0, args.as_of, args.secret_id)?;
             let key_file = args.master_key_file.clone().unwrap_or_else(|| data_dir.join("master.key"));
             let value = open_label_value(tree, &key_file, &state, args.label)?;
             audit_ops::state_json(&state, args.label, value)
@@ -527,7 +527,7 @@ pub fn prove_inclusion(source: &Source, seq: u64, json_out: bool) -> anyhow::Res
     let doc = match source {
         Source::Dir(data_dir) => {
             let log = open(data_dir)?;
-            audit_ops::inclusion_json(log.tree(), seq)?
+            audit_ops::inclusion_json(log.tree(), audit::head(log.tree())?.0, seq)?
         }
         Source::Remote(remote) => {
             let mut doc = remote.call("Prove", &json!({ "Seq": seq }))?;
@@ -548,7 +548,7 @@ pub fn prove_consistency(source: &Source, from: &Path, to: &Path, json_out: bool
     let doc = match source {
         Source::Dir(data_dir) => {
             let log = open(data_dir)?;
-            audit_ops::consistency_json(log.tree(), &a, &b)?
+            audit_ops::consistency_json(log.tree(), audit::head(log.tree())?.0, &a, &b)?
         }
         Source::Remote(remote) => {
             let input = json!({ "FromCheckpoint": checkpoint_value(&a)?, "ToCheckpoint": checkpoint_value(&b)? });
