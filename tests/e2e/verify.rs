@@ -269,3 +269,47 @@ fn second_open_of_a_data_dir_is_in_use() {
     let err = ledger_store::Ledger::open(f.dir.path(), crate::fixture::master(), f.options.clone()).unwrap_err();
     assert!(matches!(err, ledger_store::StoreError::InUse { .. }), "{err}");
 }
+
+/// Review finding: rules decide always obeys must hold on replay too, or a forged log passes.
+#[test]
+fn forged_deletion_date_and_arn_break_the_rules() {
+    let forge = |edit: &dyn Fn(Event) -> Option<Event>| {
+        let f = history();
+        let (seq, record, event) = (1..=f.ledger().head().0)
+            .find_map(|s| {
+                let r = decode_record(&record_bytes(&f, s)).unwrap();
+                edit(r.event.clone()).map(|e| (s, r, e))
+            })
+            .unwrap();
+        let (_, bytes) =
+            seal_record(seq, record.prev_hash, record.recorded_at_ms, &record.actor, &record.request_id, event);
+        overwrite(&f, seq, bytes);
+        (seq, failure(&f))
+    };
+    // A purge date equal to the request time (PurgeDue would purge at once).
+    let (seq, fail) = forge(&|e| match e {
+        Event::DeletionScheduled { secret, .. } => Some(Event::DeletionScheduled { secret, deletion_date_ms: 0 }),
+        _ => None,
+    });
+    assert_eq!(fail.seq, seq);
+    assert!(matches!(fail.reason, FailureReason::Rule(RuleViolation::BadDeletionDate { .. })), "{fail}");
+    // An ARN naming another secret.
+    let (seq, fail) = forge(&|e| match e {
+        Event::SecretCreated { secret, region, name, description, kms_key_id, secret_type, tags, .. } => {
+            let arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:other-AbCdEf".to_string();
+            Some(Event::SecretCreated { secret, region, name, arn, description, kms_key_id, secret_type, tags })
+        }
+        _ => None,
+    });
+    assert_eq!(fail.seq, seq);
+    assert!(matches!(fail.reason, FailureReason::Rule(RuleViolation::BadArn { .. })), "{fail}");
+    // AWSCURRENT detached.
+    let (seq, fail) = forge(&|e| match e {
+        Event::LabelMoved { secret, label, from: Some(from), .. } if label == AWSCURRENT => {
+            Some(Event::LabelMoved { secret, label, from: Some(from), to: None })
+        }
+        _ => None,
+    });
+    assert_eq!(fail.seq, seq);
+    assert!(matches!(fail.reason, FailureReason::Rule(RuleViolation::CurrentDetached { .. })), "{fail}");
+}

@@ -182,4 +182,10 @@ pub enum RuleViolation {
     NotScheduled { uid: u64 },
     #[error("secret uid {uid} would hold more than the version quota")]
     TooManyVersions { uid: u64 },
+    #[error("secret uid {uid}: deletion date is not 7 to 30 whole days after the request")]
+    BadDeletionDate { uid: u64 },
+    #[error("secret uid {uid}: AWSCURRENT detached without moving it")]
+    CurrentDetached { uid: u64 },
+    #[error("secret uid {uid}: ARN {arn} does not name secret {name} in region {region}")]
+    BadArn { uid: u64, arn: String, name: String, region: String },
 }

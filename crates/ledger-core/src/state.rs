@@ -10,7 +10,10 @@ use serde::{Deserialize, Serialize};
 use crate::error::RuleViolation;
 use crate::event::{Event, Tag};
 use crate::ids::SecretUid;
-use crate::limits::{LABELS_PER_SECRET_MAX, PRUNE_GRACE_MS, VERSIONS_PER_SECRET_MAX};
+use crate::limits::{
+    DAY_MS, LABELS_PER_SECRET_MAX, PRUNE_GRACE_MS, RECOVERY_WINDOW_DAYS_MAX, RECOVERY_WINDOW_DAYS_MIN,
+    VERSIONS_PER_SECRET_MAX,
+};
 use crate::value::ValueKind;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -155,6 +158,14 @@ pub fn evolve(state: &mut State, seq: u64, recorded_at_ms: i64, event: &Event) -
             if *secret != expected {
                 return Err(RuleViolation::UidOutOfOrder { uid: secret.0, expected: expected.0 });
             }
+            if !arn_names(arn, region, name) {
+                return Err(RuleViolation::BadArn {
+                    uid: secret.0,
+                    arn: arn.clone(),
+                    name: name.clone(),
+                    region: region.clone(),
+                });
+            }
             let key = (region.clone(), name.clone());
             if state.by_name.contains_key(&key) || state.by_arn.contains_key(arn) {
                 return Err(RuleViolation::NameTaken { name: name.clone(), region: region.clone() });
@@ -207,6 +218,9 @@ pub fn evolve(state: &mut State, seq: u64, recorded_at_ms: i64, event: &Event) -
             let s = state.live_mut(*secret)?;
             if from == to {
                 return Err(RuleViolation::EmptyMove { label: label.clone() });
+            }
+            if to.is_none() && label == crate::AWSCURRENT {
+                return Err(RuleViolation::CurrentDetached { uid: secret.0 });
             }
             let actual = s.labels.get(label);
             if actual != from.as_ref() {
@@ -262,6 +276,11 @@ pub fn evolve(state: &mut State, seq: u64, recorded_at_ms: i64, event: &Event) -
             s.last_changed_at_ms = recorded_at_ms;
         }
         Event::DeletionScheduled { secret, deletion_date_ms } => {
+            let window = deletion_date_ms.checked_sub(recorded_at_ms);
+            let whole_days = window.filter(|w| w % DAY_MS == 0).map(|w| w / DAY_MS);
+            if !whole_days.is_some_and(|d| (RECOVERY_WINDOW_DAYS_MIN..=RECOVERY_WINDOW_DAYS_MAX).contains(&d)) {
+                return Err(RuleViolation::BadDeletionDate { uid: secret.0 });
+            }
             let s = state.live_mut(*secret)?;
             s.deletion = Some(Deletion { scheduled_at_ms: recorded_at_ms, deletion_date_ms: *deletion_date_ms });
             s.last_changed_at_ms = recorded_at_ms;
@@ -294,4 +313,18 @@ pub fn evolve(state: &mut State, seq: u64, recorded_at_ms: i64, event: &Event) -
         }
     }
     Ok(())
+}
+
+/// Whether `arn` is `arn:<partition>:secretsmanager:<region>:<account>:secret:<name>-<6 letters
+/// or digits>`, as `decide` builds it.
+fn arn_names(arn: &str, region: &str, name: &str) -> bool {
+    let parts: Vec<&str> = arn.splitn(7, ':').collect();
+    let [scheme, _partition, service, arn_region, _account, kind, resource] = parts[..] else { return false };
+    let Some(suffix) = resource.strip_prefix(name).and_then(|rest| rest.strip_prefix('-')) else { return false };
+    scheme == "arn"
+        && service == "secretsmanager"
+        && arn_region == region
+        && kind == "secret"
+        && suffix.len() == 6
+        && suffix.bytes().all(|b| b.is_ascii_alphanumeric())
 }
