@@ -313,3 +313,34 @@ fn forged_deletion_date_and_arn_break_the_rules() {
     assert_eq!(fail.seq, seq);
     assert!(matches!(fail.reason, FailureReason::Rule(RuleViolation::CurrentDetached { .. })), "{fail}");
 }
+
+/// Review findings: derived data that proofs and opening rely on is checked too.
+#[test]
+fn forged_derived_data_is_caught() {
+    // A stored Merkle chunk root that does not match its 1,024 records.
+    let mut f = Fixture::with_options(|o| o.unsafe_no_sync = true);
+    for s in 0..16 {
+        f.create(&format!("c{s}"), Some("v")).unwrap();
+    }
+    for i in 0..400 {
+        f.put(&format!("c{}", i % 16), &tok(i), "x", None).unwrap();
+    }
+    let key = ledger_store::layout::merkle_key(0);
+    assert!(f.ledger().raw_tree().get(key).unwrap().is_some(), "the first chunk is complete");
+    f.ledger().raw_tree().insert(key, &[7u8; 32]).unwrap();
+    assert_eq!(failure(&f), VerifyFailure { seq: 1024, reason: FailureReason::MerkleChunkMismatch });
+
+    // A snapshot "before seq 1" would be loaded by open in place of replaying the log.
+    let f = history();
+    ledger_store::snapshots::write(f.ledger().raw_tree(), 0, &State::default()).unwrap();
+    assert_eq!(failure(&f), VerifyFailure { seq: 0, reason: FailureReason::SnapshotMismatch });
+
+    // A data dir with records but without its acknowledged-head watermark.
+    let mut f = history();
+    f.ledger.take().unwrap().close().unwrap();
+    std::fs::remove_file(f.dir.path().join(ledger_store::watermark::FILE_NAME)).unwrap();
+    let err = ledger_store::Ledger::open(f.dir.path(), crate::fixture::master(), f.options.clone()).unwrap_err();
+    assert!(matches!(err, ledger_store::StoreError::Damaged { .. }), "{err}");
+    let fail = ledger_store::verify_dir(f.dir.path(), &mut |_, _| {}).unwrap().unwrap_err();
+    assert_eq!(fail.reason, FailureReason::WatermarkMissing);
+}

@@ -105,7 +105,8 @@ pub fn read(tree: &sled::Tree, seq: u64) -> Result<Result<Vec<u8>, String>, Stor
 /// `(0, empty)` when there is none. Damaged ones are skipped (they are derived data; `verify`
 /// reports them).
 pub fn newest_at_or_below(tree: &sled::Tree, seq: u64) -> Result<(u64, State), StoreError> {
-    for snap in seqs(tree)?.into_iter().rev().filter(|&s| s <= seq) {
+    // No snapshot is ever written at seq 0 (there is nothing to snapshot); one there is forged.
+    for snap in seqs(tree)?.into_iter().rev().filter(|&s| s > 0 && s <= seq) {
         match read(tree, snap)? {
             Ok(encoded) => match codec::decode::<State>(&encoded) {
                 Ok(mut state) => {

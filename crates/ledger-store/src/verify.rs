@@ -30,6 +30,10 @@ pub enum FailureReason {
     Rule(RuleViolation),
     #[error("stored projection snapshot differs from the replayed state")]
     SnapshotMismatch,
+    #[error("a stored Merkle chunk root differs from the records it covers")]
+    MerkleChunkMismatch,
+    #[error("the acknowledged-head watermark ledger.head is missing or malformed")]
+    WatermarkMissing,
     #[error("the log differs from the checkpoint (head hash or Merkle root)")]
     CheckpointMismatch,
     #[error("truncated: the checkpoint covers {expected} records, only {found} are present")]
@@ -76,7 +80,13 @@ fn verify_dir_unguarded(
     let db = open_db(path, crate::ledger::STREAMING_CACHE_BYTES)?;
     let tree: sled::Tree = (*db).clone();
     let report = verify_tree(&tree, progress)?;
-    if let (Ok(r), Some((seq, hash))) = (&report, crate::watermark::read(path)?) {
+    let watermark = crate::watermark::read(path).ok().flatten();
+    if let (Ok(r), None) = (&report, watermark) {
+        if r.events > 0 {
+            return Ok(Err(VerifyFailure { seq: r.events, reason: FailureReason::WatermarkMissing }));
+        }
+    }
+    if let (Ok(r), Some((seq, hash))) = (&report, watermark) {
         if seq > r.events {
             let reason = FailureReason::Truncated { expected: seq, found: r.events };
             return Ok(Err(VerifyFailure { seq: r.events + 1, reason }));
@@ -237,6 +247,10 @@ pub fn verify_tree_upto(
 ) -> Result<Result<VerifyReport, VerifyFailure>, StoreError> {
     let (head_seq, head_hash) = head;
     let snapshots: Vec<u64> = crate::snapshots::seqs(tree)?.into_iter().filter(|&seq| seq <= head_seq).collect();
+    if snapshots.first() == Some(&0) {
+        return Ok(Err(VerifyFailure { seq: 0, reason: FailureReason::SnapshotMismatch }));
+    }
+    let mut chunk = ledger_core::merkle::MerkleBuilder::new();
     let mut next_snapshot = snapshots.iter().copied().peekable();
     let mut verifier = Verifier::default();
     let mut snapshots_checked = 0;
@@ -281,8 +295,18 @@ pub fn verify_tree_upto(
                     Err(failure) => return Ok(Some(failure)),
                 };
                 let seq = record.seq;
+                chunk.push(ledger_core::merkle::leaf_hash(&record.hash));
                 if let Err(failure) = verifier.apply(record) {
                     return Ok(Some(failure));
+                }
+                // Stored chunk roots (derived, what proofs and checkpoints are built from) must
+                // match the records; a missing one only makes proofs slower.
+                if chunk.len() == layout::MERKLE_CHUNK {
+                    let stored = tree.get(layout::merkle_key((seq - 1) / layout::MERKLE_CHUNK))?;
+                    if stored.is_some_and(|root| root[..] != chunk.root()) {
+                        return Ok(Some(VerifyFailure { seq, reason: FailureReason::MerkleChunkMismatch }));
+                    }
+                    chunk = ledger_core::merkle::MerkleBuilder::new();
                 }
                 while next_snapshot.peek().is_some_and(|&s| s < seq) {
                     next_snapshot.next();

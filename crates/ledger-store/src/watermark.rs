@@ -38,7 +38,7 @@ impl Watermark {
     }
 }
 
-/// The watermark of a data dir, if it has one.
+/// The watermark of a data dir: `None` if it has none, an error if it is malformed.
 pub fn read(dir: &Path) -> std::io::Result<Option<(u64, ChainHash)>> {
     let bytes = match std::fs::read(dir.join(FILE_NAME)) {
         Ok(bytes) => bytes,
@@ -46,7 +46,7 @@ pub fn read(dir: &Path) -> std::io::Result<Option<(u64, ChainHash)>> {
         Err(e) => return Err(e),
     };
     if bytes.len() != 40 {
-        return Ok(None);
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "ledger.head is not 40 bytes"));
     }
     let seq = u64::from_be_bytes(bytes[..8].try_into().expect("8 bytes"));
     Ok(Some((seq, ChainHash(bytes[8..].try_into().expect("32 bytes")))))
@@ -54,7 +54,16 @@ pub fn read(dir: &Path) -> std::io::Result<Option<(u64, ChainHash)>> {
 
 /// Checks a log against the watermark: the log must reach it, and hold its hash at its seq.
 pub fn check(dir: &Path, tree: &sled::Tree, head_seq: u64) -> Result<(), crate::StoreError> {
-    let Some((seq, hash)) = read(dir)? else { return Ok(()) };
+    let watermark = read(dir).map_err(|e| crate::StoreError::Damaged { reason: format!("{FILE_NAME}: {e}") })?;
+    let Some((seq, hash)) = watermark else {
+        // The writer creates the watermark before its first append, so a log without one lost it.
+        if head_seq > 0 {
+            return Err(crate::StoreError::Damaged {
+                reason: format!("{FILE_NAME} is missing from a data dir with records"),
+            });
+        }
+        return Ok(());
+    };
     if seq > head_seq {
         return Err(crate::StoreError::Damaged {
             reason: format!("the log ends at seq {head_seq} but seq {seq} was acknowledged; records were lost"),
