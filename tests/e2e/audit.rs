@@ -210,6 +210,13 @@ fn export_tampering_is_caught_with_the_first_bad_seq() {
     });
     let fail = verify_lines(&forged, None).unwrap_err();
     assert_eq!(fail.seq, seq as u64, "{fail}");
+    // The readable envelope must say what the record says: an edited actor is caught.
+    let relabelled = tampered(&lines, |l| {
+        let mut v = record_line(l, 2);
+        v["actor"] = "mallory".into();
+        l[2] = v.to_string();
+    });
+    assert_eq!(verify_lines(&relabelled, None).unwrap_err().reason, FailureReason::EnvelopeMismatch("actor".into()));
     // Garbage lines are a typed failure, never a panic.
     let garbage = tampered(&lines, |l| l[3] = "{not json".into());
     assert!(matches!(verify_lines(&garbage, None).unwrap_err().reason, FailureReason::Undecodable(_)));

@@ -437,6 +437,44 @@ struct ExportLine<'a> {
     seq: Option<u64>,
     #[serde(borrow)]
     record: Option<std::borrow::Cow<'a, str>>,
+    // The envelope decoded for people: must say what the record says.
+    #[serde(borrow)]
+    hash: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    prev_hash: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    recorded_at: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    actor: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    request_id: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    event: Option<std::borrow::Cow<'a, str>>,
+    secret: Option<u64>,
+    #[serde(borrow)]
+    change: Option<std::borrow::Cow<'a, str>>,
+}
+
+impl ExportLine<'_> {
+    /// The first readable field that differs from the record, if any.
+    fn matches(&self, r: &Record) -> Result<(), String> {
+        let same =
+            |field: &Option<std::borrow::Cow<'_, str>>, actual: &str| field.as_deref().is_none_or(|f| f == actual);
+        let checks = [
+            ("hash", same(&self.hash, &r.hash.to_hex())),
+            ("prev_hash", same(&self.prev_hash, &r.prev_hash.to_hex())),
+            ("recorded_at", same(&self.recorded_at, &format_rfc3339_ms(r.recorded_at_ms))),
+            ("actor", same(&self.actor, &r.actor)),
+            ("request_id", same(&self.request_id, &r.request_id)),
+            ("event", same(&self.event, r.event.name())),
+            ("secret", self.secret.is_none_or(|s| s == r.event.secret().0)),
+            ("change", same(&self.change, &describe(&r.event))),
+        ];
+        match checks.iter().find(|(_, ok)| !ok) {
+            Some((field, _)) => Err((*field).to_string()),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Verifies an export file with no keys and no sled: every record as `verify` does, the
@@ -483,7 +521,7 @@ pub fn verify_export(
                     Ok(b) => b,
                     Err(e) => return bad(next, format!("line {}: record is not base64: {e}", line_no + 1)),
                 };
-                if let Err(failure) = verifier.push(seq, &bytes) {
+                if let Err(failure) = verifier.push_checked(seq, &bytes, |r| value.matches(r)) {
                     return Ok(Err(failure));
                 }
                 if let Some(t) = trusted.filter(|t| t.size == verifier.len()) {

@@ -30,6 +30,8 @@ pub enum FailureReason {
     Rule(RuleViolation),
     #[error("stored projection snapshot differs from the replayed state")]
     SnapshotMismatch,
+    #[error("the export line's readable {0} differs from its record")]
+    EnvelopeMismatch(String),
     #[error("a stored Merkle chunk root differs from the records it covers")]
     MerkleChunkMismatch,
     #[error("the acknowledged-head watermark ledger.head is missing or malformed")]
@@ -183,6 +185,21 @@ impl Verifier {
     /// Checks the record stored under `seq`: gap-free seq, link, hash, encoding, time, rules.
     pub fn push(&mut self, seq: u64, bytes: &[u8]) -> Result<(), VerifyFailure> {
         let record = self.checker.check(seq, bytes)?;
+        self.apply(record)
+    }
+
+    /// [`Verifier::push`], with `check` run on the decoded record before the rules; a field it
+    /// names is reported as [`FailureReason::EnvelopeMismatch`].
+    pub fn push_checked(
+        &mut self,
+        seq: u64,
+        bytes: &[u8],
+        check: impl FnOnce(&Record) -> Result<(), String>,
+    ) -> Result<(), VerifyFailure> {
+        let record = self.checker.check(seq, bytes)?;
+        if let Err(field) = check(&record) {
+            return Err(VerifyFailure { seq, reason: FailureReason::EnvelopeMismatch(field) });
+        }
         self.apply(record)
     }
 
