@@ -119,6 +119,8 @@ async fn no_secret_value_reaches_logs_errors_debug_or_panics() {
     let seen = panics.clone();
     let previous_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
+        // Recorded for the check below, and printed, so a failing assertion still says why.
+        eprintln!("panic: {info}");
         seen.lock().unwrap_or_else(|e| e.into_inner()).push(info.to_string());
     }));
 
