@@ -244,7 +244,17 @@ fn corrupt_log_refuses_to_open_with_a_typed_error() {
     f.ledger.take().unwrap().close().unwrap();
     // The newest snapshot (every 8 events) may sit after seq 7; drop snapshots so replay covers it.
     {
-        let db = sled::open(f.dir.path()).unwrap();
+        // sled's background threads may hold the file lock a moment after the close.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let db = loop {
+            match sled::open(f.dir.path()) {
+                Ok(db) => break db,
+                Err(e) if std::time::Instant::now() < deadline && e.to_string().contains("could not acquire lock") => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(e) => panic!("{e}"),
+            }
+        };
         for k in db.scan_prefix([b'S']).keys() {
             db.remove(k.unwrap()).unwrap();
         }

@@ -190,12 +190,12 @@ fn remove_unfinished_snapshots(path: &Path) -> Result<(), StoreError> {
 pub(crate) const STREAMING_CACHE_BYTES: u64 = 32 << 20;
 
 /// Opens sled. sled's background I/O threads may hold the file lock for a moment after the
-/// previous handle in this process was dropped, so a lock conflict is retried for up to a
-/// second before it is reported as "in use".
+/// previous handle in this process was dropped, so a lock conflict is retried for up to three
+/// seconds before it is reported as "in use".
 pub(crate) fn open_db(path: &Path, cache_bytes: u64) -> Result<sled::Db, StoreError> {
     std::fs::create_dir_all(path)?;
     remove_unfinished_snapshots(path)?;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
     loop {
         match sled::Config::new().path(path).cache_capacity(cache_bytes).open() {
             Ok(db) => return Ok(db),
