@@ -9,9 +9,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_sdk_secretsmanager::config::http::HttpResponse;
-use aws_sdk_secretsmanager::config::retry::RetryConfig;
-use aws_sdk_secretsmanager::config::timeout::TimeoutConfig;
-use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region, StalledStreamProtectionConfig};
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_secretsmanager::primitives::Blob;
 use aws_sdk_secretsmanager::Client;
@@ -26,24 +23,14 @@ pub const AWSPENDING: &str = "AWSPENDING";
 /// An SDK client for a plain-http endpoint; retries off (a retry would blur what was
 /// acknowledged), 10 s operation timeout.
 pub fn client(endpoint: &str, creds: &(String, String)) -> Client {
-    let http_client = aws_smithy_http_client::Builder::new().build_with_connector_fn(|settings, _| {
-        let mut builder = aws_smithy_http_client::Connector::builder();
-        if let Some(settings) = settings {
-            builder = builder.connector_settings(settings.clone());
-        }
-        builder.build_http()
-    });
-    let config = aws_sdk_secretsmanager::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new(&creds.0, &creds.1, None, None, "crashloop"))
-        .http_client(http_client)
-        .retry_config(RetryConfig::disabled())
-        .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
-        .timeout_config(TimeoutConfig::builder().operation_timeout(Duration::from_secs(10)).build())
-        .build();
-    Client::from_conf(config)
+    ledger_sdk_client::client(&ledger_sdk_client::Target {
+        endpoint,
+        access_key_id: &creds.0,
+        secret_access_key: &creds.1,
+        region: "us-east-1",
+        operation_timeout: Duration::from_secs(10),
+        provider: "crashloop",
+    })
 }
 
 /// Sorts a failed call: a 4xx answer means nothing was written; anything else (no answer, 5xx)

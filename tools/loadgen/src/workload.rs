@@ -12,9 +12,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use aws_sdk_secretsmanager::config::retry::RetryConfig;
-use aws_sdk_secretsmanager::config::timeout::TimeoutConfig;
-use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region, StalledStreamProtectionConfig};
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_secretsmanager::Client;
 use serde::Serialize;
@@ -66,26 +63,16 @@ pub struct ClientTarget {
     pub region: String,
 }
 
-/// An SDK client for plain HTTP (the SDK's own hyper stack, no TLS), retries off.
+/// An SDK client for plain HTTP, retries off (see `ledger-sdk-client`).
 pub fn sdk_client(target: &ClientTarget) -> Client {
-    let http_client = aws_smithy_http_client::Builder::new().build_with_connector_fn(|settings, _| {
-        let mut builder = aws_smithy_http_client::Connector::builder();
-        if let Some(settings) = settings {
-            builder = builder.connector_settings(settings.clone());
-        }
-        builder.build_http()
-    });
-    let config = aws_sdk_secretsmanager::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .endpoint_url(&target.endpoint)
-        .region(Region::new(target.region.clone()))
-        .credentials_provider(Credentials::new(&target.access_key_id, &target.secret_access_key, None, None, "loadgen"))
-        .http_client(http_client)
-        .retry_config(RetryConfig::disabled())
-        .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
-        .timeout_config(TimeoutConfig::builder().operation_timeout(Duration::from_secs(30)).build())
-        .build();
-    Client::from_conf(config)
+    ledger_sdk_client::client(&ledger_sdk_client::Target {
+        endpoint: &target.endpoint,
+        access_key_id: &target.access_key_id,
+        secret_access_key: &target.secret_access_key,
+        region: &target.region,
+        operation_timeout: Duration::from_secs(30),
+        provider: "loadgen",
+    })
 }
 
 /// One run's parameters.

@@ -28,9 +28,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use aws_sdk_secretsmanager::config::retry::RetryConfig;
-use aws_sdk_secretsmanager::config::timeout::TimeoutConfig;
-use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region, StalledStreamProtectionConfig};
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType};
 use aws_sdk_secretsmanager::Client;
@@ -150,24 +147,14 @@ fn rss_kib(pid: u32) -> Option<u64> {
 }
 
 fn client(endpoint: &str, akid: &str, secret: &str) -> Client {
-    let http_client = aws_smithy_http_client::Builder::new().build_with_connector_fn(|settings, _| {
-        let mut builder = aws_smithy_http_client::Connector::builder();
-        if let Some(settings) = settings {
-            builder = builder.connector_settings(settings.clone());
-        }
-        builder.build_http()
-    });
-    let config = aws_sdk_secretsmanager::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new(akid, secret, None, None, "soak"))
-        .http_client(http_client)
-        .retry_config(RetryConfig::disabled())
-        .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
-        .timeout_config(TimeoutConfig::builder().operation_timeout(Duration::from_secs(30)).build())
-        .build();
-    Client::from_conf(config)
+    ledger_sdk_client::client(&ledger_sdk_client::Target {
+        endpoint,
+        access_key_id: akid,
+        secret_access_key: secret,
+        region: "us-east-1",
+        operation_timeout: Duration::from_secs(30),
+        provider: "soak",
+    })
 }
 
 fn error_code<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> String {
