@@ -41,10 +41,11 @@ use ledger_core::time::{format_rfc3339_ms, parse_rfc3339};
 use ledger_core::SecretState;
 use ledger_store::audit::{self, HistoryEntry};
 use ledger_store::{FailureReason, StoreError, VerifyFailure, VerifyReport};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use crate::error::ApiError;
 use crate::http::{json_response, App};
+use crate::wire::Input;
 
 /// The target prefix of the audit operations.
 pub const TARGET_PREFIX: &str = "SecretLedger.";
@@ -323,35 +324,20 @@ pub fn check_consistency_doc(doc: &Value, a: &Checkpoint, b: &Checkpoint) -> boo
 // ---------------------------------------------------------------------------------------------
 // The operations.
 
-/// The members of an audit request (an empty body is `{}`).
-struct Members(Map<String, Value>);
+/// The members of an audit request, parsed as every other request is (an empty body is `{}`).
+struct Members(Input);
 
 impl Members {
     fn parse(body: &[u8]) -> Result<Members, ApiError> {
-        if body.iter().all(|b| b.is_ascii_whitespace()) {
-            return Ok(Members(Map::new()));
-        }
-        match serde_json::from_slice::<Value>(body) {
-            Ok(Value::Object(members)) => Ok(Members(members)),
-            Ok(_) => Err(ApiError::serialization("The request body must be a JSON object.")),
-            Err(e) => Err(ApiError::serialization(format!(
-                "The request body is not valid JSON (line {}, column {}).",
-                e.line(),
-                e.column()
-            ))),
-        }
+        Input::parse(body).map(Members)
     }
 
     fn get(&self, name: &str) -> Option<&Value> {
-        self.0.get(name).filter(|v| !v.is_null())
+        self.0.get(name)
     }
 
     fn string(&self, name: &str) -> Result<Option<String>, ApiError> {
-        match self.get(name) {
-            None => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(_) => Err(ApiError::serialization(format!("Value of member '{name}' must be a string."))),
-        }
+        self.0.string(name)
     }
 
     fn required_string(&self, name: &str) -> Result<String, ApiError> {

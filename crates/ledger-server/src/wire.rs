@@ -53,7 +53,8 @@ impl Input {
         }
     }
 
-    fn get(&self, name: &str) -> Option<&Value> {
+    /// A member that is present and not `null`.
+    pub(crate) fn get(&self, name: &str) -> Option<&Value> {
         self.members.get(name).filter(|v| !v.is_null())
     }
 
