@@ -29,10 +29,23 @@ fn story() -> Fixture {
     f
 }
 
+/// Every event of every secret `id` names (in all regions), in log order.
+fn history(tree: &sled::Tree, id: &str) -> Vec<audit::HistoryEntry> {
+    let mut entries = Vec::new();
+    for secret in audit::secret_identities(tree, id).unwrap() {
+        entries.extend(audit::secret_history(tree, secret.uid).unwrap());
+    }
+    entries
+}
+
+fn resolve_at(tree: &sled::Tree, id: &str, seq: u64) -> Option<SecretState> {
+    audit::resolve_at(tree, &audit::secret_identities(tree, id).unwrap(), seq).unwrap()
+}
+
 #[test]
 fn history_lists_every_event_of_one_secret_in_order() {
     let f = story();
-    let entries = audit::history(f.ledger().raw_tree(), "db/prod").unwrap();
+    let entries = history(f.ledger().raw_tree(), "db/prod");
     let events: Vec<&str> = entries.iter().map(|e| e.event).collect();
     assert_eq!(events[0], "SecretCreated");
     assert!(entries.windows(2).all(|w| w[0].seq < w[1].seq));
@@ -42,8 +55,8 @@ fn history_lists_every_event_of_one_secret_in_order() {
     assert!(entries.iter().all(|e| e.actor == "local" && !e.request_id.is_empty()));
     // By full ARN too; an unknown secret has no history.
     let arn = f.ledger().describe_secret(&f.scope, "db/prod").unwrap().arn;
-    assert_eq!(audit::history(f.ledger().raw_tree(), &arn).unwrap(), entries);
-    assert!(audit::history(f.ledger().raw_tree(), "nope").unwrap().is_empty());
+    assert_eq!(history(f.ledger().raw_tree(), &arn), entries);
+    assert!(history(f.ledger().raw_tree(), "nope").is_empty());
     // No value ever appears in a history line.
     assert!(entries.iter().all(|e| !e.change.contains("p1") && !e.change.contains("p2")));
 }
@@ -58,7 +71,10 @@ fn history_survives_purge_and_recreation() {
     }))
     .unwrap();
     f.create("db/prod", Some("fresh")).unwrap();
-    let entries = audit::history(f.ledger().raw_tree(), "db/prod").unwrap();
+    let ids = audit::secret_identities(f.ledger().raw_tree(), "db/prod").unwrap();
+    assert_eq!(ids.len(), 2, "both lives of the name are two secrets");
+    assert!(ids[0].arn != ids[1].arn && ids[0].created_seq < ids[1].created_seq);
+    let entries = history(f.ledger().raw_tree(), "db/prod");
     let uids: std::collections::BTreeSet<_> = entries.iter().map(|e| e.secret).collect();
     assert_eq!(uids.len(), 2, "both lives of the name");
     assert!(entries.iter().any(|e| e.event == "SecretPurged"));
@@ -81,17 +97,17 @@ fn state_as_of_seq_and_time() {
         assert_eq!(from_snapshots, replay, "seq {seq}");
         // One secret, replayed from its own index, equals its entry in the full state.
         for name in ["db/prod", "other"] {
-            let one = audit::resolve_at(tree, name, seq).unwrap();
+            let one = resolve_at(tree, name, seq);
             assert_eq!(one.as_ref(), replay.by_name("us-east-1", name), "{name} at seq {seq}");
         }
     }
     // Time → seq: before the first event, exactly at an event, between events, after the last.
     assert_eq!(audit::seq_at_time(tree, T0 - 1).unwrap(), 0);
     let at_rotation = audit::seq_at_time(tree, T0 + 3 * 3_600_000).unwrap();
-    let secret = audit::resolve_at(tree, "db/prod", at_rotation).unwrap().unwrap();
+    let secret = resolve_at(tree, "db/prod", at_rotation).unwrap();
     assert_eq!(secret.holder(AWSCURRENT), Some(tok(1).as_str()));
     let before_rotation = audit::seq_at_time(tree, T0 + 3 * 3_600_000 - 1).unwrap();
-    let secret = audit::resolve_at(tree, "db/prod", before_rotation).unwrap().unwrap();
+    let secret = resolve_at(tree, "db/prod", before_rotation).unwrap();
     assert_eq!(secret.holder(AWSCURRENT), Some(f.created[0].as_str()));
     assert_eq!(audit::seq_at_time(tree, i64::MAX).unwrap(), head);
     // The value that was current then, opened with the master key.
@@ -253,10 +269,10 @@ fn proofs_verify_against_checkpoints() {
 fn rebuild_restores_derived_data() {
     let f = story();
     let tree = f.ledger().raw_tree();
-    let before = audit::history(tree, "db/prod").unwrap();
+    let before = history(tree, "db/prod");
     let n = audit::rebuild_derived(tree, 5, &mut |_, _| {}).unwrap();
     assert_eq!(n, f.ledger().head().0);
-    assert_eq!(audit::history(tree, "db/prod").unwrap(), before);
+    assert_eq!(history(tree, "db/prod"), before);
     f.verify_ok();
 }
 

@@ -3,8 +3,8 @@
 //!
 //! | target | input | output |
 //! |---|---|---|
-//! | `SecretLedger.History` | `SecretId` | `{"secret_id", "events": [{seq, recorded_at, actor, request_id, secret, event, change, label_move?}]}` |
-//! | `SecretLedger.State` | `AsOf` (seq number, or a string: seq or RFC 3339 time), `SecretId`?, `Label`? | `{"as_of_seq", "as_of_time", "secrets", "label"}` |
+//! | `SecretLedger.History` | `SecretId` | `{"secret_id", "region", "secrets": [{uid, name, region, arn, "events": [{seq, recorded_at, actor, request_id, secret, event, change, label_move?}]}]}` |
+//! | `SecretLedger.State` | `AsOf` (seq number, or a string: seq or RFC 3339 time), `SecretId`?, `Label`? | `{"as_of_seq", "as_of_time", "region", "secrets", "label"}` |
 //! | `SecretLedger.Export` | `Origin`? | the export file itself, JSON Lines, `Content-Type: application/x-ndjson` |
 //! | `SecretLedger.Checkpoint` | `Origin`? | the unsigned checkpoint JSON |
 //! | `SecretLedger.Prove` | `Seq`, or `FromCheckpoint` + `ToCheckpoint` (checkpoint JSON objects) | the inclusion or consistency proof JSON |
@@ -13,6 +13,10 @@
 //! The documents are those of the CLI's `--json` output of the same command (the CLI builds
 //! its own with the functions of this module), so `secret-ledger <command> --endpoint URL`
 //! prints the same thing as `--data-dir DIR`.
+//!
+//! A `SecretId` resolves within the request's signing region, as in every Secrets Manager call:
+//! a name used in two regions names two different secrets, and an ARN of another region names
+//! none. `State` without a `SecretId` covers every region, ordered by region.
 //!
 //! Values are never returned: `State` with a `Label` names the version that held the label
 //! (`label.value` is always `null` online; open values offline with the master key).
@@ -26,6 +30,7 @@
 //! Errors: an unknown secret is `ResourceNotFoundException`, a bad member value
 //! `ValidationException`, a member of the wrong JSON type `SerializationException` (all 400).
 
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -39,7 +44,7 @@ use ledger_core::checkpoint::Checkpoint;
 use ledger_core::merkle;
 use ledger_core::time::{format_rfc3339_ms, parse_rfc3339};
 use ledger_core::SecretState;
-use ledger_store::audit::{self, HistoryEntry};
+use ledger_store::audit::{self, HistoryEntry, SecretIdentity};
 use ledger_store::{FailureReason, StoreError, VerifyFailure, VerifyReport};
 use serde_json::{json, Value};
 
@@ -70,6 +75,9 @@ pub enum AuditError {
     /// A member (or CLI argument) has an unusable value.
     #[error("{0}")]
     Invalid(String),
+    /// A name with no region, used in several regions: the message lists them with their ARNs.
+    #[error("{0}")]
+    Ambiguous(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -78,7 +86,7 @@ impl AuditError {
     fn into_api(self, request_id: &str) -> ApiError {
         match self {
             AuditError::NotFound(m) => ApiError::new("ResourceNotFoundException", StatusCode::BAD_REQUEST, m),
-            AuditError::Invalid(m) => validation(m),
+            AuditError::Invalid(m) | AuditError::Ambiguous(m) => validation(m),
             AuditError::Store(e) => ApiError::store(&e, request_id),
         }
     }
@@ -112,18 +120,89 @@ pub fn entry_json(e: &HistoryEntry) -> Value {
     out
 }
 
-/// Every event of the secret(s) `secret_id` names, up to the head read first.
-pub fn history_entries(tree: &sled::Tree, head: u64, secret_id: &str) -> Result<Vec<HistoryEntry>, AuditError> {
-    let entries: Vec<HistoryEntry> = audit::history(tree, secret_id)?.into_iter().filter(|e| e.seq <= head).collect();
-    if entries.is_empty() {
+/// The secrets `secret_id` names within `region`, created by `head`, in creation order (more
+/// than one when the name was re-created after a purge). A name resolves within one region, as
+/// every Secrets Manager call does; an ARN within its own. With no region, a name used in
+/// several regions is [`AuditError::Ambiguous`].
+pub fn resolve_secret(
+    tree: &sled::Tree,
+    head: u64,
+    secret_id: &str,
+    region: Option<&str>,
+) -> Result<Vec<SecretIdentity>, AuditError> {
+    let mut found = audit::secret_identities(tree, secret_id)?;
+    found.retain(|s| s.created_seq <= head);
+    let regions: BTreeSet<&str> = found.iter().map(|s| s.region.as_str()).collect();
+    if found.is_empty() {
         return Err(AuditError::NotFound(format!("no secret {} in this ledger", short(secret_id))));
     }
-    Ok(entries)
+    match region {
+        Some(region) if !regions.contains(region) => {
+            let elsewhere: Vec<&str> = regions.into_iter().collect();
+            Err(AuditError::NotFound(format!(
+                "no secret {} in region {}; it exists in {}",
+                short(secret_id),
+                short(region),
+                elsewhere.join(", ")
+            )))
+        }
+        Some(region) => {
+            found.retain(|s| s.region == region);
+            Ok(found)
+        }
+        None if regions.len() > 1 => {
+            let mut message = format!(
+                "{} names secrets in {} regions; choose one with a region or a full ARN:",
+                short(secret_id),
+                regions.len()
+            );
+            for s in &found {
+                message.push_str(&format!("\n  {}  {}", s.region, s.arn));
+            }
+            Err(AuditError::Ambiguous(message))
+        }
+        None => Ok(found),
+    }
 }
 
-/// The `history --json` document.
-pub fn history_json(secret_id: &str, entries: &[HistoryEntry]) -> Value {
-    json!({ "secret_id": secret_id, "events": entries.iter().map(entry_json).collect::<Vec<_>>() })
+/// One secret's history: who it is and every event of it up to the head.
+#[derive(Clone, Debug)]
+pub struct SecretHistory {
+    pub secret: SecretIdentity,
+    pub entries: Vec<HistoryEntry>,
+}
+
+/// The history of each secret `secret_id` names within `region` (see [`resolve_secret`]).
+pub fn history_entries(
+    tree: &sled::Tree,
+    head: u64,
+    secret_id: &str,
+    region: Option<&str>,
+) -> Result<Vec<SecretHistory>, AuditError> {
+    resolve_secret(tree, head, secret_id, region)?
+        .into_iter()
+        .map(|secret| {
+            let mut entries = audit::secret_history(tree, secret.uid)?;
+            entries.retain(|e| e.seq <= head);
+            Ok(SecretHistory { secret, entries })
+        })
+        .collect()
+}
+
+/// The `history --json` document: the region the id was resolved in, then each secret it
+/// named there (a re-created name is a second secret) with its ARN and events.
+pub fn history_json(secret_id: &str, histories: &[SecretHistory]) -> Value {
+    json!({
+        "secret_id": secret_id,
+        "region": histories.first().map(|h| h.secret.region.as_str()),
+        "secrets": histories.iter().map(|h| json!({
+            "uid": h.secret.uid.0,
+            "name": h.secret.name,
+            "region": h.secret.region,
+            "arn": h.secret.arn,
+            "events": h.entries.iter().map(entry_json).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+    })
 }
 
 /// A seq, or the last seq recorded at or before an RFC 3339 time.
@@ -142,18 +221,33 @@ pub fn parse_as_of(tree: &sled::Tree, head: u64, as_of: &str) -> Result<u64, Aud
 pub struct StateAt {
     pub seq: u64,
     pub time_ms: Option<i64>,
+    /// The region a `SecretId` was resolved in; `None` for the whole ledger.
+    pub region: Option<String>,
+    /// Ordered by region, then name.
     pub secrets: Vec<SecretState>,
 }
 
-/// The state as of `as_of` (capped at the head), of one secret or of all.
-pub fn state_at(tree: &sled::Tree, head: u64, as_of: &str, secret_id: Option<&str>) -> Result<StateAt, AuditError> {
+/// The state as of `as_of` (capped at the head): of the secret `secret_id` named then within
+/// `region` (see [`resolve_secret`]), or of every secret in every region.
+pub fn state_at(
+    tree: &sled::Tree,
+    head: u64,
+    as_of: &str,
+    secret_id: Option<&str>,
+    region: Option<&str>,
+) -> Result<StateAt, AuditError> {
     let seq = parse_as_of(tree, head, as_of)?.min(head);
     let time_ms = if seq == 0 { None } else { Some(audit::history_record_time(tree, seq)?) };
-    let secrets: Vec<SecretState> = match secret_id {
-        Some(id) => audit::resolve_at(tree, id, seq)?.into_iter().collect(),
-        None => audit::state_at(tree, seq)?.secrets().cloned().collect(),
+    let (region, mut secrets): (Option<String>, Vec<SecretState>) = match secret_id {
+        Some(id) => {
+            let candidates = resolve_secret(tree, head, id, region)?;
+            let region = candidates.first().map(|c| c.region.clone());
+            (region, audit::resolve_at(tree, &candidates, seq)?.into_iter().collect())
+        }
+        None => (None, audit::state_at(tree, seq)?.secrets().cloned().collect()),
     };
-    Ok(StateAt { seq, time_ms, secrets })
+    secrets.sort_by(|a, b| (&a.region, &a.name, a.uid).cmp(&(&b.region, &b.name, b.uid)));
+    Ok(StateAt { seq, time_ms, region, secrets })
 }
 
 /// One secret of a `state --json` document (versions and labels; never values).
@@ -183,12 +277,19 @@ pub fn label_holder<'a>(state: &'a StateAt, label: Option<&str>) -> Option<(&'a 
 /// offline with the master key; online it is always `None` (`null`).
 pub fn state_json(state: &StateAt, label: Option<&str>, value: Option<Value>) -> Value {
     let label_out = match (label, label_holder(state, label)) {
-        (Some(label), Some((_, holder))) => json!({ "label": label, "version_id": holder, "value": value }),
+        (Some(label), Some((secret, holder))) => json!({
+            "label": label,
+            "region": secret.region,
+            "arn": secret.arn,
+            "version_id": holder,
+            "value": value,
+        }),
         _ => Value::Null,
     };
     json!({
         "as_of_seq": state.seq,
         "as_of_time": state.time_ms.map(format_rfc3339_ms),
+        "region": state.region,
         "secrets": state.secrets.iter().map(secret_json).collect::<Vec<_>>(),
         "label": label_out,
     })
@@ -416,8 +517,15 @@ fn now_ms() -> i64 {
     i64::try_from(now.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// Runs one audit operation; `operation` is the name after `SecretLedger.`.
-pub async fn dispatch(app: &Arc<App>, operation: &str, body: &[u8], request_id: &str) -> Result<Response, ApiError> {
+/// Runs one audit operation; `operation` is the name after `SecretLedger.`. `region` is the
+/// request's signing region: a `SecretId` resolves within it, as in every Secrets Manager call.
+pub async fn dispatch(
+    app: &Arc<App>,
+    operation: &str,
+    body: &[u8],
+    region: &str,
+    request_id: &str,
+) -> Result<Response, ApiError> {
     if !OPERATIONS.contains(&operation) {
         return Err(ApiError::unknown_operation(format!(
             "Unknown operation: X-Amz-Target '{TARGET_PREFIX}{}'.",
@@ -429,12 +537,13 @@ pub async fn dispatch(app: &Arc<App>, operation: &str, body: &[u8], request_id: 
     // The durable head: sled may already hold the records of a group whose flush is running;
     // nothing past what was acknowledged is read or published.
     let head = app.ledger.head();
+    let region = region.to_string();
     match operation {
         "History" => {
             let secret_id = input.required_string("SecretId")?;
             let doc = blocking(request_id, move || {
-                let entries = history_entries(&tree, head.0, &secret_id)?;
-                Ok(history_json(&secret_id, &entries))
+                let histories = history_entries(&tree, head.0, &secret_id, Some(&region))?;
+                Ok(history_json(&secret_id, &histories))
             })
             .await?;
             Ok(document(&doc))
@@ -447,12 +556,7 @@ pub async fn dispatch(app: &Arc<App>, operation: &str, body: &[u8], request_id: 
                 return Err(validation("Label requires SecretId."));
             }
             let doc = blocking(request_id, move || {
-                if let Some(id) = &secret_id {
-                    if audit::secret_uids(&tree, id)?.is_empty() {
-                        return Err(AuditError::NotFound(format!("no secret {} in this ledger", short(id))));
-                    }
-                }
-                let state = state_at(&tree, head.0, &as_of, secret_id.as_deref())?;
+                let state = state_at(&tree, head.0, &as_of, secret_id.as_deref(), Some(&region))?;
                 Ok(state_json(&state, label.as_deref(), None))
             })
             .await?;

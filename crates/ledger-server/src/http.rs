@@ -107,7 +107,7 @@ async fn answer(app: &Arc<App>, request: Request, request_id: &str) -> Result<Re
         if audit_ops::OPERATIONS.contains(&operation) {
             access.check_audit(&verified.access_key_id, operation)?;
         }
-        let result = audit_ops::dispatch(app, operation, &body, request_id).await;
+        let result = audit_ops::dispatch(app, operation, &body, &verified.region, request_id).await;
         let actor = verified.access_key_id;
         tracing::debug!(request_id, operation, actor, ok = result.is_ok(), "audit request");
         return result;

@@ -25,10 +25,17 @@ fn bench_audit(c: &mut Criterion) {
     group.bench_function("state_as_of_time_one_secret", |b| {
         b.iter(|| {
             let seq = audit::seq_at_time(tree, mid_time).expect("seq");
-            audit::resolve_at(tree, "app/secret-7", seq).expect("state").expect("secret exists")
+            audit::resolve_at(tree, &audit::secret_identities(tree, "app/secret-7").expect("ids"), seq)
+                .expect("state")
+                .expect("secret exists")
         })
     });
-    group.bench_function("history_one_secret", |b| b.iter(|| audit::history(tree, "app/secret-7").expect("history")));
+    group.bench_function("history_one_secret", |b| {
+        b.iter(|| {
+            audit::secret_history(tree, audit::secret_identities(tree, "app/secret-7").expect("ids")[0].uid)
+                .expect("history")
+        })
+    });
     group.sample_size(10);
     group.bench_function("state_as_of_seq_all_secrets", |b| {
         b.iter(|| audit::state_at(tree, head / 2 + 777).expect("state"))

@@ -74,9 +74,23 @@ fn read_record(tree: &sled::Tree, seq: u64) -> Result<Record, StoreError> {
     decode_record(&bytes).map_err(|e| StoreError::Corrupt { seq, reason: e.to_string() })
 }
 
-/// Every uid a `SecretId` (name, partial or full ARN) may have named over the log's life, in
-/// creation order. Names are looked up in the name index, never by scanning the log.
-pub fn secret_uids(tree: &sled::Tree, secret_id: &str) -> Result<Vec<SecretUid>, StoreError> {
+/// A secret as its `SecretCreated` record named it: what every audit document names it by.
+/// Two secrets of one name (in two regions, or one re-created after a purge) are two identities.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecretIdentity {
+    pub uid: SecretUid,
+    pub region: String,
+    pub name: String,
+    pub arn: String,
+    /// Seq of the `SecretCreated` record.
+    pub created_seq: u64,
+}
+
+/// Every secret a `SecretId` (name, partial or full ARN) may have named over the log's life, in
+/// every region, in creation order. A partial or full ARN selects its own region (and a full ARN
+/// its one secret); a name selects every region: callers resolve it within one, as the API does.
+/// Names are looked up in the name index, never by scanning the log.
+pub fn secret_identities(tree: &sled::Tree, secret_id: &str) -> Result<Vec<SecretIdentity>, StoreError> {
     let (name, region, full_arn) = if let Some(rest) = secret_id.strip_prefix("arn:") {
         let parts: Vec<&str> = rest.splitn(6, ':').collect();
         let [partition, _, region, account, _, resource] = parts[..] else { return Ok(Vec::new()) };
@@ -89,26 +103,34 @@ pub fn secret_uids(tree: &sled::Tree, secret_id: &str) -> Result<Vec<SecretUid>,
     } else {
         (secret_id.to_string(), None, None)
     };
-    let mut uids = Vec::new();
+    let mut found = Vec::new();
     for item in tree.scan_prefix(layout::name_prefix(&name)) {
         let (k, v) = item?;
         let uid = u64::from_be_bytes(k[k.len() - 8..].try_into().expect("8 bytes"));
         if region.is_some_and(|r| r.as_bytes() != &v[..]) {
             continue;
         }
-        if let Some(arn) = full_arn {
-            let first = tree.scan_prefix(index_prefix(uid)).keys().next().transpose()?;
-            let Some(first) = first else { continue };
-            let seq = u64::from_be_bytes(first[9..17].try_into().expect("8 bytes"));
-            match read_record(tree, seq)?.event {
-                Event::SecretCreated { arn: stored, .. } if stored == arn => {}
-                _ => continue,
-            }
+        let Some(identity) = identity(tree, SecretUid(uid))? else { continue };
+        if full_arn.is_some_and(|arn| arn != identity.arn) {
+            continue;
         }
-        uids.push(SecretUid(uid));
+        found.push(identity);
     }
-    uids.sort();
-    Ok(uids)
+    found.sort_by_key(|s| s.uid);
+    Ok(found)
+}
+
+/// The identity of `uid`, from its first record (its `SecretCreated`).
+fn identity(tree: &sled::Tree, uid: SecretUid) -> Result<Option<SecretIdentity>, StoreError> {
+    let first = tree.scan_prefix(index_prefix(uid.0)).keys().next().transpose()?;
+    let Some(first) = first else { return Ok(None) };
+    let seq = u64::from_be_bytes(first[9..17].try_into().expect("8 bytes"));
+    Ok(match read_record(tree, seq)?.event {
+        Event::SecretCreated { secret, region, name, arn, .. } if secret == uid => {
+            Some(SecretIdentity { uid, region, name, arn, created_seq: seq })
+        }
+        _ => None,
+    })
 }
 
 fn index_prefix(uid: u64) -> [u8; 9] {
@@ -128,13 +150,10 @@ fn secret_seqs(tree: &sled::Tree, uid: SecretUid) -> Result<Vec<u64>, StoreError
     Ok(seqs)
 }
 
-/// Every event that touched the secret(s) a `SecretId` names, in log order.
-pub fn history(tree: &sled::Tree, secret_id: &str) -> Result<Vec<HistoryEntry>, StoreError> {
-    let mut seqs = BTreeSet::new();
-    for uid in secret_uids(tree, secret_id)? {
-        seqs.extend(secret_seqs(tree, uid)?);
-    }
-    seqs.into_iter()
+/// Every event of one secret, in log order, from the per-secret index.
+pub fn secret_history(tree: &sled::Tree, uid: SecretUid) -> Result<Vec<HistoryEntry>, StoreError> {
+    secret_seqs(tree, uid)?
+        .into_iter()
         .map(|seq| {
             let r = read_record(tree, seq)?;
             Ok(HistoryEntry {
@@ -206,11 +225,15 @@ pub fn secret_state_at(tree: &sled::Tree, uid: SecretUid, seq: u64) -> Result<Op
     Ok(state.secret(uid).cloned())
 }
 
-/// The secret a `SecretId` named at `seq`: the newest of its uids created by then and not yet
-/// purged.
-pub fn resolve_at(tree: &sled::Tree, secret_id: &str, seq: u64) -> Result<Option<SecretState>, StoreError> {
-    for uid in secret_uids(tree, secret_id)?.into_iter().rev() {
-        if let Some(secret) = secret_state_at(tree, uid, seq)? {
+/// Which of `candidates` (identities of one name in one region, in creation order) the name
+/// meant at `seq`: the newest created by then and not yet purged.
+pub fn resolve_at(
+    tree: &sled::Tree,
+    candidates: &[SecretIdentity],
+    seq: u64,
+) -> Result<Option<SecretState>, StoreError> {
+    for candidate in candidates.iter().rev().filter(|c| c.created_seq <= seq) {
+        if let Some(secret) = secret_state_at(tree, candidate.uid, seq)? {
             return Ok(Some(secret));
         }
     }

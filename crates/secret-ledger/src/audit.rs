@@ -68,11 +68,6 @@ fn open(data_dir: &Path) -> anyhow::Result<LogDir> {
     LogDir::open(data_dir).with_context(|| format!("cannot open {}", data_dir.display()))
 }
 
-/// Whether `e` is the server's `ResourceNotFoundException`.
-fn remote_not_found(e: &anyhow::Error) -> bool {
-    e.downcast_ref::<RemoteError>().is_some_and(|r| r.code == "ResourceNotFoundException")
-}
-
 fn print_verify(doc: &Value, json: bool) -> ExitCode {
     let ok = doc["ok"] == true;
     if json {
@@ -179,60 +174,102 @@ struct Row {
     label_move: Option<(String, Option<String>, Option<String>)>,
 }
 
-fn rows(doc: &Value) -> anyhow::Result<Vec<Row>> {
+/// One secret of a history document: who it is, and its events.
+struct SecretRows {
+    name: String,
+    region: String,
+    arn: String,
+    rows: Vec<Row>,
+}
+
+fn secret_rows(doc: &Value) -> anyhow::Result<Vec<SecretRows>> {
     let text = |v: &Value, k: &str| v[k].as_str().unwrap_or("").to_string();
     let opt = |v: &Value| v.as_str().map(str::to_string);
-    doc["events"]
+    let row = |e: &Value| -> anyhow::Result<Row> {
+        Ok(Row {
+            seq: e["seq"].as_u64().context("an event without seq")?,
+            recorded_at_ms: parse_rfc3339(e["recorded_at"].as_str().unwrap_or(""))
+                .context("an event without a time")?,
+            actor: text(e, "actor"),
+            request_id: text(e, "request_id"),
+            event: text(e, "event"),
+            change: text(e, "change"),
+            label_move: e
+                .get("label_move")
+                .filter(|m| m.is_object())
+                .map(|m| (text(m, "label"), opt(&m["from"]), opt(&m["to"]))),
+        })
+    };
+    doc["secrets"]
         .as_array()
-        .context("a history document without events")?
+        .context("a history document without secrets")?
         .iter()
-        .map(|e| {
-            Ok(Row {
-                seq: e["seq"].as_u64().context("an event without seq")?,
-                recorded_at_ms: parse_rfc3339(e["recorded_at"].as_str().unwrap_or(""))
-                    .context("an event without a time")?,
-                actor: text(e, "actor"),
-                request_id: text(e, "request_id"),
-                event: text(e, "event"),
-                change: text(e, "change"),
-                label_move: e
-                    .get("label_move")
-                    .filter(|m| m.is_object())
-                    .map(|m| (text(m, "label"), opt(&m["from"]), opt(&m["to"]))),
+        .map(|secret| {
+            Ok(SecretRows {
+                name: text(secret, "name"),
+                region: text(secret, "region"),
+                arn: text(secret, "arn"),
+                rows: secret["events"]
+                    .as_array()
+                    .context("a secret without events")?
+                    .iter()
+                    .map(row)
+                    .collect::<anyhow::Result<_>>()?,
             })
         })
         .collect()
 }
 
-pub fn history(source: &Source, secret_id: &str, json_out: bool, html: Option<&Path>) -> anyhow::Result<ExitCode> {
+/// `history`: the secrets `secret_id` names in `region` (offline, `None` accepts a name used in
+/// one region only; online the server resolves in the signing region).
+pub fn history(
+    source: &Source,
+    secret_id: &str,
+    region: Option<&str>,
+    json_out: bool,
+    html: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
     let found = match source {
         Source::Dir(data_dir) => {
             let log = open(data_dir)?;
-            match audit_ops::history_entries(log.tree(), audit::head(log.tree())?.0, secret_id) {
-                Ok(entries) => Some(audit_ops::history_json(secret_id, &entries)),
-                Err(AuditError::NotFound(_)) => None,
+            match audit_ops::history_entries(log.tree(), audit::head(log.tree())?.0, secret_id, region) {
+                Ok(histories) => Ok(audit_ops::history_json(secret_id, &histories)),
+                Err(AuditError::NotFound(message)) => Err(message),
                 Err(e) => return Err(e.into()),
             }
         }
         Source::Remote(remote) => match remote.call("History", &json!({ "SecretId": secret_id })) {
-            Ok(doc) => Some(doc),
-            Err(e) if remote_not_found(&e) => None,
-            Err(e) => return Err(e),
+            Ok(doc) => Ok(doc),
+            Err(e) => match e.downcast::<RemoteError>() {
+                Ok(r) if r.code == "ResourceNotFoundException" => Err(r.message),
+                Ok(r) => return Err(r.into()),
+                Err(e) => return Err(e),
+            },
         },
     };
-    let Some(doc) = found else {
-        eprintln!("no secret {secret_id} in this ledger");
-        return Ok(ExitCode::from(2));
+    let doc = match found {
+        Ok(doc) => doc,
+        Err(message) => {
+            eprintln!("{message}");
+            return Ok(ExitCode::from(2));
+        }
     };
-    let rows = rows(&doc)?;
+    let secrets = secret_rows(&doc)?;
     if let Some(path) = html {
-        std::fs::write(path, history_html(secret_id, &rows))
+        std::fs::write(path, history_html(secret_id, &secrets))
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
     if json_out {
         println!("{doc}");
-    } else {
-        for e in &rows {
+        return Ok(ExitCode::SUCCESS);
+    }
+    for (i, secret) in secrets.iter().enumerate() {
+        if i > 0 {
+            println!();
+        }
+        let again = if i > 0 { " (re-created after a purge: another secret)" } else { "" };
+        println!("{} in {}: {}{again}", secret.name, secret.region, secret.arn);
+        for e in &secret.rows {
             println!(
                 "{:>8}  {}  {:<20} {:<18} {}  (request {})",
                 e.seq,
@@ -254,9 +291,32 @@ fn escape(text: &str) -> String {
 /// One label on one version: from (seq, time), version, who moved it there, until (seq, time).
 type Span = (u64, i64, String, String, Option<(u64, i64)>);
 
-/// A self-contained page: for each label, which version held it when and who moved it; then
-/// every event. No scripts, no network assets.
-fn history_html(secret_id: &str, entries: &[Row]) -> String {
+/// A self-contained page, one section per secret (each names its region and ARN): for each
+/// label, which version held it when and who moved it; then every event. No scripts, no
+/// network assets.
+fn history_html(secret_id: &str, secrets: &[SecretRows]) -> String {
+    let region = secrets.first().map_or("", |s| s.region.as_str());
+    let mut out = String::new();
+    out.push_str("<!doctype html><html><head><meta charset=\"utf-8\"><title>History of ");
+    out.push_str(&escape(&format!("{secret_id} in {region}")));
+    out.push_str("</title><style>body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px;text-align:left}.lane{position:relative;height:22px;background:#f4f4f4;margin:2px 0;width:100%}.span{position:absolute;top:0;height:22px;overflow:hidden;white-space:nowrap;font-size:11px;line-height:22px;color:#fff;padding-left:3px;box-sizing:border-box;border-right:1px solid #fff}.lbl{font-weight:bold;margin-top:10px}</style></head><body>");
+    out.push_str(&format!("<h1>History of {} in {}</h1>", escape(secret_id), escape(region)));
+    if secrets.len() > 1 {
+        out.push_str(&format!(
+            "<p>This name was used by {} secrets in {} (re-created after a purge); each has its own section.</p>",
+            secrets.len(),
+            escape(region)
+        ));
+    }
+    for secret in secrets {
+        secret_html(&mut out, secret);
+    }
+    out.push_str("</body></html>\n");
+    out
+}
+
+fn secret_html(out: &mut String, secret: &SecretRows) {
+    let entries = &secret.rows;
     let mut spans: BTreeMap<String, Vec<Span>> = BTreeMap::new();
     for e in entries {
         let Some((label, _, to)) = &e.label_move else { continue };
@@ -273,13 +333,11 @@ fn history_html(secret_id: &str, entries: &[Row]) -> String {
     let first = entries.first().map_or(0, |e| e.recorded_at_ms);
     let last = entries.last().map_or(1, |e| e.recorded_at_ms).max(first + 1);
     let pct = |t: i64| ((t - first) as f64 * 100.0 / (last - first) as f64).clamp(0.0, 100.0);
-    let mut out = String::new();
-    out.push_str("<!doctype html><html><head><meta charset=\"utf-8\"><title>History of ");
-    out.push_str(&escape(secret_id));
-    out.push_str("</title><style>body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px;text-align:left}.lane{position:relative;height:22px;background:#f4f4f4;margin:2px 0;width:100%}.span{position:absolute;top:0;height:22px;overflow:hidden;white-space:nowrap;font-size:11px;line-height:22px;color:#fff;padding-left:3px;box-sizing:border-box;border-right:1px solid #fff}.lbl{font-weight:bold;margin-top:10px}</style></head><body>");
-    out.push_str(&format!("<h1>History of {}</h1>", escape(secret_id)));
     out.push_str(&format!(
-        "<p>{} events from {} to {}. Each lane shows which version held a staging label, from the event that moved it there.</p>",
+        "<h2>{} in {}</h2><p>ARN <code>{}</code>. {} events from {} to {}. Each lane shows which version held a staging label, from the event that moved it there.</p>",
+        escape(&secret.name),
+        escape(&secret.region),
+        escape(&secret.arn),
         entries.len(),
         format_rfc3339_ms(first),
         format_rfc3339_ms(last)
@@ -304,7 +362,7 @@ fn history_html(secret_id: &str, entries: &[Row]) -> String {
         }
         out.push_str("</div>");
     }
-    out.push_str("<h2>Events</h2><table><tr><th>seq</th><th>time</th><th>actor</th><th>request</th><th>event</th><th>change</th></tr>");
+    out.push_str("<h3>Events</h3><table><tr><th>seq</th><th>time</th><th>actor</th><th>request</th><th>event</th><th>change</th></tr>");
     for e in entries {
         out.push_str(&format!(
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -312,18 +370,19 @@ fn history_html(secret_id: &str, entries: &[Row]) -> String {
             format_rfc3339_ms(e.recorded_at_ms),
             escape(&e.actor),
             escape(&e.request_id),
-            e.event,
+            escape(&e.event),
             escape(&e.change)
         ));
     }
-    out.push_str("</table></body></html>\n");
-    out
+    out.push_str("</table>");
 }
 
 pub struct StateArgs<'a> {
     pub source: &'a Source,
     pub as_of: &'a str,
     pub secret_id: Option<&'a str>,
+    /// The region `secret_id` resolves in (offline; online the signing region decides).
+    pub region: Option<&'a str>,
     pub label: Option<&'a str>,
     pub master_key_file: Option<PathBuf>,
     pub json: bool,
@@ -353,7 +412,7 @@ pub fn state(args: StateArgs<'_>) -> anyhow::Result<ExitCode> {
         Source::Dir(data_dir) => {
             let log = open(data_dir)?;
             let tree = log.tree();
-            let state = audit_ops::state_at(tree, audit::head(tree)?.0, args.as_of, args.secret_id)?;
+            let state = audit_ops::state_at(tree, audit::head(tree)?.0, args.as_of, args.secret_id, args.region)?;
             let key_file = args.master_key_file.clone().unwrap_or_else(|| data_dir.join("master.key"));
             let value = open_label_value(tree, &key_file, &state, args.label)?;
             audit_ops::state_json(&state, args.label, value)
@@ -381,7 +440,13 @@ pub fn state(args: StateArgs<'_>) -> anyhow::Result<ExitCode> {
     let empty = Vec::new();
     let secrets = doc["secrets"].as_array().unwrap_or(&empty);
     let text = |v: &Value, k: &str| v[k].as_str().unwrap_or("").to_string();
+    let mut region = None;
     for s in secrets {
+        // Grouped by region (the document is ordered by region, then name).
+        if region.as_deref() != Some(text(s, "region").as_str()) {
+            region = Some(text(s, "region"));
+            println!("region {}", text(s, "region"));
+        }
         let deleted = s["deletion_scheduled_for"].as_str().map(|d| format!(" (scheduled for deletion on {d})"));
         println!("{} [{}] {}{}", text(s, "name"), text(s, "region"), text(s, "arn"), deleted.unwrap_or_default());
         for v in s["versions"].as_array().unwrap_or(&empty) {

@@ -36,23 +36,61 @@ struct RemoteArgs {
     /// With --endpoint: the secret access key to sign with.
     #[arg(long, env = "AWS_SECRET_ACCESS_KEY", hide_env_values = true)]
     secret_access_key: Option<String>,
-    /// With --endpoint: the region of the credential scope (else AWS_DEFAULT_REGION, else us-east-1).
+    /// The region a secret name resolves in (else AWS_DEFAULT_REGION, else a --secret-id ARN's
+    /// own); with --endpoint, the region requests are signed for (last resort us-east-1).
     #[arg(long, env = "AWS_REGION")]
     region: Option<String>,
 }
 
 impl RemoteArgs {
-    /// The data dir, or the server when --endpoint is given.
-    fn source(self, data_dir: PathBuf) -> anyhow::Result<audit::Source> {
+    /// The region given: `--region`, else `AWS_REGION`, else `AWS_DEFAULT_REGION`.
+    fn region_given(&self) -> Option<String> {
+        self.region
+            .clone()
+            .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
+            .filter(|r| !r.trim().is_empty())
+            .map(|r| r.trim().to_string())
+    }
+
+    /// The region `secret_id` resolves in: the one given, else an ARN's own. `None` leaves a
+    /// name unresolved until it proves to be in one region only. An ARN of another region than
+    /// the one given is a usage error (it could only answer "not found").
+    fn region_for(&self, secret_id: Option<&str>) -> anyhow::Result<Option<String>> {
+        let arn_region = secret_id.and_then(|id| id.strip_prefix("arn:")).and_then(|rest| rest.split(':').nth(2));
+        match (self.region_given(), arn_region) {
+            (Some(given), Some(arn)) if given != arn => anyhow::bail!(
+                "--secret-id is an ARN in region {arn}, but the region given (--region, AWS_REGION or \
+                 AWS_DEFAULT_REGION) is {given}: give --region {arn}"
+            ),
+            (Some(given), _) => Ok(Some(given)),
+            (None, Some(arn)) => Ok(Some(arn.to_string())),
+            // Online a name resolves in the signing region, so there must be one, as the AWS
+            // CLI insists; offline the ledger can tell whether the name is in one region only.
+            (None, None) if secret_id.is_some() && self.endpoint.is_some() => anyhow::bail!(
+                "with --endpoint a secret name resolves within the signing region: give --region \
+                 (or AWS_REGION, AWS_DEFAULT_REGION), or a full ARN"
+            ),
+            (None, None) => Ok(None),
+        }
+    }
+
+    /// The data dir, or the server when --endpoint is given (signing for `region`).
+    fn source(self, data_dir: PathBuf, region: Option<String>) -> anyhow::Result<audit::Source> {
         Ok(match self.endpoint {
             None => audit::Source::Dir(data_dir),
             Some(url) => audit::Source::Remote(Box::new(remote::Remote::new(remote::EndpointConfig {
                 url,
                 access_key_id: self.access_key_id,
                 secret_access_key: self.secret_access_key,
-                region: self.region,
+                region,
             })?)),
         })
+    }
+
+    /// [`RemoteArgs::source`] for a command that names no secret.
+    fn any_source(self, data_dir: PathBuf) -> anyhow::Result<audit::Source> {
+        let region = self.region_given();
+        self.source(data_dir, region)
     }
 }
 
@@ -94,9 +132,11 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// Every event that touched a secret, in order, with seq, time, actor, request id, change.
+    /// Every event of a secret, in order, with seq, time, actor, request id, change; headed by
+    /// the secret's region and ARN (a name re-created after a purge is a second secret).
     History {
-        /// Name, partial or full ARN.
+        /// Name, partial or full ARN. A name resolves within one region (--region, AWS_REGION,
+        /// AWS_DEFAULT_REGION); with none given it must be used in one region only.
         #[arg(long)]
         secret_id: String,
         #[arg(long, env = "SECRET_LEDGER_DATA_DIR", default_value = "./secret-ledger-data")]
@@ -114,7 +154,8 @@ enum Cmd {
         /// A seq, or an RFC 3339 time such as 2026-11-27T03:12:00Z.
         #[arg(long)]
         as_of: String,
-        /// Only this secret (name, partial or full ARN), replayed from its own events.
+        /// Only this secret (name, partial or full ARN), replayed from its own events. A name
+        /// resolves within one region, as for `history`. Without it: every secret, by region.
         #[arg(long)]
         secret_id: Option<String>,
         /// With --secret-id: which version held this label then, and its value given the key.
@@ -221,29 +262,33 @@ fn parse() -> Result<Cli, clap::Error> {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Cmd::Verify { data_dir, remote, export, checkpoint, json } => {
-            audit::verify(&remote.source(data_dir)?, export.as_deref(), checkpoint.as_deref(), json)
+            audit::verify(&remote.any_source(data_dir)?, export.as_deref(), checkpoint.as_deref(), json)
         }
         Cmd::History { secret_id, data_dir, remote, html, json } => {
-            audit::history(&remote.source(data_dir)?, &secret_id, json, html.as_deref())
+            let region = remote.region_for(Some(&secret_id))?;
+            let source = remote.source(data_dir, region.clone())?;
+            audit::history(&source, &secret_id, region.as_deref(), json, html.as_deref())
         }
         Cmd::State { as_of, secret_id, label, master_key_file, data_dir, remote, json } => {
+            let region = remote.region_for(secret_id.as_deref())?;
             audit::state(audit::StateArgs {
-                source: &remote.source(data_dir)?,
+                source: &remote.source(data_dir, region.clone())?,
                 as_of: &as_of,
                 secret_id: secret_id.as_deref(),
+                region: region.as_deref(),
                 label: label.as_deref(),
                 master_key_file,
                 json,
             })
         }
         Cmd::Export { out, origin, data_dir, remote, json } => {
-            audit::export(&remote.source(data_dir)?, &out, origin, json)
+            audit::export(&remote.any_source(data_dir)?, &out, origin, json)
         }
         Cmd::Checkpoint { out, origin, signing_key, data_dir, remote } => {
-            audit::checkpoint(&remote.source(data_dir)?, &out, origin, signing_key.as_deref())
+            audit::checkpoint(&remote.any_source(data_dir)?, &out, origin, signing_key.as_deref())
         }
         Cmd::Prove { seq, from_checkpoint, to_checkpoint, data_dir, remote, json } => {
-            let source = remote.source(data_dir)?;
+            let source = remote.any_source(data_dir)?;
             match (seq, from_checkpoint, to_checkpoint) {
                 (Some(seq), None, None) => audit::prove_inclusion(&source, seq, json),
                 (None, Some(a), Some(b)) => audit::prove_consistency(&source, &a, &b, json),

@@ -74,7 +74,7 @@ fn verify_history_state_and_exit_codes() {
     assert!(out.status.success());
     let history = json(&out);
     let changes: Vec<&str> =
-        history["events"].as_array().unwrap().iter().map(|e| e["change"].as_str().unwrap()).collect();
+        history["secrets"][0]["events"].as_array().unwrap().iter().map(|e| e["change"].as_str().unwrap()).collect();
     assert!(changes.contains(&format!("AWSCURRENT: {} → {}", token(1), token(2)).as_str()), "{changes:?}");
     let page = std::fs::read_to_string(&html).unwrap();
     assert!(page.contains("AWSCURRENT") && !page.contains("http://") && !page.contains("https://"));
@@ -197,6 +197,8 @@ fn audit_commands_against_a_running_server() {
             .args(["--endpoint", &endpoint])
             .env("AWS_ACCESS_KEY_ID", AKID)
             .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+            .env_remove("AWS_REGION")
             .env_remove("SECRET_LEDGER_DATA_DIR")
             .output()
             .unwrap()
@@ -233,7 +235,7 @@ fn audit_commands_against_a_running_server() {
     let offline_history = bin(&["history", "--data-dir", d, "--secret-id", "db/prod", "--json"]);
     assert_eq!(json(&online_history), json(&offline_history));
     let history = json(&online_history);
-    assert!(history["events"].as_array().unwrap().iter().any(|e| e["change"]
+    assert!(history["secrets"][0]["events"].as_array().unwrap().iter().any(|e| e["change"]
         == format!("AWSCURRENT: {} → {}", token(1), token(2))
         && e["label_move"]["to"] == token(2)));
     let offline_verify = json(&bin(&["verify", "--data-dir", d, "--json"]));
@@ -254,4 +256,217 @@ fn audit_commands_against_a_running_server() {
     let out = bin(&["verify", "--export", path(&export), "--json"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
     assert_eq!(json(&out)["merkle_root"], offline_verify["merkle_root"]);
+}
+
+/// `db/prod` in us-east-1 (created, rotated, purged, created again) and in eu-west-1, with
+/// values that name their region. Returns the dir and the ARNs: us-east-1's two, eu-west-1's.
+fn two_regions() -> (tempfile::TempDir, Vec<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("master.key"), hex::encode(KEY)).unwrap();
+    let ledger = Ledger::open(dir.path(), MasterKey::from_bytes(1, KEY), LedgerOptions::default()).unwrap();
+    let mut arns = Vec::new();
+    let create = |region: &str, value: &str, n: u32| {
+        let meta = RequestMeta::local(Scope::new(region, "000000000000"));
+        let reply = ledger
+            .execute(
+                Command::CreateSecret(CreateSecret {
+                    name: "db/prod".into(),
+                    client_request_token: Some(token(n)),
+                    value: Some(SecretValue::string(value)),
+                    ..CreateSecret::default()
+                }),
+                &meta,
+            )
+            .unwrap()
+            .unwrap();
+        let ledger_core::Reply::Secret { arn, .. } = reply else { panic!("CreateSecret answered {reply:?}") };
+        arn
+    };
+    arns.push(create("us-east-1", "us-old-value", 1));
+    let us = RequestMeta::local(Scope::new("us-east-1", "000000000000"));
+    ledger
+        .execute(
+            Command::DeleteSecret(ledger_core::DeleteSecret {
+                secret_id: "db/prod".into(),
+                force_delete_without_recovery: Some(true),
+                ..ledger_core::DeleteSecret::default()
+            }),
+            &us,
+        )
+        .unwrap()
+        .unwrap();
+    arns.push(create("us-east-1", "us-value", 2));
+    arns.push(create("eu-west-1", "eu-value", 3));
+    ledger.close().unwrap();
+    (dir, arns)
+}
+
+/// The binary with no region in its environment, plus `env`.
+fn bin_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Process::new(env!("CARGO_BIN_EXE_secret-ledger"));
+    command.args(args).env_remove("AWS_REGION").env_remove("AWS_DEFAULT_REGION").env_remove("SECRET_LEDGER_DATA_DIR");
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    command.output().unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Checks `history --json` and `state --json` answers for `db/prod` in `region`.
+fn check_region_answers(history: &Output, state: &Output, region: &str, arns: &[&str]) {
+    assert!(history.status.success(), "{}", stderr(history));
+    let doc = json(history);
+    assert_eq!(doc["region"], region);
+    let secrets = doc["secrets"].as_array().unwrap();
+    let found: Vec<&str> = secrets.iter().map(|s| s["arn"].as_str().unwrap()).collect();
+    assert_eq!(found, arns, "{doc}");
+    assert!(secrets.iter().all(|s| s["region"] == region && !s["events"].as_array().unwrap().is_empty()));
+    assert!(state.status.success(), "{}", stderr(state));
+    let doc = json(state);
+    assert_eq!(doc["region"], region, "{doc}");
+    assert_eq!(doc["label"]["arn"], *arns.last().unwrap());
+    assert_eq!(doc["secrets"].as_array().unwrap().len(), 1);
+    assert_eq!(doc["secrets"][0]["arn"], *arns.last().unwrap());
+}
+
+/// Issue 8: a name resolves within one region offline (--region, AWS_REGION, AWS_DEFAULT_REGION,
+/// else the ARN's own); with no region, a name used in two regions is a usage error that lists
+/// them; every output names the region and ARN.
+#[test]
+fn offline_names_resolve_within_one_region() {
+    let (dir, arns) = two_regions();
+    let d = path(dir.path());
+    let history = |extra: &[&str], env: &[(&str, &str)]| {
+        bin_env(&[&["history", "--data-dir", d, "--secret-id"], extra, &["--json"]].concat(), env)
+    };
+    let state = |extra: &[&str], env: &[(&str, &str)]| {
+        bin_env(
+            &[&["state", "--data-dir", d, "--as-of", "999", "--label", "AWSCURRENT", "--json", "--secret-id"], extra]
+                .concat(),
+            env,
+        )
+    };
+    let us = [arns[0].as_str(), arns[1].as_str()];
+    let eu = [arns[2].as_str()];
+    // A region from the flag, or the environment in AWS's order.
+    check_region_answers(
+        &history(&["db/prod", "--region", "eu-west-1"], &[]),
+        &state(&["db/prod", "--region", "eu-west-1"], &[]),
+        "eu-west-1",
+        &eu,
+    );
+    let env = [("AWS_DEFAULT_REGION", "us-east-1")];
+    check_region_answers(&history(&["db/prod"], &env), &state(&["db/prod"], &env), "us-east-1", &us);
+    let env = [("AWS_REGION", "eu-west-1"), ("AWS_DEFAULT_REGION", "us-east-1")];
+    check_region_answers(&history(&["db/prod"], &env), &state(&["db/prod"], &env), "eu-west-1", &eu);
+    // The value opened offline is the one of the region asked about.
+    let out = state(&["db/prod"], &[("AWS_DEFAULT_REGION", "us-east-1")]);
+    assert_eq!(json(&out)["label"]["value"]["SecretString"], "us-value");
+    let out = state(&["db/prod", "--region", "eu-west-1"], &[("AWS_DEFAULT_REGION", "us-east-1")]);
+    assert_eq!(json(&out)["label"]["value"]["SecretString"], "eu-value");
+    // By full ARN, with no region anywhere: the ARN's region.
+    check_region_answers(&history(&[&arns[2]], &[]), &state(&[&arns[2]], &[]), "eu-west-1", &eu);
+    let out = history(&[&arns[0]], &[]);
+    assert_eq!(json(&out)["secrets"].as_array().unwrap().len(), 1, "a full ARN names one secret");
+    // An ARN against a different region given is a usage error that says so.
+    let out = history(&[&arns[2]], &[("AWS_DEFAULT_REGION", "us-east-1")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("eu-west-1") && stderr(&out).contains("us-east-1"), "{}", stderr(&out));
+    // No region anywhere: exit 2, listing the regions and ARNs to choose from; nothing on stdout.
+    for out in [history(&["db/prod"], &[]), state(&["db/prod"], &[])] {
+        assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stdout));
+        assert!(out.stdout.is_empty());
+        let message = stderr(&out);
+        for arn in &arns {
+            assert!(message.contains(arn.as_str()), "{message}");
+        }
+    }
+    // A region where the name was never used.
+    let out = history(&["db/prod", "--region", "ap-south-1"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("ap-south-1"));
+
+    // Text: a heading per secret naming region and ARN; the re-created name is a second secret.
+    let out = bin_env(&["history", "--data-dir", d, "--secret-id", "db/prod", "--region", "us-east-1"], &[]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&format!("db/prod in us-east-1: {}\n", arns[0])), "{text}");
+    assert!(text.contains(&format!("db/prod in us-east-1: {} (re-created", arns[1])), "{text}");
+    assert!(!text.contains("eu-west-1"), "{text}");
+    // The HTML names one region only, and both secrets of the name there.
+    let html = dir.path().join("eu.html");
+    let out = bin_env(
+        &["history", "--data-dir", d, "--secret-id", "db/prod", "--region", "eu-west-1", "--html", path(&html)],
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("eu-west-1") && page.contains(&arns[2]));
+    assert!(!page.contains("us-east-1"), "the page names one region only");
+    let html = dir.path().join("us.html");
+    bin_env(
+        &["history", "--data-dir", d, "--secret-id", "db/prod", "--region", "us-east-1", "--html", path(&html)],
+        &[],
+    );
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains(&arns[0]) && page.contains(&arns[1]) && !page.contains("eu-west-1"));
+
+    // State without --secret-id: every secret, grouped by region.
+    let out = bin_env(&["state", "--data-dir", d, "--as-of", "999", "--json"], &[]);
+    let regions: Vec<String> =
+        json(&out)["secrets"].as_array().unwrap().iter().map(|s| s["region"].as_str().unwrap().to_string()).collect();
+    assert_eq!(regions, ["eu-west-1", "us-east-1"]);
+    let out = bin_env(&["state", "--data-dir", d, "--as-of", "999"], &[]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (eu_at, us_at) = (text.find("region eu-west-1\n").unwrap(), text.find("region us-east-1\n").unwrap());
+    assert!(eu_at < us_at && text.find(&arns[2]).unwrap() < us_at, "{text}");
+}
+
+/// Issue 8 online: the server resolves a name in the signing region; the CLI needs a region
+/// (or an ARN) for a name, as the AWS CLI does; answers match the offline ones.
+#[test]
+fn online_names_resolve_in_the_signing_region() {
+    const AKID: &str = "AKIACLITEST000000002";
+    const SECRET_KEY: &str = "cli/region+key";
+    let (dir, arns) = two_regions();
+    let credentials = dir.path().join("credentials.txt");
+    std::fs::write(&credentials, format!("{AKID}:{SECRET_KEY}\n")).unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let mut config = ledger_server::ServeConfig::new(dir.path());
+    config.listen = "127.0.0.1:0".into();
+    config.credentials_file = Some(credentials);
+    let server = runtime.block_on(ledger_server::start(config)).unwrap();
+    let endpoint = format!("http://{}", server.local_addr());
+    let auth = [("AWS_ACCESS_KEY_ID", AKID), ("AWS_SECRET_ACCESS_KEY", SECRET_KEY)];
+    let remote = |args: &[&str], env: &[(&str, &str)]| {
+        bin_env(&[args, &["--endpoint", &endpoint, "--json"]].concat(), &[&auth[..], env].concat())
+    };
+    let history = |id: &str, env: &[(&str, &str)]| remote(&["history", "--secret-id", id], env);
+    let state = |id: &str, env: &[(&str, &str)]| {
+        remote(&["state", "--as-of", "999", "--label", "AWSCURRENT", "--secret-id", id], env)
+    };
+    let us = [arns[0].as_str(), arns[1].as_str()];
+    let eu = [arns[2].as_str()];
+    let env = [("AWS_DEFAULT_REGION", "eu-west-1")];
+    check_region_answers(&history("db/prod", &env), &state("db/prod", &env), "eu-west-1", &eu);
+    let env = [("AWS_REGION", "us-east-1")];
+    let online_us = history("db/prod", &env);
+    check_region_answers(&online_us, &state("db/prod", &env), "us-east-1", &us);
+    // By full ARN the request is signed for the ARN's region.
+    check_region_answers(&history(&arns[2], &[]), &state(&arns[2], &[]), "eu-west-1", &eu);
+    // A name with no region anywhere: usage error, as the AWS CLI.
+    for out in [history("db/prod", &[]), state("db/prod", &[])] {
+        assert_eq!(out.status.code(), Some(2));
+        assert!(stderr(&out).contains("--region"), "{}", stderr(&out));
+    }
+    // A region where the name is not used: not found, exit 2.
+    assert_eq!(history("db/prod", &[("AWS_REGION", "ap-south-1")]).status.code(), Some(2));
+    runtime.block_on(server.shutdown()).unwrap();
+
+    let d = path(dir.path());
+    let offline_us =
+        bin_env(&["history", "--data-dir", d, "--secret-id", "db/prod", "--json"], &[("AWS_REGION", "us-east-1")]);
+    assert_eq!(json(&online_us), json(&offline_us));
 }

@@ -49,7 +49,7 @@ async fn audit_operations_online() {
     // History: every event, the rotation's LabelMoved signed by our access key.
     let history = audit_call(&t, "History", json!({"SecretId": name})).await.expect_ok();
     assert_eq!(history["secret_id"], name);
-    let events = history["events"].as_array().unwrap();
+    let events = history["secrets"][0]["events"].as_array().unwrap();
     let moved = events
         .iter()
         .find(|e| e["event"] == "LabelMoved" && e["label_move"]["label"] == "AWSCURRENT" && e["label_move"]["to"] == v2)
@@ -165,5 +165,51 @@ async fn audit_calls_are_signed_and_append_nothing() {
     }
     assert_eq!(audit_call(&t, "Export", json!({})).await.status, 200);
     assert_eq!(t.head(), head, "an audit call appended to the log");
+    t.stop().await;
+}
+
+/// One name in two regions is two secrets: History and State resolve the name in the signing
+/// region, an ARN only in its own; the whole-ledger State lists both, ordered by region.
+#[tokio::test]
+async fn audit_names_resolve_in_the_signing_region() {
+    let t = TestServer::start().await;
+    let name = "shared/name";
+    let mut arns = Vec::new();
+    for region in ["us-east-1", "eu-west-1"] {
+        let c = t.client(region);
+        let created = c.create_secret().name(name).secret_string(format!("value-{region}")).send().await.unwrap();
+        arns.push(created.arn.unwrap());
+    }
+    let call = |op: &'static str, region: &'static str, body: Value| {
+        let target = format!("SecretLedger.{op}");
+        let addr = t.addr();
+        async move {
+            let mut raw = Raw::new(&target, body.to_string());
+            raw.region = region;
+            send(addr, raw).await
+        }
+    };
+    for (region, arn) in [("us-east-1", &arns[0]), ("eu-west-1", &arns[1])] {
+        let history = call("History", region, json!({"SecretId": name})).await.expect_ok();
+        assert_eq!(history["region"], region);
+        let secrets = history["secrets"].as_array().unwrap();
+        assert_eq!(secrets.len(), 1, "{history}");
+        assert_eq!((&secrets[0]["region"], &secrets[0]["arn"]), (&json!(region), &json!(arn)));
+        let by_arn = call("History", region, json!({"SecretId": arn})).await.expect_ok();
+        assert_eq!(by_arn, json!({"secret_id": arn, "region": region, "secrets": history["secrets"]}));
+        let state =
+            call("State", region, json!({"AsOf": "999", "SecretId": name, "Label": "AWSCURRENT"})).await.expect_ok();
+        assert_eq!((&state["region"], &state["label"]["arn"]), (&json!(region), &json!(arn)), "{state}");
+        assert_eq!(state["secrets"].as_array().unwrap().len(), 1);
+        assert_eq!(state["secrets"][0]["arn"], *arn);
+    }
+    // An ARN of another region names nothing here, as in every Secrets Manager call.
+    let message =
+        call("History", "eu-west-1", json!({"SecretId": &arns[0]})).await.expect_error("ResourceNotFoundException");
+    assert!(!message.contains("value-"), "{message}");
+    call("History", "ap-south-1", json!({"SecretId": name})).await.expect_error("ResourceNotFoundException");
+    let all = call("State", "ap-south-1", json!({"AsOf": "999"})).await.expect_ok();
+    let regions: Vec<&str> = all["secrets"].as_array().unwrap().iter().map(|s| s["region"].as_str().unwrap()).collect();
+    assert_eq!(regions, ["eu-west-1", "us-east-1"]);
     t.stop().await;
 }
