@@ -71,14 +71,15 @@ async fn check_secret(
     let deleted = described.deleted_date().is_some();
     let Model { secrets, counters } = model;
     let s = &mut secrets[idx];
-    match (s.deletion, deleted) {
-        (Deletion::Live, true) => findings
-            .problems
-            .push(format!("{name}: scheduled for deletion, but its last RestoreSecret was acknowledged")),
-        (Deletion::Deleted, false) => {
-            findings.problems.push(format!("{name}: live, but its last DeleteSecret was acknowledged"))
-        }
-        _ => {}
+    // An acknowledged DeleteSecret or RestoreSecret undone by a crash is a lost write too.
+    let lost = match (s.deletion, deleted) {
+        (Deletion::Live, true) => Some("scheduled for deletion, but its last RestoreSecret was acknowledged"),
+        (Deletion::Deleted, false) => Some("live, but its last DeleteSecret was acknowledged"),
+        _ => None,
+    };
+    if let Some(lost) = lost {
+        findings.lost += 1;
+        findings.problems.push(format!("{name}: LOST write: {lost}"));
     }
     if deleted {
         client
