@@ -105,6 +105,10 @@ impl MSecret {
             wanted.push(AWSCURRENT.into());
         }
         let mut labels = self.labels.clone();
+        // Trace F: a default promotion takes AWSPENDING off the old current version too.
+        if stages.is_none() && labels.get(AWSCURRENT).is_some() && labels.get(AWSCURRENT) == labels.get(AWSPENDING) {
+            labels.remove(AWSPENDING);
+        }
         if wanted.iter().any(|l| l == AWSCURRENT) && !wanted.iter().any(|l| l == AWSPREVIOUS) {
             if let Some(current) = labels.get(AWSCURRENT).cloned() {
                 labels.insert(AWSPREVIOUS.into(), current);

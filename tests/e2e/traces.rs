@@ -74,6 +74,18 @@ fn trace_c_rotation_promotion() {
     ]);
 }
 
+/// A default Put that takes AWSCURRENT from a version also holding AWSPENDING takes AWSPENDING
+/// off it too (LocalStack's AWS-recorded test_update_secret_version_stages_current_pending).
+#[test]
+fn trace_f_default_put_after_rotation_promotion() {
+    run(&[
+        (Step::Create("S1"), "v1[AWSCURRENT]"),
+        (Step::Put("S2", Some(&["AWSPENDING"])), "v1[AWSCURRENT] v2[AWSPENDING]"),
+        (Step::Stage("AWSCURRENT", Some(2), Some(1)), "v1[AWSPREVIOUS] v2[AWSCURRENT,AWSPENDING]"),
+        (Step::Put("S3", None), "v1[] v2[AWSPREVIOUS] v3[AWSCURRENT]"),
+    ]);
+}
+
 #[test]
 fn trace_d_explicit_current_and_custom() {
     run(&[

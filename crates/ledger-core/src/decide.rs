@@ -15,7 +15,7 @@ use crate::limits::*;
 use crate::names::{arn_suffix, check_name, parse_secret_id, resolve, secret_arn, SecretRef};
 use crate::state::{SecretState, State};
 use crate::value::SecretValue;
-use crate::{AWSCURRENT, AWSPREVIOUS};
+use crate::{AWSCURRENT, AWSPENDING, AWSPREVIOUS};
 
 /// What a decision may read besides the state: the clock, an RNG and the request's scope.
 pub struct Ctx<'a> {
@@ -274,6 +274,10 @@ fn token_retry(secret: &SecretState, key: Option<&DataKey>, token: &str, value: 
 /// Plans the label moves that give `version_id` the labels `stages` (or, with `None`, the
 /// default AWSCURRENT promotion), as AWS does (spec §4.3 rules 2–4). Returns the events and the
 /// labels the version ends with.
+///
+/// A default promotion that takes AWSCURRENT from a version also holding AWSPENDING (a
+/// rotation-style promotion left it there) detaches AWSPENDING from it too, as AWS does: the
+/// old version ends as `[AWSPREVIOUS]` (recorded AWS trace F).
 fn plan_new_version_labels(
     secret: &SecretState,
     version_id: &str,
@@ -296,6 +300,17 @@ fn plan_new_version_labels(
     wanted.sort_by_key(|l| l != AWSCURRENT);
     for label in &wanted {
         let from = labels.get(label).cloned();
+        if label == AWSCURRENT && stages.is_none() {
+            if let Some(old_current) = from.as_ref().filter(|c| labels.get(AWSPENDING) == Some(*c)) {
+                events.push(Event::LabelMoved {
+                    secret: uid,
+                    label: AWSPENDING.to_string(),
+                    from: Some(old_current.clone()),
+                    to: None,
+                });
+                labels.remove(AWSPENDING);
+            }
+        }
         if label == AWSCURRENT && !explicit_previous {
             if let Some(old_current) = &from {
                 let old_previous = labels.get(AWSPREVIOUS).cloned();
@@ -485,9 +500,10 @@ fn put_secret_value(
             check_label("versionStages.member", stage)?;
         }
     }
-    let secret = live(state, ctx.scope, &c.secret_id)?;
+    // Request-shape errors come before the lookup, also for a secret that does not exist.
     let value = c.value.as_ref().ok_or(SmError::NoValue)?;
     let token = c.client_request_token.as_ref().ok_or(SmError::TokenMissing)?;
+    let secret = live(state, ctx.scope, &c.secret_id)?;
     match new_version(secret, keys.data_key(secret.uid), token, value, c.version_stages.as_deref(), ctx)? {
         None => Ok(Decision::answer(Reply::Version {
             arn: secret.arn.clone(),
@@ -515,6 +531,9 @@ fn update_secret(
 ) -> Result<Decision, SmError> {
     check_token(&c.client_request_token)?;
     check_metadata(&c.description, &c.kms_key_id, &c.secret_type)?;
+    if c.value.is_some() && c.client_request_token.is_none() {
+        return Err(SmError::TokenMissing);
+    }
     let secret = live(state, ctx.scope, &c.secret_id)?;
     let mut events = Vec::new();
     let changes = |new: &Option<String>, old: &Option<String>| match new {

@@ -114,6 +114,18 @@ async fn refused_requests_append_nothing() {
         .await
         .expect_error("InvalidRequestException");
     assert_eq!(msg, "You must provide a ClientRequestToken value. We recommend a UUID-type value.");
+    // Request-shape errors come before the lookup, also for secrets that do not exist.
+    for (target, body) in [
+        ("secretsmanager.PutSecretValue", r#"{"SecretId": "no/such/secret", "SecretString": "v"}"#),
+        ("secretsmanager.UpdateSecret", r#"{"SecretId": "no/such/secret", "SecretString": "v"}"#),
+    ] {
+        let msg = send(t.addr(), Raw::new(target, body)).await.expect_error("InvalidRequestException");
+        assert_eq!(msg, "You must provide a ClientRequestToken value. We recommend a UUID-type value.", "{target}");
+    }
+    let body = format!(r#"{{"SecretId": "no/such/secret", "ClientRequestToken": "{}"}}"#, crate::common::token());
+    let msg =
+        send(t.addr(), Raw::new("secretsmanager.PutSecretValue", body)).await.expect_error("InvalidRequestException");
+    assert_eq!(msg, "You must provide either SecretString or SecretBinary.");
 
     // Oversized body.
     let big = format!(r#"{{"Name": "big", "SecretString": "{}"}}"#, "x".repeat(1024 * 1024 + 10));
