@@ -106,7 +106,7 @@ impl MSecret {
         }
         let mut labels = self.labels.clone();
         // Trace F: a default promotion takes AWSPENDING off the old current version too.
-        if stages.is_none() && labels.get(AWSCURRENT).is_some() && labels.get(AWSCURRENT) == labels.get(AWSPENDING) {
+        if stages.is_none() && labels.contains_key(AWSCURRENT) && labels.get(AWSCURRENT) == labels.get(AWSPENDING) {
             labels.remove(AWSPENDING);
         }
         if wanted.iter().any(|l| l == AWSCURRENT) && !wanted.iter().any(|l| l == AWSPREVIOUS) {
