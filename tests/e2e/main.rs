@@ -8,6 +8,7 @@ mod fixture;
 mod fuzz_export;
 mod kat;
 mod model;
+mod old_format;
 mod sled_files;
 mod traces;
 mod verify;
