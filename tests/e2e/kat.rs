@@ -36,7 +36,7 @@ fn created_event() -> Event {
 #[test]
 fn kat_secret_created_record() {
     let (record, bytes) = seal_record(1, ChainHash::GENESIS, 1_767_225_600_000, "local", "req-1", created_event());
-    assert_eq!(FORMAT_VERSION, 1);
+    assert_eq!(bytes[0], 1, "a first-release event keeps record format 1");
     expect_file("kat_secret_created.hex", &hex(&bytes));
     expect_file("kat_secret_created.hash", &record.hash.to_hex());
     assert_eq!(decode_record(&bytes).unwrap(), record);
@@ -76,4 +76,26 @@ fn kat_wrapped_key() {
     assert!(unwrap_key(&master, SecretUid(9), &wrapped).is_some());
     assert!(unwrap_key(&master, SecretUid(8), &wrapped).is_none());
     assert!(unwrap_key(&MasterKey::from_bytes(1, [0x34; 32]), SecretUid(9), &wrapped).is_none());
+}
+
+/// A record carries its event's format: format 2 for the events added with rotation, resource
+/// policies and access dates; a record claiming another format than its event's is refused.
+#[test]
+fn records_carry_their_events_format() {
+    let event = Event::ResourcePolicySet { secret: SecretUid(1), policy: "{}".into() };
+    let (record, bytes) = seal_record(2, ChainHash::GENESIS, 1_767_225_600_000, "local", "req-2", event);
+    assert_eq!((bytes[0], FORMAT_VERSION), (2, 2));
+    assert_eq!(decode_record(&bytes).unwrap(), record);
+    let mut downgraded = bytes.clone();
+    downgraded[0] = 1;
+    assert!(matches!(
+        decode_record(&downgraded),
+        Err(ledger_core::codec::DecodeError::EventFormat { record: 1, event: 2 })
+    ));
+    let (_, old) = seal_record(1, ChainHash::GENESIS, 0, "local", "req-1", created_event());
+    let mut upgraded = old.clone();
+    upgraded[0] = 2;
+    assert!(decode_record(&upgraded).is_err());
+    upgraded[0] = 3;
+    assert_eq!(decode_record(&upgraded), Err(ledger_core::codec::DecodeError::FormatVersion(3)));
 }

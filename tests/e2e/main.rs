@@ -4,6 +4,7 @@
 mod audit;
 mod errors;
 mod faults;
+mod filters;
 mod fixture;
 mod fuzz_export;
 mod kat;

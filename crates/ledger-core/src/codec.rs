@@ -11,8 +11,13 @@ use crate::chain::chain_hash;
 use crate::event::{Event, Record};
 use crate::ids::ChainHash;
 
-/// The record format this build writes and reads.
-pub const FORMAT_VERSION: u8 = 1;
+/// The newest record format this build writes and reads. Format 1: the events of the first
+/// release; format 2 adds rotation, resource policy and access events. Each record carries the
+/// format of its event ([`Event::format_version`]), so every format-1 record keeps its bytes
+/// and hash.
+pub const FORMAT_VERSION: u8 = 2;
+/// The oldest record format this build reads.
+pub const FORMAT_VERSION_MIN: u8 = 1;
 /// Bytes before the body: format_version, seq, prev_hash, hash.
 pub const RECORD_HEADER_LEN: usize = 1 + 8 + 32 + 32;
 /// Largest encoded body; a 64 KiB value plus its envelope is far below it.
@@ -26,6 +31,8 @@ pub enum DecodeError {
     Short { len: usize },
     #[error("unknown format_version {0}")]
     FormatVersion(u8),
+    #[error("a format {event} event in a record of format {record}")]
+    EventFormat { record: u8, event: u8 },
     #[error("undecodable body: {0}")]
     Body(String),
 }
@@ -67,9 +74,10 @@ pub fn seal_record(
     event: Event,
 ) -> (Record, Vec<u8>) {
     let body = encode_body(recorded_at_ms, actor, request_id, &event);
-    let hash = chain_hash(FORMAT_VERSION, &prev_hash, seq, &body);
+    let format_version = event.format_version();
+    let hash = chain_hash(format_version, &prev_hash, seq, &body);
     let mut bytes = Vec::with_capacity(RECORD_HEADER_LEN + body.len());
-    bytes.push(FORMAT_VERSION);
+    bytes.push(format_version);
     bytes.extend_from_slice(&seq.to_be_bytes());
     bytes.extend_from_slice(&prev_hash.0);
     bytes.extend_from_slice(&hash.0);
@@ -100,7 +108,7 @@ pub fn decode_header(bytes: &[u8]) -> Result<(RecordHeader, &[u8]), DecodeError>
         return Err(DecodeError::Short { len: bytes.len() });
     }
     let format_version = bytes[0];
-    if format_version != FORMAT_VERSION {
+    if !(FORMAT_VERSION_MIN..=FORMAT_VERSION).contains(&format_version) {
         return Err(DecodeError::FormatVersion(format_version));
     }
     let seq = u64::from_be_bytes(bytes[1..9].try_into().expect("8 bytes"));
@@ -113,6 +121,9 @@ pub fn decode_header(bytes: &[u8]) -> Result<(RecordHeader, &[u8]), DecodeError>
 pub fn decode_record(bytes: &[u8]) -> Result<Record, DecodeError> {
     let (header, body) = decode_header(bytes)?;
     let body: Body = options(BODY_BYTES_MAX).deserialize(body).map_err(|e| DecodeError::Body(e.to_string()))?;
+    if body.event.format_version() != header.format_version {
+        return Err(DecodeError::EventFormat { record: header.format_version, event: body.event.format_version() });
+    }
     Ok(Record {
         seq: header.seq,
         recorded_at_ms: body.recorded_at_ms,

@@ -188,4 +188,18 @@ pub enum RuleViolation {
     CurrentDetached { uid: u64 },
     #[error("secret uid {uid}: ARN {arn} does not name secret {name} in region {region}")]
     BadArn { uid: u64, arn: String, name: String, region: String },
+    #[error("version {version_id} of secret uid {uid} was given a value twice")]
+    ValueSetTwice { uid: u64, version_id: String },
+    #[error("secret uid {uid}: rotation configured without a rotation function")]
+    RotationWithoutFunction { uid: u64 },
+    #[error(
+        "secret uid {uid}: access of version {version_id} not on a whole UTC day, in the future, or twice on one day"
+    )]
+    BadAccess { uid: u64, version_id: String },
+    #[error("secret uid {uid}: an empty resource policy")]
+    EmptyPolicy { uid: u64 },
+    #[error("secret uid {uid}: resource policy deleted, but there was none")]
+    NoPolicy { uid: u64 },
+    #[error("secret uid {uid}: AWSCURRENT moved to version {version_id}, which has no value")]
+    CurrentWithoutValue { uid: u64, version_id: String },
 }

@@ -33,6 +33,15 @@ impl std::fmt::Debug for SealedValue {
     }
 }
 
+/// RotateSecret's `RotationRules`, as given: `AutomaticallyAfterDays` or `ScheduleExpression`
+/// (`rate(…)` or AWS's six-field `cron(…)`), and the `Duration` window.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct RotationRules {
+    pub automatically_after_days: Option<i64>,
+    pub duration: Option<String>,
+    pub schedule_expression: Option<String>,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Event {
     /// CreateSecret. The ARN's random suffix was chosen when the request was decided.
@@ -74,6 +83,25 @@ pub enum Event {
     SecretPurged { secret: SecretUid },
     /// A deprecated version removed to stay within the version quota.
     VersionPruned { secret: SecretUid, version_id: String },
+    // ----- Record format 2 from here on (see `Event::format_version`).
+    /// RotateSecret: rotation is on, with this function and these rules (`None` keeps the ones
+    /// configured before).
+    RotationConfigured { secret: SecretUid, lambda_arn: Option<String>, rules: Option<RotationRules> },
+    /// CancelRotateSecret: rotation is off (function and rules are kept, as on AWS).
+    RotationCancelled { secret: SecretUid },
+    /// RotateSecret: a version with no value yet, for the rotation to fill; `AWSPENDING` moves
+    /// to it in a `LabelMoved` of the same request.
+    VersionReserved { secret: SecretUid, version_id: String },
+    /// PutSecretValue filling a reserved version with its value.
+    VersionValueSet { secret: SecretUid, version_id: String, value: SealedValue, value_digest: [u8; 32] },
+    /// A rotation step failed: which step and the error text (never secret material).
+    RotationFailed { secret: SecretUid, version_id: String, step: String, error: String },
+    /// The first read of a version on a UTC day (`day_ms` is that day's midnight).
+    SecretAccessed { secret: SecretUid, version_id: String, day_ms: i64 },
+    /// PutResourcePolicy: the policy document as given.
+    ResourcePolicySet { secret: SecretUid, policy: String },
+    /// DeleteResourcePolicy.
+    ResourcePolicyDeleted { secret: SecretUid },
 }
 
 impl Event {
@@ -87,7 +115,48 @@ impl Event {
             | Event::DeletionScheduled { secret, .. }
             | Event::DeletionCancelled { secret }
             | Event::SecretPurged { secret }
-            | Event::VersionPruned { secret, .. } => *secret,
+            | Event::VersionPruned { secret, .. }
+            | Event::RotationConfigured { secret, .. }
+            | Event::RotationCancelled { secret }
+            | Event::VersionReserved { secret, .. }
+            | Event::VersionValueSet { secret, .. }
+            | Event::RotationFailed { secret, .. }
+            | Event::SecretAccessed { secret, .. }
+            | Event::ResourcePolicySet { secret, .. }
+            | Event::ResourcePolicyDeleted { secret } => *secret,
+        }
+    }
+
+    /// The sealed value a `VersionCreated` or `VersionValueSet` carries.
+    pub fn sealed_value(&self) -> Option<&SealedValue> {
+        match self {
+            Event::VersionCreated { value, .. } | Event::VersionValueSet { value, .. } => Some(value),
+            _ => None,
+        }
+    }
+
+    /// The record format that introduced this event: a record carries its event's format, so
+    /// a log without the newer events stays readable by older builds, and a record claiming an
+    /// older format than its event is refused.
+    pub fn format_version(&self) -> u8 {
+        match self {
+            Event::SecretCreated { .. }
+            | Event::VersionCreated { .. }
+            | Event::LabelMoved { .. }
+            | Event::SecretUpdated { .. }
+            | Event::TagsChanged { .. }
+            | Event::DeletionScheduled { .. }
+            | Event::DeletionCancelled { .. }
+            | Event::SecretPurged { .. }
+            | Event::VersionPruned { .. } => 1,
+            Event::RotationConfigured { .. }
+            | Event::RotationCancelled { .. }
+            | Event::VersionReserved { .. }
+            | Event::VersionValueSet { .. }
+            | Event::RotationFailed { .. }
+            | Event::SecretAccessed { .. }
+            | Event::ResourcePolicySet { .. }
+            | Event::ResourcePolicyDeleted { .. } => 2,
         }
     }
 
@@ -102,6 +171,14 @@ impl Event {
             Event::DeletionCancelled { .. } => "DeletionCancelled",
             Event::SecretPurged { .. } => "SecretPurged",
             Event::VersionPruned { .. } => "VersionPruned",
+            Event::RotationConfigured { .. } => "RotationConfigured",
+            Event::RotationCancelled { .. } => "RotationCancelled",
+            Event::VersionReserved { .. } => "VersionReserved",
+            Event::VersionValueSet { .. } => "VersionValueSet",
+            Event::RotationFailed { .. } => "RotationFailed",
+            Event::SecretAccessed { .. } => "SecretAccessed",
+            Event::ResourcePolicySet { .. } => "ResourcePolicySet",
+            Event::ResourcePolicyDeleted { .. } => "ResourcePolicyDeleted",
         }
     }
 }

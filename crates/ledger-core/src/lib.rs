@@ -42,6 +42,7 @@ pub mod merkle;
 pub mod names;
 pub mod password;
 pub mod query;
+pub mod rotation;
 mod state;
 pub mod time;
 mod value;
@@ -52,7 +53,7 @@ pub use decide::{
     UntagResource, UpdateSecret, UpdateSecretVersionStage,
 };
 pub use error::{ErrorCode, RuleViolation, SmError};
-pub use event::{Event, Record, SealedValue, Tag};
+pub use event::{Event, Record, RotationRules, SealedValue, Tag};
 pub use ids::{ChainHash, Scope, SecretUid, Seq};
 pub use state::{evolve, SecretState, State, VersionState};
 pub use value::{SecretValue, ValueKind};

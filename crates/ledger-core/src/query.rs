@@ -52,6 +52,7 @@ fn current_value(
     version_id: Option<&str>,
     stage: Option<&str>,
 ) -> Result<ValueLocation, SmError> {
+    let by_id = version_id.is_some();
     let version_id = match (version_id, stage) {
         (Some(id), stage) => {
             let version =
@@ -69,6 +70,13 @@ fn current_value(
         }
     };
     let version = secret.versions.get(version_id).ok_or(SmError::Internal)?;
+    // A version reserved by RotateSecret has no value until the rotation sets one.
+    if !version.has_value {
+        return Err(match by_id {
+            true => SmError::VersionNotFound { version_id: version_id.to_string() },
+            false => SmError::LabelNotFound { label: stage.unwrap_or(AWSCURRENT).to_string() },
+        });
+    }
     Ok(ValueLocation {
         secret: secret.uid,
         arn: secret.arn.clone(),
@@ -96,6 +104,14 @@ pub struct SecretDescription {
     pub deleted_at_ms: Option<i64>,
     /// Version id → its labels, for every version with at least one label.
     pub versions_to_stages: Vec<(String, Vec<String>)>,
+    pub rotation_enabled: bool,
+    pub rotation_lambda_arn: Option<String>,
+    pub rotation_rules: Option<crate::event::RotationRules>,
+    pub last_rotated_ms: Option<i64>,
+    /// Only while rotation is on and its schedule has a next date.
+    pub next_rotation_ms: Option<i64>,
+    /// Midnight (UTC) of the day of the last read.
+    pub last_accessed_ms: Option<i64>,
 }
 
 pub fn describe(secret: &SecretState) -> SecretDescription {
@@ -115,6 +131,12 @@ pub fn describe(secret: &SecretState) -> SecretDescription {
             .filter(|(_, v)| !v.labels.is_empty())
             .map(|(id, v)| (id.clone(), v.labels.iter().cloned().collect()))
             .collect(),
+        rotation_enabled: secret.rotation.enabled,
+        rotation_lambda_arn: secret.rotation.lambda_arn.clone(),
+        rotation_rules: secret.rotation.rules.clone(),
+        last_rotated_ms: secret.rotation.last_rotated_at_ms,
+        next_rotation_ms: crate::rotation::next_rotation(secret),
+        last_accessed_ms: secret.last_accessed_day_ms,
     }
 }
 
@@ -136,6 +158,7 @@ pub struct VersionEntry {
     /// Empty for a deprecated version (the wire omits the key).
     pub version_stages: Vec<String>,
     pub created_at_ms: i64,
+    pub last_accessed_ms: Option<i64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -201,7 +224,12 @@ pub fn list_secret_version_ids(state: &State, scope: &Scope, q: &ListSecretVersi
     };
     let include_deprecated = q.include_deprecated.unwrap_or(false);
     let mut all: Vec<(&String, &crate::state::VersionState)> =
-        secret.versions.iter().filter(|(_, v)| v.seq > after && (include_deprecated || !v.labels.is_empty())).collect();
+        // A version reserved by a rotation is listed once it has a value.
+        secret
+            .versions
+            .iter()
+            .filter(|(_, v)| v.has_value && v.seq > after && (include_deprecated || !v.labels.is_empty()))
+            .collect();
     all.sort_by_key(|(_, v)| v.seq);
     let next_token =
         (all.len() > limit).then(|| encode_cursor(CURSOR_VERSIONS, secret.uid.0, &all[limit - 1].1.seq.to_string()));
@@ -212,6 +240,7 @@ pub fn list_secret_version_ids(state: &State, scope: &Scope, q: &ListSecretVersi
             version_id: id.clone(),
             version_stages: v.labels.iter().cloned().collect(),
             created_at_ms: v.created_at_ms,
+            last_accessed_ms: v.last_accessed_day_ms,
         })
         .collect();
     Ok(VersionList { arn: secret.arn.clone(), name: secret.name.clone(), versions, next_token })
@@ -283,35 +312,55 @@ pub fn check_filters(filters: &[Filter]) -> Result<(), SmError> {
     Ok(())
 }
 
-/// Splits text into lower-case words at `/ - _ + = . @`, spaces and lower→upper transitions.
+/// The word separators of the `description` and `all` filters.
+const SEPARATORS: [char; 7] = ['/', '-', '_', '+', '=', '.', '@'];
+
+/// Splits text into words as AWS does for the `description` and `all` filters (observed on
+/// AWS): at the separators when exactly one kind of separator occurs (text with two kinds is
+/// one word, and a separator alone is none), then each part at every run of lower-case ASCII
+/// letters led by another character (`MyTest` → `My`, `Test`; `COMPANYthings` → `COMPAN`,
+/// `Ythings`; spaces split terms the same way). Words are lower-cased.
 fn words(text: &str) -> Vec<String> {
     let mut out = Vec::new();
-    let mut current = String::new();
-    let mut prev_lower = false;
-    for c in text.chars() {
-        if " /-_+=.@:".contains(c) {
-            if !current.is_empty() {
-                out.push(std::mem::take(&mut current));
-            }
-            prev_lower = false;
-            continue;
-        }
-        if c.is_uppercase() && prev_lower && !current.is_empty() {
-            out.push(std::mem::take(&mut current));
-        }
-        prev_lower = c.is_lowercase();
-        current.extend(c.to_lowercase());
+    let mut present = SEPARATORS.iter().filter(|&&c| text.contains(c));
+    match (present.next(), present.next()) {
+        _ if text.chars().count() == 1 && text.starts_with(SEPARATORS) => {}
+        (Some(&sep), None) => text.split(sep).for_each(|part| split_case(part, &mut out)),
+        (Some(_), Some(_)) => out.push(text.trim().to_lowercase()),
+        (None, _) => split_case(text, &mut out),
     }
-    if !current.is_empty() {
-        out.push(current);
-    }
+    out.retain(|w| !w.is_empty());
     out
 }
 
+/// Splits `text` before every character that is not a lower-case ASCII letter and is followed
+/// by one, and after the run of lower-case letters that follows it.
+fn split_case(text: &str, out: &mut Vec<String>) {
+    let chars: Vec<char> = text.chars().collect();
+    let mut push = |piece: &[char]| out.push(piece.iter().collect::<String>().trim().to_lowercase());
+    let (mut start, mut i) = (0, 0);
+    while i < chars.len() {
+        if !chars[i].is_ascii_lowercase() && chars.get(i + 1).is_some_and(char::is_ascii_lowercase) {
+            let mut end = i + 1;
+            while chars.get(end).is_some_and(char::is_ascii_lowercase) {
+                end += 1;
+            }
+            push(&chars[start..i]);
+            push(&chars[i..end]);
+            (start, i) = (end, end);
+        } else {
+            i += 1;
+        }
+    }
+    push(&chars[start..]);
+}
+
+/// Every word of `query` starts a word of `text` (case-insensitive); a query without words
+/// matches nothing.
 fn word_match(text: &str, query: &str) -> bool {
     let query_words = words(query);
     if query_words.is_empty() {
-        return true;
+        return false;
     }
     let text_words = words(text);
     query_words.iter().all(|q| text_words.iter().any(|w| w.starts_with(q.as_str())))

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use serde::{Deserialize, Serialize};
 
 use crate::error::RuleViolation;
-use crate::event::{Event, Tag};
+use crate::event::{Event, RotationRules, Tag};
 use crate::ids::SecretUid;
 use crate::limits::{
     DAY_MS, LABELS_PER_SECRET_MAX, PRUNE_GRACE_MS, RECOVERY_WINDOW_DAYS_MAX, RECOVERY_WINDOW_DAYS_MIN,
@@ -55,21 +55,87 @@ pub struct SecretState {
     pub labels: BTreeMap<String, String>,
     /// Pruned versions: id → value digest, so their tokens stay idempotent for the secret's life.
     pub retired: BTreeMap<String, [u8; 32]>,
+    /// Rotation configuration (RotateSecret / CancelRotateSecret).
+    pub rotation: RotationState,
+    /// When `AWSCURRENT` last moved (a rotation, by a function or by hand).
+    pub current_moved_at_ms: Option<i64>,
+    pub resource_policy: Option<String>,
+    /// Midnight (UTC) of the last day any version was read.
+    pub last_accessed_day_ms: Option<i64>,
+}
+
+/// A secret's rotation: whether it is on, with which function and rules, and when it last
+/// completed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RotationState {
+    pub enabled: bool,
+    pub lambda_arn: Option<String>,
+    pub rules: Option<RotationRules>,
+    /// When rotation was last configured.
+    pub configured_at_ms: Option<i64>,
+    /// When `AWSCURRENT` last moved onto a version a rotation reserved.
+    pub last_rotated_at_ms: Option<i64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VersionState {
     pub created_at_ms: i64,
-    /// Seq of the `VersionCreated` record that holds the sealed value.
+    /// Seq of the record that holds the sealed value (`VersionCreated` or `VersionValueSet`;
+    /// for a reserved version not yet filled, its `VersionReserved`).
     pub seq: u64,
     pub kind: ValueKind,
     pub digest: [u8; 32],
     pub labels: BTreeSet<String>,
+    /// `false` while a version reserved by RotateSecret has no value yet.
+    pub has_value: bool,
+    /// Reserved by RotateSecret: `AWSCURRENT` moving onto it completes a rotation.
+    pub by_rotation: bool,
+    /// Midnight (UTC) of the last day this version was read.
+    pub last_accessed_day_ms: Option<i64>,
 }
 
 impl SecretState {
     pub fn is_scheduled(&self) -> bool {
         self.deletion.is_some()
+    }
+
+    /// Adds a version created (`value`: kind and digest) or reserved (`None`) by the record at
+    /// `seq`.
+    fn add_version(
+        &mut self,
+        version_id: &str,
+        seq: u64,
+        recorded_at_ms: i64,
+        value: Option<(ValueKind, [u8; 32])>,
+    ) -> Result<(), RuleViolation> {
+        if self.versions.contains_key(version_id) || self.retired.contains_key(version_id) {
+            return Err(RuleViolation::VersionReused { uid: self.uid.0, version_id: version_id.to_string() });
+        }
+        // A request may exceed the quota by the one version it then prunes.
+        if self.versions.len() > VERSIONS_PER_SECRET_MAX {
+            return Err(RuleViolation::TooManyVersions { uid: self.uid.0 });
+        }
+        let (kind, digest) = value.unwrap_or((ValueKind::String, [0; 32]));
+        self.versions.insert(
+            version_id.to_string(),
+            VersionState {
+                created_at_ms: recorded_at_ms,
+                seq,
+                kind,
+                digest,
+                labels: BTreeSet::new(),
+                has_value: value.is_some(),
+                by_rotation: value.is_none(),
+                last_accessed_day_ms: None,
+            },
+        );
+        self.last_changed_at_ms = recorded_at_ms;
+        Ok(())
+    }
+
+    /// Whether a rotation is under way: `AWSPENDING` on a version other than `AWSCURRENT`'s.
+    pub fn rotation_in_progress(&self) -> bool {
+        self.holder(crate::AWSPENDING).is_some_and(|pending| self.holder(crate::AWSCURRENT) != Some(pending))
     }
 
     /// Labels of a version, sorted.
@@ -190,28 +256,88 @@ pub fn evolve(state: &mut State, seq: u64, recorded_at_ms: i64, event: &Event) -
                     versions: BTreeMap::new(),
                     labels: BTreeMap::new(),
                     retired: BTreeMap::new(),
+                    rotation: RotationState::default(),
+                    current_moved_at_ms: None,
+                    resource_policy: None,
+                    last_accessed_day_ms: None,
                 },
             );
         }
         Event::VersionCreated { secret, version_id, value, value_digest } => {
             let s = state.live_mut(*secret)?;
-            if s.versions.contains_key(version_id) || s.retired.contains_key(version_id) {
-                return Err(RuleViolation::VersionReused { uid: secret.0, version_id: version_id.clone() });
+            s.add_version(version_id, seq, recorded_at_ms, Some((value.kind, *value_digest)))?;
+        }
+        Event::VersionReserved { secret, version_id } => {
+            let s = state.live_mut(*secret)?;
+            s.add_version(version_id, seq, recorded_at_ms, None)?;
+        }
+        Event::VersionValueSet { secret, version_id, value, value_digest } => {
+            let s = state.live_mut(*secret)?;
+            let v = s
+                .versions
+                .get_mut(version_id)
+                .ok_or_else(|| RuleViolation::MissingVersion { uid: secret.0, version_id: version_id.clone() })?;
+            if v.has_value {
+                return Err(RuleViolation::ValueSetTwice { uid: secret.0, version_id: version_id.clone() });
             }
-            // A request may exceed the quota by the one version it then prunes.
-            if s.versions.len() > VERSIONS_PER_SECRET_MAX {
-                return Err(RuleViolation::TooManyVersions { uid: secret.0 });
+            (v.seq, v.kind, v.digest, v.has_value) = (seq, value.kind, *value_digest, true);
+            s.last_changed_at_ms = recorded_at_ms;
+        }
+        Event::RotationConfigured { secret, lambda_arn, rules } => {
+            let s = state.live_mut(*secret)?;
+            if lambda_arn.is_none() && s.rotation.lambda_arn.is_none() {
+                return Err(RuleViolation::RotationWithoutFunction { uid: secret.0 });
             }
-            s.versions.insert(
-                version_id.clone(),
-                VersionState {
-                    created_at_ms: recorded_at_ms,
-                    seq,
-                    kind: value.kind,
-                    digest: *value_digest,
-                    labels: BTreeSet::new(),
-                },
-            );
+            let r = &mut s.rotation;
+            r.enabled = true;
+            if lambda_arn.is_some() {
+                r.lambda_arn.clone_from(lambda_arn);
+            }
+            if rules.is_some() {
+                r.rules.clone_from(rules);
+            }
+            r.configured_at_ms = Some(recorded_at_ms);
+            s.last_changed_at_ms = recorded_at_ms;
+        }
+        Event::RotationCancelled { secret } => {
+            let s = state.live_mut(*secret)?;
+            s.rotation.enabled = false;
+            s.last_changed_at_ms = recorded_at_ms;
+        }
+        Event::RotationFailed { secret, version_id, .. } => {
+            let s = state.secrets.get(secret).ok_or(RuleViolation::MissingSecret { uid: secret.0 })?;
+            if !s.versions.contains_key(version_id) {
+                return Err(RuleViolation::MissingVersion { uid: secret.0, version_id: version_id.clone() });
+            }
+        }
+        Event::SecretAccessed { secret, version_id, day_ms } => {
+            let s = state.secrets.get_mut(secret).ok_or(RuleViolation::MissingSecret { uid: secret.0 })?;
+            let bad = || RuleViolation::BadAccess { uid: secret.0, version_id: version_id.clone() };
+            let v = s
+                .versions
+                .get_mut(version_id)
+                .ok_or_else(|| RuleViolation::MissingVersion { uid: secret.0, version_id: version_id.clone() })?;
+            // A whole UTC day, not after the record, and at most one event per version and day.
+            if day_ms % DAY_MS != 0 || *day_ms > recorded_at_ms || v.last_accessed_day_ms.is_some_and(|d| d >= *day_ms)
+            {
+                return Err(bad());
+            }
+            v.last_accessed_day_ms = Some(*day_ms);
+            s.last_accessed_day_ms = s.last_accessed_day_ms.max(Some(*day_ms));
+        }
+        Event::ResourcePolicySet { secret, policy } => {
+            let s = state.live_mut(*secret)?;
+            if policy.is_empty() {
+                return Err(RuleViolation::EmptyPolicy { uid: secret.0 });
+            }
+            s.resource_policy = Some(policy.clone());
+            s.last_changed_at_ms = recorded_at_ms;
+        }
+        Event::ResourcePolicyDeleted { secret } => {
+            let s = state.live_mut(*secret)?;
+            if s.resource_policy.take().is_none() {
+                return Err(RuleViolation::NoPolicy { uid: secret.0 });
+            }
             s.last_changed_at_ms = recorded_at_ms;
         }
         Event::LabelMoved { secret, label, from, to } => {
@@ -231,8 +357,11 @@ pub fn evolve(state: &mut State, seq: u64, recorded_at_ms: i64, event: &Event) -
                 });
             }
             if let Some(to) = to {
-                if !s.versions.contains_key(to) {
+                let Some(target) = s.versions.get(to) else {
                     return Err(RuleViolation::MissingVersion { uid: secret.0, version_id: to.clone() });
+                };
+                if label == crate::AWSCURRENT && !target.has_value {
+                    return Err(RuleViolation::CurrentWithoutValue { uid: secret.0, version_id: to.clone() });
                 }
                 if actual.is_none() && s.labels.len() >= LABELS_PER_SECRET_MAX {
                     return Err(RuleViolation::TooManyLabels { uid: secret.0 });
@@ -245,7 +374,14 @@ pub fn evolve(state: &mut State, seq: u64, recorded_at_ms: i64, event: &Event) -
                 s.labels.remove(label);
             }
             if let Some(to) = to {
-                s.versions.get_mut(to).expect("checked above").labels.insert(label.clone());
+                let target = s.versions.get_mut(to).expect("checked above");
+                target.labels.insert(label.clone());
+                if label == crate::AWSCURRENT {
+                    s.current_moved_at_ms = Some(recorded_at_ms);
+                    if target.by_rotation {
+                        s.rotation.last_rotated_at_ms = Some(recorded_at_ms);
+                    }
+                }
                 s.labels.insert(label.clone(), to.clone());
             }
             s.last_changed_at_ms = recorded_at_ms;

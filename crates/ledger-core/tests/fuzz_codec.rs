@@ -15,8 +15,8 @@ use ledger_core::codec::{
 };
 use ledger_core::crypto::{DataKeys, WrappedKey};
 use ledger_core::{
-    decide, evolve, ChainHash, Command, CreateSecret, Ctx, Event, PutSecretValue, Scope, SealedValue, SecretUid,
-    SecretValue, State, Tag, ValueKind,
+    decide, evolve, ChainHash, Command, CreateSecret, Ctx, Event, PutSecretValue, RotationRules, Scope, SealedValue,
+    SecretUid, SecretValue, State, Tag, ValueKind,
 };
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -84,6 +84,35 @@ fn event() -> impl Strategy<Value = Event> {
         uid().prop_map(|secret| Event::DeletionCancelled { secret }),
         uid().prop_map(|secret| Event::SecretPurged { secret }),
         (uid(), version_id()).prop_map(|(secret, version_id)| Event::VersionPruned { secret, version_id }),
+        (uid(), opt(), proptest::option::of((proptest::option::of(any::<i64>()), opt(), opt()))).prop_map(
+            |(secret, lambda_arn, rules)| Event::RotationConfigured {
+                secret,
+                lambda_arn,
+                rules: rules.map(|(automatically_after_days, duration, schedule_expression)| RotationRules {
+                    automatically_after_days,
+                    duration,
+                    schedule_expression,
+                }),
+            }
+        ),
+        uid().prop_map(|secret| Event::RotationCancelled { secret }),
+        (uid(), version_id()).prop_map(|(secret, version_id)| Event::VersionReserved { secret, version_id }),
+        (uid(), version_id(), sealed(), any::<[u8; 32]>()).prop_map(|(secret, version_id, value, value_digest)| {
+            Event::VersionValueSet { secret, version_id, value, value_digest }
+        }),
+        (uid(), version_id(), text(), text()).prop_map(|(secret, version_id, step, error)| Event::RotationFailed {
+            secret,
+            version_id,
+            step,
+            error
+        }),
+        (uid(), version_id(), any::<i64>()).prop_map(|(secret, version_id, day_ms)| Event::SecretAccessed {
+            secret,
+            version_id,
+            day_ms
+        }),
+        (uid(), text()).prop_map(|(secret, policy)| Event::ResourcePolicySet { secret, policy }),
+        uid().prop_map(|secret| Event::ResourcePolicyDeleted { secret }),
     ]
 }
 
@@ -268,7 +297,7 @@ proptest! {
         // Forge: mutate the body, then recompute the hash as an attacker can (no key needed).
         let mut body = bytes[RECORD_HEADER_LEN..].to_vec();
         apply(&mut body, &m);
-        let hash = ledger_core::chain::chain_hash(FORMAT_VERSION, &record.prev_hash, record.seq, &body);
+        let hash = ledger_core::chain::chain_hash(bytes[0], &record.prev_hash, record.seq, &body);
         let mut forged = bytes[..41].to_vec();
         forged.extend_from_slice(&hash.0);
         forged.extend_from_slice(&body);

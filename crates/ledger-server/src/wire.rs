@@ -9,7 +9,7 @@
 
 use base64::Engine;
 use ledger_core::query::{self, BatchError, Filter, SecretDescription, SecretList, VersionList};
-use ledger_core::{SecretValue, Tag};
+use ledger_core::{SecretValue, SmError, Tag};
 use ledger_store::SecretValueOut;
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -157,10 +157,16 @@ impl Input {
         let Some(items) = self.object_list(name)? else { return Ok(None) };
         items
             .iter()
-            .enumerate()
-            .map(|(i, item)| {
-                let key = item.required_string("Key", &format!("filters.{}.member.key", i + 1))?;
+            .map(|item| {
+                // AWS answers these two with InvalidParameterException, not a validation error.
+                let Some(key) = item.string("Key")? else {
+                    return Err(SmError::InvalidParameter("Invalid filter key".into()).into());
+                };
                 let values = item.string_list("Values")?.unwrap_or_default();
+                if values.is_empty() {
+                    let key = key.chars().take(64).collect::<String>();
+                    return Err(SmError::InvalidParameter(format!("Invalid filter values for key: {key}")).into());
+                }
                 Ok(Filter { key, values })
             })
             .collect::<Result<Vec<_>, _>>()
@@ -168,7 +174,7 @@ impl Input {
     }
 
     /// `SecretString` / `SecretBinary` as one domain value (the both/empty/size checks are the core's).
-    pub fn secret_value(&self) -> Result<Result<Option<SecretValue>, ledger_core::SmError>, ApiError> {
+    pub fn secret_value(&self) -> Result<Result<Option<SecretValue>, SmError>, ApiError> {
         let string = self.string("SecretString")?;
         let binary = self.blob("SecretBinary")?;
         Ok(SecretValue::from_fields(string, binary))
@@ -310,6 +316,41 @@ pub struct DescriptionOut {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret_versions_to_stages: Option<Map<String, Value>>,
     pub created_date: f64,
+    /// Present once rotation was ever configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rotation_enabled: Option<bool>,
+    #[serde(rename = "RotationLambdaARN", skip_serializing_if = "Option::is_none")]
+    pub rotation_lambda_arn: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rotation_rules: Option<RotationRulesWire>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_rotated_date: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_rotation_date: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_accessed_date: Option<f64>,
+}
+
+/// `RotationRulesType`, both directions.
+#[derive(Serialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct RotationRulesWire {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub automatically_after_days: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schedule_expression: Option<String>,
+}
+
+impl From<ledger_core::RotationRules> for RotationRulesWire {
+    fn from(r: ledger_core::RotationRules) -> RotationRulesWire {
+        RotationRulesWire {
+            automatically_after_days: r.automatically_after_days,
+            duration: r.duration,
+            schedule_expression: r.schedule_expression,
+        }
+    }
 }
 
 impl DescriptionOut {
@@ -330,6 +371,12 @@ impl DescriptionOut {
             version_ids_to_stages,
             secret_versions_to_stages,
             created_date: epoch_seconds(d.created_at_ms),
+            rotation_enabled: d.rotation_lambda_arn.is_some().then_some(d.rotation_enabled),
+            rotation_lambda_arn: d.rotation_lambda_arn,
+            rotation_rules: d.rotation_rules.map(RotationRulesWire::from),
+            last_rotated_date: d.last_rotated_ms.map(epoch_seconds),
+            next_rotation_date: d.next_rotation_ms.map(epoch_seconds),
+            last_accessed_date: d.last_accessed_ms.map(epoch_seconds),
         }
     }
 }
@@ -360,6 +407,8 @@ pub struct VersionEntryOut {
     pub version_stages: Option<Vec<String>>,
     pub created_date: f64,
     pub kms_key_ids: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_accessed_date: Option<f64>,
 }
 
 #[derive(Serialize)]
@@ -387,6 +436,7 @@ impl ListSecretVersionIdsOut {
                     version_stages: (!v.version_stages.is_empty()).then_some(v.version_stages),
                     created_date: epoch_seconds(v.created_at_ms),
                     kms_key_ids: kms_key_ids.clone(),
+                    last_accessed_date: v.last_accessed_ms.map(epoch_seconds),
                 })
                 .collect(),
             next_token: list.next_token,

@@ -65,6 +65,40 @@ pub fn describe(event: &Event) -> String {
         Event::DeletionCancelled { .. } => "deletion cancelled (restored)".to_string(),
         Event::SecretPurged { .. } => "purged; data key destroyed".to_string(),
         Event::VersionPruned { version_id, .. } => format!("version {version_id} pruned"),
+        Event::RotationConfigured { lambda_arn, rules, .. } => {
+            let mut parts = vec!["rotation on".to_string()];
+            if let Some(arn) = lambda_arn {
+                parts.push(format!("function {arn}"));
+            }
+            if let Some(r) = rules {
+                if let Some(days) = r.automatically_after_days {
+                    parts.push(format!("every {days} days"));
+                }
+                if let Some(e) = &r.schedule_expression {
+                    parts.push(format!("schedule {e}"));
+                }
+                if let Some(d) = &r.duration {
+                    parts.push(format!("window {d}"));
+                }
+            }
+            parts.join(", ")
+        }
+        Event::RotationCancelled { .. } => "rotation off".to_string(),
+        Event::VersionReserved { version_id, .. } => {
+            format!("version {version_id} reserved for a rotation (no value yet)")
+        }
+        Event::VersionValueSet { version_id, value, .. } => {
+            format!("version {version_id} value set ({:?}, {} ciphertext bytes)", value.kind, value.ciphertext.len())
+        }
+        Event::RotationFailed { version_id, step, error, .. } => {
+            format!("rotation to {version_id} failed at {step}: {error}")
+        }
+        Event::SecretAccessed { version_id, day_ms, .. } => {
+            let day = format_rfc3339_ms(*day_ms);
+            format!("version {version_id} read on {}", day.get(..10).unwrap_or(&day))
+        }
+        Event::ResourcePolicySet { policy, .. } => format!("resource policy set ({} bytes)", policy.len()),
+        Event::ResourcePolicyDeleted { .. } => "resource policy deleted".to_string(),
     }
 }
 
@@ -632,14 +666,14 @@ pub fn open_version_value(
     secret: &SecretState,
     version_id: &str,
 ) -> Result<Option<ledger_core::SecretValue>, StoreError> {
-    let Some(version) = secret.versions.get(version_id) else { return Ok(None) };
+    let Some(version) = secret.versions.get(version_id).filter(|v| v.has_value) else { return Ok(None) };
     let Some(wrapped) = tree.get(layout::key_key(secret.uid.0))? else { return Ok(None) };
     let wrapped: ledger_core::crypto::WrappedKey =
         codec::decode(&wrapped).map_err(|e| StoreError::Corrupt { seq: 0, reason: format!("key store: {e}") })?;
     let key = ledger_core::crypto::unwrap_key(master, secret.uid, &wrapped).ok_or(StoreError::WrongMasterKey)?;
     let record = read_record(tree, version.seq)?;
-    let Event::VersionCreated { value, .. } = &record.event else {
-        return Err(StoreError::Corrupt { seq: version.seq, reason: "not a VersionCreated record".into() });
+    let Some(value) = record.event.sealed_value() else {
+        return Err(StoreError::Corrupt { seq: version.seq, reason: "not a record with a value".into() });
     };
     Ok(ledger_core::crypto::open_value(&key, secret.uid, version_id, value))
 }
@@ -688,6 +722,7 @@ pub fn rebuild_derived(
         }
     }
     runs.flush(&mut batch);
+    batch.insert(&[layout::META], &[layout::PROJECTION_FORMAT]);
     tree.apply_batch(batch)?;
     tree.flush()?;
     progress(head, head);

@@ -25,8 +25,13 @@ pub const NAME: u8 = b'n';
 pub const MERKLE: u8 = b'r';
 /// Leaves per stored Merkle chunk root (a power of two).
 pub const MERKLE_CHUNK: u64 = 1024;
-/// `m` → `format_version (1)`: written once when the data dir is created.
+/// `m` → the encoding of the projection snapshots (1 byte): [`PROJECTION_FORMAT`] when the data
+/// dir was created or last upgraded. Snapshots of an older encoding are neither read nor
+/// checked; opening the ledger rebuilds them.
 pub const META: u8 = b'm';
+/// The encoding of the projection this build writes: 1 until rotation, resource policies and
+/// access dates joined the projection, 2 since.
+pub const PROJECTION_FORMAT: u8 = 2;
 
 pub fn event_key(seq: u64) -> [u8; 9] {
     let mut k = [EVENT; 9];

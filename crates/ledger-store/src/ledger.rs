@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 use ledger_core::codec::{self, decode_record};
 use ledger_core::crypto::{open_value, unwrap_key, DataKeys, KeyLookup, MasterKey, WrappedKey};
 use ledger_core::query::{self, ValueLocation};
-use ledger_core::{evolve, ChainHash, Command, Event, Reply, Scope, SecretValue, SmError, State};
+use ledger_core::{evolve, ChainHash, Command, Reply, Scope, SecretValue, SmError, State};
 
 use crate::error::StoreError;
 use crate::layout;
@@ -292,8 +292,16 @@ impl Ledger {
     fn open_unguarded(path: &Path, master: MasterKey, options: LedgerOptions) -> Result<Ledger, StoreError> {
         let db = open_db(path, options.cache_bytes)?;
         let tree: sled::Tree = (*db).clone();
-        if tree.get([layout::META])?.is_none() {
-            tree.insert([layout::META], &[codec::FORMAT_VERSION])?;
+        match tree.get([layout::META])? {
+            None => {
+                tree.insert([layout::META], &[layout::PROJECTION_FORMAT])?;
+            }
+            Some(format) if format[..] != [layout::PROJECTION_FORMAT] => {
+                // Written by an older build: its snapshots encode an older projection.
+                tracing::info!(path = %path.display(), "upgrading the derived data to this build's projection format");
+                crate::audit::rebuild_derived(&tree, options.snapshot_every, &mut |_, _| {})?;
+            }
+            Some(_) => {}
         }
         let (state, head_seq, head_hash) = load_state(&tree)?;
         crate::watermark::check(path, &tree, head_seq)?;
@@ -379,8 +387,8 @@ impl Ledger {
             .ok_or(StoreError::Corrupt { seq: location.seq, reason: "record of a live version is missing".into() })?;
         let record =
             decode_record(&bytes).map_err(|e| StoreError::Corrupt { seq: location.seq, reason: e.to_string() })?;
-        let Event::VersionCreated { value, .. } = &record.event else {
-            return Err(StoreError::Corrupt { seq: location.seq, reason: "not a VersionCreated record".into() });
+        let Some(value) = record.event.sealed_value() else {
+            return Err(StoreError::Corrupt { seq: location.seq, reason: "not a record with a value".into() });
         };
         match open_value(&key, location.secret, &location.version_id, value) {
             Some(value) => Ok(Ok(SecretValueOut { location, value })),

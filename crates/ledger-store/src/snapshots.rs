@@ -16,7 +16,7 @@
 use ledger_core::{codec, State};
 
 use crate::error::StoreError;
-use crate::layout::SNAPSHOT;
+use crate::layout::{META, PROJECTION_FORMAT, SNAPSHOT};
 use crate::ledger::state_digest;
 
 const PIECE_BYTES: usize = 6 * 1024;
@@ -58,8 +58,16 @@ pub fn write(tree: &sled::Tree, seq: u64, state: &State) -> Result<(), StoreErro
     Ok(())
 }
 
-/// Seqs of the stored snapshots, ascending.
+/// Whether the stored snapshots are of this build's encoding ([`PROJECTION_FORMAT`]).
+pub fn current(tree: &sled::Tree) -> Result<bool, StoreError> {
+    Ok(tree.get([META])?.is_some_and(|v| v[..] == [PROJECTION_FORMAT]))
+}
+
+/// Seqs of the stored snapshots of this build's encoding, ascending (none when they are older).
 pub fn seqs(tree: &sled::Tree) -> Result<Vec<u64>, StoreError> {
+    if !current(tree)? {
+        return Ok(Vec::new());
+    }
     let mut out = Vec::new();
     for key in tree.scan_prefix([SNAPSHOT]).keys() {
         let key = key?;

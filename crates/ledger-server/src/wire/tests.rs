@@ -106,6 +106,12 @@ fn description() -> SecretDescription {
         last_changed_at_ms: 2_500,
         deleted_at_ms: None,
         versions_to_stages: Vec::new(),
+        rotation_enabled: false,
+        rotation_lambda_arn: None,
+        rotation_rules: None,
+        last_rotated_ms: None,
+        next_rotation_ms: None,
+        last_accessed_ms: None,
     }
 }
 
@@ -138,8 +144,18 @@ fn deprecated_versions_have_no_stages_key() {
         arn: "arn".into(),
         name: "a".into(),
         versions: vec![
-            VersionEntry { version_id: "old".into(), version_stages: vec![], created_at_ms: 1_000 },
-            VersionEntry { version_id: "new".into(), version_stages: vec!["AWSCURRENT".into()], created_at_ms: 2_000 },
+            VersionEntry {
+                version_id: "old".into(),
+                version_stages: vec![],
+                created_at_ms: 1_000,
+                last_accessed_ms: None,
+            },
+            VersionEntry {
+                version_id: "new".into(),
+                version_stages: vec!["AWSCURRENT".into()],
+                created_at_ms: 2_000,
+                last_accessed_ms: None,
+            },
         ],
         next_token: None,
     };

@@ -533,9 +533,6 @@ fn cases(arn: &str) -> Vec<Case> {
     // Filters.
     for (name, filters) in [
         ("unknown key", json!([{"Key": "colour", "Values": ["red"]}])),
-        ("no Key", json!([{"Values": ["red"]}])),
-        ("no Values", json!([{"Key": "name"}])),
-        ("empty Values", json!([{"Key": "name", "Values": []}])),
         ("11 Values", json!([{"Key": "name", "Values": vec!["x"; 11]}])),
         ("11 filters", Value::Array(vec![json!({"Key": "name", "Values": ["x"]}); 11])),
         ("value with *", json!([{"Key": "name", "Values": ["se*"]}])),
@@ -546,6 +543,19 @@ fn cases(arn: &str) -> Vec<Case> {
             "ListSecrets",
             json!({"Filters": filters}),
             VALIDATION,
+        ));
+    }
+    // AWS answers a filter without a key or values with InvalidParameterException.
+    for (name, filters) in [
+        ("no Key", json!([{"Values": ["red"]}])),
+        ("no Values", json!([{"Key": "name"}])),
+        ("empty Values", json!([{"Key": "name", "Values": []}])),
+    ] {
+        c.push(refused_json(
+            format!("ListSecrets filter {name}"),
+            "ListSecrets",
+            json!({"Filters": filters}),
+            &["InvalidParameterException"],
         ));
     }
     c.push(refused_json("ListSecrets SortOrder sideways", "ListSecrets", json!({"SortOrder": "sideways"}), BAD_VALUE));

@@ -275,3 +275,23 @@ async fn shutdown_finishes_in_flight_writes_and_they_survive_a_restart() {
     assert!(answered > 0, "some writes completed before the shutdown");
     t.stop().await;
 }
+
+/// A filter without `Key` or without `Values` is `InvalidParameterException`, as on AWS, for
+/// ListSecrets and BatchGetSecretValue alike.
+#[tokio::test]
+async fn filters_without_key_or_values() {
+    let t = TestServer::start().await;
+    for target in ["secretsmanager.ListSecrets", "secretsmanager.BatchGetSecretValue"] {
+        let msg = send(t.addr(), Raw::new(target, json!({"Filters": [{"Values": ["a"]}]}).to_string()))
+            .await
+            .expect_error("InvalidParameterException");
+        assert_eq!(msg, "Invalid filter key", "{target}");
+        for filter in [json!({"Key": "name"}), json!({"Key": "name", "Values": []})] {
+            let msg = send(t.addr(), Raw::new(target, json!({"Filters": [filter]}).to_string()))
+                .await
+                .expect_error("InvalidParameterException");
+            assert_eq!(msg, "Invalid filter values for key: name", "{target}");
+        }
+    }
+    t.stop().await;
+}
