@@ -10,6 +10,7 @@ mod fuzz_export;
 mod kat;
 mod model;
 mod old_format;
+mod rotation;
 mod sled_files;
 mod traces;
 mod verify;

@@ -27,15 +27,63 @@ fn value(i: usize) -> SecretValue {
 
 #[derive(Clone, Debug)]
 enum Op {
-    Create { name: usize, token: usize, value: Option<usize> },
-    Put { name: usize, token: usize, value: usize, stages: Option<Vec<usize>> },
-    Update { name: usize, token: usize, value: usize },
-    Stage { name: usize, label: usize, move_to: Option<usize>, remove_from: Option<usize>, right_remove: bool },
-    Delete { name: usize, force: bool, days: Option<i64> },
-    Restore { name: usize },
-    Tag { name: usize, key: usize },
-    Untag { name: usize, key: usize },
-    Advance { hours: i64 },
+    Create {
+        name: usize,
+        token: usize,
+        value: Option<usize>,
+    },
+    Put {
+        name: usize,
+        token: usize,
+        value: usize,
+        stages: Option<Vec<usize>>,
+    },
+    Update {
+        name: usize,
+        token: usize,
+        value: usize,
+    },
+    Stage {
+        name: usize,
+        label: usize,
+        move_to: Option<usize>,
+        remove_from: Option<usize>,
+        right_remove: bool,
+    },
+    Delete {
+        name: usize,
+        force: bool,
+        days: Option<i64>,
+    },
+    Restore {
+        name: usize,
+    },
+    Tag {
+        name: usize,
+        key: usize,
+    },
+    Untag {
+        name: usize,
+        key: usize,
+    },
+    /// RotateSecret with a function ARN given (or not), reserving now (or not).
+    Rotate {
+        name: usize,
+        token: usize,
+        lambda: bool,
+        immediately: bool,
+    },
+    CancelRotate {
+        name: usize,
+    },
+    /// PutResourcePolicy (`set`) or DeleteResourcePolicy.
+    Policy {
+        name: usize,
+        set: bool,
+    },
+    Advance {
+        hours: i64,
+    },
     Restart,
 }
 
@@ -55,6 +103,10 @@ fn op() -> impl Strategy<Value = Op> {
         1 => name.clone().prop_map(|name| Op::Restore { name }),
         1 => (name.clone(), 0..3usize).prop_map(|(name, key)| Op::Tag { name, key }),
         1 => (name.clone(), 0..3usize).prop_map(|(name, key)| Op::Untag { name, key }),
+        1 => (name.clone(), token.clone(), proptest::bool::weighted(0.7), proptest::bool::weighted(0.8))
+            .prop_map(|(name, token, lambda, immediately)| Op::Rotate { name, token, lambda, immediately }),
+        1 => name.clone().prop_map(|name| Op::CancelRotate { name }),
+        1 => (name.clone(), any::<bool>()).prop_map(|(name, set)| Op::Policy { name, set }),
         1 => prop_oneof![Just(1i64), Just(25), Just(24 * 8)].prop_map(|hours| Op::Advance { hours }),
         1 => Just(Op::Restart),
     ]
@@ -63,22 +115,54 @@ fn op() -> impl Strategy<Value = Op> {
 #[derive(Clone, Debug)]
 struct MVersion {
     id: String,
-    value: SecretValue,
+    /// `None` for a version RotateSecret reserved and nobody filled yet.
+    value: Option<SecretValue>,
     created_ms: i64,
+    by_rotation: bool,
 }
 
 #[derive(Clone, Debug, Default)]
 struct MSecret {
     versions: Vec<MVersion>,
     labels: BTreeMap<String, String>,
-    pruned: BTreeMap<String, SecretValue>,
+    pruned: BTreeMap<String, Option<SecretValue>>,
     deletion_date: Option<i64>,
     tags: Option<Vec<(String, String)>>,
+    rotation_enabled: bool,
+    lambda: Option<String>,
+    policy: Option<String>,
 }
 
 impl MSecret {
-    fn find(&self, id: &str) -> Option<&SecretValue> {
-        self.versions.iter().find(|v| v.id == id).map(|v| &v.value).or_else(|| self.pruned.get(id))
+    /// The value of a version, live or pruned: `Some(None)` for one without a value.
+    fn find(&self, id: &str) -> Option<Option<&SecretValue>> {
+        self.versions
+            .iter()
+            .find(|v| v.id == id)
+            .map(|v| v.value.as_ref())
+            .or_else(|| self.pruned.get(id).map(Option::as_ref))
+    }
+
+    fn rotation_in_progress(&self) -> bool {
+        self.labels.get(AWSPENDING).is_some_and(|p| self.labels.get(AWSCURRENT) != Some(p))
+    }
+
+    /// Drops the oldest unlabelled versions older than a day while over the quota.
+    fn prune(
+        versions: &mut Vec<MVersion>,
+        labels: &BTreeMap<String, String>,
+        pruned: &mut BTreeMap<String, Option<SecretValue>>,
+        now: i64,
+    ) -> Result<(), ErrorCode> {
+        while versions.len() > 100 {
+            let victim = versions
+                .iter()
+                .position(|v| !labels.values().any(|l| *l == v.id) && v.created_ms <= now - 24 * HOUR_MS)
+                .ok_or(ErrorCode::LimitExceededException)?;
+            let v = versions.remove(victim);
+            pruned.insert(v.id, v.value);
+        }
+        Ok(())
     }
 
     fn has_version(&self, id: &str) -> bool {
@@ -97,9 +181,14 @@ impl MSecret {
         stages: Option<&[String]>,
         now: i64,
     ) -> Result<(), ErrorCode> {
-        if let Some(existing) = self.find(id) {
-            return if existing == value { Ok(()) } else { Err(ErrorCode::ResourceExistsException) };
-        }
+        let filling = match self.find(id) {
+            // A reserved version being given its value (PutSecretValue only; never pruned ones).
+            Some(None) if self.has_version(id) => true,
+            Some(existing) => {
+                return if existing == Some(value) { Ok(()) } else { Err(ErrorCode::ResourceExistsException) };
+            }
+            None => false,
+        };
         let mut wanted: Vec<String> = stages.map(<[String]>::to_vec).unwrap_or_else(|| vec![AWSCURRENT.into()]);
         if self.versions.is_empty() && !wanted.iter().any(|l| l == AWSCURRENT) {
             wanted.push(AWSCURRENT.into());
@@ -121,15 +210,18 @@ impl MSecret {
             return Err(ErrorCode::LimitExceededException);
         }
         let mut versions = self.versions.clone();
-        versions.push(MVersion { id: id.to_string(), value: value.clone(), created_ms: now });
         let mut pruned = self.pruned.clone();
-        while versions.len() > 100 {
-            let victim = versions
-                .iter()
-                .position(|v| !labels.values().any(|l| *l == v.id) && v.created_ms <= now - 24 * HOUR_MS)
-                .ok_or(ErrorCode::LimitExceededException)?;
-            let v = versions.remove(victim);
-            pruned.insert(v.id, v.value);
+        if filling {
+            let v = versions.iter_mut().find(|v| v.id == id).expect("found above");
+            v.value = Some(value.clone());
+        } else {
+            versions.push(MVersion {
+                id: id.to_string(),
+                value: Some(value.clone()),
+                created_ms: now,
+                by_rotation: false,
+            });
+            MSecret::prune(&mut versions, &labels, &mut pruned, now)?;
         }
         self.versions = versions;
         self.labels = labels;
@@ -169,7 +261,7 @@ impl Model {
                     }
                     if let Some(v) = value {
                         match s.find(&tok(*token)) {
-                            Some(existing) if *existing == self::value(*v) => return Ok(()),
+                            Some(existing) if existing == Some(&self::value(*v)) => return Ok(()),
                             Some(_) => return Err(ErrorCode::ResourceExistsException),
                             None => {}
                         }
@@ -189,7 +281,12 @@ impl Model {
                 self.live(NAMES[*name])?.add_version(&tok(*token), &self::value(*value), stages.as_deref(), now)
             }
             Op::Update { name, token, value } => {
-                self.live(NAMES[*name])?.add_version(&tok(*token), &self::value(*value), None, now)
+                let s = self.live(NAMES[*name])?;
+                // Only PutSecretValue fills a reserved version; to UpdateSecret its token is taken.
+                if s.find(&tok(*token)) == Some(None) {
+                    return Err(ErrorCode::ResourceExistsException);
+                }
+                s.add_version(&tok(*token), &self::value(*value), None, now)
             }
             Op::Stage { name, label, move_to, remove_from, right_remove } => {
                 let s = self.live(NAMES[*name])?;
@@ -214,6 +311,9 @@ impl Model {
                 };
                 if holder.as_deref() == Some(move_to.as_str()) {
                     return Ok(());
+                }
+                if label == AWSCURRENT && s.find(&move_to) == Some(None) {
+                    return Err(ErrorCode::InvalidRequestException);
                 }
                 match &holder {
                     Some(_) if remove_from.is_none() => return Err(ErrorCode::InvalidParameterException),
@@ -270,10 +370,55 @@ impl Model {
                 }
                 Ok(())
             }
+            Op::Rotate { name, token, lambda, immediately } => {
+                let s = self.live(NAMES[*name])?;
+                if !lambda && s.lambda.is_none() {
+                    return Err(ErrorCode::InvalidRequestException);
+                }
+                let token = tok(*token);
+                if s.rotation_in_progress() {
+                    return match s.labels.get(AWSPENDING) == Some(&token) {
+                        true => Ok(()),
+                        false => Err(ErrorCode::InvalidRequestException),
+                    };
+                }
+                match s.versions.iter().find(|v| v.id == token) {
+                    Some(v) if v.by_rotation => return Ok(()),
+                    Some(_) => return Err(ErrorCode::ResourceExistsException),
+                    None if s.pruned.contains_key(&token) => return Err(ErrorCode::ResourceExistsException),
+                    None => {}
+                }
+                if *immediately {
+                    let mut versions = s.versions.clone();
+                    let mut pruned = s.pruned.clone();
+                    let mut labels = s.labels.clone();
+                    versions.push(MVersion { id: token.clone(), value: None, created_ms: now, by_rotation: true });
+                    labels.insert(AWSPENDING.into(), token);
+                    MSecret::prune(&mut versions, &labels, &mut pruned, now)?;
+                    (s.versions, s.labels, s.pruned) = (versions, labels, pruned);
+                }
+                s.rotation_enabled = true;
+                if *lambda {
+                    s.lambda = Some(MODEL_LAMBDA.into());
+                }
+                Ok(())
+            }
+            Op::CancelRotate { name } => {
+                self.live(NAMES[*name])?.rotation_enabled = false;
+                Ok(())
+            }
+            Op::Policy { name, set } => {
+                self.live(NAMES[*name])?.policy = set.then(|| MODEL_POLICY.to_string());
+                Ok(())
+            }
             Op::Advance { .. } | Op::Restart => Ok(()),
         }
     }
 }
+
+const MODEL_LAMBDA: &str = "arn:aws:lambda:us-east-1:123456789012:function:rotate";
+const MODEL_POLICY: &str =
+    r#"{"Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:root"},"Action":"*"}]}"#;
 
 fn command(op: &Op) -> Option<Command> {
     let id = |name: &usize| NAMES[*name].to_string();
@@ -310,6 +455,20 @@ fn command(op: &Op) -> Option<Command> {
         Op::Untag { name, key } => {
             Command::UntagResource(UntagResource { secret_id: id(name), tag_keys: vec![format!("k{key}")] })
         }
+        Op::Rotate { name, token, lambda, immediately } => Command::RotateSecret(RotateSecret {
+            secret_id: id(name),
+            client_request_token: Some(tok(*token)),
+            rotation_lambda_arn: lambda.then(|| MODEL_LAMBDA.to_string()),
+            rotation_rules: None,
+            rotate_immediately: Some(*immediately),
+        }),
+        Op::CancelRotate { name } => Command::CancelRotateSecret(CancelRotateSecret { secret_id: id(name) }),
+        Op::Policy { name, set: true } => Command::PutResourcePolicy(PutResourcePolicy {
+            secret_id: id(name),
+            resource_policy: MODEL_POLICY.into(),
+            block_public_policy: Some(true),
+        }),
+        Op::Policy { name, set: false } => Command::DeleteResourcePolicy(DeleteResourcePolicy { secret_id: id(name) }),
         Op::Advance { .. } | Op::Restart => return None,
     })
 }
@@ -333,6 +492,9 @@ fn check_equal(f: &Fixture, model: &Model) -> Result<(), TestCaseError> {
         prop_assert_eq!(s.deletion.map(|d| d.deletion_date_ms), m.deletion_date);
         let tags = s.tags.as_ref().map(|t| t.iter().map(|t| (t.key.clone(), t.value.clone())).collect::<Vec<_>>());
         prop_assert_eq!(tags, m.tags.clone());
+        prop_assert_eq!(s.rotation.enabled, m.rotation_enabled, "rotation of {}", name);
+        prop_assert_eq!(s.rotation.lambda_arn.as_deref(), m.lambda.as_deref());
+        prop_assert_eq!(s.resource_policy.as_deref(), m.policy.as_deref());
         // Values: every label reads back the model's value (live secrets only).
         if m.deletion_date.is_none() {
             for (label, id) in &m.labels {
@@ -341,9 +503,15 @@ fn check_equal(f: &Fixture, model: &Model) -> Result<(), TestCaseError> {
                     version_stage: Some(label.clone()),
                     ..Default::default()
                 };
-                let out = f.ledger().get_secret_value(&f.scope, &q).unwrap().unwrap();
-                prop_assert_eq!(&out.location.version_id, id);
-                prop_assert_eq!(Some(&out.value), m.find(id));
+                match (f.ledger().get_secret_value(&f.scope, &q).unwrap(), m.find(id)) {
+                    (Ok(out), Some(Some(value))) => {
+                        prop_assert_eq!(&out.location.version_id, id);
+                        prop_assert_eq!(&out.value, value);
+                    }
+                    // A reserved version without a value is not readable.
+                    (Err(e), Some(None)) => prop_assert_eq!(e.code(), ErrorCode::ResourceNotFoundException),
+                    (got, want) => return Err(TestCaseError::fail(format!("{name} {label}: {got:?} vs {want:?}"))),
+                }
             }
         }
     }

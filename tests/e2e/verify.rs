@@ -354,3 +354,66 @@ fn forged_derived_data_is_caught() {
     let fail = ledger_store::verify_dir(f.dir.path(), &mut |_, _| {}).unwrap().unwrap_err();
     assert_eq!(fail.reason, FailureReason::WatermarkMissing);
 }
+
+/// The rules of the format-2 events hold on replay: each forged event is caught at its seq.
+#[test]
+fn forged_rotation_access_and_policy_events_break_the_rules() {
+    let story = || {
+        let mut f = Fixture::new();
+        f.create("a", Some("a1")).unwrap();
+        f.create("gone", Some("g1")).unwrap();
+        f.exec(Command::DeleteSecret(DeleteSecret {
+            secret_id: "gone".into(),
+            force_delete_without_recovery: Some(true),
+            ..DeleteSecret::default()
+        }))
+        .unwrap();
+        f.exec(Command::TagResource(TagResource {
+            secret_id: "a".into(),
+            tags: vec![Tag { key: "team".into(), value: "x".into() }],
+        }))
+        .unwrap();
+        f
+    };
+    let forge = |make: &dyn Fn(SecretUid, SecretUid, &str) -> Event| {
+        let f = story();
+        let seq = f.ledger().head().0;
+        let record = decode_record(&record_bytes(&f, seq)).unwrap();
+        let (a, gone) = (SecretUid(1), SecretUid(2));
+        let event = make(a, gone, &f.created[0]);
+        let (_, bytes) =
+            seal_record(seq, record.prev_hash, record.recorded_at_ms, &record.actor, &record.request_id, event);
+        overwrite(&f, seq, bytes);
+        let fail = failure(&f);
+        assert_eq!(fail.seq, seq, "{fail}");
+        fail.reason
+    };
+    let rule = |reason: FailureReason| match reason {
+        FailureReason::Rule(rule) => rule,
+        other => panic!("not a rule violation: {other}"),
+    };
+    let lambda = Some("arn:aws:lambda:us-east-1:123456789012:function:f".to_string());
+    // A rotation event for a purged secret.
+    let r =
+        rule(forge(&|_, gone, _| Event::RotationConfigured { secret: gone, lambda_arn: lambda.clone(), rules: None }));
+    assert!(matches!(r, RuleViolation::MissingSecret { uid: 2 }), "{r}");
+    // Rotation without a function.
+    let r = rule(forge(&|a, _, _| Event::RotationConfigured { secret: a, lambda_arn: None, rules: None }));
+    assert!(matches!(r, RuleViolation::RotationWithoutFunction { .. }), "{r}");
+    // SecretAccessed for a missing version, and not on a whole day.
+    let r = rule(forge(&|a, _, _| Event::SecretAccessed { secret: a, version_id: tok(99), day_ms: 0 }));
+    assert!(matches!(r, RuleViolation::MissingVersion { .. }), "{r}");
+    let r = rule(forge(&|a, _, v1| Event::SecretAccessed { secret: a, version_id: v1.into(), day_ms: 1_000 }));
+    assert!(matches!(r, RuleViolation::BadAccess { .. }), "{r}");
+    // A value set on a version that has one.
+    let r = rule(forge(&|a, _, v1| Event::VersionValueSet {
+        secret: a,
+        version_id: v1.into(),
+        value: SealedValue { kind: ValueKind::String, nonce: [0; 24], ciphertext: vec![0; 17] },
+        value_digest: [0; 32],
+    }));
+    assert!(matches!(r, RuleViolation::ValueSetTwice { .. }), "{r}");
+    // A policy deleted that was never set.
+    let r = rule(forge(&|a, _, _| Event::ResourcePolicyDeleted { secret: a }));
+    assert!(matches!(r, RuleViolation::NoPolicy { .. }), "{r}");
+}

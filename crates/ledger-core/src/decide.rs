@@ -9,7 +9,7 @@ use rand_core::RngCore;
 
 use crate::crypto::{seal_value, value_digest, DataKey, KeyLookup};
 use crate::error::SmError;
-use crate::event::{Event, Tag};
+use crate::event::{Event, RotationRules, Tag};
 use crate::ids::{Scope, SecretUid};
 use crate::limits::*;
 use crate::names::{arn_suffix, check_name, parse_secret_id, resolve, secret_arn, SecretRef};
@@ -85,6 +85,33 @@ pub struct UntagResource {
     pub tag_keys: Vec<String>,
 }
 
+#[derive(Clone, Debug, Default)]
+pub struct RotateSecret {
+    pub secret_id: String,
+    pub client_request_token: Option<String>,
+    pub rotation_lambda_arn: Option<String>,
+    pub rotation_rules: Option<RotationRules>,
+    /// Defaults to true: reserve the `AWSPENDING` version now.
+    pub rotate_immediately: Option<bool>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct CancelRotateSecret {
+    pub secret_id: String,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct PutResourcePolicy {
+    pub secret_id: String,
+    pub resource_policy: String,
+    pub block_public_policy: Option<bool>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct DeleteResourcePolicy {
+    pub secret_id: String,
+}
+
 /// Every request that may append events.
 #[derive(Clone, Debug)]
 pub enum Command {
@@ -96,6 +123,10 @@ pub enum Command {
     RestoreSecret(RestoreSecret),
     TagResource(TagResource),
     UntagResource(UntagResource),
+    RotateSecret(RotateSecret),
+    CancelRotateSecret(CancelRotateSecret),
+    PutResourcePolicy(PutResourcePolicy),
+    DeleteResourcePolicy(DeleteResourcePolicy),
     /// Purges every secret whose recovery window has ended; issued by the writer, not clients.
     PurgeDue,
 }
@@ -111,6 +142,10 @@ impl Command {
             Command::RestoreSecret(_) => "RestoreSecret",
             Command::TagResource(_) => "TagResource",
             Command::UntagResource(_) => "UntagResource",
+            Command::RotateSecret(_) => "RotateSecret",
+            Command::CancelRotateSecret(_) => "CancelRotateSecret",
+            Command::PutResourcePolicy(_) => "PutResourcePolicy",
+            Command::DeleteResourcePolicy(_) => "DeleteResourcePolicy",
             Command::PurgeDue => "PurgeDue",
         }
     }
@@ -182,6 +217,10 @@ pub fn decide(state: &State, keys: &dyn KeyLookup, cmd: &Command, ctx: &mut Ctx<
         Command::RestoreSecret(c) => restore_secret(state, c, ctx),
         Command::TagResource(c) => tag_resource(state, c, ctx),
         Command::UntagResource(c) => untag_resource(state, c, ctx),
+        Command::RotateSecret(c) => rotate_secret(state, c, ctx),
+        Command::CancelRotateSecret(c) => cancel_rotate_secret(state, c, ctx),
+        Command::PutResourcePolicy(c) => put_resource_policy(state, c, ctx),
+        Command::DeleteResourcePolicy(c) => delete_resource_policy(state, c, ctx),
         Command::PurgeDue => {
             let due: Vec<SecretUid> = state.due_for_purge(ctx.now_ms).collect();
             let events = due.iter().map(|&secret| Event::SecretPurged { secret }).collect();
@@ -300,6 +339,10 @@ fn plan_new_version_labels(
     wanted.sort_by_key(|l| l != AWSCURRENT);
     for label in &wanted {
         let from = labels.get(label).cloned();
+        if from.as_deref() == Some(version_id) {
+            // A reserved version being filled may already hold the label.
+            continue;
+        }
         if label == AWSCURRENT && stages.is_none() {
             if let Some(old_current) = from.as_ref().filter(|c| labels.get(AWSPENDING) == Some(*c)) {
                 events.push(Event::LabelMoved {
@@ -504,6 +547,9 @@ fn put_secret_value(
     let value = c.value.as_ref().ok_or(SmError::NoValue)?;
     let token = c.client_request_token.as_ref().ok_or(SmError::TokenMissing)?;
     let secret = live(state, ctx.scope, &c.secret_id)?;
+    if secret.versions.get(token).is_some_and(|v| !v.has_value) {
+        return fill_reserved(secret, keys.data_key(secret.uid), token, value, c.version_stages.as_deref(), ctx);
+    }
     match new_version(secret, keys.data_key(secret.uid), token, value, c.version_stages.as_deref(), ctx)? {
         None => Ok(Decision::answer(Reply::Version {
             arn: secret.arn.clone(),
@@ -591,6 +637,9 @@ fn update_version_stage(state: &State, c: &UpdateSecretVersionStage, ctx: &mut C
     };
     if holder == Some(move_to) {
         return Ok(Decision::answer(reply));
+    }
+    if label == AWSCURRENT && secret.versions.get(move_to).is_some_and(|v| !v.has_value) {
+        return Err(SmError::CurrentWithoutValue { version_id: move_to.to_string() });
     }
     if let Some(h) = holder {
         if remove_from.is_none() {
@@ -720,4 +769,129 @@ fn untag_resource(state: &State, c: &UntagResource, ctx: &mut Ctx<'_>) -> Result
         return Ok(Decision::answer(Reply::Empty));
     }
     Ok(Decision::with(vec![Event::TagsChanged { secret: secret.uid, set: Vec::new(), removed }], Reply::Empty))
+}
+
+/// PutSecretValue with the token of a version RotateSecret reserved: the rotation function
+/// giving it its value. Labels as for a new version; those it already holds stay.
+fn fill_reserved(
+    secret: &SecretState,
+    key: Option<&DataKey>,
+    token: &str,
+    value: &SecretValue,
+    stages: Option<&[String]>,
+    ctx: &mut Ctx<'_>,
+) -> Result<Decision, SmError> {
+    let key = key.ok_or(SmError::Internal)?;
+    let sealed = seal_value(key, secret.uid, token, value, fill(ctx.rng));
+    let mut events = vec![Event::VersionValueSet {
+        secret: secret.uid,
+        version_id: token.to_string(),
+        value: sealed,
+        value_digest: value_digest(key, value),
+    }];
+    let (moves, _) = plan_new_version_labels(secret, token, stages)?;
+    events.extend(moves);
+    // The version's labels afterwards: the ones it held plus the ones moved to it.
+    let mut labels: Vec<String> = secret.labels_of(token);
+    for event in &events {
+        if let Event::LabelMoved { label, to: Some(to), .. } = event {
+            if to == token && !labels.contains(label) {
+                labels.push(label.clone());
+            }
+        }
+    }
+    labels.sort();
+    let reply = Reply::Version {
+        arn: secret.arn.clone(),
+        name: secret.name.clone(),
+        version_id: token.to_string(),
+        version_stages: labels,
+    };
+    Ok(Decision::with(events, reply))
+}
+
+fn rotate_secret(state: &State, c: &RotateSecret, ctx: &mut Ctx<'_>) -> Result<Decision, SmError> {
+    // Request shape first, before the secret is looked up.
+    check_token(&c.client_request_token)?;
+    let token = c.client_request_token.as_ref().ok_or(SmError::RotationTokenMissing)?;
+    if let Some(arn) = &c.rotation_lambda_arn {
+        check_len("rotationLambdaARN", arn, 0, ROTATION_LAMBDA_ARN_CHARS_MAX)?;
+    }
+    if let Some(rules) = &c.rotation_rules {
+        crate::rotation::check_rules(rules)?;
+    }
+    let secret = live(state, ctx.scope, &c.secret_id)?;
+    let lambda_arn = c.rotation_lambda_arn.clone().filter(|a| !a.is_empty());
+    if lambda_arn.is_none() && secret.rotation.lambda_arn.is_none() {
+        return Err(SmError::NoRotationFunction);
+    }
+    let reply = Reply::Secret { arn: secret.arn.clone(), name: secret.name.clone(), version_id: Some(token.clone()) };
+    if secret.rotation_in_progress() {
+        // A retry of the request that started this rotation gets its answer again.
+        if secret.holder(AWSPENDING) == Some(token.as_str()) {
+            return Ok(Decision::answer(reply));
+        }
+        return Err(SmError::RotationInProgress);
+    }
+    match secret.versions.get(token) {
+        // A retry of a rotation that already finished.
+        Some(v) if v.by_rotation => return Ok(Decision::answer(reply)),
+        Some(_) => return Err(SmError::TokenReused { token: token.clone(), arn: secret.arn.clone() }),
+        None if secret.retired.contains_key(token) => {
+            return Err(SmError::TokenReused { token: token.clone(), arn: secret.arn.clone() })
+        }
+        None => {}
+    }
+    let uid = secret.uid;
+    let mut events = vec![Event::RotationConfigured { secret: uid, lambda_arn, rules: c.rotation_rules.clone() }];
+    if c.rotate_immediately.unwrap_or(true) {
+        let take_pending = Event::LabelMoved {
+            secret: uid,
+            label: AWSPENDING.to_string(),
+            from: secret.holder(AWSPENDING).map(str::to_string),
+            to: Some(token.clone()),
+        };
+        if secret.holder(AWSPENDING).is_none() && secret.labels.len() >= LABELS_PER_SECRET_MAX {
+            return Err(SmError::TooManyLabels { name: secret.name.clone(), max: LABELS_PER_SECRET_MAX });
+        }
+        let prunes = plan_pruning(secret, std::slice::from_ref(&take_pending), ctx.now_ms)?;
+        events.push(Event::VersionReserved { secret: uid, version_id: token.clone() });
+        events.push(take_pending);
+        events.extend(prunes);
+    }
+    Ok(Decision::with(events, reply))
+}
+
+fn cancel_rotate_secret(state: &State, c: &CancelRotateSecret, ctx: &mut Ctx<'_>) -> Result<Decision, SmError> {
+    let secret = live(state, ctx.scope, &c.secret_id)?;
+    // The interrupted rotation's version, if one is under way; its AWSPENDING stays.
+    let version_id = secret.rotation_in_progress().then(|| secret.holder(AWSPENDING).map(str::to_string)).flatten();
+    let reply = Reply::Secret { arn: secret.arn.clone(), name: secret.name.clone(), version_id };
+    if !secret.rotation.enabled {
+        return Ok(Decision::answer(reply));
+    }
+    Ok(Decision::with(vec![Event::RotationCancelled { secret: secret.uid }], reply))
+}
+
+fn put_resource_policy(state: &State, c: &PutResourcePolicy, ctx: &mut Ctx<'_>) -> Result<Decision, SmError> {
+    crate::policy::check_len(&c.resource_policy)?;
+    let doc = crate::policy::parse(&c.resource_policy)?;
+    if c.block_public_policy.unwrap_or(false) && crate::policy::is_public(&doc) {
+        return Err(SmError::PublicPolicy);
+    }
+    let secret = live(state, ctx.scope, &c.secret_id)?;
+    let reply = Reply::Named { arn: secret.arn.clone(), name: secret.name.clone() };
+    if secret.resource_policy.as_deref() == Some(c.resource_policy.as_str()) {
+        return Ok(Decision::answer(reply));
+    }
+    Ok(Decision::with(vec![Event::ResourcePolicySet { secret: secret.uid, policy: c.resource_policy.clone() }], reply))
+}
+
+fn delete_resource_policy(state: &State, c: &DeleteResourcePolicy, ctx: &mut Ctx<'_>) -> Result<Decision, SmError> {
+    let secret = live(state, ctx.scope, &c.secret_id)?;
+    let reply = Reply::Named { arn: secret.arn.clone(), name: secret.name.clone() };
+    if secret.resource_policy.is_none() {
+        return Ok(Decision::answer(reply));
+    }
+    Ok(Decision::with(vec![Event::ResourcePolicyDeleted { secret: secret.uid }], reply))
 }

@@ -13,6 +13,8 @@ pub enum ErrorCode {
     InvalidNextTokenException,
     ValidationException,
     DecryptionFailure,
+    MalformedPolicyDocumentException,
+    PublicPolicyException,
     InternalServiceError,
 }
 
@@ -28,6 +30,8 @@ impl ErrorCode {
             ErrorCode::InvalidNextTokenException => "InvalidNextTokenException",
             ErrorCode::ValidationException => "ValidationException",
             ErrorCode::DecryptionFailure => "DecryptionFailure",
+            ErrorCode::MalformedPolicyDocumentException => "MalformedPolicyDocumentException",
+            ErrorCode::PublicPolicyException => "PublicPolicyException",
             ErrorCode::InternalServiceError => "InternalServiceError",
         }
     }
@@ -104,6 +108,18 @@ pub enum SmError {
     InvalidRequest(String),
     #[error("The NextToken value is not valid.")]
     InvalidNextToken,
+    #[error("{0}")]
+    MalformedPolicy(String),
+    #[error("You can't attach a resource-based policy that allows public access to your secret.")]
+    PublicPolicy,
+    #[error("No Lambda rotation function ARN is associated with this secret.")]
+    NoRotationFunction,
+    #[error("A previous rotation isn't complete. That rotation will be reattempted.")]
+    RotationInProgress,
+    #[error("You must provide a ClientRequestToken value. We recommend a UUID-type value.")]
+    RotationTokenMissing,
+    #[error("Version {version_id} has no value yet, so it can't carry AWSCURRENT.")]
+    CurrentWithoutValue { version_id: String },
     #[error("Secrets Manager can't decrypt the protected secret text.")]
     Decryption,
     #[error("An error occurred on the server side.")]
@@ -130,6 +146,9 @@ impl SmError {
             | SmError::NameScheduledForDeletion
             | SmError::MarkedForDeletion
             | SmError::AlreadyScheduled
+            | SmError::NoRotationFunction
+            | SmError::RotationInProgress
+            | SmError::CurrentWithoutValue { .. }
             | SmError::InvalidRequest(_) => C::InvalidRequestException,
             SmError::BothValues
             | SmError::RecoveryWindowOutOfRange
@@ -140,6 +159,7 @@ impl SmError {
             | SmError::StageVersionNotFound { .. }
             | SmError::DetachCurrent
             | SmError::ReservedTagKey
+            | SmError::RotationTokenMissing
             | SmError::InvalidParameter(_) => C::InvalidParameterException,
             SmError::TokenReused { .. } | SmError::NameExists { .. } => C::ResourceExistsException,
             SmError::TooManyLabels { .. } | SmError::TooManyVersions { .. } | SmError::TooManyTags { .. } => {
@@ -148,6 +168,8 @@ impl SmError {
             SmError::InvalidName | SmError::Validation(_) => C::ValidationException,
             SmError::InvalidNextToken => C::InvalidNextTokenException,
             SmError::Decryption => C::DecryptionFailure,
+            SmError::MalformedPolicy(_) => C::MalformedPolicyDocumentException,
+            SmError::PublicPolicy => C::PublicPolicyException,
             SmError::Internal => C::InternalServiceError,
         }
     }

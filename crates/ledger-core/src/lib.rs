@@ -41,6 +41,7 @@ pub mod limits;
 pub mod merkle;
 pub mod names;
 pub mod password;
+pub mod policy;
 pub mod query;
 pub mod rotation;
 mod state;
@@ -49,8 +50,9 @@ mod value;
 
 pub use crypto::KeyLookup;
 pub use decide::{
-    decide, Command, CreateSecret, Ctx, Decision, DeleteSecret, PutSecretValue, Reply, RestoreSecret, TagResource,
-    UntagResource, UpdateSecret, UpdateSecretVersionStage,
+    decide, CancelRotateSecret, Command, CreateSecret, Ctx, Decision, DeleteResourcePolicy, DeleteSecret,
+    PutResourcePolicy, PutSecretValue, Reply, RestoreSecret, RotateSecret, TagResource, UntagResource, UpdateSecret,
+    UpdateSecretVersionStage,
 };
 pub use error::{ErrorCode, RuleViolation, SmError};
 pub use event::{Event, Record, RotationRules, SealedValue, Tag};

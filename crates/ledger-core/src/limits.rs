@@ -32,3 +32,5 @@ pub const NEXT_TOKEN_CHARS_MAX: usize = 4096;
 pub const PASSWORD_LENGTH_MAX: i64 = 4096;
 pub const PASSWORD_LENGTH_DEFAULT: i64 = 32;
 pub const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+/// Longest `RotationLambdaARN`.
+pub const ROTATION_LAMBDA_ARN_CHARS_MAX: usize = 2048;

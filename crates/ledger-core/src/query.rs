@@ -529,3 +529,32 @@ pub fn batch_get_secret_value(
         }
     }
 }
+
+/// GetResourcePolicy: the secret and its policy text, if it has one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResourcePolicyOut {
+    pub arn: String,
+    pub name: String,
+    pub policy: Option<String>,
+}
+
+pub fn get_resource_policy(state: &State, scope: &Scope, secret_id: &str) -> Result<ResourcePolicyOut, SmError> {
+    let secret = resolve(state, scope, secret_id)?;
+    Ok(ResourcePolicyOut { arn: secret.arn.clone(), name: secret.name.clone(), policy: secret.resource_policy.clone() })
+}
+
+/// ValidateResourcePolicy: checks a policy (and that the secret, if named, exists); appends
+/// nothing. A document that is not JSON is `MalformedPolicyDocumentException`.
+pub fn validate_resource_policy(
+    state: &State,
+    scope: &Scope,
+    secret_id: Option<&str>,
+    policy: &str,
+) -> Result<Vec<crate::policy::Finding>, SmError> {
+    crate::policy::check_len(policy)?;
+    let doc = crate::policy::parse(policy)?;
+    if let Some(id) = secret_id {
+        resolve(state, scope, id)?;
+    }
+    Ok(crate::policy::findings(&doc))
+}

@@ -31,8 +31,10 @@ use crate::error::ApiError;
 use crate::wire::Input;
 
 /// The operations an `ro` key may call.
-pub const READ_OPERATIONS: [&str; 6] = [
+pub const READ_OPERATIONS: [&str; 8] = [
     "GetSecretValue",
+    "GetResourcePolicy",
+    "ValidateResourcePolicy",
     "BatchGetSecretValue",
     "DescribeSecret",
     "ListSecretVersionIds",

@@ -8,8 +8,8 @@
 use ledger_core::password::{self, GetRandomPassword};
 use ledger_core::query;
 use ledger_core::{
-    Command, CreateSecret, DeleteSecret, PutSecretValue, Reply, RestoreSecret, SmError, TagResource, UntagResource,
-    UpdateSecret, UpdateSecretVersionStage,
+    CancelRotateSecret, Command, CreateSecret, DeleteResourcePolicy, DeleteSecret, PutResourcePolicy, PutSecretValue,
+    Reply, RestoreSecret, RotateSecret, SmError, TagResource, UntagResource, UpdateSecret, UpdateSecretVersionStage,
 };
 use ledger_store::{Ledger, RequestMeta};
 use serde::Serialize;
@@ -19,7 +19,7 @@ use crate::error::ApiError;
 use crate::wire::{self, epoch_seconds, Input, SecretRefOut};
 
 /// Every operation this server answers under the `secretsmanager.` target prefix.
-pub const OPERATIONS: [&str; 14] = [
+pub const OPERATIONS: [&str; 20] = [
     "CreateSecret",
     "PutSecretValue",
     "GetSecretValue",
@@ -34,6 +34,12 @@ pub const OPERATIONS: [&str; 14] = [
     "TagResource",
     "UntagResource",
     "GetRandomPassword",
+    "RotateSecret",
+    "CancelRotateSecret",
+    "PutResourcePolicy",
+    "GetResourcePolicy",
+    "DeleteResourcePolicy",
+    "ValidateResourcePolicy",
 ];
 
 fn json(out: &impl Serialize) -> Result<String, ApiError> {
@@ -70,6 +76,49 @@ pub async fn dispatch(
         "ListSecretVersionIds" => list_secret_version_ids(ledger, &input, meta),
         "ListSecrets" => list_secrets(ledger, &input, meta, access),
         "GetRandomPassword" => get_random_password(&input),
+        "RotateSecret" => rotate_secret(ledger, &input, meta).await,
+        "CancelRotateSecret" => {
+            let secret_id = input.required_string("SecretId", "secretId")?;
+            let reply = execute(ledger, Command::CancelRotateSecret(CancelRotateSecret { secret_id }), meta).await?;
+            json(&secret_ref(reply, meta)?)
+        }
+        "PutResourcePolicy" => {
+            let cmd = Command::PutResourcePolicy(PutResourcePolicy {
+                secret_id: input.required_string("SecretId", "secretId")?,
+                resource_policy: input.required_string("ResourcePolicy", "resourcePolicy")?,
+                block_public_policy: input.bool("BlockPublicPolicy")?,
+            });
+            let _policy_name = input.string("PolicyName")?;
+            json(&secret_ref(execute(ledger, cmd, meta).await?, meta)?)
+        }
+        "DeleteResourcePolicy" => {
+            let secret_id = input.required_string("SecretId", "secretId")?;
+            let _policy_name = input.string("PolicyName")?;
+            let cmd = Command::DeleteResourcePolicy(DeleteResourcePolicy { secret_id });
+            json(&secret_ref(execute(ledger, cmd, meta).await?, meta)?)
+        }
+        "GetResourcePolicy" => {
+            let secret_id = input.required_string("SecretId", "secretId")?;
+            let _policy_name = input.string("PolicyName")?;
+            let out = ledger.with_state(|s| query::get_resource_policy(s, &meta.scope, &secret_id))?;
+            json(&wire::ResourcePolicyOutWire { arn: out.arn, name: out.name, resource_policy: out.policy })
+        }
+        "ValidateResourcePolicy" => {
+            let secret_id = input.string("SecretId")?;
+            let policy = input.required_string("ResourcePolicy", "resourcePolicy")?;
+            let findings = ledger
+                .with_state(|s| query::validate_resource_policy(s, &meta.scope, secret_id.as_deref(), &policy))?;
+            json(&wire::ValidationOut {
+                policy_validation_passed: findings.is_empty(),
+                validation_errors: findings
+                    .into_iter()
+                    .map(|f| wire::ValidationErrorOut {
+                        check_name: f.check_name.to_string(),
+                        error_message: f.error_message,
+                    })
+                    .collect(),
+            })
+        }
         other => Err(ApiError::unknown_operation(format!(
             "Operation {} is not supported by this server.",
             other.chars().take(64).collect::<String>()
@@ -149,6 +198,27 @@ async fn put_secret_value(ledger: &Ledger, input: &Input, meta: &RequestMeta) ->
     let _rotation_token = input.string("RotationToken")?;
     let value = input.secret_value()??;
     let cmd = Command::PutSecretValue(PutSecretValue { secret_id, client_request_token, value, version_stages });
+    let reply = execute(ledger, cmd, meta).await?;
+    json(&secret_ref(reply, meta)?)
+}
+
+async fn rotate_secret(ledger: &Ledger, input: &Input, meta: &RequestMeta) -> Result<String, ApiError> {
+    let secret_id = input.required_string("SecretId", "secretId")?;
+    // Managed external secrets are out of scope: refused, never silently dropped.
+    if input.object_list_len("ExternalSecretRotationMetadata")? > 0
+        || input.string("ExternalSecretRotationRoleArn")?.is_some()
+    {
+        return Err(
+            SmError::InvalidParameter("External secret rotation is not supported by this ledger.".into()).into()
+        );
+    }
+    let cmd = Command::RotateSecret(RotateSecret {
+        secret_id,
+        client_request_token: input.string("ClientRequestToken")?,
+        rotation_lambda_arn: input.string("RotationLambdaARN")?,
+        rotation_rules: input.rotation_rules("RotationRules")?,
+        rotate_immediately: input.bool("RotateImmediately")?,
+    });
     let reply = execute(ledger, cmd, meta).await?;
     json(&secret_ref(reply, meta)?)
 }

@@ -113,6 +113,25 @@ impl Input {
         }
     }
 
+    /// An object member (a structure).
+    pub fn object(&self, name: &str) -> Result<Option<Input>, ApiError> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(Value::Object(members)) => Ok(Some(Input { members: members.clone() })),
+            Some(_) => Err(wrong_type(name, "an object")),
+        }
+    }
+
+    /// `RotationRulesType`.
+    pub fn rotation_rules(&self, name: &str) -> Result<Option<ledger_core::RotationRules>, ApiError> {
+        let Some(rules) = self.object(name)? else { return Ok(None) };
+        Ok(Some(ledger_core::RotationRules {
+            automatically_after_days: rules.integer("AutomaticallyAfterDays")?,
+            duration: rules.string("Duration")?,
+            schedule_expression: rules.string("ScheduleExpression")?,
+        }))
+    }
+
     /// How many items a list member holds (0 when absent); its items are not inspected.
     pub fn object_list_len(&self, name: &str) -> Result<usize, ApiError> {
         match self.get(name) {
@@ -444,6 +463,32 @@ impl ListSecretVersionIdsOut {
             name: list.name,
         }
     }
+}
+
+/// GetResourcePolicyResponse.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ResourcePolicyOutWire {
+    #[serde(rename = "ARN")]
+    pub arn: String,
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource_policy: Option<String>,
+}
+
+/// ValidateResourcePolicyResponse.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ValidationOut {
+    pub policy_validation_passed: bool,
+    pub validation_errors: Vec<ValidationErrorOut>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ValidationErrorOut {
+    pub check_name: String,
+    pub error_message: String,
 }
 
 /// GetRandomPasswordResponse. Never logged.

@@ -93,7 +93,7 @@ fn cases(arn: &str) -> Vec<Case> {
     let mut c = vec![
         // Framing: the target header.
         refused("unknown target", "RotateTheMoon", "{}", UNKNOWN_OP),
-        refused("unserved AWS operation", "RotateSecret", r#"{"SecretId": "seed"}"#, UNKNOWN_OP),
+        refused("unserved AWS operation", "ReplicateSecretToRegions", r#"{"SecretId": "seed"}"#, UNKNOWN_OP),
         refused("empty operation", "", "{}", UNKNOWN_OP),
         refused("lower-case operation", "describeSecret", r#"{"SecretId": "seed"}"#, UNKNOWN_OP),
         refused("operation with a trailing dot", "DescribeSecret.", r#"{"SecretId": "seed"}"#, UNKNOWN_OP),

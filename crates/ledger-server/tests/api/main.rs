@@ -13,4 +13,5 @@ mod hostile;
 mod idempotency;
 mod raw;
 mod regions;
+mod rotation;
 mod sdk;
