@@ -1,6 +1,7 @@
 //! End-to-end tests of the ledger against real sled stores in temp dirs.
 #![allow(clippy::unwrap_used)] // test helpers panic on purpose
 
+mod access_dates;
 mod audit;
 mod errors;
 mod faults;

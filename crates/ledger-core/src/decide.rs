@@ -129,6 +129,13 @@ pub enum Command {
     DeleteResourcePolicy(DeleteResourcePolicy),
     /// Purges every secret whose recovery window has ended; issued by the writer, not clients.
     PurgeDue,
+    /// The first read of a version on the UTC day starting at `day_ms`; issued by the store
+    /// after a read, off the read's response path. Appends nothing if already recorded.
+    RecordAccess {
+        secret: SecretUid,
+        version_id: String,
+        day_ms: i64,
+    },
 }
 
 impl Command {
@@ -147,6 +154,7 @@ impl Command {
             Command::PutResourcePolicy(_) => "PutResourcePolicy",
             Command::DeleteResourcePolicy(_) => "DeleteResourcePolicy",
             Command::PurgeDue => "PurgeDue",
+            Command::RecordAccess { .. } => "RecordAccess",
         }
     }
 }
@@ -221,6 +229,19 @@ pub fn decide(state: &State, keys: &dyn KeyLookup, cmd: &Command, ctx: &mut Ctx<
         Command::CancelRotateSecret(c) => cancel_rotate_secret(state, c, ctx),
         Command::PutResourcePolicy(c) => put_resource_policy(state, c, ctx),
         Command::DeleteResourcePolicy(c) => delete_resource_policy(state, c, ctx),
+        Command::RecordAccess { secret, version_id, day_ms } => {
+            let fresh = state
+                .secret(*secret)
+                .and_then(|s| s.versions.get(version_id))
+                .is_some_and(|v| v.has_value && v.last_accessed_day_ms.is_none_or(|d| d < *day_ms));
+            let ok = day_ms % crate::limits::DAY_MS == 0 && *day_ms <= ctx.now_ms;
+            let events = if fresh && ok {
+                vec![Event::SecretAccessed { secret: *secret, version_id: version_id.clone(), day_ms: *day_ms }]
+            } else {
+                Vec::new()
+            };
+            Ok(Decision::with(events, Reply::Empty))
+        }
         Command::PurgeDue => {
             let due: Vec<SecretUid> = state.due_for_purge(ctx.now_ms).collect();
             let events = due.iter().map(|&secret| Event::SecretPurged { secret }).collect();

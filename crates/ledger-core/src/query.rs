@@ -392,7 +392,11 @@ fn filter_matches(secret: &SecretState, filter: &Filter) -> bool {
 fn sort_key(secret: &SecretState, by: SortBy) -> String {
     match by {
         SortBy::Name => secret.name.clone(),
-        SortBy::CreatedDate | SortBy::LastAccessedDate => format!("{:020}", secret.created_at_ms),
+        SortBy::CreatedDate => format!("{:020}", secret.created_at_ms),
+        // Never read sorts first; ties by creation.
+        SortBy::LastAccessedDate => {
+            format!("{:020}|{:020}", secret.last_accessed_day_ms.unwrap_or(0), secret.created_at_ms)
+        }
         SortBy::LastChangedDate => format!("{:020}", secret.last_changed_at_ms),
     }
 }

@@ -293,7 +293,7 @@ fn get_secret_value(ledger: &Ledger, input: &Input, meta: &RequestMeta) -> Resul
         version_id: input.string("VersionId")?,
         version_stage: input.string("VersionStage")?,
     };
-    match ledger.get_secret_value(&meta.scope, &q) {
+    match ledger.get_secret_value_for(meta, &q) {
         Ok(Ok(out)) => json(&wire::SecretValueOutWire::from(out)),
         Ok(Err(refusal)) => Err(refusal.into()),
         Err(store) => Err(ApiError::store(&store, &meta.request_id)),
@@ -333,7 +333,7 @@ fn batch_get_secret_value(
         query::check_filters(filters)?;
         filters.push(scope_filter);
     }
-    match ledger.batch_get_secret_value(&meta.scope, &q) {
+    match ledger.batch_get_secret_value_for(meta, &q) {
         Ok(Ok(batch)) => json(&wire::BatchGetSecretValueOut {
             secret_values: batch.values.into_iter().map(wire::SecretValueOutWire::from).collect(),
             next_token: batch.next_token,

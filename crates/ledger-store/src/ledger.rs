@@ -8,6 +8,7 @@ use std::thread::JoinHandle;
 
 use ledger_core::codec::{self, decode_record};
 use ledger_core::crypto::{open_value, unwrap_key, DataKeys, KeyLookup, MasterKey, WrappedKey};
+use ledger_core::limits::DAY_MS;
 use ledger_core::query::{self, ValueLocation};
 use ledger_core::{evolve, ChainHash, Command, Reply, Scope, SecretValue, SmError, State};
 
@@ -144,6 +145,10 @@ pub struct Ledger {
     db: sled::Db,
     jobs: Option<mpsc::Sender<Job>>,
     writer: Option<JoinHandle<()>>,
+    clock: Arc<dyn Clock>,
+    /// The UTC day and the (secret, version) reads already sent to the writer for it, so a
+    /// version read a thousand times a day asks for its `SecretAccessed` once.
+    accessed: std::sync::Mutex<(i64, std::collections::HashSet<(u64, String)>)>,
 }
 
 impl std::fmt::Debug for Ledger {
@@ -313,9 +318,17 @@ impl Ledger {
             path: path.to_path_buf(),
         });
         let (tx, rx) = mpsc::channel();
+        let clock = options.clock.clone();
         let writer = Writer::new(shared.clone(), db.clone(), master, options, state, writer_keys, head_seq, head_hash)?;
         let handle = std::thread::Builder::new().name("ledger-writer".into()).spawn(move || writer.run(rx))?;
-        Ok(Ledger { shared, db, jobs: Some(tx), writer: Some(handle) })
+        Ok(Ledger {
+            shared,
+            db,
+            jobs: Some(tx),
+            writer: Some(handle),
+            clock,
+            accessed: std::sync::Mutex::new((i64::MIN, Default::default())),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -355,23 +368,61 @@ impl Ledger {
         (view.head_seq, view.head_hash)
     }
 
-    /// GetSecretValue: locates the version in the projection, then reads and opens its record.
+    /// GetSecretValue by an in-process caller (actor `local`); see [`Ledger::get_secret_value_for`].
     pub fn get_secret_value(
         &self,
         scope: &Scope,
         q: &query::GetSecretValue,
     ) -> Result<Result<SecretValueOut, SmError>, StoreError> {
-        let (location, key) = {
+        self.get_secret_value_for(&RequestMeta::local(scope.clone()), q)
+    }
+
+    /// GetSecretValue: locates the version in the projection, then reads and opens its record.
+    /// The first read of a version on a UTC day also asks the writer for a `SecretAccessed`
+    /// event (by `meta`'s actor), without waiting for it.
+    pub fn get_secret_value_for(
+        &self,
+        meta: &RequestMeta,
+        q: &query::GetSecretValue,
+    ) -> Result<Result<SecretValueOut, SmError>, StoreError> {
+        let (location, key, last_day) = {
             let view = self.shared.read.read().unwrap_or_else(|e| e.into_inner());
-            match query::get_secret_value(&view.state, scope, q) {
+            match query::get_secret_value(&view.state, &meta.scope, q) {
                 Ok(loc) => {
                     let key = view.keys.data_key(loc.secret).cloned();
-                    (loc, key)
+                    let last_day = last_access(&view.state, &loc);
+                    (loc, key, last_day)
                 }
                 Err(e) => return Ok(Err(e)),
             }
         };
-        self.open_location(location, key)
+        let out = self.open_location(location, key)?;
+        if let Ok(read) = &out {
+            self.note_access(meta, &read.location, last_day);
+        }
+        Ok(out)
+    }
+
+    /// Sends a `RecordAccess` to the writer unless this version's read of today was recorded
+    /// or already sent. Never blocks and never fails the read: a lost one costs a date.
+    fn note_access(&self, meta: &RequestMeta, location: &ValueLocation, last_day: Option<i64>) {
+        let day = self.clock.now_ms().div_euclid(DAY_MS) * DAY_MS;
+        if last_day.is_some_and(|d| d >= day) {
+            return;
+        }
+        let mut sent = self.accessed.lock().unwrap_or_else(|e| e.into_inner());
+        if sent.0 != day {
+            *sent = (day, Default::default());
+        }
+        if !sent.1.insert((location.secret.0, location.version_id.clone())) {
+            return;
+        }
+        drop(sent);
+        let cmd =
+            Command::RecordAccess { secret: location.secret, version_id: location.version_id.clone(), day_ms: day };
+        if let Some(jobs) = &self.jobs {
+            let _ = jobs.send(Job { cmd, meta: meta.clone(), reply: None });
+        }
     }
 
     fn open_location(
@@ -396,28 +447,42 @@ impl Ledger {
         }
     }
 
-    /// BatchGetSecretValue: values that open, and per-secret errors.
+    /// BatchGetSecretValue by an in-process caller; see [`Ledger::batch_get_secret_value_for`].
     pub fn batch_get_secret_value(
         &self,
         scope: &Scope,
         q: &query::BatchGetSecretValue,
     ) -> Result<Result<BatchValues, SmError>, StoreError> {
-        let (located, keys) = {
+        self.batch_get_secret_value_for(&RequestMeta::local(scope.clone()), q)
+    }
+
+    /// BatchGetSecretValue: values that open, and per-secret errors; reads are noted as by
+    /// [`Ledger::get_secret_value_for`].
+    pub fn batch_get_secret_value_for(
+        &self,
+        meta: &RequestMeta,
+        q: &query::BatchGetSecretValue,
+    ) -> Result<Result<BatchValues, SmError>, StoreError> {
+        let (located, keys, last_days) = {
             let view = self.shared.read.read().unwrap_or_else(|e| e.into_inner());
-            match query::batch_get_secret_value(&view.state, scope, q) {
+            match query::batch_get_secret_value(&view.state, &meta.scope, q) {
                 Ok(b) => {
                     let keys: Vec<_> = b.values.iter().map(|l| view.keys.data_key(l.secret).cloned()).collect();
-                    (b, keys)
+                    let days: Vec<_> = b.values.iter().map(|l| last_access(&view.state, l)).collect();
+                    (b, keys, days)
                 }
                 Err(e) => return Ok(Err(e)),
             }
         };
         let mut values = Vec::new();
         let mut errors = located.errors;
-        for (location, key) in located.values.into_iter().zip(keys) {
+        for ((location, key), last_day) in located.values.into_iter().zip(keys).zip(last_days) {
             let secret_id = location.arn.clone();
             match self.open_location(location, key)? {
-                Ok(v) => values.push(v),
+                Ok(v) => {
+                    self.note_access(meta, &v.location, last_day);
+                    values.push(v);
+                }
                 Err(error) => errors.push(query::BatchError { secret_id, error }),
             }
         }
@@ -472,4 +537,9 @@ impl Drop for Ledger {
     fn drop(&mut self) {
         let _ = self.shutdown();
     }
+}
+
+/// The last day a located version was read, as the projection knows it.
+fn last_access(state: &State, location: &ValueLocation) -> Option<i64> {
+    state.secret(location.secret)?.versions.get(&location.version_id)?.last_accessed_day_ms
 }

@@ -177,6 +177,11 @@ async fn scoped_key_cannot_reach_or_detect_other_secrets() {
     let all = Filter::builder().key(FilterNameStringType::All).values("a").build();
     let batch = app.batch_get_secret_value().filters(all).send().await.unwrap();
     assert_eq!(batch.secret_values().iter().map(|v| v.name().unwrap()).collect::<Vec<_>>(), ["app/a"]);
+    // That read of app/a is the day's first: one SecretAccessed, settled by a write queued
+    // behind it (a restore of a live secret appends nothing).
+    full.restore_secret().secret_id("app/a").send().await.unwrap();
+    let head = head + 1;
+    assert_eq!(t.head(), head);
     let batch = app
         .batch_get_secret_value()
         .secret_id_list("other/x")

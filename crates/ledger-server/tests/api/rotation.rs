@@ -192,3 +192,31 @@ async fn resource_policies() {
     assert_eq!(t.head(), head);
     t.stop().await;
 }
+
+/// LastAccessedDate through the SDK: a date (midnight UTC) once the value was read, on
+/// DescribeSecret, ListSecrets and each ListSecretVersionIds entry; absent before.
+#[tokio::test]
+async fn last_accessed_date() {
+    let t = TestServer::start().await;
+    let c = t.client("us-east-1");
+    c.create_secret().name("read/me").secret_string("x").send().await.unwrap();
+    assert!(c.describe_secret().secret_id("read/me").send().await.unwrap().last_accessed_date().is_none());
+    c.get_secret_value().secret_id("read/me").send().await.unwrap();
+    // The read queued its event before answering; a write behind it in the queue settles it.
+    c.tag_resource()
+        .secret_id("read/me")
+        .tags(aws_sdk_secretsmanager::types::Tag::builder().key("k").value("v").build())
+        .send()
+        .await
+        .unwrap();
+    let d = c.describe_secret().secret_id("read/me").send().await.unwrap();
+    let day = d.last_accessed_date().expect("LastAccessedDate after a read").secs();
+    assert_eq!(day % 86_400, 0, "a date, midnight UTC");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    assert!(now - day < 86_400 + 60);
+    let listed = c.list_secrets().send().await.unwrap();
+    assert_eq!(listed.secret_list()[0].last_accessed_date().map(|d| d.secs()), Some(day));
+    let versions = c.list_secret_version_ids().secret_id("read/me").send().await.unwrap();
+    assert_eq!(versions.versions()[0].last_accessed_date().map(|d| d.secs()), Some(day));
+    t.stop().await;
+}
