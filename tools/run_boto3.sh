@@ -83,3 +83,50 @@ echo "ok   server stopped cleanly on SIGTERM"
 
 # The log the server wrote verifies.
 "$BIN" verify --data-dir "$DATA"
+
+# Rotation through --lambda-endpoint: a Python rotation function behind a small Lambda Invoke
+# API (tools/lambda_invoke_server.py), calling back into a second server with boto3.
+ROT="$WORK/rotation"
+mkdir -p "$ROT"
+RAKID="AKIAROTATIONSTORY001"
+RSECRET="$(python3 -c 'import secrets; print(secrets.token_urlsafe(30))')"
+echo "$RAKID:$RSECRET" >"$ROT/credentials"
+PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+export AWS_ACCESS_KEY_ID="$RAKID" AWS_SECRET_ACCESS_KEY="$RSECRET" AWS_DEFAULT_REGION=us-east-1
+SECRETS_MANAGER_ENDPOINT="http://127.0.0.1:$PORT" ROTATION_DATABASE_FILE="$ROT/database.json" \
+  ROTATION_FAIL_TEST_FILE="$ROT/fail-test" \
+  python3 -u tools/lambda_invoke_server.py --handler tools/rotation_function.py --function rotate-db \
+  >"$ROT/lambda.out" 2>"$ROT/lambda.err" &
+LAMBDA_PID=$!
+cleanup_rotation() {
+  kill "$LAMBDA_PID" 2>/dev/null || true
+  cleanup
+}
+trap cleanup_rotation EXIT
+LAMBDA_URL=""
+for _ in $(seq 1 100); do
+  if LINE="$(grep -m1 '^listening on http://' "$ROT/lambda.out" 2>/dev/null)"; then
+    LAMBDA_URL="${LINE#listening on }"
+    break
+  fi
+  sleep 0.1
+done
+[[ -n "$LAMBDA_URL" ]] || { echo "the Lambda Invoke server did not start" >&2; cat "$ROT/lambda.err" >&2; exit 1; }
+"$BIN" serve --listen "127.0.0.1:$PORT" --data-dir "$ROT/data" --credentials "$ROT/credentials" \
+  --lambda-endpoint "$LAMBDA_URL" --lambda-timeout 20 >"$ROT/stdout" 2>"$ROT/stderr" &
+SERVER_PID=$!
+for _ in $(seq 1 300); do
+  grep -q '^listening on http://' "$ROT/stdout" 2>/dev/null && break
+  kill -0 "$SERVER_PID" 2>/dev/null || { echo "rotation server exited early:" >&2; cat "$ROT/stderr" >&2; exit 1; }
+  sleep 0.1
+done
+if ! python3 tools/boto3_rotation.py --endpoint "http://127.0.0.1:$PORT" --access-key-id "$RAKID" \
+  --secret-access-key "$RSECRET" --fail-marker "$ROT/fail-test" --bin "$BIN"; then
+  echo "--- server stderr" >&2; cat "$ROT/stderr" >&2
+  echo "--- lambda stderr" >&2; cat "$ROT/lambda.err" >&2
+  exit 1
+fi
+kill -TERM "$SERVER_PID"
+wait "$SERVER_PID"
+SERVER_PID=""
+"$BIN" verify --data-dir "$ROT/data"

@@ -136,6 +136,14 @@ pub enum Command {
         version_id: String,
         day_ms: i64,
     },
+    /// A rotation step failed; issued by the rotation runner. Appends nothing if the secret or
+    /// the version is gone.
+    RecordRotationFailure {
+        secret: SecretUid,
+        version_id: String,
+        step: String,
+        error: String,
+    },
 }
 
 impl Command {
@@ -155,6 +163,7 @@ impl Command {
             Command::DeleteResourcePolicy(_) => "DeleteResourcePolicy",
             Command::PurgeDue => "PurgeDue",
             Command::RecordAccess { .. } => "RecordAccess",
+            Command::RecordRotationFailure { .. } => "RecordRotationFailure",
         }
     }
 }
@@ -239,6 +248,19 @@ pub fn decide(state: &State, keys: &dyn KeyLookup, cmd: &Command, ctx: &mut Ctx<
                 vec![Event::SecretAccessed { secret: *secret, version_id: version_id.clone(), day_ms: *day_ms }]
             } else {
                 Vec::new()
+            };
+            Ok(Decision::with(events, Reply::Empty))
+        }
+        Command::RecordRotationFailure { secret, version_id, step, error } => {
+            let exists = state.secret(*secret).is_some_and(|s| s.versions.contains_key(version_id));
+            let events = match exists {
+                true => vec![Event::RotationFailed {
+                    secret: *secret,
+                    version_id: version_id.clone(),
+                    step: step.clone(),
+                    error: error.clone(),
+                }],
+                false => Vec::new(),
             };
             Ok(Decision::with(events, Reply::Empty))
         }

@@ -4,8 +4,9 @@
 //! `AutomaticallyAfterDays` (1–1000) and `ScheduleExpression` (`rate(N days|hours)` or AWS's
 //! six-field `cron(Minutes Hours Day-of-month Month Day-of-week Year)`) exclude each other;
 //! `Duration` (`Nh`, 1–24 hours) is the window a rotation may start in. The next rotation counts
-//! from the later of the last `AWSCURRENT` move (a rotation, by a function or by hand) and the
-//! time rotation was configured.
+//! from the latest of the last `AWSCURRENT` move (a rotation, by a function or by hand), the
+//! time rotation was configured and the last failed rotation step (whose reattempt waits for
+//! the next due time, as on AWS).
 
 use crate::error::SmError;
 use crate::event::RotationRules;
@@ -52,7 +53,7 @@ pub fn next_rotation(secret: &SecretState) -> Option<i64> {
         return None;
     }
     let rules = rotation.rules.as_ref()?;
-    let base = rotation.configured_at_ms.max(secret.current_moved_at_ms)?;
+    let base = rotation.configured_at_ms.max(secret.current_moved_at_ms).max(rotation.failed_at_ms)?;
     if let Some(days) = rules.automatically_after_days {
         return base.checked_add(days.checked_mul(DAY_MS)?);
     }

@@ -75,6 +75,8 @@ pub struct RotationState {
     pub configured_at_ms: Option<i64>,
     /// When `AWSCURRENT` last moved onto a version a rotation reserved.
     pub last_rotated_at_ms: Option<i64>,
+    /// When a rotation step last failed: the reattempt waits a rotation period from then.
+    pub failed_at_ms: Option<i64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -173,6 +175,20 @@ impl State {
         // The key is owned; a lookup allocates two short strings, far below a sled read.
         let uid = self.by_name.get(&(region.to_string(), name.to_string()))?;
         self.secrets.get(uid)
+    }
+
+    /// Secrets whose rotation is due at `now_ms` (rotation on, a function configured, not
+    /// scheduled for deletion, next rotation date reached), with the version of the rotation
+    /// under way if one is (to be reattempted with its token).
+    pub fn due_rotations(&self, now_ms: i64) -> Vec<(SecretUid, Option<String>)> {
+        self.secrets
+            .values()
+            .filter(|s| !s.is_scheduled() && s.rotation.lambda_arn.is_some())
+            .filter(|s| crate::rotation::next_rotation(s).is_some_and(|next| next <= now_ms))
+            .map(|s| {
+                (s.uid, s.rotation_in_progress().then(|| s.holder(crate::AWSPENDING).map(str::to_string)).flatten())
+            })
+            .collect()
     }
 
     pub fn by_arn(&self, arn: &str) -> Option<&SecretState> {
@@ -305,10 +321,11 @@ pub fn evolve(state: &mut State, seq: u64, recorded_at_ms: i64, event: &Event) -
             s.last_changed_at_ms = recorded_at_ms;
         }
         Event::RotationFailed { secret, version_id, .. } => {
-            let s = state.secrets.get(secret).ok_or(RuleViolation::MissingSecret { uid: secret.0 })?;
+            let s = state.secrets.get_mut(secret).ok_or(RuleViolation::MissingSecret { uid: secret.0 })?;
             if !s.versions.contains_key(version_id) {
                 return Err(RuleViolation::MissingVersion { uid: secret.0, version_id: version_id.clone() });
             }
+            s.rotation.failed_at_ms = Some(recorded_at_ms);
         }
         Event::SecretAccessed { secret, version_id, day_ms } => {
             let s = state.secrets.get_mut(secret).ok_or(RuleViolation::MissingSecret { uid: secret.0 })?;

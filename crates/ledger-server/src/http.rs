@@ -34,6 +34,8 @@ pub struct App {
     pub credentials: CredentialStore,
     pub account_id: String,
     pub body_bytes_max: usize,
+    /// Runs rotation functions (`--lambda-endpoint`); `None`: an external rotator does.
+    pub rotator: Option<Arc<crate::rotation::Rotator>>,
 }
 
 pub fn router(app: Arc<App>) -> Router {
@@ -125,6 +127,9 @@ async fn answer(app: &Arc<App>, request: Request, request_id: &str) -> Result<Re
         request_id: request_id.to_string(),
     };
     let result = ops::dispatch(&app.ledger, operation, input, &meta, access).await;
+    if let (Ok(response), Some(rotator), "RotateSecret") = (&result, &app.rotator, operation) {
+        rotator.after_rotate_secret(app, response);
+    }
     tracing::debug!(
         request_id,
         operation,

@@ -31,6 +31,9 @@ pub struct ServeConfig {
     pub master_key_file: Option<PathBuf>,
     pub ledger_options: LedgerOptions,
     pub body_bytes_max: usize,
+    /// Invoke rotation functions there (`--lambda-endpoint`); `None`: an external rotator
+    /// drives the rotation steps.
+    pub lambda: Option<crate::rotation::LambdaConfig>,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:4590";
@@ -46,6 +49,7 @@ impl ServeConfig {
             master_key_file: None,
             ledger_options: LedgerOptions::default(),
             body_bytes_max: BODY_BYTES_MAX,
+            lambda: None,
         }
     }
 }
@@ -81,6 +85,10 @@ impl RunningServer {
             let _ = stop.send(());
         }
         let served = (&mut self.task).await.context("the server task failed")?;
+        if let Some(rotator) = &self.app.rotator {
+            // Running rotations stop here and are reattempted after the next start.
+            rotator.stop().await;
+        }
         let RunningServer { app, .. } = self;
         let closed = match Arc::try_unwrap(app) {
             Ok(app) => tokio::task::spawn_blocking(move || app.ledger.close()).await.context("closing the ledger")?,
@@ -119,7 +127,15 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<RunningServer> {
         credentials,
         account_id: config.account_id.clone(),
         body_bytes_max: config.body_bytes_max,
+        rotator: config.lambda.clone().map(|lambda| Arc::new(crate::rotation::Rotator::new(lambda))),
     });
+    match &app.rotator {
+        Some(rotator) => rotator.start_scheduler(app.clone()),
+        None => tracing::info!(
+            "no --lambda-endpoint: rotation functions will not be invoked; RotateSecret records the rotation \
+             and reserves AWSPENDING for an external rotator"
+        ),
+    }
     let listener = listener.tap_io(|tcp| {
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(error = %e, "cannot set TCP_NODELAY");

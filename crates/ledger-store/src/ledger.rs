@@ -335,6 +335,11 @@ impl Ledger {
         &self.shared.path
     }
 
+    /// The ledger's clock (the time its events are recorded at).
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
     fn submit(
         &self,
         cmd: Command,

@@ -113,6 +113,14 @@ enum Cmd {
         /// 64 hex characters (default: <data-dir>/master.key, generated).
         #[arg(long, env = "SECRET_LEDGER_MASTER_KEY_FILE")]
         master_key_file: Option<PathBuf>,
+        /// Run rotation functions: the AWS Lambda Invoke API at this http:// URL (signed with
+        /// AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY). Without it an external rotator drives
+        /// rotations.
+        #[arg(long, env = "SECRET_LEDGER_LAMBDA_ENDPOINT")]
+        lambda_endpoint: Option<String>,
+        /// Seconds one rotation step may take before it counts as failed.
+        #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=900))]
+        lambda_timeout: u64,
     },
     /// Replay the whole log (data dir or export file): chain, encoding, time order, every label
     /// rule, stored projection, Merkle root; optionally against a checkpoint kept elsewhere.
@@ -296,12 +304,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Cmd::Rebuild { data_dir, json } => audit::rebuild(&data_dir, json),
-        Cmd::Serve { data_dir, listen, credentials, account_id, master_key_file } => {
+        Cmd::Serve { data_dir, listen, credentials, account_id, master_key_file, lambda_endpoint, lambda_timeout } => {
             let mut config = ledger_server::ServeConfig::new(data_dir);
             config.listen = listen;
             config.credentials_file = credentials;
             config.account_id = account_id;
             config.master_key_file = master_key_file;
+            if let Some(endpoint) = lambda_endpoint {
+                let timeout = std::time::Duration::from_secs(lambda_timeout);
+                config.lambda = Some(ledger_server::rotation::LambdaConfig::from_env(&endpoint, timeout)?);
+            }
             let runtime =
                 tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start tokio")?;
             runtime.block_on(ledger_server::serve(config))?;

@@ -1,0 +1,345 @@
+//! Running rotation functions (`serve --lambda-endpoint URL`).
+//!
+//! A rotation runs the function named by the secret's `RotationLambdaARN` four times, through
+//! the AWS Lambda Invoke API with `aws-sdk-lambda` (endpoint overridden, region from the ARN,
+//! credentials from the AWS environment variables only), with AWS's event
+//! `{"Step", "SecretId", "ClientRequestToken", "RotationToken"}` for `createSecret`,
+//! `setSecret`, `testSecret` and `finishSecret` in turn. The function calls back into this server
+//! with ordinary signed calls (PutSecretValue into the reserved version, then
+//! UpdateSecretVersionStage).
+//!
+//! A step fails when the answer carries `X-Amz-Function-Error` (a function error or timeout,
+//! reported by Lambda with HTTP 200), when the Invoke call fails, or when no answer comes within
+//! the invoke timeout; the rotation then stops, `AWSPENDING` stays where it is, and a
+//! `RotationFailed` event records the step and the error text.
+//!
+//! Rotations start after RotateSecret (also when a client repeats RotateSecret with the token
+//! of the rotation under way: that reattempts it) and from the scheduler, which every tick
+//! starts the rotations that fell due (also while the server was down) and reattempts
+//! unfinished ones at their next due time, with the same token. At most one rotation runs per
+//! secret. Shutdown aborts running rotations; they stay unfinished and are reattempted later.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_sdk_lambda::config::retry::RetryConfig;
+use aws_sdk_lambda::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_lambda::primitives::Blob;
+use ledger_core::{Command, Reply, RotateSecret, Scope, SecretUid, AWSCURRENT, AWSPENDING};
+use ledger_store::RequestMeta;
+
+use crate::http::App;
+
+/// The four steps, in order.
+pub const STEPS: [&str; 4] = ["createSecret", "setSecret", "testSecret", "finishSecret"];
+/// Actor of the events the rotation runner appends itself.
+pub const ACTOR: &str = "rotation";
+/// Longest error text kept in a `RotationFailed` event.
+const ERROR_CHARS_MAX: usize = 512;
+
+/// Where and how to invoke rotation functions.
+#[derive(Clone)]
+pub struct LambdaConfig {
+    /// `http://HOST:PORT` of a Lambda Invoke API (LocalStack, the Runtime Interface Emulator…).
+    pub endpoint: String,
+    /// How long one step may take.
+    pub timeout: Duration,
+    /// How often the scheduler looks for rotations that fell due.
+    pub tick: Duration,
+    access_key_id: String,
+    secret_access_key: zeroize::Zeroizing<String>,
+    session_token: Option<zeroize::Zeroizing<String>>,
+}
+
+impl std::fmt::Debug for LambdaConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LambdaConfig")
+            .field("endpoint", &self.endpoint)
+            .field("timeout", &self.timeout)
+            .field("access_key_id", &self.access_key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LambdaConfig {
+    /// Credentials from `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN`
+    /// only: nothing is probed (instance metadata would stall offline).
+    pub fn from_env(endpoint: &str, timeout: Duration) -> anyhow::Result<LambdaConfig> {
+        let endpoint = endpoint.trim().trim_end_matches('/').to_string();
+        if !endpoint.starts_with("http://") {
+            anyhow::bail!("--lambda-endpoint takes an http:// URL, such as http://127.0.0.1:9001 (not {endpoint:?})");
+        }
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let (Some(access_key_id), Some(secret)) = (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) else {
+            anyhow::bail!(
+                "--lambda-endpoint needs credentials to sign Lambda Invoke calls with: set AWS_ACCESS_KEY_ID and \\
+                 AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN if they are temporary)"
+            );
+        };
+        Ok(LambdaConfig {
+            endpoint,
+            timeout,
+            tick: Duration::from_secs(10),
+            access_key_id,
+            secret_access_key: zeroize::Zeroizing::new(secret),
+            session_token: var("AWS_SESSION_TOKEN").map(zeroize::Zeroizing::new),
+        })
+    }
+}
+
+/// Runs rotations: one Lambda client per region, the secrets being rotated, the tasks.
+pub struct Rotator {
+    config: LambdaConfig,
+    clients: Mutex<HashMap<String, aws_sdk_lambda::Client>>,
+    active: Mutex<HashSet<u64>>,
+    tasks: Mutex<tokio::task::JoinSet<()>>,
+}
+
+/// One rotation to run: the secret, its function, the reserved version.
+#[derive(Clone, Debug)]
+struct Run {
+    uid: SecretUid,
+    arn: String,
+    region: String,
+    lambda_arn: String,
+    token: String,
+}
+
+impl Rotator {
+    pub fn new(config: LambdaConfig) -> Rotator {
+        Rotator {
+            config,
+            clients: Mutex::new(HashMap::new()),
+            active: Mutex::new(HashSet::new()),
+            tasks: Mutex::new(tokio::task::JoinSet::new()),
+        }
+    }
+
+    /// Starts the scheduler.
+    pub fn start_scheduler(self: &Arc<Rotator>, app: Arc<App>) {
+        let rotator = self.clone();
+        let tick = self.config.tick;
+        self.spawn(async move {
+            let mut interval = tokio::time::interval(tick);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                interval.tick().await;
+                rotator.start_due(&app).await;
+            }
+        });
+    }
+
+    /// Stops the scheduler and every running rotation, and waits until they are gone.
+    pub async fn stop(&self) {
+        let mut tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|e| e.into_inner()));
+        tasks.abort_all();
+        while tasks.join_next().await.is_some() {}
+    }
+
+    fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
+        // Reap finished tasks so the set does not grow with every rotation.
+        while tasks.try_join_next().is_some() {}
+        tasks.spawn(task);
+    }
+
+    /// After RotateSecret answered `response` (`{"ARN", "Name", "VersionId"}`): runs the
+    /// rotation of that version if one is under way for it.
+    pub fn after_rotate_secret(self: &Arc<Rotator>, app: &Arc<App>, response: &str) {
+        let Ok(reply) = serde_json::from_str::<serde_json::Value>(response) else { return };
+        let (Some(arn), Some(token)) = (reply["ARN"].as_str(), reply["VersionId"].as_str()) else { return };
+        if let Some(run) = pending_run(app, arn, token) {
+            self.launch(app.clone(), run);
+        }
+    }
+
+    /// Starts every due rotation that is not running: a new one, or the unfinished one again.
+    async fn start_due(self: &Arc<Rotator>, app: &Arc<App>) {
+        let due = app.ledger.with_state(|s| {
+            s.due_rotations(app.ledger.now_ms())
+                .into_iter()
+                .filter_map(|(uid, pending)| Some((s.secret(uid)?.arn.clone(), uid, pending)))
+                .collect::<Vec<_>>()
+        });
+        for (arn, uid, pending) in due {
+            if self.active.lock().unwrap_or_else(|e| e.into_inner()).contains(&uid.0) {
+                continue;
+            }
+            let token = match pending {
+                Some(token) => token,
+                None => match start_rotation(app, &arn).await {
+                    Some(token) => token,
+                    None => continue,
+                },
+            };
+            if let Some(run) = pending_run(app, &arn, &token) {
+                self.launch(app.clone(), run);
+            }
+        }
+    }
+
+    fn launch(self: &Arc<Rotator>, app: Arc<App>, run: Run) {
+        if !self.active.lock().unwrap_or_else(|e| e.into_inner()).insert(run.uid.0) {
+            return; // already rotating
+        }
+        let rotator = self.clone();
+        self.spawn(async move {
+            let uid = run.uid.0;
+            rotator.run(&app, run).await;
+            rotator.active.lock().unwrap_or_else(|e| e.into_inner()).remove(&uid);
+        });
+    }
+
+    /// The four steps; the first that fails is recorded and ends the rotation.
+    async fn run(&self, app: &Arc<App>, run: Run) {
+        tracing::info!(secret = %run.arn, version = %run.token, function = %run.lambda_arn, "rotation started");
+        for step in STEPS {
+            if let Err(error) = self.invoke(&run, step).await {
+                tracing::warn!(secret = %run.arn, version = %run.token, step, error = %error, "rotation step failed");
+                let cmd = Command::RecordRotationFailure {
+                    secret: run.uid,
+                    version_id: run.token.clone(),
+                    step: step.to_string(),
+                    error,
+                };
+                let meta = system_meta(&run.region, app);
+                if let Err(e) = app.ledger.execute_async(cmd, &meta).await {
+                    tracing::error!(secret = %run.arn, error = %e, "cannot record the failed rotation step");
+                }
+                return;
+            }
+        }
+        tracing::info!(secret = %run.arn, version = %run.token, "rotation finished");
+    }
+
+    /// One synchronous invocation of the function for `step`.
+    async fn invoke(&self, run: &Run, step: &str) -> Result<(), String> {
+        let region = arn_region(&run.lambda_arn).unwrap_or(&run.region).to_string();
+        let client = self.client(&region);
+        let event = serde_json::json!({
+            "Step": step,
+            "SecretId": run.arn,
+            "ClientRequestToken": run.token,
+            "RotationToken": uuid::Uuid::new_v4().to_string(),
+        });
+        let call = client.invoke().function_name(&run.lambda_arn).payload(Blob::new(event.to_string())).send();
+        match tokio::time::timeout(self.config.timeout, call).await {
+            Err(_) => Err(format!("no answer from the function within {} s", self.config.timeout.as_secs())),
+            Ok(Err(e)) => {
+                let e = aws_sdk_lambda::error::DisplayErrorContext(e);
+                Err(clip(&format!("the Invoke call failed: {e}")))
+            }
+            Ok(Ok(out)) => match out.function_error() {
+                None => Ok(()),
+                Some(kind) => {
+                    let body = out.payload().map(|p| String::from_utf8_lossy(p.as_ref()).into_owned());
+                    let message = body
+                        .as_deref()
+                        .and_then(|b| serde_json::from_str::<serde_json::Value>(b).ok())
+                        .and_then(|v| v.get("errorMessage").and_then(|m| m.as_str()).map(str::to_string))
+                        .unwrap_or_default();
+                    Err(clip(&format!("{kind}: {message}")))
+                }
+            },
+        }
+    }
+
+    fn client(&self, region: &str) -> aws_sdk_lambda::Client {
+        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        clients
+            .entry(region.to_string())
+            .or_insert_with(|| {
+                let credentials = Credentials::new(
+                    &self.config.access_key_id,
+                    self.config.secret_access_key.as_str(),
+                    self.config.session_token.as_ref().map(|t| t.to_string()),
+                    None,
+                    "environment",
+                );
+                // Plain HTTP with the SDK's own hyper stack; no TLS, no retries (a failed
+                // step is recorded and reattempted at the next due time).
+                let http_client = aws_smithy_http_client::Builder::new().build_with_connector_fn(|settings, _| {
+                    let mut builder = aws_smithy_http_client::Connector::builder();
+                    if let Some(settings) = settings {
+                        builder = builder.connector_settings(settings.clone());
+                    }
+                    builder.build_http()
+                });
+                let config = aws_sdk_lambda::Config::builder()
+                    .behavior_version(BehaviorVersion::latest())
+                    .endpoint_url(&self.config.endpoint)
+                    .region(Region::new(region.to_string()))
+                    .credentials_provider(credentials)
+                    .retry_config(RetryConfig::disabled())
+                    .http_client(http_client)
+                    .build();
+                aws_sdk_lambda::Client::from_conf(config)
+            })
+            .clone()
+    }
+}
+
+/// The rotation to run for `token`, if it is under way: `AWSPENDING` on that version and not on
+/// `AWSCURRENT`'s, a function configured, the secret not scheduled for deletion.
+fn pending_run(app: &App, arn: &str, token: &str) -> Option<Run> {
+    app.ledger.with_state(|s| -> Option<Run> {
+        let secret = s.by_arn(arn)?;
+        let rotating = secret.holder(AWSPENDING) == Some(token) && secret.holder(AWSCURRENT) != Some(token);
+        if !rotating || secret.is_scheduled() {
+            return None;
+        }
+        Some(Run {
+            uid: secret.uid,
+            arn: secret.arn.clone(),
+            region: secret.region.clone(),
+            lambda_arn: secret.rotation.lambda_arn.clone()?,
+            token: token.to_string(),
+        })
+    })
+}
+
+/// A rotation that fell due: RotateSecret as the runner (same function and rules).
+async fn start_rotation(app: &Arc<App>, arn: &str) -> Option<String> {
+    let region = arn.split(':').nth(3).unwrap_or_default();
+    let cmd = Command::RotateSecret(RotateSecret {
+        secret_id: arn.to_string(),
+        client_request_token: Some(uuid::Uuid::new_v4().to_string()),
+        ..RotateSecret::default()
+    });
+    match app.ledger.execute_async(cmd, &system_meta(region, app)).await {
+        Ok(Ok(Reply::Secret { version_id, .. })) => version_id,
+        Ok(Ok(_)) => None,
+        Ok(Err(refusal)) => {
+            tracing::warn!(secret = %arn, error = %refusal, "a due rotation could not start");
+            None
+        }
+        Err(e) => {
+            tracing::error!(secret = %arn, error = %e, "a due rotation could not start");
+            None
+        }
+    }
+}
+
+fn system_meta(region: &str, app: &App) -> RequestMeta {
+    RequestMeta {
+        scope: Scope::new(region, &app.account_id),
+        actor: ACTOR.to_string(),
+        request_id: uuid::Uuid::new_v4().to_string(),
+    }
+}
+
+/// The region of a Lambda ARN (`arn:aws:lambda:REGION:…`); `None` for a bare function name.
+fn arn_region(lambda_arn: &str) -> Option<&str> {
+    let mut parts = lambda_arn.split(':');
+    (parts.next() == Some("arn")).then_some(())?;
+    parts.nth(2).filter(|r| !r.is_empty())
+}
+
+fn clip(text: &str) -> String {
+    let mut out: String = text.chars().take(ERROR_CHARS_MAX).collect();
+    if out.len() < text.len() {
+        out.push('…');
+    }
+    out
+}
