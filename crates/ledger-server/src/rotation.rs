@@ -63,6 +63,18 @@ impl std::fmt::Debug for LambdaConfig {
 }
 
 impl LambdaConfig {
+    /// Invoke calls to `endpoint`, signed with these credentials; the scheduler ticks every 10 s.
+    pub fn new(endpoint: &str, timeout: Duration, access_key_id: &str, secret_access_key: &str) -> LambdaConfig {
+        LambdaConfig {
+            endpoint: endpoint.trim().trim_end_matches('/').to_string(),
+            timeout,
+            tick: Duration::from_secs(10),
+            access_key_id: access_key_id.to_string(),
+            secret_access_key: zeroize::Zeroizing::new(secret_access_key.to_string()),
+            session_token: None,
+        }
+    }
+
     /// Credentials from `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN`
     /// only: nothing is probed (instance metadata would stall offline).
     pub fn from_env(endpoint: &str, timeout: Duration) -> anyhow::Result<LambdaConfig> {
@@ -77,14 +89,9 @@ impl LambdaConfig {
                  AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN if they are temporary)"
             );
         };
-        Ok(LambdaConfig {
-            endpoint,
-            timeout,
-            tick: Duration::from_secs(10),
-            access_key_id,
-            secret_access_key: zeroize::Zeroizing::new(secret),
-            session_token: var("AWS_SESSION_TOKEN").map(zeroize::Zeroizing::new),
-        })
+        let mut config = LambdaConfig::new(&endpoint, timeout, &access_key_id, &secret);
+        config.session_token = var("AWS_SESSION_TOKEN").map(zeroize::Zeroizing::new);
+        Ok(config)
     }
 }
 

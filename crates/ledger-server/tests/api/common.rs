@@ -27,9 +27,16 @@ impl TestServer {
 
     /// A server whose credentials file holds exactly `credentials`.
     pub async fn start_with_credentials(credentials: &str) -> TestServer {
+        Self::start_configured(credentials, |_| {}).await
+    }
+
+    /// A server whose config `tweak` adjusts (clock, rotation functions, …).
+    pub async fn start_configured(credentials: &str, tweak: impl FnOnce(&mut ServeConfig)) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("credentials.txt"), credentials).unwrap();
-        let server = start(Self::config(&dir)).await.unwrap();
+        let mut config = Self::config(&dir);
+        tweak(&mut config);
+        let server = start(config).await.unwrap();
         TestServer { server, dir }
     }
 

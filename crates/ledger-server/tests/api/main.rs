@@ -11,6 +11,7 @@ mod audit;
 mod common;
 mod hostile;
 mod idempotency;
+mod lambda;
 mod raw;
 mod regions;
 mod rotation;
