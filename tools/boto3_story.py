@@ -302,6 +302,82 @@ def raw_refusals(endpoint, akid, secret, sm):
     check(after == before + 1, f"refused requests appended nothing ({before} -> {after}, only raw/shape is new)")
 
 
+def surface(sm):
+    """Rotation driven from outside (no function runner on this server), trace F, resource
+    policies, LastAccessedDate and the word rules of the list filters."""
+    lam = "arn:aws:lambda:us-east-1:000000000000:function:rotate"
+    name = f"surface/{uuid.uuid4().hex[:8]}"
+    sm.create_secret(
+        Name=name, SecretString="v1", Description="payments DB primary", Tags=[{"Key": "team", "Value": "payments"}]
+    )
+    first = sm.get_secret_value(SecretId=name)["VersionId"]
+    msg = expect_error("InvalidRequestException", sm.rotate_secret, SecretId=name)
+    check(msg == "No Lambda rotation function ARN is associated with this secret.", msg)
+    msg = expect_error(
+        "InvalidParameterException", sm.rotate_secret, SecretId="surface/none", RotationLambdaARN=lam,
+        RotationRules={"AutomaticallyAfterDays": 1001},
+    )
+    check(msg == "RotationRules.AutomaticallyAfterDays must be within 1-1000.", msg)
+    rules = {"ScheduleExpression": "cron(0 8 ? * MON *)", "Duration": "2h"}
+    pending = sm.rotate_secret(SecretId=name, RotationLambdaARN=lam, RotationRules=rules)["VersionId"]
+    d = sm.describe_secret(SecretId=name)
+    check(d["RotationEnabled"] and d["RotationLambdaARN"] == lam and d["RotationRules"] == rules, d)
+    nxt = d["NextRotationDate"].astimezone(datetime.timezone.utc)
+    check(nxt.weekday() == 0 and (nxt.hour, nxt.minute) == (8, 0), f"NextRotationDate {nxt} is a Monday 08:00 UTC")
+    expect_error("InvalidRequestException", sm.rotate_secret, SecretId=name)
+    expect_error("ResourceNotFoundException", sm.get_secret_value, SecretId=name, VersionStage="AWSPENDING")
+    sm.put_secret_value(SecretId=name, ClientRequestToken=pending, SecretString="v2", VersionStages=["AWSPENDING"])
+    sm.update_secret_version_stage(
+        SecretId=name, VersionStage="AWSCURRENT", MoveToVersionId=pending, RemoveFromVersionId=first
+    )
+    d = sm.describe_secret(SecretId=name)
+    check("LastRotatedDate" in d and d["VersionIdsToStages"][pending] == ["AWSCURRENT", "AWSPENDING"], d)
+    # Trace F: a default put takes AWSCURRENT and AWSPENDING off the promoted version.
+    third = sm.put_secret_value(SecretId=name, SecretString="v3")["VersionId"]
+    st = sm.describe_secret(SecretId=name)["VersionIdsToStages"]
+    check(st[pending] == ["AWSPREVIOUS"] and st[third] == ["AWSCURRENT"], st)
+    cancelled = sm.cancel_rotate_secret(SecretId=name)
+    check(cancelled["Name"] == name and not sm.describe_secret(SecretId=name)["RotationEnabled"], cancelled)
+
+    # Resource policies: stored, returned as given, checked.
+    policy = json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::000000000000:root"},
+                       "Action": "secretsmanager:GetSecretValue", "Resource": "*"}],
+    })
+    public = policy.replace('"arn:aws:iam::000000000000:root"', '"*"')
+    check("ResourcePolicy" not in sm.get_resource_policy(SecretId=name), "no policy yet")
+    sm.put_resource_policy(SecretId=name, ResourcePolicy=policy, BlockPublicPolicy=True)
+    check(sm.get_resource_policy(SecretId=name)["ResourcePolicy"] == policy, "policy returned as put")
+    expect_error("PublicPolicyException", sm.put_resource_policy, SecretId=name, ResourcePolicy=public,
+                 BlockPublicPolicy=True)
+    expect_error("MalformedPolicyDocumentException", sm.put_resource_policy, SecretId=name, ResourcePolicy="{no")
+    check(sm.validate_resource_policy(SecretId=name, ResourcePolicy=policy)["PolicyValidationPassed"], "valid")
+    bad = sm.validate_resource_policy(ResourcePolicy='{"Statement": [{"Effect": "Allow"}]}')
+    check(not bad["PolicyValidationPassed"] and len(bad["ValidationErrors"]) == 2, bad)
+    sm.delete_resource_policy(SecretId=name)
+    sm.delete_resource_policy(SecretId=name)
+    check("ResourcePolicy" not in sm.get_resource_policy(SecretId=name), "policy deleted")
+
+    # LastAccessedDate: a date once the value was read (a write behind the read settles it).
+    unread = sm.create_secret(Name=f"{name}-unread", SecretString="x")["ARN"]
+    check("LastAccessedDate" not in sm.describe_secret(SecretId=unread), "absent until read")
+    sm.get_secret_value(SecretId=name)
+    sm.tag_resource(SecretId=name, Tags=[{"Key": "read", "Value": "yes"}])
+    accessed = sm.describe_secret(SecretId=name)["LastAccessedDate"].astimezone(datetime.timezone.utc)
+    check((accessed.hour, accessed.minute, accessed.second) == (0, 0, 0), f"a date: {accessed}")
+
+    # Filters: words of name, description and tags; prefixes of words; all terms must match.
+    def listed(filters):
+        return [s["Name"] for s in sm.list_secrets(Filters=filters)["SecretList"]]
+    check(name in listed([{"Key": "all", "Values": ["payments db"]}]), "all: two terms")
+    check(name in listed([{"Key": "description", "Values": ["PRIM"]}]), "description: case-insensitive prefix")
+    check(name not in listed([{"Key": "description", "Values": ["rimary"]}]), "not the middle of a word")
+    check(name in listed([{"Key": "all", "Values": ["surface"]}, {"Key": "tag-value", "Values": ["pay"]}]), "AND")
+    msg = expect_error("InvalidParameterException", sm.list_secrets, Filters=[{"Key": "name"}])
+    check(msg == "Invalid filter values for key: name", msg)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--endpoint", default=os.environ.get("SECRET_LEDGER_ENDPOINT"))
@@ -325,6 +401,7 @@ def main():
         ("pagination", lambda: pagination(sm)),
         ("regions", lambda: regions(endpoint, akid, secret)),
         ("raw refusals", lambda: raw_refusals(endpoint, akid, secret, sm)),
+        ("rotation, policies, access dates, filters", lambda: surface(sm)),
     ]
     for name, step in steps:
         try:

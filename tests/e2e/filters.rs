@@ -55,6 +55,10 @@ fn all_finds_names_descriptions_and_tags_by_word_prefix() {
     assert_eq!(names(&f, &[("all", &["d t"])]), ["fifth"]);
     // Filters with the same key: AND.
     assert_eq!(names(&f, &[("description", &["one"]), ("description", &["two"])]), ["SecretOne", "second"]);
+    // White space separates words whatever follows it.
+    secret(&mut f, "seventh", Some("payments DB primary"), &[]);
+    assert_eq!(names(&f, &[("all", &["payments db"])]), ["seventh"]);
+    assert_eq!(names(&f, &[("description", &["PRIM"])]), ["seventh"]);
     // Values of one filter: OR; `!` negates.
     assert_eq!(names(&f, &[("name", &["third", "fourth"])]), ["fourth", "third"]);
     assert_eq!(names(&f, &[("name", &["!s"]), ("all", &["one"])]), ["SecretOne", "third"]);

@@ -316,18 +316,20 @@ pub fn check_filters(filters: &[Filter]) -> Result<(), SmError> {
 const SEPARATORS: [char; 7] = ['/', '-', '_', '+', '=', '.', '@'];
 
 /// Splits text into words as AWS does for the `description` and `all` filters (observed on
-/// AWS): at the separators when exactly one kind of separator occurs (text with two kinds is
-/// one word, and a separator alone is none), then each part at every run of lower-case ASCII
-/// letters led by another character (`MyTest` → `My`, `Test`; `COMPANYthings` → `COMPAN`,
-/// `Ythings`; spaces split terms the same way). Words are lower-cased.
+/// AWS): at white space; then each term at the separators when exactly one kind of separator
+/// occurs in it (a term with two kinds is one word, and a separator alone is none), then each
+/// part at every run of lower-case ASCII letters led by another character (`MyTest` → `My`,
+/// `Test`; `COMPANYthings` → `COMPAN`, `Ythings`). Words are lower-cased.
 fn words(text: &str) -> Vec<String> {
     let mut out = Vec::new();
-    let mut present = SEPARATORS.iter().filter(|&&c| text.contains(c));
-    match (present.next(), present.next()) {
-        _ if text.chars().count() == 1 && text.starts_with(SEPARATORS) => {}
-        (Some(&sep), None) => text.split(sep).for_each(|part| split_case(part, &mut out)),
-        (Some(_), Some(_)) => out.push(text.trim().to_lowercase()),
-        (None, _) => split_case(text, &mut out),
+    for term in text.split_whitespace() {
+        let mut present = SEPARATORS.iter().filter(|&&c| term.contains(c));
+        match (present.next(), present.next()) {
+            _ if term.chars().count() == 1 && term.starts_with(SEPARATORS) => {}
+            (Some(&sep), None) => term.split(sep).for_each(|part| split_case(part, &mut out)),
+            (Some(_), Some(_)) => out.push(term.to_lowercase()),
+            (None, _) => split_case(term, &mut out),
+        }
     }
     out.retain(|w| !w.is_empty());
     out
