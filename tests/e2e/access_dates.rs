@@ -64,6 +64,10 @@ fn first_read_of_a_day_is_recorded_once() {
         .collect();
     assert_eq!(reads.len(), 3);
     assert!(reads[0].change.ends_with("read on 2026-01-01") && reads[0].actor == "local", "{:?}", reads[0]);
+    // Point in time: the state as of the first read's event has it; the one before does not.
+    let ids = audit::secret_identities(f.ledger().raw_tree(), "a").unwrap();
+    let at = |seq| audit::resolve_at(f.ledger().raw_tree(), &ids, seq).unwrap().unwrap().last_accessed_day_ms;
+    assert_eq!((at(reads[0].seq - 1), at(reads[0].seq)), (None, Some(T0)));
     f.verify_ok();
     f.reopen();
     assert_eq!(f.ledger().describe_secret(&f.scope, "a").unwrap().last_accessed_ms, Some(T0 + 2 * DAY_MS));

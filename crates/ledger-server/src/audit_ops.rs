@@ -258,10 +258,20 @@ pub fn secret_json(s: &SecretState) -> Value {
         "arn": s.arn,
         "created_at": format_rfc3339_ms(s.created_at_ms),
         "deletion_scheduled_for": s.deletion.map(|d| format_rfc3339_ms(d.deletion_date_ms)),
+        "last_accessed": s.last_accessed_day_ms.map(format_rfc3339_ms),
+        "rotation": json!({
+            "enabled": s.rotation.enabled,
+            "lambda_arn": s.rotation.lambda_arn,
+            "last_rotated": s.rotation.last_rotated_at_ms.map(format_rfc3339_ms),
+            "next_rotation": ledger_core::rotation::next_rotation(s).map(format_rfc3339_ms),
+        }),
+        "resource_policy": s.resource_policy.is_some(),
         "versions": s.versions.iter().map(|(id, v)| json!({
             "version_id": id,
             "created_at": format_rfc3339_ms(v.created_at_ms),
             "labels": v.labels,
+            "has_value": v.has_value,
+            "last_accessed": v.last_accessed_day_ms.map(format_rfc3339_ms),
             "seq": v.seq,
         })).collect::<Vec<_>>(),
     })
