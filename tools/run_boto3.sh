@@ -66,7 +66,7 @@ if [[ "$SECOND" -ne 2 ]] || ! grep -q "in use" "$WORK/second.err"; then
 fi
 echo "ok   second server refused (exit 2)"
 
-python3 tools/boto3_story.py --endpoint "$ENDPOINT" --access-key-id "$AKID" --secret-access-key "$SECRET"
+python3 tools/boto3_story.py --endpoint "$ENDPOINT" --access-key-id "$AKID" --secret-access-key="$SECRET"
 
 kill -TERM "$SERVER_PID"
 set +e
@@ -89,7 +89,7 @@ echo "ok   server stopped cleanly on SIGTERM"
 ROT="$WORK/rotation"
 mkdir -p "$ROT"
 RAKID="AKIAROTATIONSTORY001"
-RSECRET="$(python3 -c 'import secrets; print(secrets.token_urlsafe(30))')"
+RSECRET="$(python3 -c 'import secrets; print(secrets.token_hex(20))')"
 echo "$RAKID:$RSECRET" >"$ROT/credentials"
 PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 export AWS_ACCESS_KEY_ID="$RAKID" AWS_SECRET_ACCESS_KEY="$RSECRET" AWS_DEFAULT_REGION=us-east-1
@@ -121,7 +121,7 @@ for _ in $(seq 1 300); do
   sleep 0.1
 done
 if ! python3 tools/boto3_rotation.py --endpoint "http://127.0.0.1:$PORT" --access-key-id "$RAKID" \
-  --secret-access-key "$RSECRET" --fail-marker "$ROT/fail-test" --bin "$BIN"; then
+  --secret-access-key="$RSECRET" --fail-marker "$ROT/fail-test" --bin "$BIN"; then
   echo "--- server stderr" >&2; cat "$ROT/stderr" >&2
   echo "--- lambda stderr" >&2; cat "$ROT/lambda.err" >&2
   exit 1
