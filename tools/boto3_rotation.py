@@ -107,7 +107,9 @@ def main():
         lambda: [e for e in history_events(name) if e["event"] == "RotationFailed"],
     )
     check(len(failed) == 1 and "failed at testSecret" in failed[0]["change"], failed)
-    check(failed[0]["actor"] == "rotation" and "cannot log in" in failed[0]["change"], failed)
+    # The function's message may quote the secret: the log keeps the error type only.
+    check(failed[0]["actor"] == "rotation" and "errorType RuntimeError" in failed[0]["change"], failed)
+    check("cannot log in" not in failed[0]["change"], failed)
     check(holder(sm, name, "AWSCURRENT") == token, "AWSCURRENT unchanged after the failure")
     check(holder(sm, name, "AWSPENDING") == second, "AWSPENDING stays on the new version")
     try:
@@ -125,7 +127,7 @@ def main():
     check(holder(sm, name, "AWSPREVIOUS") == token, stages(sm, name))
     print("ok   reattempt with the same token succeeded")
     events = [e["event"] for e in history_events(name)]
-    check(events.count("RotationConfigured") == 2 and events.count("VersionReserved") == 2, events)
+    check(events.count("RotationConfigured") == 1 and events.count("VersionReserved") == 2, events)
     check(events.count("VersionValueSet") == 2, events)
     print(f"boto3_rotation: {CHECKS} checks passed")
 

@@ -376,14 +376,16 @@ impl Model {
                     return Err(ErrorCode::InvalidRequestException);
                 }
                 let token = tok(*token);
+                // A retry (same token) that asks for no other function is answered again.
+                let retry = !lambda || s.lambda.as_deref() == Some(MODEL_LAMBDA);
                 if s.rotation_in_progress() {
-                    return match s.labels.get(AWSPENDING) == Some(&token) {
+                    return match retry && s.labels.get(AWSPENDING) == Some(&token) {
                         true => Ok(()),
                         false => Err(ErrorCode::InvalidRequestException),
                     };
                 }
                 match s.versions.iter().find(|v| v.id == token) {
-                    Some(v) if v.by_rotation => return Ok(()),
+                    Some(v) if v.by_rotation && retry => return Ok(()),
                     Some(_) => return Err(ErrorCode::ResourceExistsException),
                     None if s.pruned.contains_key(&token) => return Err(ErrorCode::ResourceExistsException),
                     None => {}

@@ -861,7 +861,7 @@ fn rotate_secret(state: &State, c: &RotateSecret, ctx: &mut Ctx<'_>) -> Result<D
         check_len("rotationLambdaARN", arn, 0, ROTATION_LAMBDA_ARN_CHARS_MAX)?;
     }
     if let Some(rules) = &c.rotation_rules {
-        crate::rotation::check_rules(rules)?;
+        crate::rotation::check_rules(rules, ctx.now_ms)?;
     }
     let secret = live(state, ctx.scope, &c.secret_id)?;
     let lambda_arn = c.rotation_lambda_arn.clone().filter(|a| !a.is_empty());
@@ -869,16 +869,19 @@ fn rotate_secret(state: &State, c: &RotateSecret, ctx: &mut Ctx<'_>) -> Result<D
         return Err(SmError::NoRotationFunction);
     }
     let reply = Reply::Secret { arn: secret.arn.clone(), name: secret.name.clone(), version_id: Some(token.clone()) };
+    // A retry asks for nothing the configuration does not already say.
+    let retry = lambda_arn.as_ref().is_none_or(|a| secret.rotation.lambda_arn.as_ref() == Some(a))
+        && c.rotation_rules.as_ref().is_none_or(|r| secret.rotation.rules.as_ref() == Some(r));
     if secret.rotation_in_progress() {
         // A retry of the request that started this rotation gets its answer again.
-        if secret.holder(AWSPENDING) == Some(token.as_str()) {
+        if retry && secret.holder(AWSPENDING) == Some(token.as_str()) {
             return Ok(Decision::answer(reply));
         }
         return Err(SmError::RotationInProgress);
     }
     match secret.versions.get(token) {
         // A retry of a rotation that already finished.
-        Some(v) if v.by_rotation => return Ok(Decision::answer(reply)),
+        Some(v) if v.by_rotation && retry => return Ok(Decision::answer(reply)),
         Some(_) => return Err(SmError::TokenReused { token: token.clone(), arn: secret.arn.clone() }),
         None if secret.retired.contains_key(token) => {
             return Err(SmError::TokenReused { token: token.clone(), arn: secret.arn.clone() })
@@ -886,7 +889,11 @@ fn rotate_secret(state: &State, c: &RotateSecret, ctx: &mut Ctx<'_>) -> Result<D
         None => {}
     }
     let uid = secret.uid;
-    let mut events = vec![Event::RotationConfigured { secret: uid, lambda_arn, rules: c.rotation_rules.clone() }];
+    // Configuration only when the request changes it (a start of a due rotation does not).
+    let mut events = Vec::new();
+    if lambda_arn.is_some() || c.rotation_rules.is_some() || !secret.rotation.enabled {
+        events.push(Event::RotationConfigured { secret: uid, lambda_arn, rules: c.rotation_rules.clone() });
+    }
     if c.rotate_immediately.unwrap_or(true) {
         let take_pending = Event::LabelMoved {
             secret: uid,

@@ -4,9 +4,10 @@
 //! `AutomaticallyAfterDays` (1–1000) and `ScheduleExpression` (`rate(N days|hours)` or AWS's
 //! six-field `cron(Minutes Hours Day-of-month Month Day-of-week Year)`) exclude each other;
 //! `Duration` (`Nh`, 1–24 hours) is the window a rotation may start in. The next rotation counts
-//! from the latest of the last `AWSCURRENT` move (a rotation, by a function or by hand), the
-//! time rotation was configured and the last failed rotation step (whose reattempt waits for
-//! the next due time, as on AWS).
+//! from the latest of the time rotation was configured, the last failed rotation step (whose
+//! reattempt waits for the next due time, as on AWS) and the last rotation: for
+//! `AutomaticallyAfterDays` any move of `AWSCURRENT` (a change by hand counts as a rotation), for
+//! a schedule the last completed rotation.
 
 use crate::error::SmError;
 use crate::event::RotationRules;
@@ -23,8 +24,9 @@ fn invalid(message: impl Into<String>) -> SmError {
     SmError::InvalidParameter(message.into())
 }
 
-/// Checks `rules` as RotateSecret does, before the secret is looked up.
-pub fn check_rules(rules: &RotationRules) -> Result<(), SmError> {
+/// Checks `rules` as RotateSecret does, before the secret is looked up; a schedule must name a
+/// date within five years of `now_ms`.
+pub fn check_rules(rules: &RotationRules, now_ms: i64) -> Result<(), SmError> {
     if let Some(days) = rules.automatically_after_days {
         if !(1..=1000).contains(&days) {
             return Err(invalid("RotationRules.AutomaticallyAfterDays must be within 1-1000."));
@@ -34,7 +36,9 @@ pub fn check_rules(rules: &RotationRules) -> Result<(), SmError> {
         }
     }
     if let Some(expression) = &rules.schedule_expression {
-        Schedule::parse(expression)?;
+        if Schedule::parse(expression)?.next_after(now_ms).is_none() {
+            return Err(invalid("The ScheduleExpression names no date in the next five years."));
+        }
     }
     if let Some(duration) = &rules.duration {
         let hours = duration.strip_suffix('h').and_then(|h| h.parse::<u32>().ok());
@@ -53,10 +57,13 @@ pub fn next_rotation(secret: &SecretState) -> Option<i64> {
         return None;
     }
     let rules = rotation.rules.as_ref()?;
-    let base = rotation.configured_at_ms.max(secret.current_moved_at_ms).max(rotation.failed_at_ms)?;
+    let since = rotation.configured_at_ms.max(rotation.failed_at_ms);
     if let Some(days) = rules.automatically_after_days {
+        // A change of AWSCURRENT by hand counts as a rotation here.
+        let base = since.max(secret.current_moved_at_ms)?;
         return base.checked_add(days.checked_mul(DAY_MS)?);
     }
+    let base = since.max(rotation.last_rotated_at_ms)?;
     Schedule::parse(rules.schedule_expression.as_deref()?).ok()?.next_after(base)
 }
 

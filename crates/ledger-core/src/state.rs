@@ -140,6 +140,15 @@ impl SecretState {
         self.holder(crate::AWSPENDING).is_some_and(|pending| self.holder(crate::AWSCURRENT) != Some(pending))
     }
 
+    /// A rotation under way on a version RotateSecret reserved, with no failure recorded since:
+    /// its runner was stopped (a shutdown, a crash) and it should resume at once.
+    pub fn rotation_interrupted(&self) -> bool {
+        let Some(pending) = self.holder(crate::AWSPENDING).and_then(|p| self.versions.get(p)) else { return false };
+        self.rotation_in_progress()
+            && pending.by_rotation
+            && self.rotation.failed_at_ms.is_none_or(|failed| failed < pending.created_at_ms)
+    }
+
     /// Labels of a version, sorted.
     pub fn labels_of(&self, version_id: &str) -> Vec<String> {
         self.versions.get(version_id).map(|v| v.labels.iter().cloned().collect()).unwrap_or_default()
@@ -178,13 +187,16 @@ impl State {
     }
 
     /// Secrets whose rotation is due at `now_ms` (rotation on, a function configured, not
-    /// scheduled for deletion, next rotation date reached), with the version of the rotation
-    /// under way if one is (to be reattempted with its token).
+    /// scheduled for deletion, next rotation date reached, or a rotation interrupted before it
+    /// failed or finished), with the version of the rotation under way if one is (to be
+    /// resumed or reattempted with its token).
     pub fn due_rotations(&self, now_ms: i64) -> Vec<(SecretUid, Option<String>)> {
         self.secrets
             .values()
-            .filter(|s| !s.is_scheduled() && s.rotation.lambda_arn.is_some())
-            .filter(|s| crate::rotation::next_rotation(s).is_some_and(|next| next <= now_ms))
+            .filter(|s| !s.is_scheduled() && s.rotation.enabled && s.rotation.lambda_arn.is_some())
+            .filter(|s| {
+                s.rotation_interrupted() || crate::rotation::next_rotation(s).is_some_and(|next| next <= now_ms)
+            })
             .map(|s| {
                 (s.uid, s.rotation_in_progress().then(|| s.holder(crate::AWSPENDING).map(str::to_string)).flatten())
             })

@@ -15,9 +15,10 @@
 //!
 //! Rotations start after RotateSecret (also when a client repeats RotateSecret with the token
 //! of the rotation under way: that reattempts it) and from the scheduler, which every tick
-//! starts the rotations that fell due (also while the server was down) and reattempts
-//! unfinished ones at their next due time, with the same token. At most one rotation runs per
-//! secret. Shutdown aborts running rotations; they stay unfinished and are reattempted later.
+//! starts the rotations that fell due (also while the server was down), resumes at once those a
+//! shutdown or crash interrupted, and reattempts failed ones at their next due time, with the
+//! same token. At most one rotation runs per secret. Shutdown stops the runner before the HTTP
+//! server, so a function calling back is never refused by a closing server.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -100,8 +101,14 @@ pub struct Rotator {
     config: LambdaConfig,
     clients: Mutex<HashMap<String, aws_sdk_lambda::Client>>,
     active: Mutex<HashSet<u64>>,
-    tasks: Mutex<tokio::task::JoinSet<()>>,
+    /// `None` once stopped: nothing new starts.
+    tasks: Mutex<Option<tokio::task::JoinSet<()>>>,
+    /// Secrets whose due rotation could not start, until when the scheduler leaves them be.
+    backoff: Mutex<HashMap<u64, i64>>,
 }
+
+/// How long the scheduler waits before trying again to start a rotation that was refused.
+const REFUSED_BACKOFF_MS: i64 = 60 * 60 * 1000;
 
 /// One rotation to run: the secret, its function, the reserved version.
 #[derive(Clone, Debug)]
@@ -119,7 +126,8 @@ impl Rotator {
             config,
             clients: Mutex::new(HashMap::new()),
             active: Mutex::new(HashSet::new()),
-            tasks: Mutex::new(tokio::task::JoinSet::new()),
+            tasks: Mutex::new(Some(tokio::task::JoinSet::new())),
+            backoff: Mutex::new(HashMap::new()),
         }
     }
 
@@ -139,13 +147,15 @@ impl Rotator {
 
     /// Stops the scheduler and every running rotation, and waits until they are gone.
     pub async fn stop(&self) {
-        let mut tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|e| e.into_inner()));
+        let Some(mut tasks) = self.tasks.lock().unwrap_or_else(|e| e.into_inner()).take() else { return };
         tasks.abort_all();
         while tasks.join_next().await.is_some() {}
     }
 
+    /// Spawns `task` unless the rotator was stopped.
     fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
         let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(tasks) = tasks.as_mut() else { return };
         // Reap finished tasks so the set does not grow with every rotation.
         while tasks.try_join_next().is_some() {}
         tasks.spawn(task);
@@ -169,15 +179,23 @@ impl Rotator {
                 .filter_map(|(uid, pending)| Some((s.secret(uid)?.arn.clone(), uid, pending)))
                 .collect::<Vec<_>>()
         });
+        let now = app.ledger.now_ms();
         for (arn, uid, pending) in due {
             if self.active.lock().unwrap_or_else(|e| e.into_inner()).contains(&uid.0) {
+                continue;
+            }
+            if self.backoff.lock().unwrap_or_else(|e| e.into_inner()).get(&uid.0).is_some_and(|&until| until > now) {
                 continue;
             }
             let token = match pending {
                 Some(token) => token,
                 None => match start_rotation(app, &arn).await {
                     Some(token) => token,
-                    None => continue,
+                    None => {
+                        // Refused (or the store failed): try again in an hour, not every tick.
+                        self.backoff.lock().unwrap_or_else(|e| e.into_inner()).insert(uid.0, now + REFUSED_BACKOFF_MS);
+                        continue;
+                    }
                 },
             };
             if let Some(run) = pending_run(app, &arn, &token) {
@@ -240,13 +258,13 @@ impl Rotator {
             Ok(Ok(out)) => match out.function_error() {
                 None => Ok(()),
                 Some(kind) => {
-                    let body = out.payload().map(|p| String::from_utf8_lossy(p.as_ref()).into_owned());
-                    let message = body
-                        .as_deref()
-                        .and_then(|b| serde_json::from_str::<serde_json::Value>(b).ok())
-                        .and_then(|v| v.get("errorMessage").and_then(|m| m.as_str()).map(str::to_string))
-                        .unwrap_or_default();
-                    Err(clip(&format!("{kind}: {message}")))
+                    // The function's errorMessage may quote the secret it was handling: it is
+                    // logged at debug only; the event keeps the kind and the errorType.
+                    let body = out.payload().and_then(|p| serde_json::from_slice::<serde_json::Value>(p.as_ref()).ok());
+                    let field = |name: &str| body.as_ref().and_then(|v| v.get(name)?.as_str().map(str::to_string));
+                    tracing::debug!(step, message = field("errorMessage").unwrap_or_default(), "function error");
+                    let error_type = field("errorType").unwrap_or_else(|| "unknown".to_string());
+                    Err(clip(&format!("function error ({kind}), errorType {error_type}")))
                 }
             },
         }

@@ -81,14 +81,15 @@ impl RunningServer {
 
     /// Stops accepting, lets in-flight requests finish, then closes the ledger.
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        if let Some(rotator) = &self.app.rotator {
+            // First, while the server still answers the functions' calls back: running
+            // rotations stop here and resume after the next start.
+            rotator.stop().await;
+        }
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
         let served = (&mut self.task).await.context("the server task failed")?;
-        if let Some(rotator) = &self.app.rotator {
-            // Running rotations stop here and are reattempted after the next start.
-            rotator.stop().await;
-        }
         let RunningServer { app, .. } = self;
         let closed = match Arc::try_unwrap(app) {
             Ok(app) => tokio::task::spawn_blocking(move || app.ledger.close()).await.context("closing the ledger")?,

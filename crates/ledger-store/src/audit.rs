@@ -125,13 +125,18 @@ pub struct SecretIdentity {
 /// its one secret); a name selects every region: callers resolve it within one, as the API does.
 /// Names are looked up in the name index, never by scanning the log.
 pub fn secret_identities(tree: &sled::Tree, secret_id: &str) -> Result<Vec<SecretIdentity>, StoreError> {
-    let (name, region, full_arn) = if let Some(rest) = secret_id.strip_prefix("arn:") {
+    // For an ARN: its region, and the ARN prefix (partition, region, account) or whole ARN
+    // the secret's own ARN must have.
+    let (name, region, arn_match) = if let Some(rest) = secret_id.strip_prefix("arn:") {
         let parts: Vec<&str> = rest.splitn(6, ':').collect();
         let [partition, _, region, account, _, resource] = parts[..] else { return Ok(Vec::new()) };
         let scope = Scope { partition: partition.into(), region: region.into(), account: account.into() };
+        let prefix = format!("arn:{partition}:secretsmanager:{region}:{account}:secret:");
         match parse_secret_id(&scope, secret_id) {
-            Ok(SecretRef::FullArn(arn)) => (resource[..resource.len() - 7].to_string(), Some(region), Some(arn)),
-            Ok(SecretRef::PartialArn(name)) => (name.to_string(), Some(region), None),
+            Ok(SecretRef::FullArn(arn)) => {
+                (resource[..resource.len() - 7].to_string(), Some(region), Some((arn.to_string(), true)))
+            }
+            Ok(SecretRef::PartialArn(name)) => (name.to_string(), Some(region), Some((prefix, false))),
             _ => return Ok(Vec::new()),
         }
     } else {
@@ -145,8 +150,10 @@ pub fn secret_identities(tree: &sled::Tree, secret_id: &str) -> Result<Vec<Secre
             continue;
         }
         let Some(identity) = identity(tree, SecretUid(uid))? else { continue };
-        if full_arn.is_some_and(|arn| arn != identity.arn) {
-            continue;
+        match &arn_match {
+            Some((arn, true)) if *arn != identity.arn => continue,
+            Some((prefix, false)) if !identity.arn.starts_with(prefix.as_str()) => continue,
+            _ => {}
         }
         found.push(identity);
     }

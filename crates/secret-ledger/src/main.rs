@@ -53,15 +53,18 @@ impl RemoteArgs {
     }
 
     /// The region `secret_id` resolves in: the one given, else an ARN's own. `None` leaves a
-    /// name unresolved until it proves to be in one region only. An ARN of another region than
-    /// the one given is a usage error (it could only answer "not found").
+    /// name unresolved until it proves to be in one region only. An ARN's region wins over the
+    /// `AWS_DEFAULT_REGION` default; an ARN of another region than `--region` or `AWS_REGION` is
+    /// a usage error (it could only answer "not found").
     fn region_for(&self, secret_id: Option<&str>) -> anyhow::Result<Option<String>> {
         let arn_region = secret_id.and_then(|id| id.strip_prefix("arn:")).and_then(|rest| rest.split(':').nth(2));
+        let explicit = self.region.clone().filter(|r| !r.trim().is_empty()).map(|r| r.trim().to_string());
         match (self.region_given(), arn_region) {
-            (Some(given), Some(arn)) if given != arn => anyhow::bail!(
-                "--secret-id is an ARN in region {arn}, but the region given (--region, AWS_REGION or \
-                 AWS_DEFAULT_REGION) is {given}: give --region {arn}"
+            (Some(given), Some(arn)) if given != arn && explicit.is_some() => anyhow::bail!(
+                "--secret-id is an ARN in region {arn}, but the region given (--region or AWS_REGION) is {given}: \
+                 give --region {arn}"
             ),
+            (Some(_), Some(arn)) => Ok(Some(arn.to_string())),
             (Some(given), _) => Ok(Some(given)),
             (None, Some(arn)) => Ok(Some(arn.to_string())),
             // Online a name resolves in the signing region, so there must be one, as the AWS

@@ -371,10 +371,24 @@ fn offline_names_resolve_within_one_region() {
     check_region_answers(&history(&[&arns[2]], &[]), &state(&[&arns[2]], &[]), "eu-west-1", &eu);
     let out = history(&[&arns[0]], &[]);
     assert_eq!(json(&out)["secrets"].as_array().unwrap().len(), 1, "a full ARN names one secret");
-    // An ARN against a different region given is a usage error that says so.
-    let out = history(&[&arns[2]], &[("AWS_DEFAULT_REGION", "us-east-1")]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("eu-west-1") && stderr(&out).contains("us-east-1"), "{}", stderr(&out));
+    // An ARN's region wins over the AWS_DEFAULT_REGION default; against --region or AWS_REGION
+    // it is a usage error that says so.
+    check_region_answers(
+        &history(&[&arns[2]], &[("AWS_DEFAULT_REGION", "us-east-1")]),
+        &state(&[&arns[2]], &[("AWS_DEFAULT_REGION", "us-east-1")]),
+        "eu-west-1",
+        &eu,
+    );
+    for out in
+        [history(&[&arns[2], "--region", "us-east-1"], &[]), history(&[&arns[2]], &[("AWS_REGION", "us-east-1")])]
+    {
+        assert_eq!(out.status.code(), Some(2));
+        assert!(stderr(&out).contains("eu-west-1") && stderr(&out).contains("us-east-1"), "{}", stderr(&out));
+    }
+    // A partial ARN of another account names nothing here.
+    let foreign = arns[2].replace(":000000000000:", ":999999999999:");
+    let partial = &foreign[..foreign.len() - 7];
+    assert_eq!(history(&[partial], &[]).status.code(), Some(2));
     // No region anywhere: exit 2, listing the regions and ARNs to choose from; nothing on stdout.
     for out in [history(&["db/prod"], &[]), state(&["db/prod"], &[])] {
         assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stdout));

@@ -55,12 +55,16 @@ fn rules_are_checked_as_rotate_secret_does() {
         schedule_expression: expression.map(str::to_string),
         duration: duration.map(str::to_string),
     };
-    assert!(check_rules(&rules(Some(30), None, None)).is_ok());
-    assert!(check_rules(&rules(None, Some("cron(0 8 1 * ? *)"), Some("3h"))).is_ok());
-    let e = check_rules(&rules(Some(0), None, None)).unwrap_err();
+    let now = t("2026-01-01T00:00:00Z");
+    assert!(check_rules(&rules(Some(30), None, None), now).is_ok());
+    assert!(check_rules(&rules(None, Some("cron(0 8 1 * ? *)"), Some("3h")), now).is_ok());
+    let e = check_rules(&rules(Some(0), None, None), now).unwrap_err();
     assert_eq!(e.to_string(), "RotationRules.AutomaticallyAfterDays must be within 1-1000.");
-    assert!(check_rules(&rules(Some(1001), None, None)).is_err());
-    assert!(check_rules(&rules(Some(3), Some("rate(3 days)"), None)).is_err());
-    assert!(check_rules(&rules(None, Some("rate(3 days)"), Some("25h"))).is_err());
-    assert!(check_rules(&rules(None, Some("rate(3 days)"), Some("3"))).is_err());
+    assert!(check_rules(&rules(Some(1001), None, None), now).is_err());
+    assert!(check_rules(&rules(Some(3), Some("rate(3 days)"), None), now).is_err());
+    assert!(check_rules(&rules(None, Some("rate(3 days)"), Some("25h")), now).is_err());
+    assert!(check_rules(&rules(None, Some("rate(3 days)"), Some("3")), now).is_err());
+    // Schedules that never come (30 February; a year in the past) are refused.
+    assert!(check_rules(&rules(None, Some("cron(0 0 30 2 ? *)"), None), now).is_err());
+    assert!(check_rules(&rules(None, Some("cron(0 0 1 1 ? 2020)"), None), now).is_err());
 }

@@ -49,9 +49,16 @@ impl TestServer {
 
     /// Shuts down and starts again on the same data dir (on a new port).
     pub async fn restart(self) -> TestServer {
+        self.restart_configured(|_| {}).await
+    }
+
+    /// [`TestServer::restart`] with the config adjusted as for [`TestServer::start_configured`].
+    pub async fn restart_configured(self, tweak: impl FnOnce(&mut ServeConfig)) -> TestServer {
         let TestServer { server, dir } = self;
         server.shutdown().await.unwrap();
-        let server = start(Self::config(&dir)).await.unwrap();
+        let mut config = Self::config(&dir);
+        tweak(&mut config);
+        let server = start(config).await.unwrap();
         TestServer { server, dir }
     }
 

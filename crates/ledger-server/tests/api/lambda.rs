@@ -100,9 +100,28 @@ struct Setup {
     lambda: Arc<Lambda>,
     clock: Arc<ManualClock>,
     c: Client,
+    endpoint: String,
 }
 
 async fn setup(behaviour: Behaviour) -> Setup {
+    setup_with_timeout(behaviour, Duration::from_secs(1)).await
+}
+
+/// The ledger's config for `lambda_url` on `clock`.
+fn configure(
+    lambda_url: String,
+    clock: Arc<ManualClock>,
+    timeout: Duration,
+) -> impl FnOnce(&mut ledger_server::ServeConfig) {
+    move |config| {
+        config.ledger_options.clock = clock;
+        let mut lambda = LambdaConfig::new(&lambda_url, timeout, "AKIALAMBDA", "lambda-secret");
+        lambda.tick = Duration::from_millis(50);
+        config.lambda = Some(lambda);
+    }
+}
+
+async fn setup_with_timeout(behaviour: Behaviour, timeout: Duration) -> Setup {
     let lambda =
         Arc::new(Lambda { behaviour: Mutex::new(behaviour), calls: Mutex::default(), ledger: Mutex::default() });
     let app = axum::Router::new().fallback(invoke).with_state(lambda.clone());
@@ -110,17 +129,14 @@ async fn setup(behaviour: Behaviour) -> Setup {
     let endpoint = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     let clock = Arc::new(ManualClock::new(T0));
-    let ledger_clock = clock.clone();
-    let t = TestServer::start_configured(&format!("{AKID}:{SECRET}\n"), move |config| {
-        config.ledger_options.clock = ledger_clock;
-        let mut lambda = LambdaConfig::new(&endpoint, Duration::from_secs(1), "AKIALAMBDA", "lambda-secret");
-        lambda.tick = Duration::from_millis(50);
-        config.lambda = Some(lambda);
-    })
+    let t = TestServer::start_configured(
+        &format!("{AKID}:{SECRET}\n"),
+        configure(endpoint.clone(), clock.clone(), timeout),
+    )
     .await;
     let c = t.client("us-east-1");
     *lambda.ledger.lock().unwrap() = Some(c.clone());
-    Setup { t, lambda, clock, c }
+    Setup { t, lambda, clock, c, endpoint }
 }
 
 impl Setup {
@@ -192,23 +208,22 @@ async fn rotate_secret_runs_the_four_steps_and_the_scheduler_the_next_ones() {
     let d = s.c.describe_secret().secret_id("db").send().await.unwrap();
     assert_eq!(d.last_rotated_date().unwrap().secs() * 1000, T0 + 2 * DAY_MS, "the scheduled rotation ran");
     assert_eq!(s.lambda.calls.lock().unwrap().len(), 8);
-    // The scheduler started it as the runner, with the same function and rules.
+    // The scheduler started it as the runner, with the configuration as it was.
     let tree = s.t.server.ledger().raw_tree();
     let uid = s.t.server.ledger().with_state(|st| st.by_name("us-east-1", "db").unwrap().uid);
-    let configured: Vec<String> = ledger_store::audit::secret_history(tree, uid)
-        .unwrap()
-        .into_iter()
-        .filter(|e| e.event == "RotationConfigured")
-        .map(|e| e.actor)
-        .collect();
-    assert_eq!(configured, [AKID, "rotation"]);
+    let actors = |event: &str| -> Vec<String> {
+        let history = ledger_store::audit::secret_history(tree, uid).unwrap();
+        history.into_iter().filter(|e| e.event == event).map(|e| e.actor).collect()
+    };
+    assert_eq!(actors("RotationConfigured"), [AKID]);
+    assert_eq!(actors("VersionReserved"), [AKID, "rotation"]);
     s.t.stop().await;
 }
 
 #[tokio::test]
 async fn failed_steps_are_recorded_and_reattempted_when_due() {
     for (behaviour, step, error) in [
-        (Behaviour::Throw("testSecret"), "testSecret", "Unhandled: testSecret refused"),
+        (Behaviour::Throw("testSecret"), "testSecret", "function error (Unhandled), errorType Exception"),
         (Behaviour::ServiceError, "createSecret", "the Invoke call failed"),
         (Behaviour::Hang, "createSecret", "no answer from the function within 1 s"),
     ] {
@@ -242,4 +257,29 @@ async fn failed_steps_are_recorded_and_reattempted_when_due() {
         s.wait_for_current("db", &format!("rotated-{token}")).await;
         s.t.stop().await;
     }
+}
+
+/// A rotation a shutdown interrupted (no failure recorded) resumes as soon as the server is back,
+/// with the same token, without waiting for its next due date.
+#[tokio::test]
+async fn an_interrupted_rotation_resumes_after_a_restart() {
+    let s = setup_with_timeout(Behaviour::Hang, Duration::from_secs(30)).await;
+    s.c.create_secret().name("db").secret_string("v1").send().await.unwrap();
+    let rules = RotationRulesType::builder().automatically_after_days(30).build();
+    let started =
+        s.c.rotate_secret().secret_id("db").rotation_lambda_arn(FUNCTION).rotation_rules(rules).send().await.unwrap();
+    let token = started.version_id().unwrap().to_string();
+    while s.lambda.calls.lock().unwrap().is_empty() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Shut down during the hanging createSecret; then the function answers again.
+    *s.lambda.behaviour.lock().unwrap() = Behaviour::Rotate;
+    let Setup { t, lambda, clock, endpoint, .. } = s;
+    let t = t.restart_configured(configure(endpoint, clock.clone(), Duration::from_secs(30))).await;
+    let c = t.client("us-east-1");
+    *lambda.ledger.lock().unwrap() = Some(c.clone());
+    let s = Setup { t, lambda, clock, c, endpoint: String::new() };
+    s.wait_for_current("db", &format!("rotated-{token}")).await;
+    assert!(s.events("db").await.iter().all(|(e, _)| e != "RotationFailed"), "no failure was recorded");
+    s.t.stop().await;
 }
