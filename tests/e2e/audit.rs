@@ -219,8 +219,15 @@ fn export_tampering_is_caught_with_the_first_bad_seq() {
         let r = ledger_core::codec::decode_record(&bytes).unwrap();
         let Event::LabelMoved { secret, label, to, .. } = r.event else { unreachable!() };
         let event = Event::LabelMoved { secret, label, from: to.clone(), to };
-        let (_, bytes) =
-            ledger_core::codec::seal_record(r.seq, r.prev_hash, r.recorded_at_ms, &r.actor, &r.request_id, event);
+        let (_, bytes) = ledger_core::codec::seal_record(
+            r.seq,
+            r.prev_hash,
+            r.recorded_at_ms,
+            &r.actor,
+            &r.request_id,
+            &r.operation,
+            event,
+        );
         v["record"] = base64::engine::general_purpose::STANDARD.encode(bytes).into();
         l[seq] = v.to_string();
     });

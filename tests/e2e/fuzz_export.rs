@@ -174,7 +174,8 @@ fn apply(lines: &mut Vec<String>, e: &LineEdit) {
         LineEdit::Reseal(l, actor) => edit_json(lines, l.index(n), |v| {
             let Some(bytes) = v.get("record").and_then(Value::as_str).and_then(|r| B64.decode(r).ok()) else { return };
             let Ok(r) = decode_record(&bytes) else { return };
-            let (_, forged) = seal_record(r.seq, r.prev_hash, r.recorded_at_ms, actor, &r.request_id, r.event);
+            let (_, forged) =
+                seal_record(r.seq, r.prev_hash, r.recorded_at_ms, actor, &r.request_id, &r.operation, r.event);
             v["record"] = B64.encode(forged).into();
         }),
         LineEdit::TruncateLine(l, p) => {
@@ -244,7 +245,7 @@ fn rechain(lines: &[String], from: usize, actor: &str) -> Vec<String> {
         let r = decode_record(&B64.decode(v["record"].as_str().unwrap()).unwrap()).unwrap();
         let (record, bytes) = if i >= from {
             let who = if i == from { actor } else { r.actor.as_str() };
-            seal_record(r.seq, prev, r.recorded_at_ms, who, &r.request_id, r.event)
+            seal_record(r.seq, prev, r.recorded_at_ms, who, &r.request_id, &r.operation, r.event)
         } else {
             (r, Vec::new())
         };

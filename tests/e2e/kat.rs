@@ -33,13 +33,38 @@ fn created_event() -> Event {
     }
 }
 
+fn read_hex(name: &str) -> Vec<u8> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data").join(name);
+    let text = std::fs::read_to_string(path).unwrap();
+    (0..text.trim().len()).step_by(2).map(|i| u8::from_str_radix(&text.trim()[i..i + 2], 16).unwrap()).collect()
+}
+
 #[test]
 fn kat_secret_created_record() {
-    let (record, bytes) = seal_record(1, ChainHash::GENESIS, 1_767_225_600_000, "local", "req-1", created_event());
-    assert_eq!(bytes[0], 1, "a first-release event keeps record format 1");
-    expect_file("kat_secret_created.hex", &hex(&bytes));
-    expect_file("kat_secret_created.hash", &record.hash.to_hex());
+    let (record, bytes) =
+        seal_record(1, ChainHash::GENESIS, 1_767_225_600_000, "local", "req-1", "CreateSecret", created_event());
+    assert_eq!(bytes[0], FORMAT_VERSION);
+    expect_file("kat_secret_created_v2.hex", &hex(&bytes));
+    expect_file("kat_secret_created_v2.hash", &record.hash.to_hex());
     assert_eq!(decode_record(&bytes).unwrap(), record);
+}
+
+/// The format-1 vector, written by the first release, still decodes and verifies: the same
+/// event, with no operation.
+#[test]
+fn kat_format_1_record_still_reads() {
+    let bytes = read_hex("kat_secret_created.hex");
+    assert_eq!(bytes[0], 1);
+    assert!(ledger_core::codec::verify_record_hash(&bytes).unwrap());
+    let record = decode_record(&bytes).unwrap();
+    assert_eq!((record.event, record.operation.as_str(), record.actor.as_str()), (created_event(), "", "local"));
+    let hash =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/kat_secret_created.hash"))
+            .unwrap();
+    assert_eq!(record.hash.to_hex(), hash.trim());
+    let bytes = read_hex("kat_version_created.hex");
+    assert!(ledger_core::codec::verify_record_hash(&bytes).unwrap());
+    assert!(matches!(decode_record(&bytes).unwrap().event, Event::VersionCreated { .. }));
 }
 
 #[test]
@@ -59,12 +84,14 @@ fn kat_sealed_value_and_chain() {
     as_binary.kind = ValueKind::Binary;
     assert_eq!(open_value(&key, SecretUid(1), &version, &as_binary), None);
 
-    let (first, _) = seal_record(1, ChainHash::GENESIS, 1_767_225_600_000, "local", "req-1", created_event());
+    let (first, _) =
+        seal_record(1, ChainHash::GENESIS, 1_767_225_600_000, "local", "req-1", "CreateSecret", created_event());
     let event =
         Event::VersionCreated { secret: SecretUid(1), version_id: version, value: sealed, value_digest: digest };
-    let (second, bytes) = seal_record(2, first.hash, 1_767_225_600_001, "AKIDEXAMPLE", "req-2", event);
-    expect_file("kat_version_created.hash", &second.hash.to_hex());
-    expect_file("kat_version_created.hex", &hex(&bytes));
+    let (second, bytes) =
+        seal_record(2, first.hash, 1_767_225_600_001, "AKIDEXAMPLE", "req-2", "PutSecretValue", event);
+    expect_file("kat_version_created_v2.hash", &second.hash.to_hex());
+    expect_file("kat_version_created_v2.hex", &hex(&bytes));
 }
 
 #[test]
@@ -78,24 +105,32 @@ fn kat_wrapped_key() {
     assert!(unwrap_key(&MasterKey::from_bytes(1, [0x34; 32]), SecretUid(9), &wrapped).is_none());
 }
 
-/// A record carries its event's format: format 2 for the events added with rotation, resource
-/// policies and access dates; a record claiming another format than its event's is refused.
+/// Format 2 writes the operation into every record; a format-1 record cannot hold an event that
+/// format 2 introduced, and an unknown format is refused by its first byte.
 #[test]
-fn records_carry_their_events_format() {
+fn record_formats() {
     let event = Event::ResourcePolicySet { secret: SecretUid(1), policy: "{}".into() };
-    let (record, bytes) = seal_record(2, ChainHash::GENESIS, 1_767_225_600_000, "local", "req-2", event);
-    assert_eq!((bytes[0], FORMAT_VERSION), (2, 2));
+    let (record, bytes) =
+        seal_record(2, ChainHash::GENESIS, 1_767_225_600_000, "local", "req-2", "PutResourcePolicy", event.clone());
+    assert_eq!((bytes[0], FORMAT_VERSION, record.operation.as_str()), (2, 2, "PutResourcePolicy"));
     assert_eq!(decode_record(&bytes).unwrap(), record);
-    let mut downgraded = bytes.clone();
-    downgraded[0] = 1;
-    assert!(matches!(
-        decode_record(&downgraded),
-        Err(ledger_core::codec::DecodeError::EventFormat { record: 1, event: 2 })
-    ));
-    let (_, old) = seal_record(1, ChainHash::GENESIS, 0, "local", "req-1", created_event());
-    let mut upgraded = old.clone();
-    upgraded[0] = 2;
-    assert!(decode_record(&upgraded).is_err());
-    upgraded[0] = 3;
-    assert_eq!(decode_record(&upgraded), Err(ledger_core::codec::DecodeError::FormatVersion(3)));
+    // A format-1 body (the same without the operation) around a format-2 event, correctly hashed.
+    let header = ledger_core::codec::RECORD_HEADER_LEN;
+    let body = &bytes[header..];
+    // recorded_at (8) ‖ actor (8 + 5) ‖ request_id (8 + 5) ‖ operation (8 + 17) ‖ event
+    let v1_body: Vec<u8> = [&body[..34], &body[34 + 8 + 17..]].concat();
+    let hash = ledger_core::chain::chain_hash(1, &ChainHash::GENESIS, 2, &v1_body);
+    let mut forged = vec![1u8];
+    forged.extend_from_slice(&2u64.to_be_bytes());
+    forged.extend_from_slice(&ChainHash::GENESIS.0);
+    forged.extend_from_slice(&hash.0);
+    forged.extend_from_slice(&v1_body);
+    assert!(ledger_core::codec::verify_record_hash(&forged).unwrap());
+    assert_eq!(decode_record(&forged), Err(ledger_core::codec::DecodeError::EventFormat { record: 1, event: 2 }));
+    let mut future = bytes.clone();
+    future[0] = 3;
+    assert_eq!(decode_record(&future), Err(ledger_core::codec::DecodeError::FormatVersion(3)));
+    let mut as_v1 = bytes.clone();
+    as_v1[0] = 1;
+    assert!(decode_record(&as_v1).is_err(), "a format-2 body read as format 1");
 }

@@ -198,8 +198,15 @@ fn forged_label_move_with_recomputed_hash_is_caught() {
         .unwrap();
     let Event::LabelMoved { secret, label, from, .. } = record.event.clone() else { unreachable!() };
     let forged = Event::LabelMoved { secret, label, from: from.clone(), to: from };
-    let (_, bytes) =
-        seal_record(seq, record.prev_hash, record.recorded_at_ms, &record.actor, &record.request_id, forged);
+    let (_, bytes) = seal_record(
+        seq,
+        record.prev_hash,
+        record.recorded_at_ms,
+        &record.actor,
+        &record.request_id,
+        &record.operation,
+        forged,
+    );
     overwrite(&f, seq, bytes);
     let fail = failure(&f);
     assert_eq!(fail.seq, seq, "{fail}");
@@ -211,8 +218,15 @@ fn forged_rule_abiding_event_breaks_the_next_link() {
     let f = history();
     // Re-seal record 1 with another actor: a valid event whose hash changed.
     let record = decode_record(&record_bytes(&f, 1)).unwrap();
-    let (_, bytes) =
-        seal_record(1, record.prev_hash, record.recorded_at_ms, "mallory", &record.request_id, record.event);
+    let (_, bytes) = seal_record(
+        1,
+        record.prev_hash,
+        record.recorded_at_ms,
+        "mallory",
+        &record.request_id,
+        &record.operation,
+        record.event,
+    );
     overwrite(&f, 1, bytes);
     assert_eq!(failure(&f), VerifyFailure { seq: 2, reason: FailureReason::BrokenLink });
 }
@@ -292,8 +306,15 @@ fn forged_deletion_date_and_arn_break_the_rules() {
                 edit(r.event.clone()).map(|e| (s, r, e))
             })
             .unwrap();
-        let (_, bytes) =
-            seal_record(seq, record.prev_hash, record.recorded_at_ms, &record.actor, &record.request_id, event);
+        let (_, bytes) = seal_record(
+            seq,
+            record.prev_hash,
+            record.recorded_at_ms,
+            &record.actor,
+            &record.request_id,
+            &record.operation,
+            event,
+        );
         overwrite(&f, seq, bytes);
         (seq, failure(&f))
     };
@@ -382,8 +403,15 @@ fn forged_rotation_access_and_policy_events_break_the_rules() {
         let record = decode_record(&record_bytes(&f, seq)).unwrap();
         let (a, gone) = (SecretUid(1), SecretUid(2));
         let event = make(a, gone, &f.created[0]);
-        let (_, bytes) =
-            seal_record(seq, record.prev_hash, record.recorded_at_ms, &record.actor, &record.request_id, event);
+        let (_, bytes) = seal_record(
+            seq,
+            record.prev_hash,
+            record.recorded_at_ms,
+            &record.actor,
+            &record.request_id,
+            &record.operation,
+            event,
+        );
         overwrite(&f, seq, bytes);
         let fail = failure(&f);
         assert_eq!(fail.seq, seq, "{fail}");

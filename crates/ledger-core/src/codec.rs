@@ -2,7 +2,8 @@
 //! a size limit, trailing bytes rejected.
 //!
 //! A stored record is `format_version (1) ‖ seq (8, BE) ‖ prev_hash (32) ‖ hash (32) ‖ body`,
-//! where `body = bincode(recorded_at_ms, actor, request_id, event)`; see `docs/FORMAT.md`.
+//! where `body = bincode(recorded_at_ms, actor, request_id, operation, event)` (format 2; format 1
+//! had no `operation`); see `docs/FORMAT.md`.
 
 use bincode::Options;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
@@ -11,10 +12,10 @@ use crate::chain::chain_hash;
 use crate::event::{Event, Record};
 use crate::ids::ChainHash;
 
-/// The newest record format this build writes and reads. Format 1: the events of the first
-/// release; format 2 adds rotation, resource policy and access events. Each record carries the
-/// format of its event ([`Event::format_version`]), so every format-1 record keeps its bytes
-/// and hash.
+/// The record format this build writes. Format 1 (read only): the envelope without the
+/// operation, and the events of the first release. Format 2: the envelope names the operation
+/// that appended the event, and the events of rotation, resource policies and access dates
+/// ([`Event::format_version`]) exist. Format-1 records keep their bytes and hashes.
 pub const FORMAT_VERSION: u8 = 2;
 /// The oldest record format this build reads.
 pub const FORMAT_VERSION_MIN: u8 = 1;
@@ -46,6 +47,7 @@ struct BodyRef<'a> {
     recorded_at_ms: i64,
     actor: &'a str,
     request_id: &'a str,
+    operation: &'a str,
     event: &'a Event,
 }
 
@@ -54,13 +56,23 @@ struct Body {
     recorded_at_ms: i64,
     actor: String,
     request_id: String,
+    operation: String,
     event: Event,
 }
 
-/// Encodes the body that the chain hash covers.
-pub fn encode_body(recorded_at_ms: i64, actor: &str, request_id: &str, event: &Event) -> Vec<u8> {
+/// The format-1 body: no operation.
+#[derive(Deserialize)]
+struct BodyV1 {
+    recorded_at_ms: i64,
+    actor: String,
+    request_id: String,
+    event: Event,
+}
+
+/// Encodes the (format 2) body that the chain hash covers.
+pub fn encode_body(recorded_at_ms: i64, actor: &str, request_id: &str, operation: &str, event: &Event) -> Vec<u8> {
     options(BODY_BYTES_MAX)
-        .serialize(&BodyRef { recorded_at_ms, actor, request_id, event })
+        .serialize(&BodyRef { recorded_at_ms, actor, request_id, operation, event })
         .expect("an event within limits always encodes")
 }
 
@@ -71,13 +83,13 @@ pub fn seal_record(
     recorded_at_ms: i64,
     actor: &str,
     request_id: &str,
+    operation: &str,
     event: Event,
 ) -> (Record, Vec<u8>) {
-    let body = encode_body(recorded_at_ms, actor, request_id, &event);
-    let format_version = event.format_version();
-    let hash = chain_hash(format_version, &prev_hash, seq, &body);
+    let body = encode_body(recorded_at_ms, actor, request_id, operation, &event);
+    let hash = chain_hash(FORMAT_VERSION, &prev_hash, seq, &body);
     let mut bytes = Vec::with_capacity(RECORD_HEADER_LEN + body.len());
-    bytes.push(format_version);
+    bytes.push(FORMAT_VERSION);
     bytes.extend_from_slice(&seq.to_be_bytes());
     bytes.extend_from_slice(&prev_hash.0);
     bytes.extend_from_slice(&hash.0);
@@ -87,6 +99,7 @@ pub fn seal_record(
         recorded_at_ms,
         actor: actor.to_string(),
         request_id: request_id.to_string(),
+        operation: operation.to_string(),
         prev_hash,
         hash,
         event,
@@ -120,8 +133,20 @@ pub fn decode_header(bytes: &[u8]) -> Result<(RecordHeader, &[u8]), DecodeError>
 /// Decodes a stored record. Does not check its hash: see [`verify_record_hash`].
 pub fn decode_record(bytes: &[u8]) -> Result<Record, DecodeError> {
     let (header, body) = decode_header(bytes)?;
-    let body: Body = options(BODY_BYTES_MAX).deserialize(body).map_err(|e| DecodeError::Body(e.to_string()))?;
-    if body.event.format_version() != header.format_version {
+    let undecodable = |e: bincode::Error| DecodeError::Body(e.to_string());
+    let body = if header.format_version == 1 {
+        let b: BodyV1 = options(BODY_BYTES_MAX).deserialize(body).map_err(undecodable)?;
+        Body {
+            recorded_at_ms: b.recorded_at_ms,
+            actor: b.actor,
+            request_id: b.request_id,
+            operation: String::new(),
+            event: b.event,
+        }
+    } else {
+        options(BODY_BYTES_MAX).deserialize(body).map_err(undecodable)?
+    };
+    if body.event.format_version() > header.format_version {
         return Err(DecodeError::EventFormat { record: header.format_version, event: body.event.format_version() });
     }
     Ok(Record {
@@ -129,6 +154,7 @@ pub fn decode_record(bytes: &[u8]) -> Result<Record, DecodeError> {
         recorded_at_ms: body.recorded_at_ms,
         actor: body.actor,
         request_id: body.request_id,
+        operation: body.operation,
         prev_hash: header.prev_hash,
         hash: header.hash,
         event: body.event,

@@ -135,9 +135,8 @@ impl Event {
         }
     }
 
-    /// The record format that introduced this event: a record carries its event's format, so
-    /// a log without the newer events stays readable by older builds, and a record claiming an
-    /// older format than its event is refused.
+    /// The record format that introduced this event: a record of an older format holding it
+    /// is refused.
     pub fn format_version(&self) -> u8 {
         match self {
             Event::SecretCreated { .. }
@@ -191,6 +190,9 @@ pub struct Record {
     /// Access key id of the caller, or `local` for in-process callers.
     pub actor: String,
     pub request_id: String,
+    /// The operation that appended it (`PutSecretValue`, `RotateSecret`, `PurgeDue`, …); empty
+    /// in format-1 records, which did not say.
+    pub operation: String,
     pub prev_hash: ChainHash,
     pub hash: ChainHash,
     pub event: Event,

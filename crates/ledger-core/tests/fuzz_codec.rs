@@ -120,7 +120,7 @@ fn event() -> impl Strategy<Value = Event> {
 fn sealed_record() -> impl Strategy<Value = (ledger_core::Record, Vec<u8>)> {
     (any::<u64>(), any::<[u8; 32]>(), any::<i64>(), text(), text(), event()).prop_map(
         |(seq, prev, recorded_at_ms, actor, request_id, event)| {
-            seal_record(seq, ChainHash(prev), recorded_at_ms, &actor, &request_id, event)
+            seal_record(seq, ChainHash(prev), recorded_at_ms, &actor, &request_id, &actor, event)
         },
     )
 }
@@ -307,7 +307,7 @@ proptest! {
             // The encoding is canonical: what decodes re-encodes to the very same bytes, so two
             // different bodies never mean the same record.
             let r = decode_record(&forged).unwrap();
-            prop_assert_eq!(encode_body(r.recorded_at_ms, &r.actor, &r.request_id, &r.event), body);
+            prop_assert_eq!(encode_body(r.recorded_at_ms, &r.actor, &r.request_id, &r.operation, &r.event), body);
         }
     }
 

@@ -3,7 +3,7 @@
 //!
 //! | target | input | output |
 //! |---|---|---|
-//! | `SecretLedger.History` | `SecretId` | `{"secret_id", "region", "secrets": [{uid, name, region, arn, "events": [{seq, recorded_at, actor, request_id, secret, event, change, label_move?}]}]}` |
+//! | `SecretLedger.History` | `SecretId` | `{"secret_id", "region", "secrets": [{uid, name, region, arn, "events": [{seq, recorded_at, actor, request_id, operation, secret, event, change, label_move?}]}]}` |
 //! | `SecretLedger.State` | `AsOf` (seq number, or a string: seq or RFC 3339 time), `SecretId`?, `Label`? | `{"as_of_seq", "as_of_time", "region", "secrets", "label"}` |
 //! | `SecretLedger.Export` | `Origin`? | the export file itself, JSON Lines, `Content-Type: application/x-ndjson` |
 //! | `SecretLedger.Checkpoint` | `Origin`? | the unsigned checkpoint JSON |
@@ -110,6 +110,7 @@ pub fn entry_json(e: &HistoryEntry) -> Value {
         "recorded_at": format_rfc3339_ms(e.recorded_at_ms),
         "actor": e.actor,
         "request_id": e.request_id,
+        "operation": e.operation,
         "secret": e.secret.0,
         "event": e.event,
         "change": e.change,

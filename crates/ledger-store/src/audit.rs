@@ -25,6 +25,8 @@ pub struct HistoryEntry {
     pub recorded_at_ms: i64,
     pub actor: String,
     pub request_id: String,
+    /// The operation that appended it; empty for format-1 records.
+    pub operation: String,
     pub secret: SecretUid,
     pub event: &'static str,
     /// What changed, e.g. `AWSCURRENT: 0000…01 → 0000…02`; never a value.
@@ -202,6 +204,7 @@ pub fn secret_history(tree: &sled::Tree, uid: SecretUid) -> Result<Vec<HistoryEn
                 recorded_at_ms: r.recorded_at_ms,
                 actor: r.actor,
                 request_id: r.request_id,
+                operation: r.operation,
                 secret: r.event.secret(),
                 event: r.event.name(),
                 change: describe(&r.event),
@@ -463,6 +466,7 @@ pub fn export_upto(
             "recorded_at": format_rfc3339_ms(r.recorded_at_ms),
             "actor": r.actor,
             "request_id": r.request_id,
+            "operation": r.operation,
             "event": r.event.name(),
             "secret": r.event.secret().0,
             "change": describe(&r.event),
@@ -513,6 +517,8 @@ struct ExportLine<'a> {
     #[serde(borrow)]
     request_id: Option<std::borrow::Cow<'a, str>>,
     #[serde(borrow)]
+    operation: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
     event: Option<std::borrow::Cow<'a, str>>,
     secret: Option<u64>,
     #[serde(borrow)]
@@ -530,6 +536,7 @@ impl ExportLine<'_> {
             ("recorded_at", same(&self.recorded_at, &format_rfc3339_ms(r.recorded_at_ms))),
             ("actor", same(&self.actor, &r.actor)),
             ("request_id", same(&self.request_id, &r.request_id)),
+            ("operation", same(&self.operation, &r.operation)),
             ("event", same(&self.event, r.event.name())),
             ("secret", self.secret.is_none_or(|s| s == r.event.secret().0)),
             ("change", same(&self.change, &describe(&r.event))),

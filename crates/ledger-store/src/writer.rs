@@ -172,8 +172,15 @@ impl Writer {
             for event in decision.events {
                 let seq = self.head_seq + 1;
                 let uid = event.secret().0;
-                let (record, bytes) =
-                    seal_record(seq, self.head_hash, now_ms, &job.meta.actor, &job.meta.request_id, event);
+                let (record, bytes) = seal_record(
+                    seq,
+                    self.head_hash,
+                    now_ms,
+                    &job.meta.actor,
+                    &job.meta.request_id,
+                    job.cmd.name(),
+                    event,
+                );
                 if let Err(violation) = evolve(&mut self.state, seq, now_ms, &record.event) {
                     // decide produced an event its own rules refuse: a bug. Give up the group.
                     tracing::error!(seq, %violation, "decided event breaks a rule; group abandoned");

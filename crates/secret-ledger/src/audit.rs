@@ -168,6 +168,7 @@ struct Row {
     recorded_at_ms: i64,
     actor: String,
     request_id: String,
+    operation: String,
     event: String,
     change: String,
     /// For `LabelMoved`: (label, from, to).
@@ -192,6 +193,7 @@ fn secret_rows(doc: &Value) -> anyhow::Result<Vec<SecretRows>> {
                 .context("an event without a time")?,
             actor: text(e, "actor"),
             request_id: text(e, "request_id"),
+            operation: text(e, "operation"),
             event: text(e, "event"),
             change: text(e, "change"),
             label_move: e
@@ -270,11 +272,13 @@ pub fn history(
         let again = if i > 0 { " (re-created after a purge: another secret)" } else { "" };
         println!("{} in {}: {}{again}", secret.name, secret.region, secret.arn);
         for e in &secret.rows {
+            let operation = if e.operation.is_empty() { "-" } else { e.operation.as_str() };
             println!(
-                "{:>8}  {}  {:<20} {:<18} {}  (request {})",
+                "{:>8}  {}  {:<20} {:<24} {:<18} {}  (request {})",
                 e.seq,
                 format_rfc3339_ms(e.recorded_at_ms),
                 e.actor,
+                operation,
                 e.event,
                 e.change,
                 e.request_id
@@ -362,13 +366,14 @@ fn secret_html(out: &mut String, secret: &SecretRows) {
         }
         out.push_str("</div>");
     }
-    out.push_str("<h3>Events</h3><table><tr><th>seq</th><th>time</th><th>actor</th><th>request</th><th>event</th><th>change</th></tr>");
+    out.push_str("<h3>Events</h3><table><tr><th>seq</th><th>time</th><th>actor</th><th>operation</th><th>request</th><th>event</th><th>change</th></tr>");
     for e in entries {
         out.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             e.seq,
             format_rfc3339_ms(e.recorded_at_ms),
             escape(&e.actor),
+            escape(&e.operation),
             escape(&e.request_id),
             escape(&e.event),
             escape(&e.change)

@@ -55,6 +55,11 @@ async fn audit_operations_online() {
         .find(|e| e["event"] == "LabelMoved" && e["label_move"]["label"] == "AWSCURRENT" && e["label_move"]["to"] == v2)
         .unwrap_or_else(|| panic!("no AWSCURRENT move to v2 in {history}"));
     assert_eq!(moved["actor"], AKID);
+    // Each event names the operation that appended it.
+    assert_eq!(moved["operation"], "UpdateSecretVersionStage");
+    let operations: Vec<&str> = events.iter().map(|e| e["operation"].as_str().unwrap()).collect();
+    assert_eq!(&operations[..2], ["CreateSecret", "CreateSecret"], "{history}");
+    assert!(operations.contains(&"PutSecretValue"), "{operations:?}");
     assert_eq!(moved["label_move"]["from"], v1);
     assert_eq!(moved["change"], format!("AWSCURRENT: {v1} → {v2}"));
     assert!(!history.to_string().contains("first-value") && !history.to_string().contains("second-value"));
