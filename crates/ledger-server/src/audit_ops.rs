@@ -4,7 +4,7 @@
 //! | target | input | output |
 //! |---|---|---|
 //! | `SecretLedger.History` | `SecretId` | `{"secret_id", "region", "secrets": [{uid, name, region, arn, "events": [{seq, recorded_at, actor, request_id, operation, secret, event, change, label_move?}]}]}` |
-//! | `SecretLedger.State` | `AsOf` (seq number, or a string: seq or RFC 3339 time), `SecretId`?, `Label`? | `{"as_of_seq", "as_of_time", "region", "secrets", "label"}` |
+//! | `SecretLedger.State` | `AsOf` (seq number, or a string: seq or RFC 3339 time), `Exact`?, `SecretId`?, `Label`? | `{"as_of_seq", "as_of_time", "requested_seq", "note", "region", "secrets", "label"}` |
 //! | `SecretLedger.Export` | `Origin`? | the export file itself, JSON Lines, `Content-Type: application/x-ndjson` |
 //! | `SecretLedger.Checkpoint` | `Origin`? | the unsigned checkpoint JSON |
 //! | `SecretLedger.Prove` | `Seq`, or `FromCheckpoint` + `ToCheckpoint` (checkpoint JSON objects) | the inclusion or consistency proof JSON |
@@ -212,7 +212,15 @@ pub fn parse_as_of(tree: &sled::Tree, head: u64, as_of: &str) -> Result<u64, Aud
         return Ok(seq);
     }
     let Some(ms) = parse_rfc3339(as_of) else {
-        return Err(AuditError::Invalid(format!("AsOf takes a seq or an RFC 3339 time, not {:?}", short(as_of))));
+        let hint = if as_of.contains('T') && !as_of.ends_with('Z') && !as_of.contains('+') {
+            " (a time needs its zone: end it with Z for UTC, or an offset such as +01:00)"
+        } else {
+            ""
+        };
+        return Err(AuditError::Invalid(format!(
+            "--as-of takes a seq (such as 42) or an RFC 3339 time (such as 2026-11-27T03:12:00Z), not {:?}{hint}",
+            short(as_of)
+        )));
     };
     Ok(audit::seq_at_time_upto(tree, ms, head)?)
 }
@@ -222,22 +230,50 @@ pub fn parse_as_of(tree: &sled::Tree, head: u64, as_of: &str) -> Result<u64, Aud
 pub struct StateAt {
     pub seq: u64,
     pub time_ms: Option<i64>,
+    /// The seq asked for, when it is not the one shown (inside a request, or past the head).
+    pub requested_seq: Option<u64>,
+    /// Why the seq shown differs from the one asked for.
+    pub note: Option<String>,
     /// The region a `SecretId` was resolved in; `None` for the whole ledger.
     pub region: Option<String>,
     /// Ordered by region, then name.
     pub secrets: Vec<SecretState>,
 }
 
-/// The state as of `as_of` (capped at the head): of the secret `secret_id` named then within
-/// `region` (see [`resolve_secret`]), or of every secret in every region.
+/// The state as of `as_of`: of the secret `secret_id` named then within `region` (see
+/// [`resolve_secret`]), or of every secret in every region. A seq past the head shows the head;
+/// a seq inside a request (a state no client ever saw) shows the state after that request,
+/// unless `exact`; either way the state says so.
 pub fn state_at(
     tree: &sled::Tree,
     head: u64,
     as_of: &str,
+    exact: bool,
     secret_id: Option<&str>,
     region: Option<&str>,
 ) -> Result<StateAt, AuditError> {
-    let seq = parse_as_of(tree, head, as_of)?.min(head);
+    let asked = parse_as_of(tree, head, as_of)?;
+    let (seq, note) = if asked > head {
+        (head, Some(format!("seq {asked} is past the head of the log: showing the head, seq {head}")))
+    } else if asked == 0 {
+        (0, None)
+    } else {
+        match audit::request_span(tree, asked, head)? {
+            (first, last) if last != asked && !exact => (
+                last,
+                Some(format!(
+                    "seq {asked} is inside one request (seqs {first} to {last}), a state no client saw: showing the \
+                     state after that request, seq {last} (--exact shows seq {asked})"
+                )),
+            ),
+            (first, last) if last != asked => (
+                asked,
+                Some(format!("seq {asked} is inside one request (seqs {first} to {last}): shown as asked (--exact)")),
+            ),
+            _ => (asked, None),
+        }
+    };
+    let requested_seq = (seq != asked || note.is_some()).then_some(asked);
     let time_ms = if seq == 0 { None } else { Some(audit::history_record_time(tree, seq)?) };
     let (region, mut secrets): (Option<String>, Vec<SecretState>) = match secret_id {
         Some(id) => {
@@ -248,7 +284,7 @@ pub fn state_at(
         None => (None, audit::state_at(tree, seq)?.secrets().cloned().collect()),
     };
     secrets.sort_by(|a, b| (&a.region, &a.name, a.uid).cmp(&(&b.region, &b.name, b.uid)));
-    Ok(StateAt { seq, time_ms, region, secrets })
+    Ok(StateAt { seq, time_ms, requested_seq, note, region, secrets })
 }
 
 /// One secret of a `state --json` document (versions and labels; never values).
@@ -300,6 +336,8 @@ pub fn state_json(state: &StateAt, label: Option<&str>, value: Option<Value>) ->
     json!({
         "as_of_seq": state.seq,
         "as_of_time": state.time_ms.map(format_rfc3339_ms),
+        "requested_seq": state.requested_seq,
+        "note": state.note,
         "region": state.region,
         "secrets": state.secrets.iter().map(secret_json).collect::<Vec<_>>(),
         "label": label_out,
@@ -476,7 +514,7 @@ impl Members {
             None => Err(ApiError::missing_member("AsOf")),
             Some(Value::String(s)) => Ok(s.clone()),
             Some(Value::Number(n)) if n.is_u64() => Ok(n.to_string()),
-            Some(_) => Err(validation("AsOf takes a seq or an RFC 3339 time.")),
+            Some(_) => Err(validation("AsOf takes a seq (a number) or an RFC 3339 time (a string).")),
         }
     }
 
@@ -561,13 +599,14 @@ pub async fn dispatch(
         }
         "State" => {
             let as_of = input.as_of()?;
+            let exact = input.0.bool("Exact")?.unwrap_or(false);
             let secret_id = input.string("SecretId")?;
             let label = input.string("Label")?;
             if label.is_some() && secret_id.is_none() {
                 return Err(validation("Label requires SecretId."));
             }
             let doc = blocking(request_id, move || {
-                let state = state_at(&tree, head.0, &as_of, secret_id.as_deref(), Some(&region))?;
+                let state = state_at(&tree, head.0, &as_of, exact, secret_id.as_deref(), Some(&region))?;
                 Ok(state_json(&state, label.as_deref(), None))
             })
             .await?;

@@ -217,6 +217,20 @@ pub fn secret_history(tree: &sled::Tree, uid: SecretUid) -> Result<Vec<HistoryEn
         .collect()
 }
 
+/// The seqs `first..=last` of the request whose events include `seq` (a request's events are
+/// consecutive and share its request id), looking no further than `head`.
+pub fn request_span(tree: &sled::Tree, seq: u64, head: u64) -> Result<(u64, u64), StoreError> {
+    let request_id = read_record(tree, seq)?.request_id;
+    let (mut first, mut last) = (seq, seq);
+    while first > 1 && read_record(tree, first - 1)?.request_id == request_id {
+        first -= 1;
+    }
+    while last < head && read_record(tree, last + 1)?.request_id == request_id {
+        last += 1;
+    }
+    Ok((first, last))
+}
+
 /// The last seq recorded at or before `time_ms` (0 if none), by binary search on `recorded_at`.
 pub fn seq_at_time(tree: &sled::Tree, time_ms: i64) -> Result<u64, StoreError> {
     seq_at_time_upto(tree, time_ms, read_head(tree)?.0)

@@ -389,6 +389,10 @@ pub struct StateArgs<'a> {
     /// The region `secret_id` resolves in (offline; online the signing region decides).
     pub region: Option<&'a str>,
     pub label: Option<&'a str>,
+    /// Open and print the label holder's value (offline only).
+    pub reveal_value: bool,
+    /// Show a seq inside a request as asked.
+    pub exact: bool,
     pub master_key_file: Option<PathBuf>,
     pub json: bool,
 }
@@ -402,7 +406,7 @@ fn open_label_value(
 ) -> anyhow::Result<Option<Value>> {
     let Some((secret, Some(version))) = audit_ops::label_holder(state, label) else { return Ok(None) };
     if !key_file.exists() {
-        return Ok(None);
+        bail!("--reveal-value needs the master key: {} does not exist (give --master-key-file)", key_file.display());
     }
     let master = read_master_key(key_file)?;
     Ok(Some(match audit::open_version_value(tree, &master, secret, &version)? {
@@ -417,16 +421,22 @@ pub fn state(args: StateArgs<'_>) -> anyhow::Result<ExitCode> {
         Source::Dir(data_dir) => {
             let log = open(data_dir)?;
             let tree = log.tree();
-            let state = audit_ops::state_at(tree, audit::head(tree)?.0, args.as_of, args.secret_id, args.region)?;
-            let key_file = args.master_key_file.clone().unwrap_or_else(|| data_dir.join("master.key"));
-            let value = open_label_value(tree, &key_file, &state, args.label)?;
+            let state =
+                audit_ops::state_at(tree, audit::head(tree)?.0, args.as_of, args.exact, args.secret_id, args.region)?;
+            let value = match args.reveal_value {
+                true => {
+                    let key_file = args.master_key_file.clone().unwrap_or_else(|| data_dir.join("master.key"));
+                    open_label_value(tree, &key_file, &state, args.label)?
+                }
+                false => None,
+            };
             audit_ops::state_json(&state, args.label, value)
         }
         Source::Remote(remote) => {
-            if args.master_key_file.is_some() {
-                eprintln!("note: values are never served online; --master-key-file is ignored with --endpoint");
+            if args.reveal_value {
+                bail!("values are never served online: --reveal-value needs --data-dir and the master key");
             }
-            let mut input = json!({ "AsOf": args.as_of });
+            let mut input = json!({ "AsOf": args.as_of, "Exact": args.exact });
             if let Some(id) = args.secret_id {
                 input["SecretId"] = Value::from(id);
             }
@@ -441,6 +451,9 @@ pub fn state(args: StateArgs<'_>) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let seq = &doc["as_of_seq"];
+    if let Some(note) = doc["note"].as_str() {
+        println!("note: {note}");
+    }
     println!("state as of seq {seq} ({})", doc["as_of_time"].as_str().unwrap_or("before the first event"));
     let empty = Vec::new();
     let secrets = doc["secrets"].as_array().unwrap_or(&empty);
@@ -459,8 +472,20 @@ pub fn state(args: StateArgs<'_>) -> anyhow::Result<ExitCode> {
             println!("  {}  created {}  [{}]", text(v, "version_id"), text(v, "created_at"), labels.join(","));
         }
     }
-    if !doc["label"].is_null() {
-        println!("{}", doc["label"]);
+    let label = &doc["label"];
+    if !label.is_null() {
+        match label["version_id"].as_str() {
+            Some(version) => println!("{} was on version {version} of {}", text(label, "label"), text(label, "arn")),
+            None => println!("{} was on no version of {}", text(label, "label"), text(label, "arn")),
+        }
+        let value = &label["value"];
+        if let Some(s) = value["SecretString"].as_str() {
+            println!("value: {s}");
+        } else if let Some(h) = value["SecretBinaryHex"].as_str() {
+            println!("value (binary, hex): {h}");
+        } else if let Some(why) = value["unavailable"].as_str() {
+            println!("value: unavailable ({why})");
+        }
     }
     if args.secret_id.is_some() && secrets.is_empty() {
         println!("(no such secret at that point)");

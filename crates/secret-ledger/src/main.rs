@@ -169,10 +169,16 @@ enum Cmd {
         /// resolves within one region, as for `history`. Without it: every secret, by region.
         #[arg(long)]
         secret_id: Option<String>,
-        /// With --secret-id: which version held this label then, and its value given the key.
+        /// With --secret-id: which version held this label then.
         #[arg(long, requires = "secret_id")]
         label: Option<String>,
-        /// Master key to open the value (default: <data-dir>/master.key if present).
+        /// With --label: also print the value that version holds (offline, with the master key).
+        #[arg(long, requires = "label")]
+        reveal_value: bool,
+        /// Show a seq inside a request as asked, instead of the state after that request.
+        #[arg(long)]
+        exact: bool,
+        /// Master key to open the value with --reveal-value (default: <data-dir>/master.key).
         #[arg(long, env = "SECRET_LEDGER_MASTER_KEY_FILE")]
         master_key_file: Option<PathBuf>,
         #[arg(long, env = "SECRET_LEDGER_DATA_DIR", default_value = "./secret-ledger-data")]
@@ -280,7 +286,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let source = remote.source(data_dir, region.clone())?;
             audit::history(&source, &secret_id, region.as_deref(), json, html.as_deref())
         }
-        Cmd::State { as_of, secret_id, label, master_key_file, data_dir, remote, json } => {
+        Cmd::State { as_of, secret_id, label, reveal_value, exact, master_key_file, data_dir, remote, json } => {
             let region = remote.region_for(secret_id.as_deref())?;
             audit::state(audit::StateArgs {
                 source: &remote.source(data_dir, region.clone())?,
@@ -288,6 +294,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 secret_id: secret_id.as_deref(),
                 region: region.as_deref(),
                 label: label.as_deref(),
+                reveal_value,
+                exact,
                 master_key_file,
                 json,
             })

@@ -29,8 +29,8 @@ fn data_dir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("master.key"), hex::encode(KEY)).unwrap();
     let ledger = Ledger::open(dir.path(), MasterKey::from_bytes(1, KEY), LedgerOptions::default()).unwrap();
-    let meta = RequestMeta::local(Scope::new("us-east-1", "000000000000"));
-    let run = |cmd| ledger.execute(cmd, &meta).unwrap().unwrap();
+    // One request id per request, as a server gives.
+    let run = |cmd| ledger.execute(cmd, &RequestMeta::local(Scope::new("us-east-1", "000000000000"))).unwrap().unwrap();
     run(Command::CreateSecret(CreateSecret {
         name: "db/prod".into(),
         client_request_token: Some(token(1)),
@@ -80,13 +80,45 @@ fn verify_history_state_and_exit_codes() {
     assert!(page.contains("AWSCURRENT") && !page.contains("http://") && !page.contains("https://"));
     assert!(!page.contains("first-password") && !String::from_utf8_lossy(&out.stdout).contains("password\""));
 
-    // Which value was AWSCURRENT before the rotation, and after.
-    let out =
-        bin(&["state", "--data-dir", d, "--as-of", "3", "--secret-id", "db/prod", "--label", "AWSCURRENT", "--json"]);
+    // Which value was AWSCURRENT before the rotation, and after; the value only on request.
+    let label = ["--secret-id", "db/prod", "--label", "AWSCURRENT"];
+    let out = bin(&[&["state", "--data-dir", d, "--as-of", "3", "--json"], &label[..]].concat());
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let state = json(&out);
     assert_eq!(state["label"]["version_id"], token(1));
-    assert_eq!(state["label"]["value"]["SecretString"], "first-password");
+    assert!(state["label"]["value"].is_null(), "no value without --reveal-value");
+    let out = bin(&[&["state", "--data-dir", d, "--as-of", "3", "--json", "--reveal-value"], &label[..]].concat());
+    assert_eq!(json(&out)["label"]["value"]["SecretString"], "first-password");
+    // Text: the holder in words; the value as text, only when revealed.
+    let text =
+        String::from_utf8(bin(&[&["state", "--data-dir", d, "--as-of", "3"], &label[..]].concat()).stdout).unwrap();
+    assert!(
+        text.contains(&format!("AWSCURRENT was on version {}", token(1))) && !text.contains("first-password"),
+        "{text}"
+    );
+    let out = bin(&[&["state", "--data-dir", d, "--as-of", "3", "--reveal-value"], &label[..]].concat());
+    assert!(String::from_utf8(out.stdout).unwrap().contains("\nvalue: first-password\n"));
+    // A seq inside a request shows the state after it, and says so; --exact keeps it.
+    let out = bin(&["state", "--data-dir", d, "--as-of", "2", "--json"]);
+    let inside = json(&out);
+    assert_eq!((inside["as_of_seq"].as_u64(), inside["requested_seq"].as_u64()), (Some(3), Some(2)));
+    assert!(inside["note"].as_str().unwrap().contains("inside one request (seqs 1 to 3)"), "{inside}");
+    let out = bin(&["state", "--data-dir", d, "--as-of", "2", "--exact", "--json"]);
+    assert_eq!(json(&out)["as_of_seq"].as_u64(), Some(2));
+    let text = String::from_utf8(bin(&["state", "--data-dir", d, "--as-of", "2"]).stdout).unwrap();
+    assert!(text.starts_with("note: seq 2 is inside one request"), "{text}");
+    // Past the head: the head, said.
+    let out = bin(&["state", "--data-dir", d, "--as-of", "999", "--json"]);
+    let past = json(&out);
+    assert_eq!(past["as_of_seq"].as_u64(), Some(events));
+    assert!(past["note"]
+        .as_str()
+        .unwrap()
+        .contains(&format!("past the head of the log: showing the head, seq {events}")));
+    // A time without its zone gets a hint.
+    let out = bin(&["state", "--data-dir", d, "--as-of", "2026-01-01T00:00:00"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("end it with Z"), "{}", String::from_utf8_lossy(&out.stderr));
     let out = bin(&[
         "state",
         "--data-dir",
@@ -98,6 +130,7 @@ fn verify_history_state_and_exit_codes() {
         "--label",
         "AWSCURRENT",
         "--json",
+        "--reveal-value",
     ]);
     assert_eq!(json(&out)["label"]["value"]["SecretString"], "second-password");
     let out = bin(&["state", "--data-dir", d, "--as-of", "2999-01-01T00:00:00Z", "--json"]);
@@ -246,8 +279,19 @@ fn audit_commands_against_a_running_server() {
         assert_eq!(online[field], offline[field], "{field}");
     }
     // Online the label's holder is named, its value is not served.
-    let offline_state =
-        bin(&["state", "--data-dir", d, "--as-of", "3", "--secret-id", "db/prod", "--label", "AWSCURRENT", "--json"]);
+    let offline_state = bin(&[
+        "state",
+        "--data-dir",
+        d,
+        "--as-of",
+        "3",
+        "--secret-id",
+        "db/prod",
+        "--label",
+        "AWSCURRENT",
+        "--json",
+        "--reveal-value",
+    ]);
     let (mut online, offline) = (json(&online_state), json(&offline_state));
     assert!(online["label"]["value"].is_null());
     assert_eq!(offline["label"]["value"]["SecretString"], "first-password");
@@ -344,8 +388,22 @@ fn offline_names_resolve_within_one_region() {
     };
     let state = |extra: &[&str], env: &[(&str, &str)]| {
         bin_env(
-            &[&["state", "--data-dir", d, "--as-of", "999", "--label", "AWSCURRENT", "--json", "--secret-id"], extra]
-                .concat(),
+            &[
+                &[
+                    "state",
+                    "--data-dir",
+                    d,
+                    "--as-of",
+                    "999",
+                    "--label",
+                    "AWSCURRENT",
+                    "--reveal-value",
+                    "--json",
+                    "--secret-id",
+                ],
+                extra,
+            ]
+            .concat(),
             env,
         )
     };
