@@ -7,7 +7,7 @@
 //! | `SecretLedger.State` | `AsOf` (seq number, or a string: seq or RFC 3339 time), `Exact`?, `SecretId`?, `Label`? | `{"as_of_seq", "as_of_time", "requested_seq", "note", "region", "secrets", "label"}` |
 //! | `SecretLedger.Export` | `Origin`? | the export file itself, JSON Lines, `Content-Type: application/x-ndjson` |
 //! | `SecretLedger.Checkpoint` | `Origin`? | the unsigned checkpoint JSON |
-//! | `SecretLedger.Prove` | `Seq`, or `FromCheckpoint` + `ToCheckpoint` (checkpoint JSON objects) | the inclusion or consistency proof JSON |
+//! | `SecretLedger.Prove` | `Seq` (and `TreeSize`, a kept checkpoint's size), or `FromCheckpoint` + `ToCheckpoint` (checkpoint JSON objects) | the inclusion or consistency proof JSON, with the log's head hashes at the sizes |
 //! | `SecretLedger.Verify` | `Checkpoint`? (checkpoint JSON object) | the verify report, `{"ok": true, …}`, or the first failure, `{"ok": false, "seq", "reason"}` |
 //!
 //! The documents are those of the CLI's `--json` output of the same command (the CLI builds
@@ -383,7 +383,35 @@ pub fn check_against(
     Ok(Ok(report.clone()))
 }
 
-/// The `prove --seq N --json` document: an inclusion proof in the tree of the whole log.
+/// The chain hash of the record at `size` (the genesis hash for 0): a checkpoint's head.
+fn head_at(tree: &sled::Tree, size: u64) -> Result<ledger_core::ChainHash, StoreError> {
+    if size == 0 {
+        Ok(ledger_core::ChainHash::GENESIS)
+    } else {
+        audit::history_record_hash(tree, size)
+    }
+}
+
+/// An inclusion proof of the last leaf of the tree of `size` records (whose leaf is the head
+/// hash): with it a checkpoint's head hash is checked against its root alone.
+fn head_proof(tree: &sled::Tree, size: u64) -> Result<Vec<String>, StoreError> {
+    if size == 0 {
+        return Ok(Vec::new());
+    }
+    Ok(audit::inclusion_proof(tree, size, size)?.iter().map(hex::encode).collect())
+}
+
+/// Whether `doc[field]` proves `c.head_hash` the last leaf of `c`'s tree.
+fn head_proven(doc: &Value, field: &str, c: &Checkpoint) -> bool {
+    if c.size == 0 {
+        return c.head_hash == ledger_core::ChainHash::GENESIS;
+    }
+    let Some(proof) = doc.get(field).and_then(|p| proof_field(&json!({ "proof": p }))) else { return false };
+    merkle::verify_inclusion(&merkle::leaf_hash(&c.head_hash), c.size - 1, c.size, &proof, &c.merkle_root)
+}
+
+/// The `prove --seq N --json` document: an inclusion proof in the tree of the first `size`
+/// records (the whole log, or a kept checkpoint's size), with that tree's head hash.
 pub fn inclusion_json(tree: &sled::Tree, size: u64, seq: u64) -> Result<Value, AuditError> {
     let started = Instant::now();
     if seq == 0 || seq > size {
@@ -399,6 +427,8 @@ pub fn inclusion_json(tree: &sled::Tree, size: u64, seq: u64) -> Result<Value, A
         "leaf_index": seq - 1,
         "record_hash": record_hash.to_hex(),
         "tree_size": size,
+        "head_hash": head_at(tree, size)?.to_hex(),
+        "head_proof": head_proof(tree, size)?,
         "merkle_root": hex::encode(root),
         "proof": proof.iter().map(hex::encode).collect::<Vec<_>>(),
         "verified": ok,
@@ -421,13 +451,22 @@ pub fn consistency_json(tree: &sled::Tree, head: u64, a: &Checkpoint, b: &Checkp
         )));
     }
     let proof = audit::consistency_proof(tree, a.size, b.size)?;
-    let ok = merkle::verify_consistency(a.size, b.size, &a.merkle_root, &b.merkle_root, &proof);
+    // The roots must be consistent and each checkpoint's head hash the log's at its size: a
+    // checkpoint with a forged head hash does not verify.
+    let (old_head, new_head) = (head_at(tree, a.size)?, head_at(tree, b.size)?);
+    let ok = merkle::verify_consistency(a.size, b.size, &a.merkle_root, &b.merkle_root, &proof)
+        && old_head == a.head_hash
+        && new_head == b.head_hash;
     Ok(json!({
         "type": "consistency",
         "old_size": a.size,
         "new_size": b.size,
         "old_root": hex::encode(a.merkle_root),
         "new_root": hex::encode(b.merkle_root),
+        "old_head_hash": old_head.to_hex(),
+        "new_head_hash": new_head.to_hex(),
+        "old_head_proof": head_proof(tree, a.size)?,
+        "new_head_proof": head_proof(tree, b.size)?,
         "proof": proof.iter().map(hex::encode).collect::<Vec<_>>(),
         "verified": ok,
     }))
@@ -465,10 +504,24 @@ pub fn check_inclusion_doc(doc: &Value) -> bool {
     check().unwrap_or(false)
 }
 
-/// Re-checks a consistency document's proof against the two checkpoints the caller trusts.
+/// Re-checks a consistency document against the two checkpoints the caller keeps: the roots
+/// are consistent, and each checkpoint's head hash is the last leaf of its tree (so a
+/// checkpoint with a forged head hash fails, with nothing but the checkpoints to go on).
 pub fn check_consistency_doc(doc: &Value, a: &Checkpoint, b: &Checkpoint) -> bool {
     proof_field(doc)
         .is_some_and(|proof| merkle::verify_consistency(a.size, b.size, &a.merkle_root, &b.merkle_root, &proof))
+        && head_proven(doc, "old_head_proof", a)
+        && head_proven(doc, "new_head_proof", b)
+}
+
+/// Re-checks an inclusion document against a kept checkpoint: the proof leads to the
+/// checkpoint's root at its size, and the checkpoint's head hash is that tree's last leaf.
+pub fn check_inclusion_against(doc: &Value, c: &Checkpoint) -> bool {
+    let mut against = doc.clone();
+    against["merkle_root"] = Value::from(hex::encode(c.merkle_root));
+    doc.get("tree_size").and_then(Value::as_u64) == Some(c.size)
+        && head_proven(doc, "head_proof", c)
+        && check_inclusion_doc(&against)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -623,7 +676,13 @@ pub async fn dispatch(
             let from = input.checkpoint("FromCheckpoint")?;
             let to = input.checkpoint("ToCheckpoint")?;
             let doc = match (seq, from, to) {
-                (Some(seq), None, None) => blocking(request_id, move || inclusion_json(&tree, head.0, seq)).await?,
+                (Some(seq), None, None) => {
+                    let size = input.seq("TreeSize")?.unwrap_or(head.0);
+                    if size > head.0 {
+                        return Err(validation(format!("TreeSize {size} is past the head of the log ({})", head.0)));
+                    }
+                    blocking(request_id, move || inclusion_json(&tree, size, seq)).await?
+                }
                 (None, Some(a), Some(b)) => {
                     blocking(request_id, move || consistency_json(&tree, head.0, &a, &b)).await?
                 }

@@ -18,6 +18,7 @@ use ledger_store::audit::{self, LogDir};
 use serde_json::{json, Value};
 
 use crate::remote::{Remote, RemoteError};
+use crate::trust;
 
 /// A progress bar on a terminal; nothing when stderr is piped or JSON is asked for.
 pub struct Progress {
@@ -92,16 +93,15 @@ fn print_verify(doc: &Value, json: bool) -> ExitCode {
     }
 }
 
-fn read_checkpoint(path: &Path) -> anyhow::Result<Checkpoint> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let checkpoint =
-        Checkpoint::from_json(text.trim()).with_context(|| format!("{} is not a checkpoint", path.display()))?;
-    if checkpoint.signature.is_some() {
-        checkpoint
-            .verify_signature()
-            .with_context(|| format!("the signature of {} does not verify", path.display()))?;
+/// A kept checkpoint whose signature does not pass (`trust::judge`): a verification failure.
+fn untrusted(path: &Path, why: &str, json_out: bool) -> ExitCode {
+    let reason = format!("{}: {why}", path.display());
+    if json_out {
+        println!("{}", json!({ "ok": false, "verified": false, "seq": null, "reason": reason }));
+    } else {
+        println!("FAILED: {reason}");
     }
-    Ok(checkpoint)
+    ExitCode::from(1)
 }
 
 fn checkpoint_value(checkpoint: &Checkpoint) -> anyhow::Result<Value> {
@@ -124,10 +124,19 @@ pub fn verify(
     source: &Source,
     export: Option<&Path>,
     checkpoint: Option<&Path>,
+    trusted_keys: &[PathBuf],
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     let started = std::time::Instant::now();
-    let trusted = checkpoint.map(read_checkpoint).transpose()?;
+    let keys = trust::read_trusted_keys(trusted_keys)?;
+    let trusted = checkpoint.map(trust::read_checkpoint).transpose()?;
+    let judgement = match (&trusted, checkpoint) {
+        (Some(c), Some(path)) => match trust::judge(c, &keys) {
+            Ok(j) => Some(j),
+            Err(why) => return Ok(untrusted(path, &why, json)),
+        },
+        _ => None,
+    };
     // The server reports no progress: no bar for it.
     let remote = export.is_none() && matches!(source, Source::Remote(_));
     let progress = Progress::new("verifying", json || remote);
@@ -159,7 +168,15 @@ pub fn verify(
         }
     };
     progress.finish();
-    Ok(print_verify(&doc, json))
+    let mut doc = doc;
+    if let Some(j) = &judgement {
+        doc["checkpoint"] = j.json();
+    }
+    let code = print_verify(&doc, json);
+    if let (Some(j), false) = (&judgement, json) {
+        println!("{}", j.describe());
+    }
+    Ok(code)
 }
 
 /// One event of a history document, for the text and HTML views.
@@ -596,11 +613,7 @@ pub fn checkpoint(
         }
     };
     if let Some(path) = signing_key {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-        let mut seed = [0u8; 32];
-        hex::decode_to_slice(text.trim(), &mut seed)
-            .with_context(|| format!("{} is not 64 hex characters", path.display()))?;
-        checkpoint.sign(&ed25519_dalek::SigningKey::from_bytes(&seed)).context("cannot sign the checkpoint")?;
+        checkpoint.sign(&trust::read_signing_key(path)?).context("cannot sign the checkpoint")?;
     }
     let mut file = std::fs::File::create(out).with_context(|| format!("cannot create {}", out.display()))?;
     writeln!(file, "{}", checkpoint.to_json())?;
@@ -618,25 +631,55 @@ fn print_proof(doc: &Value, json_out: bool) -> anyhow::Result<ExitCode> {
     Ok(if doc["verified"] == true { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
-pub fn prove_inclusion(source: &Source, seq: u64, json_out: bool) -> anyhow::Result<ExitCode> {
-    let doc = match source {
+/// `prove --seq N [--checkpoint C]`: an inclusion proof in the whole log, or in the tree of a
+/// kept checkpoint (checked against its root and head hash).
+pub fn prove_inclusion(source: &Source, seq: u64, kept: Option<&Path>, json_out: bool) -> anyhow::Result<ExitCode> {
+    let kept = match kept {
+        Some(path) => {
+            let c = trust::read_checkpoint(path)?;
+            if let Err(why) = trust::judge(&c, &[]) {
+                return Ok(untrusted(path, &why, json_out));
+            }
+            Some(c)
+        }
+        None => None,
+    };
+    let mut doc = match source {
         Source::Dir(data_dir) => {
             let log = open(data_dir)?;
-            audit_ops::inclusion_json(log.tree(), audit::head(log.tree())?.0, seq)?
+            let head = audit::head(log.tree())?.0;
+            let size = kept.as_ref().map_or(head, |c| c.size);
+            if size > head {
+                bail!("the checkpoint covers {size} records; the log has {head}: the log was cut short");
+            }
+            audit_ops::inclusion_json(log.tree(), size, seq)?
         }
         Source::Remote(remote) => {
-            let mut doc = remote.call("Prove", &json!({ "Seq": seq }))?;
+            let mut input = json!({ "Seq": seq });
+            if let Some(c) = &kept {
+                input["TreeSize"] = Value::from(c.size);
+            }
+            let mut doc = remote.call("Prove", &input)?;
             // Not the server's word: the proof is checked here.
             let ok = doc["seq"] == seq && audit_ops::check_inclusion_doc(&doc);
             doc["verified"] = Value::from(ok);
             doc
         }
     };
+    if let Some(c) = &kept {
+        let ok = doc["verified"] == true && audit_ops::check_inclusion_against(&doc, c);
+        doc["verified"] = Value::from(ok);
+    }
     print_proof(&doc, json_out)
 }
 
 pub fn prove_consistency(source: &Source, from: &Path, to: &Path, json_out: bool) -> anyhow::Result<ExitCode> {
-    let (a, b) = (read_checkpoint(from)?, read_checkpoint(to)?);
+    let (a, b) = (trust::read_checkpoint(from)?, trust::read_checkpoint(to)?);
+    for (c, path) in [(&a, from), (&b, to)] {
+        if let Err(why) = trust::judge(c, &[]) {
+            return Ok(untrusted(path, &why, json_out));
+        }
+    }
     if a.size > b.size {
         bail!("the first checkpoint ({}) is larger than the second ({})", a.size, b.size);
     }

@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand};
 
 mod audit;
 mod remote;
+mod trust;
 
 use anyhow::Context;
 
@@ -139,6 +140,10 @@ enum Cmd {
         /// A checkpoint the log must extend (catches a truncated tail).
         #[arg(long)]
         checkpoint: Option<PathBuf>,
+        /// A public key file (keygen's FILE.pub) the checkpoint must be signed by; repeatable.
+        /// An unsigned checkpoint, a forged signature or another key then fail (exit 1).
+        #[arg(long, requires = "checkpoint")]
+        trusted_key: Vec<PathBuf>,
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
@@ -208,7 +213,7 @@ enum Cmd {
         out: PathBuf,
         #[arg(long)]
         origin: Option<String>,
-        /// 64 hex characters: an ed25519 secret key seed the operator holds.
+        /// Sign with the ed25519 key in this file (made by `secret-ledger keygen`).
         #[arg(long)]
         signing_key: Option<PathBuf>,
         #[arg(long, env = "SECRET_LEDGER_DATA_DIR", default_value = "./secret-ledger-data")]
@@ -218,8 +223,12 @@ enum Cmd {
     },
     /// An inclusion proof for one event, or a consistency proof between two checkpoints.
     Prove {
+        /// The seq of the event to prove included.
         #[arg(long, conflicts_with_all = ["from_checkpoint", "to_checkpoint"])]
         seq: Option<u64>,
+        /// With --seq: prove it included in this kept checkpoint's tree (its root and head).
+        #[arg(long, requires = "seq")]
+        checkpoint: Option<PathBuf>,
         #[arg(long, requires = "to_checkpoint")]
         from_checkpoint: Option<PathBuf>,
         #[arg(long, requires = "from_checkpoint")]
@@ -228,6 +237,28 @@ enum Cmd {
         data_dir: PathBuf,
         #[command(flatten)]
         remote: RemoteArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make an ed25519 key for signing checkpoints: FILE (the secret seed, mode 0600) and
+    /// FILE.pub (the public key, for `verify --trusted-key`); prints the public key.
+    Keygen {
+        /// Where to write the signing key; never overwritten.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Check a proof (`prove --json` output) against kept checkpoints alone: one checkpoint for
+    /// an inclusion proof, two (older, newer) for a consistency proof.
+    CheckProof {
+        /// The proof document.
+        #[arg(long)]
+        proof: PathBuf,
+        /// A kept checkpoint; give it twice for a consistency proof.
+        #[arg(long, required = true, num_args = 1)]
+        checkpoint: Vec<PathBuf>,
+        /// A public key the checkpoints must be signed by; repeatable.
+        #[arg(long)]
+        trusted_key: Vec<PathBuf>,
         #[arg(long)]
         json: bool,
     },
@@ -278,8 +309,12 @@ fn parse() -> Result<Cli, clap::Error> {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Cmd::Verify { data_dir, remote, export, checkpoint, json } => {
-            audit::verify(&remote.any_source(data_dir)?, export.as_deref(), checkpoint.as_deref(), json)
+        Cmd::Verify { data_dir, remote, export, checkpoint, trusted_key, json } => {
+            audit::verify(&remote.any_source(data_dir)?, export.as_deref(), checkpoint.as_deref(), &trusted_key, json)
+        }
+        Cmd::Keygen { out } => trust::keygen(&out),
+        Cmd::CheckProof { proof, checkpoint, trusted_key, json } => {
+            trust::check_proof(&proof, &checkpoint, &trusted_key, json)
         }
         Cmd::History { secret_id, data_dir, remote, html, json } => {
             let region = remote.region_for(Some(&secret_id))?;
@@ -306,10 +341,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Checkpoint { out, origin, signing_key, data_dir, remote } => {
             audit::checkpoint(&remote.any_source(data_dir)?, &out, origin, signing_key.as_deref())
         }
-        Cmd::Prove { seq, from_checkpoint, to_checkpoint, data_dir, remote, json } => {
+        Cmd::Prove { seq, checkpoint, from_checkpoint, to_checkpoint, data_dir, remote, json } => {
             let source = remote.any_source(data_dir)?;
             match (seq, from_checkpoint, to_checkpoint) {
-                (Some(seq), None, None) => audit::prove_inclusion(&source, seq, json),
+                (Some(seq), None, None) => audit::prove_inclusion(&source, seq, checkpoint.as_deref(), json),
                 (None, Some(a), Some(b)) => audit::prove_consistency(&source, &a, &b, json),
                 _ => anyhow::bail!("prove takes --seq N, or --from-checkpoint A --to-checkpoint B"),
             }

@@ -175,12 +175,18 @@ fn export_checkpoint_prove_and_tampering() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(json(&out)["ok"], false);
 
-    // A tampered checkpoint signature is refused outright.
+    // A tampered checkpoint signature is a verification failure (exit 1), not a usage error.
     let mut forged = checkpoint.clone();
     forged["size"] = serde_json::Value::from(1);
     let forged_path = work.path().join("forged.json");
     std::fs::write(&forged_path, forged.to_string()).unwrap();
-    assert_eq!(bin(&["verify", "--export", path(&export), "--checkpoint", path(&forged_path)]).status.code(), Some(2));
+    let out = bin(&["verify", "--export", path(&export), "--checkpoint", path(&forged_path)]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("does not verify"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 
     // A consistency proof between an older and a newer checkpoint.
     let ledger = Ledger::open(dir.path(), MasterKey::from_bytes(1, KEY), LedgerOptions::default()).unwrap();
@@ -541,4 +547,111 @@ fn online_names_resolve_in_the_signing_region() {
     let offline_us =
         bin_env(&["history", "--data-dir", d, "--secret-id", "db/prod", "--json"], &[("AWS_REGION", "us-east-1")]);
     assert_eq!(json(&online_us), json(&offline_us));
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Issue 10: keygen, signed checkpoints verified against trusted keys (exit 1 for a forged,
+/// unsigned or untrusted one), proofs that check head hashes, inclusion proofs against a kept
+/// checkpoint, and check-proof with nothing but the checkpoints.
+#[test]
+fn trusted_checkpoints_and_proofs() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = data_dir();
+    let d = path(dir.path());
+    let work = tempfile::tempdir().unwrap();
+    let p = |name: &str| work.path().join(name);
+
+    // keygen: FILE (0600) and FILE.pub; prints the public key; never overwrites.
+    let out = bin(&["keygen", "--out", path(&p("ops.key"))]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let public = stdout(&out).trim().to_string();
+    assert_eq!(public.len(), 64);
+    assert_eq!(std::fs::read_to_string(p("ops.key.pub")).unwrap().trim(), public);
+    assert_eq!(std::fs::metadata(p("ops.key")).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(bin(&["keygen", "--out", path(&p("ops.key"))]).status.code(), Some(2));
+    assert!(bin(&["keygen", "--out", path(&p("other.key"))]).status.success());
+
+    // A key given in place of its file is refused without echoing it.
+    let seed = std::fs::read_to_string(p("ops.key")).unwrap().trim().to_string();
+    let out = bin(&["checkpoint", "--data-dir", d, "--out", path(&p("x.json")), "--signing-key", &seed]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("not the key itself") && !stderr(&out).contains(&seed), "{}", stderr(&out));
+
+    let cp = p("cp.json");
+    let out = bin(&["checkpoint", "--data-dir", d, "--out", path(&cp), "--signing-key", path(&p("ops.key"))]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = bin(&["verify", "--data-dir", d, "--checkpoint", path(&cp), "--trusted-key", path(&p("ops.key.pub"))]);
+    assert!(out.status.success(), "{}", stdout(&out));
+    assert!(stdout(&out).contains(&format!("signed by trusted key {public}: signature verified")), "{}", stdout(&out));
+    let out = bin(&["verify", "--data-dir", d, "--checkpoint", path(&cp), "--json"]);
+    let report = json(&out);
+    assert_eq!(report["checkpoint"], serde_json::json!({"signature": "verified", "key": public, "trusted": false}));
+    let out = bin(&["verify", "--data-dir", d, "--checkpoint", path(&cp)]);
+    assert!(stdout(&out).contains("key not pinned"), "{}", stdout(&out));
+    // Another trusted key, or an unsigned checkpoint where a signature is asked for: exit 1.
+    let out = bin(&["verify", "--data-dir", d, "--checkpoint", path(&cp), "--trusted-key", path(&p("other.key.pub"))]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("not a trusted key"), "{}", stdout(&out));
+    let unsigned = p("unsigned.json");
+    assert!(bin(&["checkpoint", "--data-dir", d, "--out", path(&unsigned)]).status.success());
+    let out =
+        bin(&["verify", "--data-dir", d, "--checkpoint", path(&unsigned), "--trusted-key", path(&p("ops.key.pub"))]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("unsigned"), "{}", stdout(&out));
+    let out = bin(&["verify", "--data-dir", d, "--checkpoint", path(&unsigned)]);
+    assert!(out.status.success() && stdout(&out).contains("checkpoint unsigned: no signature checked"));
+
+    // An inclusion proof against the kept checkpoint, checked offline with nothing else.
+    let out = bin(&["prove", "--data-dir", d, "--seq", "2", "--checkpoint", path(&cp), "--json"]);
+    assert!(out.status.success(), "{}", stdout(&out));
+    std::fs::write(p("inclusion.json"), stdout(&out)).unwrap();
+    let check = |args: &[&str]| bin(&[&["check-proof", "--proof"], args].concat());
+    let out = check(&[path(&p("inclusion.json")), "--checkpoint", path(&cp), "--trusted-key", path(&p("ops.key.pub"))]);
+    assert!(out.status.success(), "{}", stdout(&out));
+    // The same proof against a checkpoint with another root does not check.
+    let mut other: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&unsigned).unwrap()).unwrap();
+    other["merkle_root"] = serde_json::Value::from("11".repeat(32));
+    std::fs::write(p("other-root.json"), other.to_string()).unwrap();
+    assert_eq!(
+        check(&[path(&p("inclusion.json")), "--checkpoint", path(&p("other-root.json"))]).status.code(),
+        Some(1)
+    );
+
+    // A later checkpoint; a consistency proof between the two, and one whose head hash is forged.
+    let ledger = Ledger::open(dir.path(), MasterKey::from_bytes(1, KEY), LedgerOptions::default()).unwrap();
+    let put = Command::PutSecretValue(PutSecretValue {
+        secret_id: "db/prod".into(),
+        client_request_token: Some(token(9)),
+        value: Some(SecretValue::string("later")),
+        version_stages: None,
+    });
+    ledger.execute(put, &RequestMeta::local(Scope::new("us-east-1", "000000000000"))).unwrap().unwrap();
+    ledger.close().unwrap();
+    let later = p("later.json");
+    assert!(bin(&["checkpoint", "--data-dir", d, "--out", path(&later)]).status.success());
+    let out =
+        bin(&["prove", "--data-dir", d, "--from-checkpoint", path(&cp), "--to-checkpoint", path(&later), "--json"]);
+    assert!(out.status.success(), "{}", stdout(&out));
+    std::fs::write(p("consistency.json"), stdout(&out)).unwrap();
+    let out = check(&[path(&p("consistency.json")), "--checkpoint", path(&cp), "--checkpoint", path(&later)]);
+    assert!(out.status.success(), "{}", stdout(&out));
+    let mut forged: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&later).unwrap()).unwrap();
+    forged["head_hash"] = serde_json::Value::from("22".repeat(32));
+    std::fs::write(p("forged-head.json"), forged.to_string()).unwrap();
+    let out = bin(&[
+        "prove",
+        "--data-dir",
+        d,
+        "--from-checkpoint",
+        path(&cp),
+        "--to-checkpoint",
+        path(&p("forged-head.json")),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "a forged head hash must not verify: {}", stdout(&out));
+    let out =
+        check(&[path(&p("consistency.json")), "--checkpoint", path(&cp), "--checkpoint", path(&p("forged-head.json"))]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
 }
