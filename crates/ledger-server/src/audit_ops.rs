@@ -3,7 +3,7 @@
 //!
 //! | target | input | output |
 //! |---|---|---|
-//! | `SecretLedger.History` | `SecretId` | `{"secret_id", "region", "secrets": [{uid, name, region, arn, "events": [{seq, recorded_at, actor, request_id, operation, secret, event, change, label_move?}]}]}` |
+//! | `SecretLedger.History` | `SecretId`? (without it: the whole ledger), `Actor`?, `Operation`?, `Since`?, `Until`? (seq or RFC 3339 time) | `{"secret_id", "region", "secrets": [{uid, name, region, arn, "events": [{seq, recorded_at, actor, request_id, operation, secret, event, change, label_move?}]}]}`; without `SecretId`: `{"filters", "from_seq", "to_seq", "events": [{…, name, region, arn}]}` |
 //! | `SecretLedger.State` | `AsOf` (seq number, or a string: seq or RFC 3339 time), `Exact`?, `SecretId`?, `Label`? | `{"as_of_seq", "as_of_time", "requested_seq", "note", "region", "secrets", "label"}` |
 //! | `SecretLedger.Export` | `Origin`? | the export file itself, JSON Lines, `Content-Type: application/x-ndjson` |
 //! | `SecretLedger.Checkpoint` | `Origin`? | the unsigned checkpoint JSON |
@@ -166,6 +166,78 @@ pub fn resolve_secret(
     }
 }
 
+/// The filters of `history`: who, which operation, and a range of seqs or times (inclusive).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HistoryFilter {
+    pub actor: Option<String>,
+    pub operation: Option<String>,
+    /// A seq, or an RFC 3339 time: events from then on.
+    pub since: Option<String>,
+    /// A seq, or an RFC 3339 time: events up to then.
+    pub until: Option<String>,
+}
+
+impl HistoryFilter {
+    /// The seqs the filter spans, within the first `head` records.
+    fn range(&self, tree: &sled::Tree, head: u64) -> Result<(u64, u64), AuditError> {
+        let from = match &self.since {
+            None => 1,
+            Some(since) => match since.parse::<u64>() {
+                Ok(seq) => seq,
+                // The first record at or after the time.
+                Err(_) => audit::seq_at_time_upto(tree, time_of(since, "--since")?.saturating_sub(1), head)? + 1,
+            },
+        };
+        let to = match &self.until {
+            None => head,
+            Some(until) => match until.parse::<u64>() {
+                Ok(seq) => seq.min(head),
+                Err(_) => audit::seq_at_time_upto(tree, time_of(until, "--until")?, head)?,
+            },
+        };
+        Ok((from.max(1), to))
+    }
+
+    fn keeps(&self, actor: &str, operation: &str) -> bool {
+        self.actor.as_deref().is_none_or(|a| a == actor) && self.operation.as_deref().is_none_or(|o| o == operation)
+    }
+
+    fn json(&self) -> Value {
+        json!({ "actor": self.actor, "operation": self.operation, "since": self.since, "until": self.until })
+    }
+}
+
+fn time_of(text: &str, what: &str) -> Result<i64, AuditError> {
+    parse_rfc3339(text).ok_or_else(|| {
+        AuditError::Invalid(format!(
+            "{what} takes a seq (such as 42) or an RFC 3339 time (such as 2026-11-27T03:00:00Z), not {:?}",
+            short(text)
+        ))
+    })
+}
+
+/// The ledger-wide history: every event the filter keeps, each with the secret it concerns.
+pub fn ledger_history_json(tree: &sled::Tree, head: u64, filter: &HistoryFilter) -> Result<Value, AuditError> {
+    let (from, to) = filter.range(tree, head)?;
+    let entries = audit::log_history(tree, from, to, &|r| filter.keeps(&r.actor, &r.operation))?;
+    let mut names: std::collections::HashMap<u64, Option<SecretIdentity>> = std::collections::HashMap::new();
+    let mut events = Vec::with_capacity(entries.len());
+    for e in &entries {
+        let id = match names.entry(e.secret.0) {
+            std::collections::hash_map::Entry::Occupied(known) => known.into_mut(),
+            std::collections::hash_map::Entry::Vacant(new) => new.insert(audit::secret_identity(tree, e.secret)?),
+        };
+        let mut doc = entry_json(e);
+        if let Some(id) = id {
+            doc["name"] = Value::from(id.name.as_str());
+            doc["region"] = Value::from(id.region.as_str());
+            doc["arn"] = Value::from(id.arn.as_str());
+        }
+        events.push(doc);
+    }
+    Ok(json!({ "filters": filter.json(), "from_seq": from, "to_seq": to, "events": events }))
+}
+
 /// One secret's history: who it is and every event of it up to the head.
 #[derive(Clone, Debug)]
 pub struct SecretHistory {
@@ -179,12 +251,14 @@ pub fn history_entries(
     head: u64,
     secret_id: &str,
     region: Option<&str>,
+    filter: &HistoryFilter,
 ) -> Result<Vec<SecretHistory>, AuditError> {
+    let (from, to) = filter.range(tree, head)?;
     resolve_secret(tree, head, secret_id, region)?
         .into_iter()
         .map(|secret| {
             let mut entries = audit::secret_history(tree, secret.uid)?;
-            entries.retain(|e| e.seq <= head);
+            entries.retain(|e| (from..=to).contains(&e.seq) && filter.keeps(&e.actor, &e.operation));
             Ok(SecretHistory { secret, entries })
         })
         .collect()
@@ -543,10 +617,6 @@ impl Members {
         self.0.string(name)
     }
 
-    fn required_string(&self, name: &str) -> Result<String, ApiError> {
-        self.string(name)?.ok_or_else(|| ApiError::missing_member(name))
-    }
-
     /// A seq: a JSON number, or a string of digits.
     fn seq(&self, name: &str) -> Result<Option<u64>, ApiError> {
         match self.get(name) {
@@ -558,6 +628,16 @@ impl Members {
                 s.parse().map(Some).map_err(|_| validation(format!("{name} must be a non-negative integer.")))
             }
             Some(_) => Err(ApiError::serialization(format!("Value of member '{name}' must be an integer."))),
+        }
+    }
+
+    /// A seq number, or a string (a seq or an RFC 3339 time).
+    fn seq_or_time(&self, name: &str) -> Result<Option<String>, ApiError> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(Value::Number(n)) if n.is_u64() => Ok(Some(n.to_string())),
+            Some(_) => Err(validation(format!("{name} takes a seq (a number) or an RFC 3339 time (a string)."))),
         }
     }
 
@@ -642,10 +722,19 @@ pub async fn dispatch(
     let region = region.to_string();
     match operation {
         "History" => {
-            let secret_id = input.required_string("SecretId")?;
-            let doc = blocking(request_id, move || {
-                let histories = history_entries(&tree, head.0, &secret_id, Some(&region))?;
-                Ok(history_json(&secret_id, &histories))
+            let secret_id = input.string("SecretId")?;
+            let filter = HistoryFilter {
+                actor: input.string("Actor")?,
+                operation: input.string("Operation")?,
+                since: input.seq_or_time("Since")?,
+                until: input.seq_or_time("Until")?,
+            };
+            let doc = blocking(request_id, move || match &secret_id {
+                Some(id) => {
+                    let histories = history_entries(&tree, head.0, id, Some(&region), &filter)?;
+                    Ok(history_json(id, &histories))
+                }
+                None => ledger_history_json(&tree, head.0, &filter),
             })
             .await?;
             Ok(document(&doc))

@@ -195,26 +195,52 @@ fn secret_seqs(tree: &sled::Tree, uid: SecretUid) -> Result<Vec<u64>, StoreError
 
 /// Every event of one secret, in log order, from the per-secret index.
 pub fn secret_history(tree: &sled::Tree, uid: SecretUid) -> Result<Vec<HistoryEntry>, StoreError> {
-    secret_seqs(tree, uid)?
-        .into_iter()
-        .map(|seq| {
-            let r = read_record(tree, seq)?;
-            Ok(HistoryEntry {
-                seq,
-                recorded_at_ms: r.recorded_at_ms,
-                actor: r.actor,
-                request_id: r.request_id,
-                operation: r.operation,
-                secret: r.event.secret(),
-                event: r.event.name(),
-                change: describe(&r.event),
-                label_move: match &r.event {
-                    Event::LabelMoved { label, from, to, .. } => Some((label.clone(), from.clone(), to.clone())),
-                    _ => None,
-                },
-            })
-        })
-        .collect()
+    secret_seqs(tree, uid)?.into_iter().map(|seq| Ok(history_entry(seq, read_record(tree, seq)?))).collect()
+}
+
+fn history_entry(seq: u64, r: Record) -> HistoryEntry {
+    HistoryEntry {
+        seq,
+        recorded_at_ms: r.recorded_at_ms,
+        label_move: match &r.event {
+            Event::LabelMoved { label, from, to, .. } => Some((label.clone(), from.clone(), to.clone())),
+            _ => None,
+        },
+        change: describe(&r.event),
+        event: r.event.name(),
+        secret: r.event.secret(),
+        actor: r.actor,
+        request_id: r.request_id,
+        operation: r.operation,
+    }
+}
+
+/// Every event with a seq in `from..=to` that `keep` accepts, in log order: the ledger-wide
+/// history (a scan of that range of the log).
+pub fn log_history(
+    tree: &sled::Tree,
+    from: u64,
+    to: u64,
+    keep: &dyn Fn(&Record) -> bool,
+) -> Result<Vec<HistoryEntry>, StoreError> {
+    let mut out = Vec::new();
+    if from > to {
+        return Ok(out);
+    }
+    for item in tree.range(layout::event_key(from.max(1))..=layout::event_key(to)) {
+        let (k, v) = item?;
+        let seq = layout::seq_of(&k).unwrap_or(0);
+        let r = decode_record(&v).map_err(|e| StoreError::Corrupt { seq, reason: e.to_string() })?;
+        if keep(&r) {
+            out.push(history_entry(seq, r));
+        }
+    }
+    Ok(out)
+}
+
+/// The identity of the secret `uid`, from its `SecretCreated`.
+pub fn secret_identity(tree: &sled::Tree, uid: SecretUid) -> Result<Option<SecretIdentity>, StoreError> {
+    identity(tree, uid)
 }
 
 /// The seqs `first..=last` of the request whose events include `seq` (a request's events are

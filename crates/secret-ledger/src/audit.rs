@@ -241,23 +241,79 @@ fn secret_rows(doc: &Value) -> anyhow::Result<Vec<SecretRows>> {
 
 /// `history`: the secrets `secret_id` names in `region` (offline, `None` accepts a name used in
 /// one region only; online the server resolves in the signing region).
+/// The members of a `SecretLedger.History` request for `filter`.
+fn filter_input(filter: &audit_ops::HistoryFilter) -> Value {
+    let mut input = json!({});
+    for (name, value) in
+        [("Actor", &filter.actor), ("Operation", &filter.operation), ("Since", &filter.since), ("Until", &filter.until)]
+    {
+        if let Some(v) = value {
+            input[name] = Value::from(v.as_str());
+        }
+    }
+    input
+}
+
+/// `history` without `--secret-id`: every event of the ledger the filter keeps.
+pub fn ledger_history(source: &Source, filter: &audit_ops::HistoryFilter, json_out: bool) -> anyhow::Result<ExitCode> {
+    let doc = match source {
+        Source::Dir(data_dir) => {
+            let log = open(data_dir)?;
+            audit_ops::ledger_history_json(log.tree(), audit::head(log.tree())?.0, filter)?
+        }
+        Source::Remote(remote) => remote.call("History", &filter_input(filter))?,
+    };
+    if json_out {
+        println!("{doc}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let empty = Vec::new();
+    let events = doc["events"].as_array().unwrap_or(&empty);
+    let text = |v: &Value, k: &str| v[k].as_str().unwrap_or("").to_string();
+    println!("{} events from seq {} to {}", events.len(), doc["from_seq"], doc["to_seq"]);
+    for e in events {
+        let operation = match text(e, "operation") {
+            o if o.is_empty() => "-".to_string(),
+            o => o,
+        };
+        println!(
+            "{:>8}  {}  {:<20} {:<24} {:<18} {} [{}]  {}  (request {})",
+            e["seq"],
+            text(e, "recorded_at"),
+            text(e, "actor"),
+            operation,
+            text(e, "event"),
+            text(e, "name"),
+            text(e, "region"),
+            text(e, "change"),
+            text(e, "request_id")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 pub fn history(
     source: &Source,
     secret_id: &str,
     region: Option<&str>,
+    filter: &audit_ops::HistoryFilter,
     json_out: bool,
     html: Option<&Path>,
 ) -> anyhow::Result<ExitCode> {
     let found = match source {
         Source::Dir(data_dir) => {
             let log = open(data_dir)?;
-            match audit_ops::history_entries(log.tree(), audit::head(log.tree())?.0, secret_id, region) {
+            match audit_ops::history_entries(log.tree(), audit::head(log.tree())?.0, secret_id, region, filter) {
                 Ok(histories) => Ok(audit_ops::history_json(secret_id, &histories)),
                 Err(AuditError::NotFound(message)) => Err(message),
                 Err(e) => return Err(e.into()),
             }
         }
-        Source::Remote(remote) => match remote.call("History", &json!({ "SecretId": secret_id })) {
+        Source::Remote(remote) => match remote.call("History", &{
+            let mut input = filter_input(filter);
+            input["SecretId"] = Value::from(secret_id);
+            input
+        }) {
             Ok(doc) => Ok(doc),
             Err(e) => match e.downcast::<RemoteError>() {
                 Ok(r) if r.code == "ResourceNotFoundException" => Err(r.message),
@@ -277,6 +333,7 @@ pub fn history(
     if let Some(path) = html {
         std::fs::write(path, history_html(secret_id, &secrets))
             .with_context(|| format!("cannot write {}", path.display()))?;
+        eprintln!("wrote the timeline to {}", path.display());
     }
     if json_out {
         println!("{doc}");

@@ -148,19 +148,32 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// Every event of a secret, in order, with seq, time, actor, request id, change; headed by
-    /// the secret's region and ARN (a name re-created after a purge is a second secret).
+    /// Every event of a secret, in order, with seq, time, actor, operation, request id and what
+    /// changed, headed by the secret's region and ARN (a name re-created after a purge is a
+    /// second secret); without --secret-id, every event of the ledger. Filters narrow either.
     History {
         /// Name, partial or full ARN. A name resolves within one region (--region, AWS_REGION,
         /// AWS_DEFAULT_REGION); with none given it must be used in one region only.
         #[arg(long)]
-        secret_id: String,
+        secret_id: Option<String>,
+        /// Only events appended by this access key id (or `rotation`, `system`, `local`).
+        #[arg(long)]
+        actor: Option<String>,
+        /// Only events appended by this operation (PutSecretValue, RotateSecret, PurgeDue, …).
+        #[arg(long)]
+        operation: Option<String>,
+        /// Only events from this seq or RFC 3339 time on.
+        #[arg(long)]
+        since: Option<String>,
+        /// Only events up to this seq or RFC 3339 time.
+        #[arg(long)]
+        until: Option<String>,
         #[arg(long, env = "SECRET_LEDGER_DATA_DIR", default_value = "./secret-ledger-data")]
         data_dir: PathBuf,
         #[command(flatten)]
         remote: RemoteArgs,
-        /// Also write a self-contained HTML timeline of the labels to this file.
-        #[arg(long)]
+        /// With --secret-id: also write a self-contained HTML timeline of the labels to this file.
+        #[arg(long, requires = "secret_id")]
         html: Option<PathBuf>,
         #[arg(long)]
         json: bool,
@@ -316,10 +329,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::CheckProof { proof, checkpoint, trusted_key, json } => {
             trust::check_proof(&proof, &checkpoint, &trusted_key, json)
         }
-        Cmd::History { secret_id, data_dir, remote, html, json } => {
-            let region = remote.region_for(Some(&secret_id))?;
-            let source = remote.source(data_dir, region.clone())?;
-            audit::history(&source, &secret_id, region.as_deref(), json, html.as_deref())
+        Cmd::History { secret_id, actor, operation, since, until, data_dir, remote, html, json } => {
+            let filter = ledger_server::audit_ops::HistoryFilter { actor, operation, since, until };
+            match secret_id {
+                Some(secret_id) => {
+                    let region = remote.region_for(Some(&secret_id))?;
+                    let source = remote.source(data_dir, region.clone())?;
+                    audit::history(&source, &secret_id, region.as_deref(), &filter, json, html.as_deref())
+                }
+                None => audit::ledger_history(&remote.any_source(data_dir)?, &filter, json),
+            }
         }
         Cmd::State { as_of, secret_id, label, reveal_value, exact, master_key_file, data_dir, remote, json } => {
             let region = remote.region_for(secret_id.as_deref())?;

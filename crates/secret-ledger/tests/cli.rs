@@ -244,6 +244,7 @@ fn audit_commands_against_a_running_server() {
     };
 
     let online_history = remote(&["history", "--secret-id", "db/prod", "--json"]);
+    let online_ledger = remote(&["history", "--operation", "PutSecretValue", "--since", "2", "--json"]);
     assert!(online_history.status.success(), "{}", String::from_utf8_lossy(&online_history.stderr));
     let online_verify = remote(&["verify", "--json"]);
     assert!(online_verify.status.success(), "{}", String::from_utf8_lossy(&online_verify.stderr));
@@ -273,6 +274,9 @@ fn audit_commands_against_a_running_server() {
     let d = path(dir.path());
     let offline_history = bin(&["history", "--data-dir", d, "--secret-id", "db/prod", "--json"]);
     assert_eq!(json(&online_history), json(&offline_history));
+    let offline_ledger = bin(&["history", "--data-dir", d, "--operation", "PutSecretValue", "--since", "2", "--json"]);
+    assert_eq!(json(&online_ledger), json(&offline_ledger));
+    assert_eq!(json(&online_ledger)["events"].as_array().unwrap().len(), 2);
     let history = json(&online_history);
     assert!(history["secrets"][0]["events"].as_array().unwrap().iter().any(|e| e["change"]
         == format!("AWSCURRENT: {} → {}", token(1), token(2))
@@ -654,4 +658,56 @@ fn trusted_checkpoints_and_proofs() {
     let out =
         check(&[path(&p("consistency.json")), "--checkpoint", path(&cp), "--checkpoint", path(&p("forged-head.json"))]);
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+}
+
+/// Issue 10: the ledger-wide history, filtered by actor, operation and a seq or time range;
+/// online the same document as offline.
+#[test]
+fn ledger_wide_history_with_filters() {
+    let dir = data_dir();
+    let d = path(dir.path());
+    let all = json(&bin(&["history", "--data-dir", d, "--json"]));
+    let events = all["events"].as_array().unwrap();
+    assert_eq!(events.len(), 7, "{all}");
+    assert!(events.iter().all(|e| e["name"] == "db/prod" && e["region"] == "us-east-1" && e["arn"].is_string()));
+    let ops: Vec<&str> = events.iter().map(|e| e["operation"].as_str().unwrap()).collect();
+    assert_eq!(
+        ops,
+        [
+            "CreateSecret",
+            "CreateSecret",
+            "CreateSecret",
+            "PutSecretValue",
+            "PutSecretValue",
+            "UpdateSecretVersionStage",
+            "UpdateSecretVersionStage"
+        ]
+    );
+    let filtered = |args: &[&str]| json(&bin(&[&["history", "--data-dir", d, "--json"], args].concat()));
+    let seqs = |doc: &serde_json::Value| -> Vec<u64> {
+        doc["events"].as_array().unwrap().iter().map(|e| e["seq"].as_u64().unwrap()).collect()
+    };
+    assert_eq!(seqs(&filtered(&["--operation", "UpdateSecretVersionStage"])), [6, 7]);
+    assert_eq!(seqs(&filtered(&["--actor", "local"])).len(), 7);
+    assert!(seqs(&filtered(&["--actor", "AKIANOBODY"])).is_empty());
+    assert_eq!(seqs(&filtered(&["--since", "4", "--until", "5"])), [4, 5]);
+    // A time range: from the put's time on.
+    let put_time = events[3]["recorded_at"].as_str().unwrap();
+    assert_eq!(seqs(&filtered(&["--since", put_time]))[0], 4);
+    assert_eq!(
+        *seqs(&filtered(&["--until", put_time])).last().unwrap(),
+        seqs(&filtered(&["--until", put_time])).len() as u64
+    );
+    // The same filters narrow one secret's history.
+    let one =
+        json(&bin(&["history", "--data-dir", d, "--secret-id", "db/prod", "--operation", "PutSecretValue", "--json"]));
+    assert_eq!(one["secrets"][0]["events"].as_array().unwrap().len(), 2);
+    // Text: one line per event with the secret's name and region.
+    let text = stdout(&bin(&["history", "--data-dir", d, "--operation", "PutSecretValue"]));
+    assert!(text.starts_with("2 events from seq 1 to 7") && text.contains("db/prod [us-east-1]"), "{text}");
+    let out = bin(&["history", "--data-dir", d, "--since", "yesterday"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--since takes a seq"), "{}", stderr(&out));
+    // --html needs a secret.
+    assert_eq!(bin(&["history", "--data-dir", d, "--html", "x.html"]).status.code(), Some(2));
 }
