@@ -64,7 +64,11 @@ async fn audit_operations_online() {
     assert_eq!(moved["change"], format!("AWSCURRENT: {v1} → {v2}"));
     assert!(!history.to_string().contains("first-value") && !history.to_string().contains("second-value"));
     audit_call(&t, "History", json!({"SecretId": "no/such"})).await.expect_error("ResourceNotFoundException");
-    audit_call(&t, "History", json!({})).await.expect_error("ValidationException");
+    // Without SecretId: the whole ledger, here filtered to the rotation.
+    let all = audit_call(&t, "History", json!({"Operation": "UpdateSecretVersionStage"})).await.expect_ok();
+    let seqs: Vec<u64> = all["events"].as_array().unwrap().iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, [head - 1, head], "{all}");
+    audit_call(&t, "History", json!({"Since": "soon"})).await.expect_error("ValidationException");
 
     // State as of before the rotation: v1 held AWSCURRENT; now v2 does. No value online.
     for as_of in [json!(before_rotation), json!(before_rotation.to_string())] {
