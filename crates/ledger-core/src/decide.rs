@@ -144,6 +144,15 @@ pub enum Command {
         step: String,
         error: String,
     },
+    /// Values about to be released to a reader (`serve --audit-reads`): one `SecretRead` each.
+    /// Refused (and the values withheld) if one of them is gone by now.
+    RecordReads {
+        reads: Vec<(SecretUid, String)>,
+    },
+    /// Resources a request was refused by the caller's scope (`serve --audit-reads`).
+    RecordDenied {
+        resources: Vec<String>,
+    },
 }
 
 impl Command {
@@ -164,6 +173,8 @@ impl Command {
             Command::PurgeDue => "PurgeDue",
             Command::RecordAccess { .. } => "RecordAccess",
             Command::RecordRotationFailure { .. } => "RecordRotationFailure",
+            Command::RecordReads { .. } => "RecordReads",
+            Command::RecordDenied { .. } => "RecordDenied",
         }
     }
 }
@@ -262,6 +273,25 @@ pub fn decide(state: &State, keys: &dyn KeyLookup, cmd: &Command, ctx: &mut Ctx<
                 }],
                 false => Vec::new(),
             };
+            Ok(Decision::with(events, Reply::Empty))
+        }
+        Command::RecordReads { reads } => {
+            let mut events = Vec::with_capacity(reads.len());
+            for (secret, version_id) in reads {
+                let readable =
+                    state.secret(*secret).and_then(|s| s.versions.get(version_id)).is_some_and(|v| v.has_value);
+                if !readable {
+                    return Err(SmError::Internal);
+                }
+                events.push(Event::SecretRead { secret: *secret, version_id: version_id.clone() });
+            }
+            Ok(Decision::with(events, Reply::Empty))
+        }
+        Command::RecordDenied { resources } => {
+            let events = resources
+                .iter()
+                .map(|r| Event::AccessDenied { resource: r.chars().take(crate::limits::SECRET_ID_CHARS_MAX).collect() })
+                .collect();
             Ok(Decision::with(events, Reply::Empty))
         }
         Command::PurgeDue => {

@@ -222,6 +222,8 @@ pub enum RuleViolation {
     EmptyPolicy { uid: u64 },
     #[error("secret uid {uid}: resource policy deleted, but there was none")]
     NoPolicy { uid: u64 },
+    #[error("an AccessDenied names a resource longer than a SecretId may be")]
+    LongResource,
     #[error("secret uid {uid}: AWSCURRENT moved to version {version_id}, which has no value")]
     CurrentWithoutValue { uid: u64, version_id: String },
 }

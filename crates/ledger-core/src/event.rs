@@ -102,6 +102,12 @@ pub enum Event {
     ResourcePolicySet { secret: SecretUid, policy: String },
     /// DeleteResourcePolicy.
     ResourcePolicyDeleted { secret: SecretUid },
+    /// A value released to a reader (`serve --audit-reads`): GetSecretValue, or one entry of
+    /// BatchGetSecretValue. Appended, and durable, before the value leaves.
+    SecretRead { secret: SecretUid, version_id: String },
+    /// A request by a known access key refused by its scope (`serve --audit-reads`); `resource`
+    /// is the `SecretId` (or name) as given, or `*`. Concerns no secret: uid 0.
+    AccessDenied { resource: String },
 }
 
 impl Event {
@@ -123,7 +129,9 @@ impl Event {
             | Event::RotationFailed { secret, .. }
             | Event::SecretAccessed { secret, .. }
             | Event::ResourcePolicySet { secret, .. }
-            | Event::ResourcePolicyDeleted { secret } => *secret,
+            | Event::ResourcePolicyDeleted { secret }
+            | Event::SecretRead { secret, .. } => *secret,
+            Event::AccessDenied { .. } => SecretUid::LEDGER,
         }
     }
 
@@ -155,7 +163,9 @@ impl Event {
             | Event::RotationFailed { .. }
             | Event::SecretAccessed { .. }
             | Event::ResourcePolicySet { .. }
-            | Event::ResourcePolicyDeleted { .. } => 2,
+            | Event::ResourcePolicyDeleted { .. }
+            | Event::SecretRead { .. }
+            | Event::AccessDenied { .. } => 2,
         }
     }
 
@@ -178,6 +188,8 @@ impl Event {
             Event::SecretAccessed { .. } => "SecretAccessed",
             Event::ResourcePolicySet { .. } => "ResourcePolicySet",
             Event::ResourcePolicyDeleted { .. } => "ResourcePolicyDeleted",
+            Event::SecretRead { .. } => "SecretRead",
+            Event::AccessDenied { .. } => "AccessDenied",
         }
     }
 }

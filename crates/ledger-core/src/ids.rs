@@ -7,6 +7,11 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct SecretUid(pub u64);
 
+impl SecretUid {
+    /// Never a secret's (uids start at 1): the uid of events about the ledger as a whole.
+    pub const LEDGER: SecretUid = SecretUid(0);
+}
+
 /// Position of a record in the log, gap-free from 1.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Seq(pub u64);

@@ -362,6 +362,17 @@ pub fn evolve(state: &mut State, seq: u64, recorded_at_ms: i64, event: &Event) -
             s.resource_policy = Some(policy.clone());
             s.last_changed_at_ms = recorded_at_ms;
         }
+        Event::SecretRead { secret, version_id } => {
+            let s = state.secrets.get(secret).ok_or(RuleViolation::MissingSecret { uid: secret.0 })?;
+            if !s.versions.get(version_id).is_some_and(|v| v.has_value) {
+                return Err(RuleViolation::MissingVersion { uid: secret.0, version_id: version_id.clone() });
+            }
+        }
+        Event::AccessDenied { resource } => {
+            if resource.chars().count() > crate::limits::SECRET_ID_CHARS_MAX {
+                return Err(RuleViolation::LongResource);
+            }
+        }
         Event::ResourcePolicyDeleted { secret } => {
             let s = state.live_mut(*secret)?;
             if s.resource_policy.take().is_none() {

@@ -113,6 +113,8 @@ fn event() -> impl Strategy<Value = Event> {
         }),
         (uid(), text()).prop_map(|(secret, policy)| Event::ResourcePolicySet { secret, policy }),
         uid().prop_map(|secret| Event::ResourcePolicyDeleted { secret }),
+        (uid(), version_id()).prop_map(|(secret, version_id)| Event::SecretRead { secret, version_id }),
+        text().prop_map(|resource| Event::AccessDenied { resource }),
     ]
 }
 

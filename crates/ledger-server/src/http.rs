@@ -36,14 +36,37 @@ pub struct App {
     pub body_bytes_max: usize,
     /// Runs rotation functions (`--lambda-endpoint`); `None`: an external rotator does.
     pub rotator: Option<Arc<crate::rotation::Rotator>>,
+    /// What is recorded beyond writes (`--audit-reads`).
+    pub trail: ops::Trail,
 }
 
 pub fn router(app: Arc<App>) -> Router {
     Router::new().fallback(handle).with_state(app)
 }
 
+/// Codes of a request refused before a known access key was proven.
+const UNAUTHENTICATED: [&str; 4] = [
+    "MissingAuthenticationTokenException",
+    "IncompleteSignatureException",
+    "UnrecognizedClientException",
+    "InvalidSignatureException",
+];
+
+/// The access key id a request claims (`Credential=AKID/…`), letters and digits only, for the
+/// security log: never the signature.
+fn claimed_key_id(headers: &axum::http::HeaderMap) -> String {
+    let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let claimed = auth.split("Credential=").nth(1).and_then(|c| c.split('/').next()).unwrap_or("");
+    claimed.chars().filter(char::is_ascii_alphanumeric).take(128).collect()
+}
+
 async fn handle(State(app): State<Arc<App>>, request: Request) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
+    let peer = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map_or_else(|| "unknown".to_string(), |c| c.0.to_string());
+    let claimed = claimed_key_id(request.headers());
     let target = request
         .headers()
         .get("x-amz-target")
@@ -56,7 +79,20 @@ async fn handle(State(app): State<Arc<App>>, request: Request) -> Response {
     let mut response = match outcome {
         Ok(response) => response,
         Err(error) => {
-            tracing::debug!(request_id, target, code = error.code, status = error.status.as_u16(), "refused");
+            if UNAUTHENTICATED.contains(&error.code) {
+                // Never in the chain (nobody proved who they are), always in the log.
+                tracing::warn!(
+                    target: "security",
+                    request_id,
+                    peer,
+                    access_key_id = claimed,
+                    reason = error.code,
+                    detail = ?error.message.chars().take(160).collect::<String>(),
+                    "unauthenticated request refused"
+                );
+            } else {
+                tracing::debug!(request_id, target, code = error.code, status = error.status.as_u16(), "refused");
+            }
             error.into_response()
         }
     };
@@ -126,7 +162,7 @@ async fn answer(app: &Arc<App>, request: Request, request_id: &str) -> Result<Re
         actor: verified.access_key_id,
         request_id: request_id.to_string(),
     };
-    let result = ops::dispatch(&app.ledger, operation, input, &meta, access).await;
+    let result = ops::dispatch_with(&app.ledger, operation, input, &meta, access, app.trail).await;
     if let (Ok(response), Some(rotator), "RotateSecret") = (&result, &app.rotator, operation) {
         rotator.after_rotate_secret(app, response);
     }

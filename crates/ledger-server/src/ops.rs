@@ -49,6 +49,14 @@ fn json(out: &impl Serialize) -> Result<String, ApiError> {
     })
 }
 
+/// What the server records beyond writes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Trail {
+    /// `serve --audit-reads`: a `SecretRead` per value released (durable before it leaves), an
+    /// `AccessDenied` per refusal of a known key.
+    pub audit_reads: bool,
+}
+
 /// Runs one operation for a caller limited to `access`; `operation` is the name after
 /// `secretsmanager.`.
 pub async fn dispatch(
@@ -58,8 +66,27 @@ pub async fn dispatch(
     meta: &RequestMeta,
     access: &Access,
 ) -> Result<String, ApiError> {
+    dispatch_with(ledger, operation, input, meta, access, Trail::default()).await
+}
+
+/// [`dispatch`] recording what `trail` asks for.
+pub async fn dispatch_with(
+    ledger: &Ledger,
+    operation: &str,
+    input: Input,
+    meta: &RequestMeta,
+    access: &Access,
+    trail: Trail,
+) -> Result<String, ApiError> {
     if OPERATIONS.contains(&operation) {
-        access.check(&meta.actor, operation, &input, &meta.scope)?;
+        if let Err(refusal) = access.check(&meta.actor, operation, &input, &meta.scope) {
+            if trail.audit_reads {
+                let member = if operation == "CreateSecret" { "Name" } else { "SecretId" };
+                let resource = input.string(member).ok().flatten().unwrap_or_else(|| "*".to_string());
+                record(ledger, Command::RecordDenied { resources: vec![resource] }, meta).await?;
+            }
+            return Err(refusal);
+        }
     }
     match operation {
         "CreateSecret" => create_secret(ledger, &input, meta).await,
@@ -70,8 +97,8 @@ pub async fn dispatch(
         "RestoreSecret" => restore_secret(ledger, &input, meta).await,
         "TagResource" => tag_resource(ledger, &input, meta).await,
         "UntagResource" => untag_resource(ledger, &input, meta).await,
-        "GetSecretValue" => get_secret_value(ledger, &input, meta),
-        "BatchGetSecretValue" => batch_get_secret_value(ledger, &input, meta, access),
+        "GetSecretValue" => get_secret_value(ledger, &input, meta, trail).await,
+        "BatchGetSecretValue" => batch_get_secret_value(ledger, &input, meta, access, trail).await,
         "DescribeSecret" => describe_secret(ledger, &input, meta),
         "ListSecretVersionIds" => list_secret_version_ids(ledger, &input, meta),
         "ListSecrets" => list_secrets(ledger, &input, meta, access),
@@ -287,14 +314,31 @@ async fn untag_resource(ledger: &Ledger, input: &Input, meta: &RequestMeta) -> R
     }
 }
 
-fn get_secret_value(ledger: &Ledger, input: &Input, meta: &RequestMeta) -> Result<String, ApiError> {
+/// Appends an audit-trail command and waits until it is durable.
+async fn record(ledger: &Ledger, cmd: Command, meta: &RequestMeta) -> Result<(), ApiError> {
+    execute(ledger, cmd, meta).await.map(|_| ())
+}
+
+async fn get_secret_value(
+    ledger: &Ledger,
+    input: &Input,
+    meta: &RequestMeta,
+    trail: Trail,
+) -> Result<String, ApiError> {
     let q = query::GetSecretValue {
         secret_id: input.required_string("SecretId", "secretId")?,
         version_id: input.string("VersionId")?,
         version_stage: input.string("VersionStage")?,
     };
     match ledger.get_secret_value_for(meta, &q) {
-        Ok(Ok(out)) => json(&wire::SecretValueOutWire::from(out)),
+        Ok(Ok(out)) => {
+            if trail.audit_reads {
+                // The value leaves only once its SecretRead is durable.
+                let read = (out.location.secret, out.location.version_id.clone());
+                record(ledger, Command::RecordReads { reads: vec![read] }, meta).await?;
+            }
+            json(&wire::SecretValueOutWire::from(out))
+        }
         Ok(Err(refusal)) => Err(refusal.into()),
         Err(store) => Err(ApiError::store(&store, &meta.request_id)),
     }
@@ -306,11 +350,12 @@ fn denied_placeholder(position: usize) -> String {
     format!("arn:secret-ledger:access-denied:{position}")
 }
 
-fn batch_get_secret_value(
+async fn batch_get_secret_value(
     ledger: &Ledger,
     input: &Input,
     meta: &RequestMeta,
     access: &Access,
+    trail: Trail,
 ) -> Result<String, ApiError> {
     let mut q = query::BatchGetSecretValue {
         secret_id_list: input.string_list("SecretIdList")?,
@@ -334,28 +379,51 @@ fn batch_get_secret_value(
         filters.push(scope_filter);
     }
     match ledger.batch_get_secret_value_for(meta, &q) {
-        Ok(Ok(batch)) => json(&wire::BatchGetSecretValueOut {
-            secret_values: batch.values.into_iter().map(wire::SecretValueOutWire::from).collect(),
-            next_token: batch.next_token,
-            errors: batch
-                .errors
-                .into_iter()
-                .map(|e| match denied.iter().find(|(placeholder, _)| *placeholder == e.secret_id) {
-                    Some((_, given)) => {
-                        let refusal = access::denied(&meta.actor, "secretsmanager:GetSecretValue", given);
-                        wire::ApiErrorEntry {
-                            secret_id: given.clone(),
-                            error_code: refusal.code.to_string(),
-                            message: refusal.message,
-                        }
-                    }
-                    None => wire::ApiErrorEntry::from(e),
-                })
-                .collect(),
-        }),
+        Ok(Ok(batch)) => {
+            if trail.audit_reads {
+                // Every value, and every refusal of an id out of scope, is recorded first.
+                let reads: Vec<_> =
+                    batch.values.iter().map(|v| (v.location.secret, v.location.version_id.clone())).collect();
+                if !reads.is_empty() {
+                    record(ledger, Command::RecordReads { reads }, meta).await?;
+                }
+                if !denied.is_empty() {
+                    let resources = denied.iter().map(|(_, given)| given.clone()).collect();
+                    record(ledger, Command::RecordDenied { resources }, meta).await?;
+                }
+            }
+            batch_answer(batch, &denied, meta)
+        }
         Ok(Err(refusal)) => Err(refusal.into()),
         Err(store) => Err(ApiError::store(&store, &meta.request_id)),
     }
+}
+
+/// BatchGetSecretValue's answer; ids out of scope are answered as refused.
+fn batch_answer(
+    batch: ledger_store::BatchValues,
+    denied: &[(String, String)],
+    meta: &RequestMeta,
+) -> Result<String, ApiError> {
+    json(&wire::BatchGetSecretValueOut {
+        secret_values: batch.values.into_iter().map(wire::SecretValueOutWire::from).collect(),
+        next_token: batch.next_token,
+        errors: batch
+            .errors
+            .into_iter()
+            .map(|e| match denied.iter().find(|(placeholder, _)| *placeholder == e.secret_id) {
+                Some((_, given)) => {
+                    let refusal = access::denied(&meta.actor, "secretsmanager:GetSecretValue", given);
+                    wire::ApiErrorEntry {
+                        secret_id: given.clone(),
+                        error_code: refusal.code.to_string(),
+                        message: refusal.message,
+                    }
+                }
+                None => wire::ApiErrorEntry::from(e),
+            })
+            .collect(),
+    })
 }
 
 fn describe_secret(ledger: &Ledger, input: &Input, meta: &RequestMeta) -> Result<String, ApiError> {

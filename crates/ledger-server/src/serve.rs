@@ -34,6 +34,8 @@ pub struct ServeConfig {
     /// Invoke rotation functions there (`--lambda-endpoint`); `None`: an external rotator
     /// drives the rotation steps.
     pub lambda: Option<crate::rotation::LambdaConfig>,
+    /// `--audit-reads`: record every value released and every refusal of a known key.
+    pub audit_reads: bool,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:4590";
@@ -50,6 +52,7 @@ impl ServeConfig {
             ledger_options: LedgerOptions::default(),
             body_bytes_max: BODY_BYTES_MAX,
             lambda: None,
+            audit_reads: false,
         }
     }
 }
@@ -129,6 +132,7 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<RunningServer> {
         account_id: config.account_id.clone(),
         body_bytes_max: config.body_bytes_max,
         rotator: config.lambda.clone().map(|lambda| Arc::new(crate::rotation::Rotator::new(lambda))),
+        trail: crate::ops::Trail { audit_reads: config.audit_reads },
     });
     match &app.rotator {
         Some(rotator) => rotator.start_scheduler(app.clone()),
@@ -143,7 +147,8 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<RunningServer> {
         }
     });
     let (stop, stopped) = oneshot::channel::<()>();
-    let service = router(app.clone());
+    // The peer address reaches the handler for the security log.
+    let service = router(app.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let task = tokio::spawn(async move {
         axum::serve(listener, service)
             .with_graceful_shutdown(async move {

@@ -101,6 +101,8 @@ pub fn describe(event: &Event) -> String {
         }
         Event::ResourcePolicySet { policy, .. } => format!("resource policy set ({} bytes)", policy.len()),
         Event::ResourcePolicyDeleted { .. } => "resource policy deleted".to_string(),
+        Event::SecretRead { version_id, .. } => format!("version {version_id} read"),
+        Event::AccessDenied { resource } => format!("access denied to {resource:?}"),
     }
 }
 

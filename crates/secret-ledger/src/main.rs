@@ -125,6 +125,10 @@ enum Cmd {
         /// Seconds one rotation step may take before it counts as failed.
         #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=900))]
         lambda_timeout: u64,
+        /// Record every value released (a SecretRead event, durable before the value leaves)
+        /// and every refusal of a known access key (AccessDenied). Reads then cost a write.
+        #[arg(long)]
+        audit_reads: bool,
     },
     /// Replay the whole log (data dir or export file): chain, encoding, time order, every label
     /// rule, stored projection, Merkle root; optionally against a checkpoint kept elsewhere.
@@ -369,12 +373,22 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Cmd::Rebuild { data_dir, json } => audit::rebuild(&data_dir, json),
-        Cmd::Serve { data_dir, listen, credentials, account_id, master_key_file, lambda_endpoint, lambda_timeout } => {
+        Cmd::Serve {
+            data_dir,
+            listen,
+            credentials,
+            account_id,
+            master_key_file,
+            lambda_endpoint,
+            lambda_timeout,
+            audit_reads,
+        } => {
             let mut config = ledger_server::ServeConfig::new(data_dir);
             config.listen = listen;
             config.credentials_file = credentials;
             config.account_id = account_id;
             config.master_key_file = master_key_file;
+            config.audit_reads = audit_reads;
             if let Some(endpoint) = lambda_endpoint {
                 let timeout = std::time::Duration::from_secs(lambda_timeout);
                 config.lambda = Some(ledger_server::rotation::LambdaConfig::from_env(&endpoint, timeout)?);

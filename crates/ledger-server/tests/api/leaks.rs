@@ -311,6 +311,20 @@ async fn no_secret_value_reaches_logs_errors_debug_or_panics() {
     assert!(Canary::text("control", &control).found_in(&logs), "the subscriber missed a TRACE event");
     assert!(String::from_utf8_lossy(&logs).contains("ledger_server::http"), "the subscriber captured no server event");
     assert_clean(&canaries, &logs, "the logs");
+    // Unauthenticated refusals are logged as security lines: who claimed to be whom, from where,
+    // why; never the signature or the secret key tried.
+    let text = String::from_utf8_lossy(&logs);
+    let line = text
+        .lines()
+        .find(|l| l.contains("unauthenticated request refused") && l.contains("InvalidSignatureException"))
+        .unwrap_or_else(|| panic!("no security line for a bad signature"));
+    assert!(line.contains(&format!("access_key_id=\"{AKID}\"")) && line.contains("peer=\"127.0.0.1:"), "{line}");
+    assert!(
+        text.contains("reason=\"MissingAuthenticationTokenException\"")
+            || text.contains("reason=MissingAuthenticationTokenException"),
+        "no line for an unsigned request"
+    );
+    assert!(!text.contains("Signature=") && !text.contains("not-the-key"), "a signature or a tried key in the logs");
     let panics = panics.lock().unwrap();
     assert!(panics.is_empty(), "panics during the workload: {panics:?}");
 }

@@ -16,3 +16,4 @@ mod raw;
 mod regions;
 mod rotation;
 mod sdk;
+mod trail;
