@@ -111,6 +111,10 @@ impl RunningServer {
 /// Opens the ledger in `config.data_dir` (creating the dir, master key and credentials as
 /// needed), binds `config.listen` and starts answering in a background task.
 pub async fn start(config: ServeConfig) -> anyhow::Result<RunningServer> {
+    // Bind first: a server that cannot listen creates no master key or credentials.
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
     let data_dir = config.data_dir.clone();
     std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
     let mut created = Vec::new();
@@ -122,9 +126,6 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<RunningServer> {
         .await
         .context("opening the ledger panicked")?
         .with_context(|| format!("cannot open the ledger in {}", data_dir.display()))?;
-    let listener = tokio::net::TcpListener::bind(&config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
     let app = Arc::new(App {
         ledger,

@@ -698,12 +698,7 @@ pub struct LogDir {
 
 impl LogDir {
     pub fn open(path: &std::path::Path) -> Result<LogDir, StoreError> {
-        if !path.join("db").exists() {
-            return Err(StoreError::Io(std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                format!("{} is not a secret-ledger data dir", path.display()),
-            )));
-        }
+        StoreError::check_data_dir(path)?;
         let db = crate::ledger::guard_engine(|| crate::ledger::open_db(path, crate::ledger::STREAMING_CACHE_BYTES))?;
         let tree: sled::Tree = (*db).clone();
         Ok(LogDir { _db: db, tree })

@@ -66,12 +66,7 @@ pub fn verify_dir(
     path: &Path,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Result<VerifyReport, VerifyFailure>, StoreError> {
-    if !path.join("db").exists() {
-        return Err(StoreError::Io(std::io::Error::new(
-            std::io::ErrorKind::NotFound,
-            format!("{} is not a secret-ledger data dir", path.display()),
-        )));
-    }
+    StoreError::check_data_dir(path)?;
     crate::ledger::guard_engine(|| verify_dir_unguarded(path, progress))
 }
 

@@ -28,9 +28,10 @@ pub struct Progress {
 impl Progress {
     pub fn new(what: &str, quiet: bool) -> Progress {
         let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
-            let bar = indicatif::ProgressBar::new(0);
+            // Hidden until the first update knows the total (no `0/0` frame).
+            let bar = indicatif::ProgressBar::with_draw_target(Some(0), indicatif::ProgressDrawTarget::hidden());
             let style =
-                indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} events ({per_sec}, eta {eta})")
+                indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {human_pos}/{human_len} events (eta {eta})")
                     .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
                     .progress_chars("=> ");
             bar.set_style(style);
@@ -44,6 +45,9 @@ impl Progress {
         if let Some(bar) = &self.bar {
             bar.set_length(total.max(done));
             bar.set_position(done);
+            if bar.is_hidden() && total > 0 {
+                bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+            }
         }
     }
 
@@ -66,7 +70,26 @@ pub enum Source {
 }
 
 fn open(data_dir: &Path) -> anyhow::Result<LogDir> {
-    LogDir::open(data_dir).with_context(|| format!("cannot open {}", data_dir.display()))
+    // The store's errors name the data dir themselves.
+    Ok(LogDir::open(data_dir)?)
+}
+
+/// Refuses to overwrite an existing `--out` unless `--force`.
+pub fn check_out(out: &Path, force: bool) -> anyhow::Result<()> {
+    if out.exists() && !force {
+        bail!("{} exists: give --force to overwrite it", out.display());
+    }
+    Ok(())
+}
+
+/// `1 secret`, `2 secrets`.
+fn count(n: &Value, noun: &str) -> String {
+    let n = n.as_u64().unwrap_or(0);
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
 }
 
 fn print_verify(doc: &Value, json: bool) -> ExitCode {
@@ -75,12 +98,12 @@ fn print_verify(doc: &Value, json: bool) -> ExitCode {
         println!("{doc}");
     } else if ok {
         println!(
-            "ok: {} events, head {}, merkle root {}, {} snapshots checked, {} secrets ({:.2}s)",
-            doc["events"],
+            "ok: {}, head {}, merkle root {}, {} checked, {} ({:.2}s)",
+            count(&doc["events"], "event"),
             doc["head_hash"].as_str().unwrap_or(""),
             doc["merkle_root"].as_str().unwrap_or(""),
-            doc["snapshots_checked"],
-            doc["secrets"],
+            count(&doc["snapshots_checked"], "snapshot"),
+            count(&doc["secrets"], "secret"),
             doc["seconds"].as_f64().unwrap_or(0.0)
         );
     } else {
@@ -148,8 +171,7 @@ pub fn verify(
             outcome_json(outcome, started)
         }
         (None, Source::Dir(data_dir)) => {
-            let outcome = ledger_store::verify_dir(data_dir, &mut |d, t| progress.update(d, t))
-                .with_context(|| format!("cannot verify {}", data_dir.display()))?;
+            let outcome = ledger_store::verify_dir(data_dir, &mut |d, t| progress.update(d, t))?;
             let outcome = match (outcome, &trusted) {
                 (Ok(report), Some(t)) => {
                     let log = open(data_dir)?;

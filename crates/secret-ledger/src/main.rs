@@ -18,7 +18,8 @@ use anyhow::Context;
 #[command(
     name = "secret-ledger",
     version,
-    about = "An event-sourced, verifiable secret store with AWS Secrets Manager semantics"
+    about = "An event-sourced, verifiable secret store with AWS Secrets Manager semantics",
+    after_help = "Exit codes: 0 ok, 1 verification failed (a broken chain, a forged or untrusted checkpoint, a proof that does not check), 2 usage or I/O error."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -149,6 +150,7 @@ enum Cmd {
         #[arg(long, requires = "checkpoint")]
         trusted_key: Vec<PathBuf>,
         /// Print one JSON object instead of text.
+        /// Print one JSON document instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -179,6 +181,7 @@ enum Cmd {
         /// With --secret-id: also write a self-contained HTML timeline of the labels to this file.
         #[arg(long, requires = "secret_id")]
         html: Option<PathBuf>,
+        /// Print one JSON document instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -207,13 +210,18 @@ enum Cmd {
         data_dir: PathBuf,
         #[command(flatten)]
         remote: RemoteArgs,
+        /// Print one JSON document instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Write the log as self-describing JSON Lines: header, one line per event, checkpoint.
     Export {
+        /// The file to write (refused if it exists, unless --force).
         #[arg(long)]
         out: PathBuf,
+        /// Overwrite --out if it exists.
+        #[arg(long)]
+        force: bool,
         /// Name of this ledger in the header and checkpoint (default: the data dir path).
         #[arg(long)]
         origin: Option<String>,
@@ -221,13 +229,19 @@ enum Cmd {
         data_dir: PathBuf,
         #[command(flatten)]
         remote: RemoteArgs,
+        /// Print one JSON document instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Write a checkpoint (size, head hash, Merkle root, time), optionally ed25519-signed.
     Checkpoint {
+        /// The file to write (refused if it exists, unless --force).
         #[arg(long)]
         out: PathBuf,
+        /// Overwrite --out if it exists.
+        #[arg(long)]
+        force: bool,
+        /// Name of this ledger in the checkpoint (default: the data dir path).
         #[arg(long)]
         origin: Option<String>,
         /// Sign with the ed25519 key in this file (made by `secret-ledger keygen`).
@@ -246,14 +260,17 @@ enum Cmd {
         /// With --seq: prove it included in this kept checkpoint's tree (its root and head).
         #[arg(long, requires = "seq")]
         checkpoint: Option<PathBuf>,
+        /// The older of two kept checkpoints: prove the newer extends it.
         #[arg(long, requires = "to_checkpoint")]
         from_checkpoint: Option<PathBuf>,
+        /// The newer of two kept checkpoints.
         #[arg(long, requires = "from_checkpoint")]
         to_checkpoint: Option<PathBuf>,
         #[arg(long, env = "SECRET_LEDGER_DATA_DIR", default_value = "./secret-ledger-data")]
         data_dir: PathBuf,
         #[command(flatten)]
         remote: RemoteArgs,
+        /// Print one JSON document instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -276,6 +293,7 @@ enum Cmd {
         /// A public key the checkpoints must be signed by; repeatable.
         #[arg(long)]
         trusted_key: Vec<PathBuf>,
+        /// Print one JSON document instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -283,6 +301,7 @@ enum Cmd {
     Rebuild {
         #[arg(long, env = "SECRET_LEDGER_DATA_DIR", default_value = "./secret-ledger-data")]
         data_dir: PathBuf,
+        /// Print one JSON document instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -314,11 +333,14 @@ fn parse() -> Result<Cli, clap::Error> {
     let matches = Cli::command().try_get_matches()?;
     if let Some((_, sub)) = matches.subcommand() {
         let given = |id: &str| sub.try_get_raw(id).ok().flatten().is_some();
-        if given("endpoint") && given("data_dir") && sub.value_source("data_dir") == Some(ValueSource::CommandLine) {
-            return Err(Cli::command().error(
-                clap::error::ErrorKind::ArgumentConflict,
-                "the argument '--endpoint <ENDPOINT>' cannot be used with '--data-dir <DATA_DIR>'",
-            ));
+        let data_dir_given = given("data_dir") && sub.value_source("data_dir") == Some(ValueSource::CommandLine);
+        for other in ["endpoint", "export"] {
+            if given(other) && data_dir_given {
+                return Err(Cli::command().error(
+                    clap::error::ErrorKind::ArgumentConflict,
+                    format!("the argument '--{other}' cannot be used with '--data-dir <DATA_DIR>'"),
+                ));
+            }
         }
     }
     Cli::from_arg_matches(&matches)
@@ -358,10 +380,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 json,
             })
         }
-        Cmd::Export { out, origin, data_dir, remote, json } => {
+        Cmd::Export { out, force, origin, data_dir, remote, json } => {
+            audit::check_out(&out, force)?;
             audit::export(&remote.any_source(data_dir)?, &out, origin, json)
         }
-        Cmd::Checkpoint { out, origin, signing_key, data_dir, remote } => {
+        Cmd::Checkpoint { out, force, origin, signing_key, data_dir, remote } => {
+            audit::check_out(&out, force)?;
             audit::checkpoint(&remote.any_source(data_dir)?, &out, origin, signing_key.as_deref())
         }
         Cmd::Prove { seq, checkpoint, from_checkpoint, to_checkpoint, data_dir, remote, json } => {

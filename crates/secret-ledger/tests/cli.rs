@@ -268,6 +268,10 @@ fn audit_commands_against_a_running_server() {
     assert_eq!(refused.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("InvalidSignatureException"));
     assert_eq!(remote(&["verify", "--data-dir", path(dir.path())]).status.code(), Some(2));
+    // The data dir of a running server: in use, and the message says how to audit it instead.
+    let in_use = bin(&["verify", "--data-dir", path(dir.path())]);
+    assert_eq!(in_use.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&in_use.stderr).contains("--endpoint"), "{}", String::from_utf8_lossy(&in_use.stderr));
     runtime.block_on(server.shutdown()).unwrap();
 
     // The same commands on the stopped data dir print the same documents.
@@ -710,4 +714,42 @@ fn ledger_wide_history_with_filters() {
     assert!(stderr(&out).contains("--since takes a seq"), "{}", stderr(&out));
     // --html needs a secret.
     assert_eq!(bin(&["history", "--data-dir", d, "--html", "x.html"]).status.code(), Some(2));
+}
+
+/// Issue 10's papercuts: messages that name a path once and say what to do, outputs that are
+/// not overwritten silently, conflicting flags refused, exit codes in --help.
+#[test]
+fn clear_messages_and_no_silent_overwrites() {
+    let dir = data_dir();
+    let d = path(dir.path());
+    let work = tempfile::tempdir().unwrap();
+    // A path that does not exist, and a directory that is not a data dir.
+    let missing = work.path().join("nowhere");
+    let out = bin(&["verify", "--data-dir", path(&missing)]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(stderr(&out).matches(path(&missing)).count(), 1, "{}", stderr(&out));
+    assert!(stderr(&out).contains("does not exist"), "{}", stderr(&out));
+    let out = bin(&["history", "--data-dir", path(work.path())]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("is not a secret-ledger data dir (it has no db file)"), "{}", stderr(&out));
+    assert_eq!(stderr(&out).matches(path(work.path())).count(), 1, "{}", stderr(&out));
+    // Counts in words.
+    let text = stdout(&bin(&["verify", "--data-dir", d]));
+    assert!(text.contains(", 1 secret (") && text.contains("7 events"), "{text}");
+    // --out is never overwritten silently.
+    let cp = work.path().join("cp.json");
+    assert!(bin(&["checkpoint", "--data-dir", d, "--out", path(&cp)]).status.success());
+    let out = bin(&["checkpoint", "--data-dir", d, "--out", path(&cp)]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("give --force"), "{}", stderr(&out));
+    assert!(bin(&["checkpoint", "--data-dir", d, "--out", path(&cp), "--force"]).status.success());
+    let export = work.path().join("log.jsonl");
+    assert!(bin(&["export", "--data-dir", d, "--out", path(&export)]).status.success());
+    assert_eq!(bin(&["export", "--data-dir", d, "--out", path(&export)]).status.code(), Some(2));
+    // --export and --data-dir together: refused, not one of them ignored.
+    let out = bin(&["verify", "--export", path(&export), "--data-dir", d]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("'--export' cannot be used with '--data-dir"), "{}", stderr(&out));
+    // The exit codes are in --help.
+    assert!(stdout(&bin(&["--help"])).contains("Exit codes: 0 ok, 1 verification failed"));
 }
