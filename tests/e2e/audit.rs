@@ -209,7 +209,7 @@ fn export_tampering_is_caught_with_the_first_bad_seq() {
     let fail = verify_lines(&cut, Some(&cp)).unwrap_err();
     assert_eq!(fail.reason, FailureReason::Truncated { expected: n as u64, found: (n - 2) as u64 });
     // A missing closing checkpoint is a truncation too.
-    assert!(matches!(verify_lines(&lines[..n], None).unwrap_err().reason, FailureReason::Truncated { .. }));
+    assert!(matches!(verify_lines(&lines[..n], None).unwrap_err().reason, FailureReason::NoClosingCheckpoint { .. }));
     // Edit a LabelMoved and recompute its hash: the rules and the next link catch it.
     let seq = (1..=n).find(|&s| record_line(&lines, s)["event"] == "LabelMoved").unwrap();
     let forged = tampered(&lines, |l| {

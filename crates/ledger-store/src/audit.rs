@@ -669,7 +669,7 @@ pub fn verify_export(
     let Some(closing) = closing else {
         return Ok(Err(VerifyFailure {
             seq: n + 1,
-            reason: FailureReason::Truncated { expected: declared.max(n + 1), found: n },
+            reason: FailureReason::NoClosingCheckpoint { announced: declared, found: n },
         }));
     };
     if closing.size != n || closing.merkle_root != verifier.merkle_root() || closing.head_hash != verifier.head_hash() {

@@ -40,6 +40,10 @@ pub enum FailureReason {
     CheckpointMismatch,
     #[error("truncated: the checkpoint covers {expected} records, only {found} are present")]
     Truncated { expected: u64, found: u64 },
+    #[error(
+        "truncated: the export ends after {found} records without its closing checkpoint (its header announced {announced})"
+    )]
+    NoClosingCheckpoint { announced: u64, found: u64 },
     #[error("stored head (seq {head_seq}) does not match the log (last seq {last_seq})")]
     HeadMismatch { head_seq: u64, last_seq: u64 },
 }

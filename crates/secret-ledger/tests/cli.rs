@@ -271,7 +271,11 @@ fn audit_commands_against_a_running_server() {
     // The data dir of a running server: in use, and the message says how to audit it instead.
     let in_use = bin(&["verify", "--data-dir", path(dir.path())]);
     assert_eq!(in_use.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&in_use.stderr).contains("--endpoint"), "{}", String::from_utf8_lossy(&in_use.stderr));
+    assert!(
+        String::from_utf8_lossy(&in_use.stderr).contains("--endpoint"),
+        "{}",
+        String::from_utf8_lossy(&in_use.stderr)
+    );
     runtime.block_on(server.shutdown()).unwrap();
 
     // The same commands on the stopped data dir print the same documents.
