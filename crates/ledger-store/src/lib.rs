@@ -34,4 +34,4 @@ mod writer;
 
 pub use error::StoreError;
 pub use ledger::{BatchValues, Clock, Ledger, LedgerOptions, ManualClock, RequestMeta, SecretValueOut, SystemClock};
-pub use verify::{verify_dir, Checker, FailureReason, Verifier, VerifyFailure, VerifyReport};
+pub use verify::{verify_dir, verify_tree, Checker, FailureReason, Verifier, VerifyFailure, VerifyReport};

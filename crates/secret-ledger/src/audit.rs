@@ -3,7 +3,6 @@
 //! text, or one JSON document with `--json`. Both sources give the same documents (built by
 //! [`ledger_server::audit_ops`]), so the output does not depend on where it came from.
 
-use std::collections::BTreeMap;
 use std::io::{BufReader, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -18,6 +17,7 @@ use ledger_store::audit::{self, LogDir};
 use serde_json::{json, Value};
 
 use crate::remote::{Remote, RemoteError};
+use crate::timeline::{self, PageFacts, Row, SecretRows};
 use crate::trust;
 
 /// A progress bar on a terminal; nothing when stderr is piped or JSON is asked for.
@@ -201,27 +201,6 @@ pub fn verify(
     Ok(code)
 }
 
-/// One event of a history document, for the text and HTML views.
-struct Row {
-    seq: u64,
-    recorded_at_ms: i64,
-    actor: String,
-    request_id: String,
-    operation: String,
-    event: String,
-    change: String,
-    /// For `LabelMoved`: (label, from, to).
-    label_move: Option<(String, Option<String>, Option<String>)>,
-}
-
-/// One secret of a history document: who it is, and its events.
-struct SecretRows {
-    name: String,
-    region: String,
-    arn: String,
-    rows: Vec<Row>,
-}
-
 fn secret_rows(doc: &Value) -> anyhow::Result<Vec<SecretRows>> {
     let text = |v: &Value, k: &str| v[k].as_str().unwrap_or("").to_string();
     let opt = |v: &Value| v.as_str().map(str::to_string);
@@ -259,6 +238,31 @@ fn secret_rows(doc: &Value) -> anyhow::Result<Vec<SecretRows>> {
             })
         })
         .collect()
+}
+
+/// The head and a verification of the whole log, for the timeline page.
+fn page_facts(source: &Source) -> anyhow::Result<PageFacts> {
+    let (head_seq, head_hash, verified) = match source {
+        Source::Dir(data_dir) => {
+            let log = open(data_dir)?;
+            let (seq, hash) = audit::head(log.tree())?;
+            let verified = match ledger_store::verify_tree(log.tree(), &mut |_, _| {})? {
+                Ok(report) => Ok(report.events),
+                Err(failure) => Err(failure.to_string()),
+            };
+            (seq, hash.to_hex(), verified)
+        }
+        Source::Remote(remote) => {
+            let doc = remote.call("Verify", &json!({}))?;
+            let verified = match doc["ok"] == true {
+                true => Ok(doc["events"].as_u64().unwrap_or(0)),
+                false => Err(format!("at seq {}: {}", doc["seq"], doc["reason"].as_str().unwrap_or(""))),
+            };
+            let head = doc["events"].as_u64().unwrap_or(0);
+            (head, doc["head_hash"].as_str().unwrap_or("").to_string(), verified)
+        }
+    };
+    Ok(PageFacts { head_seq, head_hash, verified, generated_at_ms: now_ms() })
 }
 
 /// `history`: the secrets `secret_id` names in `region` (offline, `None` accepts a name used in
@@ -353,7 +357,8 @@ pub fn history(
     };
     let secrets = secret_rows(&doc)?;
     if let Some(path) = html {
-        std::fs::write(path, history_html(secret_id, &secrets))
+        let facts = page_facts(source)?;
+        std::fs::write(path, timeline::page(secret_id, &secrets, &facts))
             .with_context(|| format!("cannot write {}", path.display()))?;
         eprintln!("wrote the timeline to {}", path.display());
     }
@@ -382,100 +387,6 @@ pub fn history(
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
-}
-
-/// One label on one version: from (seq, time), version, who moved it there, until (seq, time).
-type Span = (u64, i64, String, String, Option<(u64, i64)>);
-
-/// A self-contained page, one section per secret (each names its region and ARN): for each
-/// label, which version held it when and who moved it; then every event. No scripts, no
-/// network assets.
-fn history_html(secret_id: &str, secrets: &[SecretRows]) -> String {
-    let region = secrets.first().map_or("", |s| s.region.as_str());
-    let mut out = String::new();
-    out.push_str("<!doctype html><html><head><meta charset=\"utf-8\"><title>History of ");
-    out.push_str(&escape(&format!("{secret_id} in {region}")));
-    out.push_str("</title><style>body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px;text-align:left}.lane{position:relative;height:22px;background:#f4f4f4;margin:2px 0;width:100%}.span{position:absolute;top:0;height:22px;overflow:hidden;white-space:nowrap;font-size:11px;line-height:22px;color:#fff;padding-left:3px;box-sizing:border-box;border-right:1px solid #fff}.lbl{font-weight:bold;margin-top:10px}</style></head><body>");
-    out.push_str(&format!("<h1>History of {} in {}</h1>", escape(secret_id), escape(region)));
-    if secrets.len() > 1 {
-        out.push_str(&format!(
-            "<p>This name was used by {} secrets in {} (re-created after a purge); each has its own section.</p>",
-            secrets.len(),
-            escape(region)
-        ));
-    }
-    for secret in secrets {
-        secret_html(&mut out, secret);
-    }
-    out.push_str("</body></html>\n");
-    out
-}
-
-fn secret_html(out: &mut String, secret: &SecretRows) {
-    let entries = &secret.rows;
-    let mut spans: BTreeMap<String, Vec<Span>> = BTreeMap::new();
-    for e in entries {
-        let Some((label, _, to)) = &e.label_move else { continue };
-        let list = spans.entry(label.clone()).or_default();
-        if let Some(last) = list.last_mut() {
-            if last.4.is_none() {
-                last.4 = Some((e.seq, e.recorded_at_ms));
-            }
-        }
-        if let Some(version) = to {
-            list.push((e.seq, e.recorded_at_ms, version.clone(), e.actor.clone(), None));
-        }
-    }
-    let first = entries.first().map_or(0, |e| e.recorded_at_ms);
-    let last = entries.last().map_or(1, |e| e.recorded_at_ms).max(first + 1);
-    let pct = |t: i64| ((t - first) as f64 * 100.0 / (last - first) as f64).clamp(0.0, 100.0);
-    out.push_str(&format!(
-        "<h2>{} in {}</h2><p>ARN <code>{}</code>. {} events from {} to {}. Each lane shows which version held a staging label, from the event that moved it there.</p>",
-        escape(&secret.name),
-        escape(&secret.region),
-        escape(&secret.arn),
-        entries.len(),
-        format_rfc3339_ms(first),
-        format_rfc3339_ms(last)
-    ));
-    let colours = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"];
-    for (label, list) in &spans {
-        out.push_str(&format!("<div class=\"lbl\">{}</div><div class=\"lane\">", escape(label)));
-        for (i, (seq, t, version, actor, until)) in list.iter().enumerate() {
-            let end = until.map_or(last, |(_, t)| t);
-            let (left, width) = (pct(*t), (pct(end) - pct(*t)).max(0.5));
-            let title = format!(
-                "{label} on {version} from seq {seq} ({}) until {}; moved by {actor}",
-                format_rfc3339_ms(*t),
-                until.map_or("now".to_string(), |(s, t)| format!("seq {s} ({})", format_rfc3339_ms(t)))
-            );
-            out.push_str(&format!(
-                "<div class=\"span\" style=\"left:{left:.3}%;width:{width:.3}%;background:{}\" title=\"{}\">{}</div>",
-                colours[i % colours.len()],
-                escape(&title),
-                escape(&version.chars().take(12).collect::<String>())
-            ));
-        }
-        out.push_str("</div>");
-    }
-    out.push_str("<h3>Events</h3><table><tr><th>seq</th><th>time</th><th>actor</th><th>operation</th><th>request</th><th>event</th><th>change</th></tr>");
-    for e in entries {
-        out.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            e.seq,
-            format_rfc3339_ms(e.recorded_at_ms),
-            escape(&e.actor),
-            escape(&e.operation),
-            escape(&e.request_id),
-            escape(&e.event),
-            escape(&e.change)
-        ));
-    }
-    out.push_str("</table>");
 }
 
 pub struct StateArgs<'a> {

@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand};
 
 mod audit;
 mod remote;
+mod timeline;
 mod trust;
 
 use anyhow::Context;

@@ -1,0 +1,270 @@
+//! `history --html`: a self-contained page (no network, no external assets) showing, for each
+//! secret, which version held each staging label when, who moved it, and every event.
+//!
+//! The horizontal axis is the order of label changes, not linear time: every change gets the
+//! same width (at least [`SLOT_PX_MIN`] pixels, the lanes scroll sideways when they need more),
+//! so a label held for a second stays as readable as one held for a year, and a history of
+//! thousands of events is still lanes, not a barcode. Ticks under the lanes give the time of
+//! the change they stand at; a span still held runs to the end (`now`). Each version has one
+//! colour everywhere (from its id), listed with its full id in the legend; the span table
+//! repeats every span in words, so nothing needs hovering, and it is what a print shows.
+//!
+//! A small inline script writes the measured geometry of every lane and span into
+//! `#layout-report` (JSON), so a test in a real browser can check what is on screen.
+
+use std::collections::BTreeMap;
+
+use ledger_core::time::format_rfc3339_ms;
+
+/// One event of a history document, for the text and HTML views.
+pub struct Row {
+    pub seq: u64,
+    pub recorded_at_ms: i64,
+    pub actor: String,
+    pub request_id: String,
+    pub operation: String,
+    pub event: String,
+    pub change: String,
+    /// For `LabelMoved`: (label, from, to).
+    pub label_move: Option<(String, Option<String>, Option<String>)>,
+}
+
+/// One secret of a history document: who it is, and its events.
+pub struct SecretRows {
+    pub name: String,
+    pub region: String,
+    pub arn: String,
+    pub rows: Vec<Row>,
+}
+
+/// What the page says about the whole log when it was made.
+pub struct PageFacts {
+    pub head_seq: u64,
+    pub head_hash: String,
+    /// `Ok(events)` if the chain verified, `Err(reason)` if not.
+    pub verified: Result<u64, String>,
+    pub generated_at_ms: i64,
+}
+
+/// Narrowest width of one label change on the axis.
+pub const SLOT_PX_MIN: f64 = 14.0;
+/// Width the lanes fill when the changes fit.
+const LANES_PX: f64 = 960.0;
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// The colour of the `index`-th version of a secret: hues a golden angle apart, so versions
+/// next to each other differ clearly; dark enough for white text.
+fn colour(index: usize) -> String {
+    let hue = (index as f64 * 137.508) % 360.0;
+    let lightness = [36, 44, 30][index % 3];
+    format!("hsl({hue:.0}, 65%, {lightness}%)")
+}
+
+/// One label on one version: from which change (index, seq, time), who moved it there, and
+/// until which change (`None`: still held).
+struct Span {
+    from: usize,
+    seq: u64,
+    at_ms: i64,
+    version: String,
+    actor: String,
+    until: Option<(usize, u64, i64)>,
+}
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em;color:#222}\
+h1{font-size:1.5em}h2{font-size:1.25em;margin-top:2em}table{border-collapse:collapse;font-size:13px;margin:.5em 0}\
+td,th{border:1px solid #ccc;padding:3px 6px;text-align:left;vertical-align:top}code{font-size:12px}\
+.facts td:first-child{font-weight:bold}.ok{color:#1a7f37}.bad{color:#b42318;font-weight:bold}\
+.scroll{overflow-x:auto;border:1px solid #ddd;padding:4px 0}.lanes{position:relative}\
+.lbl{font-weight:bold;font-size:12px;margin:6px 4px 2px}.lane{position:relative;height:24px;background:#f4f4f4}\
+.span{position:absolute;top:0;height:24px;overflow:hidden;white-space:nowrap;font:11px/24px monospace;color:#fff;\
+padding-left:3px;box-sizing:border-box;border-right:1px solid #fff}\
+.axis{position:relative;height:34px;font-size:10px;color:#555}.tick{position:absolute;top:0;border-left:1px solid #999;\
+padding-left:2px;height:34px;white-space:nowrap}.swatch{display:inline-block;width:12px;height:12px;margin-right:6px;\
+vertical-align:middle}\
+@media print{body{margin:0}.scroll{overflow:visible;border:0}.lanes,.axis{display:none}.printnote{display:block}}\
+.printnote{display:none;font-style:italic}";
+
+const MEASURE: &str = "<script>(function(){var r={lanes:[]};document.querySelectorAll('.lane').forEach(function(l){\
+var b=l.getBoundingClientRect(),s=[];l.querySelectorAll('.span').forEach(function(e){var c=e.getBoundingClientRect();\
+s.push({version:e.dataset.version,current:e.dataset.current==='1',x:c.left,width:c.width});});\
+r.lanes.push({secret:l.dataset.secret,label:l.dataset.label,x:b.left,width:b.width,spans:s});});\
+document.getElementById('layout-report').textContent=JSON.stringify(r);})();</script>";
+
+/// The page for the secrets `secret_id` named (one section each).
+pub fn page(secret_id: &str, secrets: &[SecretRows], facts: &PageFacts) -> String {
+    let region = secrets.first().map_or("", |s| s.region.as_str());
+    let mut out = String::new();
+    out.push_str("<!doctype html><html><head><meta charset=\"utf-8\"><title>History of ");
+    out.push_str(&escape(&format!("{secret_id} in {region}")));
+    out.push_str(&format!("</title><style>{STYLE}</style></head><body>"));
+    out.push_str(&format!("<h1>History of {} in {}</h1>", escape(secret_id), escape(region)));
+    let verified = match &facts.verified {
+        Ok(events) => {
+            format!("<span class=\"ok\">verified</span>: chain, hashes and every rule of all {events} events")
+        }
+        Err(reason) => format!("<span class=\"bad\">FAILED</span>: {}", escape(reason)),
+    };
+    out.push_str(&format!(
+        "<table class=\"facts\"><tr><td>region</td><td>{}</td></tr><tr><td>log head</td><td>seq {} <code>{}</code></td></tr>\
+         <tr><td>verification when this page was made</td><td>{verified}</td></tr><tr><td>made at</td><td>{}</td></tr></table>",
+        escape(region),
+        facts.head_seq,
+        escape(&facts.head_hash),
+        format_rfc3339_ms(facts.generated_at_ms)
+    ));
+    if secrets.len() > 1 {
+        out.push_str(&format!(
+            "<p>This name was used by {} secrets in {} (re-created after a purge); each has its own section.</p>",
+            secrets.len(),
+            escape(region)
+        ));
+    }
+    for secret in secrets {
+        section(&mut out, secret);
+    }
+    out.push_str("<pre id=\"layout-report\" hidden></pre>");
+    out.push_str(MEASURE);
+    out.push_str("</body></html>\n");
+    out
+}
+
+fn section(out: &mut String, secret: &SecretRows) {
+    let rows = &secret.rows;
+    // The changes, in order: the slots of the axis.
+    let changes: Vec<&Row> = rows.iter().filter(|r| r.label_move.is_some()).collect();
+    let mut spans: BTreeMap<String, Vec<Span>> = BTreeMap::new();
+    let mut first_seen: Vec<String> = Vec::new();
+    for (i, row) in changes.iter().enumerate() {
+        let Some((label, _, to)) = &row.label_move else { continue };
+        let list = spans.entry(label.clone()).or_default();
+        if let Some(last) = list.last_mut().filter(|s| s.until.is_none()) {
+            last.until = Some((i, row.seq, row.recorded_at_ms));
+        }
+        if let Some(version) = to {
+            if !first_seen.contains(version) {
+                first_seen.push(version.clone());
+            }
+            let span = Span {
+                from: i,
+                seq: row.seq,
+                at_ms: row.recorded_at_ms,
+                version: version.clone(),
+                actor: row.actor.clone(),
+                until: None,
+            };
+            list.push(span);
+        }
+    }
+    let hue = |version: &str| colour(first_seen.iter().position(|v| v == version).unwrap_or(0));
+    let slots = changes.len() + 1; // the last one runs to now
+    let slot_px = (LANES_PX / slots as f64).max(SLOT_PX_MIN);
+    let width = slot_px * slots as f64;
+    out.push_str(&format!(
+        "<h2>{} in {}</h2><p>ARN <code>{}</code>. {} events, {} label changes{}.</p>",
+        escape(&secret.name),
+        escape(&secret.region),
+        escape(&secret.arn),
+        rows.len(),
+        changes.len(),
+        match (rows.first(), rows.last()) {
+            (Some(a), Some(b)) =>
+                format!(" from {} to {}", format_rfc3339_ms(a.recorded_at_ms), format_rfc3339_ms(b.recorded_at_ms)),
+            _ => String::new(),
+        }
+    ));
+    out.push_str(
+        "<p>Each lane is a staging label; each span the version that held it, from the change that moved it there to \
+         the next one (to the end if it still holds it). Every label change has the same width; the ticks give times. \
+         Scroll sideways for long histories.</p><p class=\"printnote\">The lanes are on screen only; the table of spans \
+         below says the same in words.</p>",
+    );
+    out.push_str(&format!("<div class=\"scroll\"><div class=\"lanes\" style=\"width:{width:.1}px\">"));
+    for (label, list) in &spans {
+        out.push_str(&format!(
+            "<div class=\"lbl\">{}</div><div class=\"lane\" data-secret=\"{}\" data-label=\"{}\">",
+            escape(label),
+            escape(&secret.arn),
+            escape(label)
+        ));
+        for s in list {
+            let end = s.until.map_or(slots, |(i, _, _)| i);
+            let (left, span_px) = (s.from as f64 * slot_px, (end - s.from) as f64 * slot_px);
+            out.push_str(&format!(
+                "<div class=\"span\" data-version=\"{}\" data-current=\"{}\" style=\"left:{left:.1}px;width:{span_px:.1}px;background:{}\">{}</div>",
+                escape(&s.version),
+                u8::from(s.until.is_none()),
+                hue(&s.version),
+                escape(&s.version)
+            ));
+        }
+        out.push_str("</div>");
+    }
+    out.push_str(&format!("<div class=\"axis\" style=\"width:{width:.1}px\">"));
+    let every = (170.0 / slot_px).ceil().max(1.0) as usize;
+    for (i, row) in changes.iter().enumerate().step_by(every) {
+        out.push_str(&format!(
+            "<div class=\"tick\" style=\"left:{:.1}px\">seq {}<br>{}</div>",
+            i as f64 * slot_px,
+            row.seq,
+            escape(&format_rfc3339_ms(row.recorded_at_ms))
+        ));
+    }
+    out.push_str(&format!("<div class=\"tick\" style=\"left:{:.1}px\">now</div>", (slots - 1) as f64 * slot_px));
+    out.push_str("</div></div></div>");
+
+    // Legend: one colour per version, with its full id.
+    out.push_str("<h3>Versions</h3><table><tr><th>colour</th><th>version id</th><th>labels now</th></tr>");
+    for (index, version) in first_seen.iter().enumerate() {
+        let now: Vec<&str> = spans
+            .iter()
+            .filter(|(_, list)| list.last().is_some_and(|s| s.until.is_none() && &s.version == version))
+            .map(|(label, _)| label.as_str())
+            .collect();
+        out.push_str(&format!(
+            "<tr><td><span class=\"swatch\" style=\"background:{}\"></span></td><td><code>{}</code></td><td>{}</td></tr>",
+            colour(index),
+            escape(version),
+            escape(&now.join(", "))
+        ));
+    }
+    out.push_str("</table>");
+
+    // Every span in words.
+    out.push_str("<h3>Spans</h3><table><tr><th>label</th><th>version</th><th>from</th><th>until</th><th>moved there by</th></tr>");
+    for (label, list) in &spans {
+        for s in list {
+            let until = s
+                .until
+                .map_or("now (still held)".to_string(), |(_, seq, t)| format!("seq {seq}, {}", format_rfc3339_ms(t)));
+            out.push_str(&format!(
+                "<tr><td>{}</td><td><code>{}</code></td><td>seq {}, {}</td><td>{}</td><td>{}</td></tr>",
+                escape(label),
+                escape(&s.version),
+                s.seq,
+                format_rfc3339_ms(s.at_ms),
+                escape(&until),
+                escape(&s.actor)
+            ));
+        }
+    }
+    out.push_str("</table>");
+
+    out.push_str("<h3>Events</h3><table><tr><th>seq</th><th>time</th><th>actor</th><th>operation</th><th>request</th><th>event</th><th>change</th></tr>");
+    for e in rows {
+        out.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            e.seq,
+            format_rfc3339_ms(e.recorded_at_ms),
+            escape(&e.actor),
+            escape(&e.operation),
+            escape(&e.request_id),
+            escape(&e.event),
+            escape(&e.change)
+        ));
+    }
+    out.push_str("</table>");
+}
