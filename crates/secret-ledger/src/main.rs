@@ -150,7 +150,6 @@ enum Cmd {
         /// An unsigned checkpoint, a forged signature or another key then fail (exit 1).
         #[arg(long, requires = "checkpoint")]
         trusted_key: Vec<PathBuf>,
-        /// Print one JSON object instead of text.
         /// Print one JSON document instead of text.
         #[arg(long)]
         json: bool,
