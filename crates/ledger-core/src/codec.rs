@@ -146,6 +146,9 @@ pub fn decode_record(bytes: &[u8]) -> Result<Record, DecodeError> {
     } else {
         options(BODY_BYTES_MAX).deserialize(body).map_err(undecodable)?
     };
+    if header.format_version >= 2 && body.operation.is_empty() {
+        return Err(DecodeError::Body("a format-2 record without its operation".into()));
+    }
     if body.event.format_version() > header.format_version {
         return Err(DecodeError::EventFormat { record: header.format_version, event: body.event.format_version() });
     }

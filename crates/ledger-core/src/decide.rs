@@ -144,10 +144,12 @@ pub enum Command {
         step: String,
         error: String,
     },
-    /// Values about to be released to a reader (`serve --audit-reads`): one `SecretRead` each.
-    /// Refused (and the values withheld) if one of them is gone by now.
+    /// Values about to be released to a reader (`serve --audit-reads`): one `SecretRead` each,
+    /// and an `AccessDenied` for each id of the same request out of the reader's scope. Refused
+    /// (and the values withheld) if a version is gone by now.
     RecordReads {
         reads: Vec<(SecretUid, String)>,
+        denied: Vec<String>,
     },
     /// Resources a request was refused by the caller's scope (`serve --audit-reads`).
     RecordDenied {
@@ -275,16 +277,20 @@ pub fn decide(state: &State, keys: &dyn KeyLookup, cmd: &Command, ctx: &mut Ctx<
             };
             Ok(Decision::with(events, Reply::Empty))
         }
-        Command::RecordReads { reads } => {
-            let mut events = Vec::with_capacity(reads.len());
+        Command::RecordReads { reads, denied } => {
+            let mut events = Vec::with_capacity(reads.len() + denied.len());
             for (secret, version_id) in reads {
                 let readable =
                     state.secret(*secret).and_then(|s| s.versions.get(version_id)).is_some_and(|v| v.has_value);
                 if !readable {
-                    return Err(SmError::Internal);
+                    // Pruned or purged since it was read: not released.
+                    return Err(SmError::VersionNotFound { version_id: version_id.clone() });
                 }
                 events.push(Event::SecretRead { secret: *secret, version_id: version_id.clone() });
             }
+            events.extend(denied.iter().map(|r| Event::AccessDenied {
+                resource: r.chars().take(crate::limits::SECRET_ID_CHARS_MAX).collect(),
+            }));
             Ok(Decision::with(events, Reply::Empty))
         }
         Command::RecordDenied { resources } => {

@@ -122,7 +122,7 @@ fn event() -> impl Strategy<Value = Event> {
 fn sealed_record() -> impl Strategy<Value = (ledger_core::Record, Vec<u8>)> {
     (any::<u64>(), any::<[u8; 32]>(), any::<i64>(), text(), text(), event()).prop_map(
         |(seq, prev, recorded_at_ms, actor, request_id, event)| {
-            seal_record(seq, ChainHash(prev), recorded_at_ms, &actor, &request_id, &actor, event)
+            seal_record(seq, ChainHash(prev), recorded_at_ms, &actor, &request_id, "FuzzOperation", event)
         },
     )
 }

@@ -87,7 +87,6 @@ async fn handle(State(app): State<Arc<App>>, request: Request) -> Response {
                     peer,
                     access_key_id = claimed,
                     reason = error.code,
-                    detail = ?error.message.chars().take(160).collect::<String>(),
                     "unauthenticated request refused"
                 );
             } else {
@@ -143,7 +142,21 @@ async fn answer(app: &Arc<App>, request: Request, request_id: &str) -> Result<Re
     let target = parts.headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or("");
     if let Some(operation) = target.strip_prefix(audit_ops::TARGET_PREFIX) {
         if audit_ops::OPERATIONS.contains(&operation) {
-            access.check_audit(&verified.access_key_id, operation)?;
+            if let Err(refusal) = access.check_audit(&verified.access_key_id, operation) {
+                if app.trail.audit_reads {
+                    let meta = RequestMeta {
+                        scope: Scope::new(&verified.region, &app.account_id),
+                        actor: verified.access_key_id.clone(),
+                        request_id: request_id.to_string(),
+                    };
+                    let cmd =
+                        ledger_core::Command::RecordDenied { resources: vec![format!("secretledger:{operation}")] };
+                    if let Err(e) = app.ledger.execute_async(cmd, &meta).await {
+                        return Err(ApiError::store(&e, request_id));
+                    }
+                }
+                return Err(refusal);
+            }
         }
         let result = audit_ops::dispatch(app, operation, &body, &verified.region, request_id).await;
         let actor = verified.access_key_id;

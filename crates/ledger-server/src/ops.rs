@@ -335,7 +335,7 @@ async fn get_secret_value(
             if trail.audit_reads {
                 // The value leaves only once its SecretRead is durable.
                 let read = (out.location.secret, out.location.version_id.clone());
-                record(ledger, Command::RecordReads { reads: vec![read] }, meta).await?;
+                record(ledger, Command::RecordReads { reads: vec![read], denied: Vec::new() }, meta).await?;
             }
             json(&wire::SecretValueOutWire::from(out))
         }
@@ -384,12 +384,9 @@ async fn batch_get_secret_value(
                 // Every value, and every refusal of an id out of scope, is recorded first.
                 let reads: Vec<_> =
                     batch.values.iter().map(|v| (v.location.secret, v.location.version_id.clone())).collect();
-                if !reads.is_empty() {
-                    record(ledger, Command::RecordReads { reads }, meta).await?;
-                }
-                if !denied.is_empty() {
-                    let resources = denied.iter().map(|(_, given)| given.clone()).collect();
-                    record(ledger, Command::RecordDenied { resources }, meta).await?;
+                if !reads.is_empty() || !denied.is_empty() {
+                    let denied = denied.iter().map(|(_, given)| given.clone()).collect();
+                    record(ledger, Command::RecordReads { reads, denied }, meta).await?;
                 }
             }
             batch_answer(batch, &denied, meta)

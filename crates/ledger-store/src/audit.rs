@@ -245,16 +245,27 @@ pub fn secret_identity(tree: &sled::Tree, uid: SecretUid) -> Result<Option<Secre
     identity(tree, uid)
 }
 
+/// Most records one request may span for [`request_span`]: more means the request ids are not
+/// per request (a library caller reusing one), and `seq` is taken as it is.
+const REQUEST_SPAN_MAX: u64 = 10_000;
+
 /// The seqs `first..=last` of the request whose events include `seq` (a request's events are
-/// consecutive and share its request id), looking no further than `head`.
+/// consecutive and share its request id), looking no further than `head`; `(seq, seq)` when
+/// the run is longer than any request's.
 pub fn request_span(tree: &sled::Tree, seq: u64, head: u64) -> Result<(u64, u64), StoreError> {
     let request_id = read_record(tree, seq)?.request_id;
     let (mut first, mut last) = (seq, seq);
     while first > 1 && read_record(tree, first - 1)?.request_id == request_id {
         first -= 1;
+        if seq - first > REQUEST_SPAN_MAX {
+            return Ok((seq, seq));
+        }
     }
     while last < head && read_record(tree, last + 1)?.request_id == request_id {
         last += 1;
+        if last - first > REQUEST_SPAN_MAX {
+            return Ok((seq, seq));
+        }
     }
     Ok((first, last))
 }

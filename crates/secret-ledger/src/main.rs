@@ -178,8 +178,9 @@ enum Cmd {
         data_dir: PathBuf,
         #[command(flatten)]
         remote: RemoteArgs,
-        /// With --secret-id: also write a self-contained HTML timeline of the labels to this file.
-        #[arg(long, requires = "secret_id")]
+        /// With --secret-id: also write a self-contained HTML timeline of the labels to this file
+        /// (of the whole history: not with the filters, which would cut spans short).
+        #[arg(long, requires = "secret_id", conflicts_with_all = ["actor", "operation", "since", "until"])]
         html: Option<PathBuf>,
         /// Print one JSON document instead of text.
         #[arg(long)]

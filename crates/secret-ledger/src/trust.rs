@@ -71,8 +71,12 @@ fn read_hex32(path: &Path, what: &str, flag: &str) -> anyhow::Result<zeroize::Ze
     Ok(bytes)
 }
 
-/// The signing key in `path` (a `keygen` FILE).
+/// The signing key in `path` (a `keygen` FILE; never its `.pub`, whose hex would sign with a
+/// key anyone can rebuild).
 pub fn read_signing_key(path: &Path) -> anyhow::Result<SigningKey> {
+    if path.extension().is_some_and(|e| e == "pub") {
+        bail!("--signing-key takes the secret key file made by `secret-ledger keygen`, not its .pub");
+    }
     Ok(SigningKey::from_bytes(&*read_hex32(path, "signing key", "--signing-key")?))
 }
 
@@ -154,18 +158,16 @@ pub fn check_proof(
     let trusted = read_trusted_keys(trusted)?;
     let kept: Vec<Checkpoint> = checkpoints.iter().map(|p| read_checkpoint(p)).collect::<anyhow::Result<_>>()?;
     let mut failures = Vec::new();
+    let mut judgements = Vec::new();
     for (c, path) in kept.iter().zip(checkpoints) {
-        if let Err(why) = judge(c, &trusted) {
-            failures.push(format!("{}: {why}", path.display()));
+        match judge(c, &trusted) {
+            Ok(j) => judgements.push(format!("{}: {}", path.display(), j.describe())),
+            Err(why) => failures.push(format!("{}: {why}", path.display())),
         }
     }
     let (kind, ok) = match (doc["type"].as_str(), &kept[..]) {
-        (Some("inclusion"), [c]) => {
-            let fits = doc["tree_size"].as_u64() == Some(c.size);
-            let mut against = doc.clone();
-            against["merkle_root"] = Value::from(hex::encode(c.merkle_root));
-            ("inclusion", fits && ledger_server::audit_ops::check_inclusion_doc(&against))
-        }
+        // The proof leads to the checkpoint's root, and its head hash is that tree's last leaf.
+        (Some("inclusion"), [c]) => ("inclusion", ledger_server::audit_ops::check_inclusion_against(&doc, c)),
         (Some("consistency"), [a, b]) => {
             let fits = doc["old_size"].as_u64() == Some(a.size) && doc["new_size"].as_u64() == Some(b.size);
             ("consistency", fits && ledger_server::audit_ops::check_consistency_doc(&doc, a, b))
@@ -178,10 +180,22 @@ pub fn check_proof(
         failures.push(format!("the {kind} proof does not lead to the checkpoint's Merkle root"));
     }
     let verified = failures.is_empty();
+    let what = match kind {
+        "inclusion" => format!(
+            "seq {} (record hash {}) is in the log of {} records",
+            doc["seq"],
+            doc["record_hash"].as_str().unwrap_or("?"),
+            doc["tree_size"]
+        ),
+        _ => format!("the log of {} records extends the one of {}", doc["new_size"], doc["old_size"]),
+    };
     if json_out {
-        println!("{}", json!({ "type": kind, "verified": verified, "failures": failures }));
+        println!("{}", json!({ "type": kind, "verified": verified, "proves": what, "failures": failures }));
     } else if verified {
-        println!("ok: the {kind} proof checks against the checkpoint{}", if kept.len() > 1 { "s" } else { "" });
+        println!("ok: the {kind} proof checks against the checkpoint{}: {what}", if kept.len() > 1 { "s" } else { "" });
+        for j in &judgements {
+            println!("{j}");
+        }
     } else {
         for f in &failures {
             println!("FAILED: {f}");

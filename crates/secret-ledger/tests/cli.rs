@@ -631,6 +631,20 @@ fn trusted_checkpoints_and_proofs() {
         check(&[path(&p("inclusion.json")), "--checkpoint", path(&p("other-root.json"))]).status.code(),
         Some(1)
     );
+    // Nor against one with the right root but a forged head hash.
+    let mut forged_head: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&unsigned).unwrap()).unwrap();
+    forged_head["head_hash"] = serde_json::Value::from("33".repeat(32));
+    std::fs::write(p("forged-head-1.json"), forged_head.to_string()).unwrap();
+    let out = check(&[path(&p("inclusion.json")), "--checkpoint", path(&p("forged-head-1.json"))]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    // What an ok says: which seq, and what was checked about the checkpoint.
+    let out = check(&[path(&p("inclusion.json")), "--checkpoint", path(&cp)]);
+    assert!(stdout(&out).contains("seq 2 (record hash") && stdout(&out).contains("not pinned"), "{}", stdout(&out));
+    // The public key is refused as a signing key.
+    let out =
+        bin(&["checkpoint", "--data-dir", d, "--out", path(&p("y.json")), "--signing-key", path(&p("ops.key.pub"))]);
+    assert_eq!(out.status.code(), Some(2));
 
     // A later checkpoint; a consistency proof between the two, and one whose head hash is forged.
     let ledger = Ledger::open(dir.path(), MasterKey::from_bytes(1, KEY), LedgerOptions::default()).unwrap();
@@ -718,6 +732,8 @@ fn ledger_wide_history_with_filters() {
     assert!(stderr(&out).contains("--since takes a seq"), "{}", stderr(&out));
     // --html needs a secret.
     assert_eq!(bin(&["history", "--data-dir", d, "--html", "x.html"]).status.code(), Some(2));
+    let html = bin(&["history", "--data-dir", d, "--secret-id", "db/prod", "--actor", "local", "--html", "x.html"]);
+    assert_eq!(html.status.code(), Some(2));
 }
 
 /// Issue 10's papercuts: messages that name a path once and say what to do, outputs that are

@@ -6,7 +6,7 @@
 use aws_sdk_secretsmanager::operation::RequestId;
 use ledger_store::audit;
 
-use crate::common::{TestServer, AKID, SECRET};
+use crate::common::{send, Raw, TestServer, AKID, SECRET};
 
 const APP_AKID: &str = "AKIATESTAPPTRAIL0001";
 const APP_SECRET: &str = "app/trail+key";
@@ -65,6 +65,13 @@ async fn every_released_value_is_recorded_first() {
     let last = events.last().unwrap();
     assert_eq!((last.0.as_str(), last.1.as_str(), last.2.as_str()), ("AccessDenied", APP_AKID, "RecordDenied"));
     assert!(last.4.contains(r#""ops/root""#), "{last:?}");
+    // So is a refused audit operation (a prefix-scoped key has none).
+    let mut raw = Raw::new("SecretLedger.History", "{}");
+    raw.sign_with = Some((APP_AKID, APP_SECRET, std::time::SystemTime::now()));
+    send(t.addr(), raw).await.expect_error("AccessDeniedException");
+    let last = trail(&t).pop().unwrap();
+    assert_eq!((last.0.as_str(), last.1.as_str()), ("AccessDenied", APP_AKID));
+    assert!(last.4.contains("secretledger:History"), "{last:?}");
     // The trail verifies like every other event.
     assert!(t.server.ledger().verify(&mut |_, _| {}).unwrap().is_ok());
     t.stop().await;
