@@ -68,6 +68,18 @@ echo "ok   second server refused (exit 2)"
 
 python3 tools/boto3_story.py --endpoint "$ENDPOINT" --access-key-id "$AKID" --secret-access-key="$SECRET"
 
+# The AWS CLI signs X-Amz-Target too (the server refuses a request that does not).
+if command -v aws >/dev/null 2>&1; then
+  AWS_ACCESS_KEY_ID="$AKID" AWS_SECRET_ACCESS_KEY="$SECRET" AWS_DEFAULT_REGION=us-east-1 \
+    aws secretsmanager create-secret --endpoint-url "$ENDPOINT" --name cli/check --secret-string from-the-cli >/dev/null
+  VALUE="$(AWS_ACCESS_KEY_ID="$AKID" AWS_SECRET_ACCESS_KEY="$SECRET" AWS_DEFAULT_REGION=us-east-1 \
+    aws secretsmanager get-secret-value --endpoint-url "$ENDPOINT" --secret-id cli/check --query SecretString --output text)"
+  [[ "$VALUE" == "from-the-cli" ]] || { echo "AWS CLI: got '$VALUE'" >&2; exit 1; }
+  echo "ok   AWS CLI"
+else
+  echo "AWS CLI not installed: skipped (pip install awscli)"
+fi
+
 kill -TERM "$SERVER_PID"
 set +e
 wait "$SERVER_PID"

@@ -814,15 +814,22 @@ fn restore_secret(state: &State, c: &RestoreSecret, ctx: &mut Ctx<'_>) -> Result
 }
 
 fn tag_resource(state: &State, c: &TagResource, ctx: &mut Ctx<'_>) -> Result<Decision, SmError> {
+    // The count first: no per-tag work for a request that cannot fit a secret's quota.
+    if c.tags.len() > TAGS_PER_SECRET_MAX {
+        let secret = live(state, ctx.scope, &c.secret_id)?;
+        return Err(SmError::TooManyTags { name: secret.name.clone(), max: TAGS_PER_SECRET_MAX });
+    }
     check_tags(&c.tags)?;
     let secret = live(state, ctx.scope, &c.secret_id)?;
     let current = secret.tags.clone().unwrap_or_default();
-    // Last value wins for a key repeated within one request.
-    let mut set: Vec<Tag> = Vec::new();
-    for tag in &c.tags {
-        set.retain(|t| t.key != tag.key);
-        set.push(tag.clone());
+    // Last value wins for a key repeated within one request, at its last position: O(n log n).
+    let mut last: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, tag) in c.tags.iter().enumerate() {
+        last.insert(tag.key.as_str(), i);
     }
+    let mut keep: Vec<usize> = last.into_values().collect();
+    keep.sort_unstable();
+    let mut set: Vec<Tag> = keep.into_iter().map(|i| c.tags[i].clone()).collect();
     set.retain(|tag| !current.iter().any(|t| t.key == tag.key && t.value == tag.value));
     let n_new_keys = set.iter().filter(|tag| !current.iter().any(|t| t.key == tag.key)).count();
     if current.len() + n_new_keys > TAGS_PER_SECRET_MAX {

@@ -120,10 +120,9 @@ fn body_error(error: axum::Error, limit: usize) -> ApiError {
 
 async fn answer(app: &Arc<App>, request: Request, request_id: &str) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
-    // Refuse an unsigned request before reading its body.
-    if !parts.headers.contains_key(header::AUTHORIZATION) {
-        return Err(AuthError::Missing.into());
-    }
+    // Refuse what the headers alone condemn (unsigned, unknown key, stale date, target not
+    // signed) before reading the body.
+    sigv4::precheck(&parts.headers, &app.credentials, SystemTime::now())?;
     let body = axum::body::to_bytes(body, app.body_bytes_max).await.map_err(|e| body_error(e, app.body_bytes_max))?;
     let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let verified = sigv4::verify(

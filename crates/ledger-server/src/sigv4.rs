@@ -201,16 +201,25 @@ fn valid_region(region: &str) -> bool {
         && !region.ends_with('-')
 }
 
-/// Verifies a received request. `path_and_query` is the request target as received; `now` is
-/// the server's clock.
-pub fn verify(
-    method: &str,
-    path_and_query: &str,
-    headers: &HeaderMap,
-    body: &[u8],
-    credentials: &CredentialStore,
+/// What the headers alone prove: a well-formed `Authorization` for a known key, a date within
+/// the allowed skew, `host` and `x-amz-target` among the signed headers.
+struct Checked<'a> {
+    auth: AuthorizationHeader<'a>,
+    signed_at: SystemTime,
+    secret: &'a str,
+}
+
+/// Checks everything that needs no body, so a request from an unknown key or with a stale date
+/// is refused before its body is read.
+pub fn precheck(headers: &HeaderMap, credentials: &CredentialStore, now: SystemTime) -> Result<(), AuthError> {
+    checked(headers, credentials, now).map(|_| ())
+}
+
+fn checked<'a>(
+    headers: &'a HeaderMap,
+    credentials: &'a CredentialStore,
     now: SystemTime,
-) -> Result<Verified, AuthError> {
+) -> Result<Checked<'a>, AuthError> {
     let Some(authorization) = headers.get("authorization") else {
         return Err(AuthError::Missing);
     };
@@ -256,6 +265,25 @@ pub fn verify(
     if !auth.signed_headers.contains(&"host") {
         return Err(AuthError::Incomplete("SignedHeaders must include 'host'.".to_string()));
     }
+    // Stricter than AWS on purpose: an unsigned target would let a captured request be replayed
+    // as another operation (a GetSecretValue body is a valid DeleteSecret body).
+    if !auth.signed_headers.contains(&"x-amz-target") {
+        return Err(AuthError::Incomplete("SignedHeaders must include 'x-amz-target'.".to_string()));
+    }
+    Ok(Checked { auth, signed_at, secret })
+}
+
+/// Verifies a received request. `path_and_query` is the request target as received; `now` is
+/// the server's clock.
+pub fn verify(
+    method: &str,
+    path_and_query: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+    credentials: &CredentialStore,
+    now: SystemTime,
+) -> Result<Verified, AuthError> {
+    let Checked { auth, signed_at, secret } = checked(headers, credentials, now)?;
     // Exactly the headers the client signed, in its order, with every received value.
     let mut signed: Vec<(&str, &str)> = Vec::new();
     for name in &auth.signed_headers {

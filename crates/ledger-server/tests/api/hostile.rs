@@ -111,7 +111,7 @@ fn cases(arn: &str) -> Vec<Case> {
         k.target = Some(target.into());
         c.push(k);
     }
-    let mut k = refused("missing target", "x", r#"{"SecretId": "seed"}"#, UNKNOWN_OP);
+    let mut k = refused("missing target", "x", r#"{"SecretId": "seed"}"#, &["IncompleteSignatureException"]);
     k.target = None;
     c.push(k);
     // Two targets: whichever the server picks, DeleteSecret of a missing secret appends nothing.

@@ -85,9 +85,21 @@ async fn refused_requests_append_nothing() {
     // Unknown target, missing target (signed).
     let raw = Raw::new("secretsmanager.RotateTheMoon", create("unknown-op"));
     send(t.addr(), raw).await.expect_error("UnknownOperationException");
+    // Without X-Amz-Target nothing names the operation under the signature.
     let mut raw = Raw::new("ignored", create("no-target"));
     raw.target = None;
-    send(t.addr(), raw).await.expect_error("UnknownOperationException");
+    send(t.addr(), raw).await.expect_error("IncompleteSignatureException");
+    // A target outside the signature: a captured request could be replayed as another
+    // operation, so it is refused (stricter than AWS), whatever the operation.
+    for target in ["secretsmanager.GetSecretValue", "secretsmanager.DeleteSecret"] {
+        let body = br#"{"SecretId": "x"}"#.to_vec();
+        let mut headers = vec![("host".to_string(), t.addr().to_string())];
+        crate::common::sign_headers(&mut headers, &body, (AKID, SECRET, SystemTime::now()), "us-east-1");
+        headers.push(("content-type".into(), "application/x-amz-json-1.1".into()));
+        headers.push(("x-amz-target".into(), target.into()));
+        let msg = send_prepared(t.addr(), headers, body).await.expect_error("IncompleteSignatureException");
+        assert_eq!(msg, "SignedHeaders must include 'x-amz-target'.");
+    }
     let raw = Raw::new("kms.CreateSecret", create("other-service"));
     send(t.addr(), raw).await.expect_error("UnknownOperationException");
 
@@ -292,6 +304,43 @@ async fn filters_without_key_or_values() {
                 .expect_error("InvalidParameterException");
             assert_eq!(msg, "Invalid filter values for key: name", "{target}");
         }
+    }
+    t.stop().await;
+}
+
+/// What the headers alone condemn is answered before the body is read: an unknown key, a stale
+/// date or an unsigned target, with a large Content-Length and no body sent at all.
+#[tokio::test]
+async fn refused_on_the_headers_before_the_body() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let t = TestServer::start().await;
+    let stale = SystemTime::now() - Duration::from_secs(3600);
+    for (what, key) in [
+        ("unknown key", ("AKIAUNKNOWN000000001", "whatever", SystemTime::now())),
+        ("stale date", (AKID, SECRET, stale)),
+    ] {
+        let mut headers = vec![
+            ("host".to_string(), t.addr().to_string()),
+            ("x-amz-target".to_string(), "secretsmanager.ListSecrets".to_string()),
+        ];
+        crate::common::sign_headers(&mut headers, b"{}", key, "us-east-1");
+        let mut head = String::from("POST / HTTP/1.1\r\ncontent-length: 1000000\r\n");
+        for (k, v) in &headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str("\r\n");
+        let mut stream = tokio::net::TcpStream::connect(t.addr()).await.unwrap();
+        stream.write_all(head.as_bytes()).await.unwrap();
+        // No body: the answer must come anyway.
+        let mut answer = vec![0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut answer))
+            .await
+            .unwrap_or_else(|_| panic!("{what}: no answer before the body"))
+            .unwrap();
+        let text = String::from_utf8_lossy(&answer[..n]);
+        assert!(text.starts_with("HTTP/1.1 400"), "{what}: {text}");
+        let code = if what == "unknown key" { "UnrecognizedClientException" } else { "InvalidSignatureException" };
+        assert!(text.contains(code), "{what}: {text}");
     }
     t.stop().await;
 }
