@@ -3,7 +3,9 @@
 //! A credentials line is `ACCESS_KEY_ID:SECRET_ACCESS_KEY[:OPTION[:OPTION…]]` (see
 //! [`crate::files::parse_credentials`]); the options build an [`Access`]:
 //!
-//! * `ro`: read-only; only the operations of [`READ_OPERATIONS`] are allowed.
+//! * `ro`: read-only; only the operations of [`READ_OPERATIONS`] are allowed, and the
+//!   `SecretLedger.*` audit operations, which only read (an `ro` key can read every secret
+//!   anyway); `noaudit` removes those.
 //! * `prefix=P`: only secrets whose name starts with `P` (a plain string prefix, so write
 //!   `prefix=app/` to mean "under `app/`"); repeatable, a name matching any prefix is in scope.
 //! * `noaudit`: no `SecretLedger.*` audit operation.

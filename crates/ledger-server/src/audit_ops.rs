@@ -65,6 +65,24 @@ pub const EXPORT_CONTENT_TYPE: &str = "application/x-ndjson";
 const EXPORT_CHUNK_BYTES: usize = 64 * 1024;
 /// Chunks queued between the exporting thread and the connection.
 const EXPORT_CHUNKS_QUEUED: usize = 8;
+/// How long an export waits for a reader that takes nothing before it gives up.
+const EXPORT_STALL: std::time::Duration = std::time::Duration::from_secs(60);
+/// Exports and verifications (each reads the whole log) running at once; more are refused.
+const WHOLE_LOG_READS_MAX: usize = 2;
+
+/// Permits for [`WHOLE_LOG_READS_MAX`].
+static WHOLE_LOG_READS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(WHOLE_LOG_READS_MAX);
+
+/// A permit to read the whole log, or `ThrottlingException`.
+fn whole_log_permit() -> Result<tokio::sync::SemaphorePermit<'static>, ApiError> {
+    WHOLE_LOG_READS.try_acquire().map_err(|_| {
+        ApiError::new(
+            "ThrottlingException",
+            StatusCode::BAD_REQUEST,
+            format!("At most {WHOLE_LOG_READS_MAX} exports and verifications run at once; retry later."),
+        )
+    })
+}
 
 /// Why an audit question has no answer.
 #[derive(Debug, thiserror::Error)]
@@ -782,7 +800,9 @@ pub async fn dispatch(
         "Verify" => {
             let trusted = input.checkpoint("Checkpoint")?;
             let app = app.clone();
+            let permit = whole_log_permit()?;
             let doc = blocking(request_id, move || {
+                let _permit = permit;
                 let started = Instant::now();
                 let mut outcome = app.ledger.verify(&mut |_, _| {})?;
                 if let (Ok(report), Some(t)) = (&outcome, &trusted) {
@@ -798,21 +818,30 @@ pub async fn dispatch(
         }
         "Export" => {
             let origin = input.origin(app)?;
-            Ok(export(tree, head, origin, request_id.to_string()))
+            let permit = whole_log_permit()?;
+            Ok(export(tree, head, origin, request_id.to_string(), permit))
         }
         _ => Err(ApiError::unknown_operation(format!("Operation {} is not supported.", short(operation)))),
     }
 }
 
 /// Starts the export on a blocking thread and answers with its streamed output.
-fn export(tree: sled::Tree, head: (u64, ledger_core::ChainHash), origin: String, request_id: String) -> Response {
+fn export(
+    tree: sled::Tree,
+    head: (u64, ledger_core::ChainHash),
+    origin: String,
+    request_id: String,
+    permit: tokio::sync::SemaphorePermit<'static>,
+) -> Response {
     let (tx, rx) = tokio::sync::mpsc::channel(EXPORT_CHUNKS_QUEUED);
+    let runtime = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
-        let mut out = ChunkWriter { tx, buf: Vec::with_capacity(EXPORT_CHUNK_BYTES) };
+        let _permit = permit;
+        let mut out = ChunkWriter { tx, buf: Vec::with_capacity(EXPORT_CHUNK_BYTES), runtime };
         if let Err(e) = audit::export_upto(&tree, head, &mut out, &origin, now_ms(), &mut |_, _| {}) {
             // The body is cut short: the file has no closing checkpoint and will not verify.
             tracing::warn!(request_id, error = %e, "export stopped");
-            let _ = out.tx.blocking_send(Err(std::io::Error::other("export stopped")));
+            let _ = out.tx.try_send(Err(std::io::Error::other("export stopped")));
         }
     });
     let mut response = (StatusCode::OK, Body::new(ChunkBody(rx))).into_response();
@@ -826,6 +855,8 @@ type Chunk = Result<Bytes, std::io::Error>;
 struct ChunkWriter {
     tx: tokio::sync::mpsc::Sender<Chunk>,
     buf: Vec<u8>,
+    /// The server's runtime, to wait for the reader with a timer from the export thread.
+    runtime: tokio::runtime::Handle,
 }
 
 impl ChunkWriter {
@@ -834,9 +865,12 @@ impl ChunkWriter {
             return Ok(());
         }
         let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(EXPORT_CHUNK_BYTES)));
-        self.tx
-            .blocking_send(Ok(chunk))
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away"))
+        // A reader that takes nothing for EXPORT_STALL is given up on: the export stops.
+        match self.runtime.block_on(tokio::time::timeout(EXPORT_STALL, self.tx.send(Ok(chunk)))) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away")),
+            Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "the client stopped reading")),
+        }
     }
 }
 

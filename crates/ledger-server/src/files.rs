@@ -34,6 +34,10 @@ pub enum FileError {
     BadCredentialOption { path: PathBuf, line: usize, reason: crate::access::OptionError },
     #[error("{path}: no credentials in the file")]
     NoCredentials { path: PathBuf },
+    #[error(
+        "{path} line {line}: access key id {access_key_id} appears twice (line {first}); each key must be listed once"
+    )]
+    DuplicateAccessKey { path: PathBuf, line: usize, first: usize, access_key_id: String },
 }
 
 /// A file that appeared on this start, so `serve` can say where it is.
@@ -57,8 +61,10 @@ fn create_private(path: &Path, contents: &[u8]) -> Result<(), FileError> {
     // loop). `hard_link` fails if the target exists, so nothing is ever overwritten.
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let partial = path.with_file_name(format!(".{name}.partial"));
-    let mut file =
-        OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&partial).map_err(create)?;
+    // A stale partial from a crash is removed, then the new one created exclusively: with
+    // O_CREAT|O_EXCL open never follows a symlink, so a planted link cannot redirect the key.
+    let _ = std::fs::remove_file(&partial);
+    let mut file = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&partial).map_err(create)?;
     file.write_all(contents).map_err(create)?;
     file.sync_all().map_err(create)?;
     drop(file);
@@ -114,6 +120,7 @@ pub fn master_key(
 /// (fails closed).
 pub fn parse_credentials(text: &str, path: &Path) -> Result<CredentialStore, FileError> {
     let mut store = CredentialStore::default();
+    let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for (idx, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
@@ -133,6 +140,16 @@ pub fn parse_credentials(text: &str, path: &Path) -> Result<CredentialStore, Fil
         if access_key_id.is_empty() || secret.is_empty() || access_key_id.contains('/') {
             return Err(bad());
         }
+        // A second line for a key would silently replace the first (and its scope).
+        if let Some(&first) = seen.get(access_key_id) {
+            return Err(FileError::DuplicateAccessKey {
+                path: path.to_path_buf(),
+                line: idx + 1,
+                first,
+                access_key_id: access_key_id.chars().filter(char::is_ascii_alphanumeric).take(128).collect(),
+            });
+        }
+        seen.insert(access_key_id.to_string(), idx + 1);
         let mut access = Access::full();
         for option in options.into_iter().rev() {
             access.apply_option(option).map_err(|reason| FileError::BadCredentialOption {

@@ -116,7 +116,15 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<RunningServer> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let data_dir = config.data_dir.clone();
-    std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
+    // Owner only, whatever the umask: the dir holds the log and, by default, the master key.
+    if !data_dir.exists() {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&data_dir)
+            .with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
+    }
     let mut created = Vec::new();
     let master = files::master_key(config.master_key_file.as_deref(), &data_dir, &mut created)?;
     let credentials = files::credentials(config.credentials_file.as_deref(), &data_dir, &mut created)?;

@@ -74,6 +74,15 @@ fn open(data_dir: &Path) -> anyhow::Result<LogDir> {
     Ok(LogDir::open(data_dir)?)
 }
 
+/// Text for a terminal: control characters (escape sequences, line breaks in a tag value, a
+/// label or a token) shown escaped, never sent raw.
+fn clean(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_string();
+    }
+    text.chars().map(|c| if c.is_control() { c.escape_default().collect() } else { c.to_string() }).collect()
+}
+
 /// Refuses to overwrite an existing `--out` unless `--force`.
 pub fn check_out(out: &Path, force: bool) -> anyhow::Result<()> {
     if out.exists() && !force {
@@ -202,8 +211,8 @@ pub fn verify(
 }
 
 fn secret_rows(doc: &Value) -> anyhow::Result<Vec<SecretRows>> {
-    let text = |v: &Value, k: &str| v[k].as_str().unwrap_or("").to_string();
-    let opt = |v: &Value| v.as_str().map(str::to_string);
+    let text = |v: &Value, k: &str| clean(v[k].as_str().unwrap_or(""));
+    let opt = |v: &Value| v.as_str().map(clean);
     let row = |e: &Value| -> anyhow::Result<Row> {
         Ok(Row {
             seq: e["seq"].as_u64().context("an event without seq")?,
@@ -295,7 +304,7 @@ pub fn ledger_history(source: &Source, filter: &audit_ops::HistoryFilter, json_o
     }
     let empty = Vec::new();
     let events = doc["events"].as_array().unwrap_or(&empty);
-    let text = |v: &Value, k: &str| v[k].as_str().unwrap_or("").to_string();
+    let text = |v: &Value, k: &str| clean(v[k].as_str().unwrap_or(""));
     println!("{} events from seq {} to {}", events.len(), doc["from_seq"], doc["to_seq"]);
     for e in events {
         let operation = match text(e, "operation") {
@@ -464,7 +473,7 @@ pub fn state(args: StateArgs<'_>) -> anyhow::Result<ExitCode> {
     println!("state as of seq {seq} ({})", doc["as_of_time"].as_str().unwrap_or("before the first event"));
     let empty = Vec::new();
     let secrets = doc["secrets"].as_array().unwrap_or(&empty);
-    let text = |v: &Value, k: &str| v[k].as_str().unwrap_or("").to_string();
+    let text = |v: &Value, k: &str| clean(v[k].as_str().unwrap_or(""));
     let mut region = None;
     for s in secrets {
         // Grouped by region (the document is ordered by region, then name).

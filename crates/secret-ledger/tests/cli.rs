@@ -773,3 +773,23 @@ fn clear_messages_and_no_silent_overwrites() {
     // The exit codes are in --help.
     assert!(stdout(&bin(&["--help"])).contains("Exit codes: 0 ok, 1 verification failed"));
 }
+
+/// Tag values, labels and tokens reach the terminal escaped: an escape sequence or a line break
+/// in them cannot rewrite what an auditor sees.
+#[test]
+fn control_characters_are_escaped_in_text_output() {
+    let dir = data_dir();
+    let ledger = Ledger::open(dir.path(), MasterKey::from_bytes(1, KEY), LedgerOptions::default()).unwrap();
+    let tag = ledger_core::Tag { key: "team".into(), value: "ops\u{1b}[2J\nseq 1 forged line".into() };
+    let cmd = Command::TagResource(ledger_core::TagResource { secret_id: "db/prod".into(), tags: vec![tag] });
+    ledger.execute(cmd, &RequestMeta::local(Scope::new("us-east-1", "000000000000"))).unwrap().unwrap();
+    ledger.close().unwrap();
+    let d = path(dir.path());
+    for args in [vec!["history", "--data-dir", d, "--secret-id", "db/prod"], vec!["history", "--data-dir", d]] {
+        let text = stdout(&bin(&args));
+        assert!(!text.contains('\u{1b}') && text.contains("ops\\u{1b}[2J\\nseq 1 forged line"), "{text}");
+    }
+    // JSON keeps the value exact (escaped by JSON itself).
+    let doc = json(&bin(&["history", "--data-dir", d, "--json"]));
+    assert!(doc.to_string().contains("\\u001b[2J\\nseq 1"), "{doc}");
+}

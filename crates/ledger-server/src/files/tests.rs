@@ -48,3 +48,27 @@ fn bad_master_key() {
     assert!(parse_master_key(&"g".repeat(64), Path::new("k")).is_err());
     assert!(parse_master_key(&"0a".repeat(32), Path::new("k")).is_ok());
 }
+
+/// A key listed twice would let the second line silently replace the first (and its scope).
+#[test]
+fn a_duplicate_access_key_is_refused() {
+    let text = "AKIAONE:secret-a:ro:prefix=app/\n# other\nAKIAONE:secret-b\n";
+    let err = parse_credentials(text, Path::new("creds")).unwrap_err();
+    let message = err.to_string();
+    assert!(matches!(err, FileError::DuplicateAccessKey { line: 3, first: 1, .. }), "{message}");
+    assert!(message.contains("AKIAONE") && !message.contains("secret-a") && !message.contains("secret-b"), "{message}");
+}
+
+/// The temporary file behind a new key is created exclusively: a symlink planted under its
+/// name is removed, never followed, and the key lands where it belongs.
+#[test]
+fn a_planted_symlink_does_not_redirect_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::write(&elsewhere, "untouched").unwrap();
+    std::os::unix::fs::symlink(&elsewhere, dir.path().join(format!(".{MASTER_KEY_FILE}.partial"))).unwrap();
+    let mut created = Vec::new();
+    master_key(None, dir.path(), &mut created).unwrap();
+    assert_eq!(std::fs::read_to_string(&elsewhere).unwrap(), "untouched");
+    assert_eq!(std::fs::read_to_string(dir.path().join(MASTER_KEY_FILE)).unwrap().trim().len(), 64);
+}

@@ -344,3 +344,13 @@ async fn refused_on_the_headers_before_the_body() {
     }
     t.stop().await;
 }
+
+/// A data dir `serve` creates is its owner's only, whatever the umask.
+#[tokio::test]
+async fn a_new_data_dir_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = TestServer::start().await;
+    let mode = std::fs::metadata(t.dir.path().join("data")).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700);
+    t.stop().await;
+}
