@@ -34,6 +34,8 @@ pub struct App {
     pub credentials: CredentialStore,
     pub account_id: String,
     pub body_bytes_max: usize,
+    /// A body not received whole within this is refused.
+    pub body_timeout: std::time::Duration,
     /// Runs rotation functions (`--lambda-endpoint`); `None`: an external rotator does.
     pub rotator: Option<Arc<crate::rotation::Rotator>>,
     /// What is recorded beyond writes (`--audit-reads`).
@@ -123,7 +125,16 @@ async fn answer(app: &Arc<App>, request: Request, request_id: &str) -> Result<Re
     // Refuse what the headers alone condemn (unsigned, unknown key, stale date, target not
     // signed) before reading the body.
     sigv4::precheck(&parts.headers, &app.credentials, SystemTime::now())?;
-    let body = axum::body::to_bytes(body, app.body_bytes_max).await.map_err(|e| body_error(e, app.body_bytes_max))?;
+    let body = match tokio::time::timeout(app.body_timeout, axum::body::to_bytes(body, app.body_bytes_max)).await {
+        Ok(body) => body.map_err(|e| body_error(e, app.body_bytes_max))?,
+        Err(_) => {
+            return Err(ApiError::new(
+                "RequestTimeoutException",
+                StatusCode::REQUEST_TIMEOUT,
+                format!("The request body did not arrive within {} s.", app.body_timeout.as_secs()),
+            ))
+        }
+    };
     let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let verified = sigv4::verify(
         parts.method.as_str(),

@@ -10,7 +10,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
-use axum::serve::ListenerExt;
 use ledger_store::{Ledger, LedgerOptions};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -36,6 +35,8 @@ pub struct ServeConfig {
     pub lambda: Option<crate::rotation::LambdaConfig>,
     /// `--audit-reads`: record every value released and every refusal of a known key.
     pub audit_reads: bool,
+    /// Connection cap and timeouts.
+    pub limits: ConnLimits,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:4590";
@@ -53,6 +54,7 @@ impl ServeConfig {
             body_bytes_max: BODY_BYTES_MAX,
             lambda: None,
             audit_reads: false,
+            limits: ConnLimits::default(),
         }
     }
 }
@@ -140,6 +142,7 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<RunningServer> {
         credentials,
         account_id: config.account_id.clone(),
         body_bytes_max: config.body_bytes_max,
+        body_timeout: config.limits.body_timeout,
         rotator: config.lambda.clone().map(|lambda| Arc::new(crate::rotation::Rotator::new(lambda))),
         trail: crate::ops::Trail { audit_reads: config.audit_reads },
     });
@@ -150,22 +153,92 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<RunningServer> {
              and reserves AWSPENDING for an external rotator"
         ),
     }
-    let listener = listener.tap_io(|tcp| {
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(accept_loop(listener, router(app.clone()), config.limits, stopped));
+    Ok(RunningServer { addr, app, stop: Some(stop), task, created })
+}
+
+/// What one client can hold: connections, and time to send headers and a body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnLimits {
+    /// Connections served at once; the next one waits in the kernel's backlog.
+    pub max_connections: usize,
+    /// A connection whose request headers (also the next request's, on a kept-alive
+    /// connection) do not arrive whole within this is closed.
+    pub header_timeout: std::time::Duration,
+    /// A request body not received whole within this is refused (`RequestTimeoutException`).
+    pub body_timeout: std::time::Duration,
+}
+
+impl Default for ConnLimits {
+    fn default() -> ConnLimits {
+        ConnLimits {
+            max_connections: 4096,
+            header_timeout: std::time::Duration::from_secs(30),
+            body_timeout: std::time::Duration::from_secs(30),
+        }
+    }
+}
+
+/// Accepts connections (at most `limits.max_connections` at once) and serves each with hyper's
+/// HTTP/1 server, with a header timeout; on `stopped`, stops accepting and lets the requests in
+/// flight finish (for at most 30 s).
+async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    limits: ConnLimits,
+    stopped: oneshot::Receiver<()>,
+) -> std::io::Result<()> {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    tokio::pin!(stopped);
+    loop {
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+            _ = &mut stopped => break,
+        };
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of descriptors and the like: wait a little rather than spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut stopped => break,
+        };
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(error = %e, "cannot set TCP_NODELAY");
         }
-    });
-    let (stop, stopped) = oneshot::channel::<()>();
-    // The peer address reaches the handler for the security log.
-    let service = router(app.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    let task = tokio::spawn(async move {
-        axum::serve(listener, service)
-            .with_graceful_shutdown(async move {
-                let _ = stopped.await;
-            })
-            .await
-    });
-    Ok(RunningServer { addr, app, stop: Some(stop), task, created })
+        let router = router.clone();
+        // The peer address reaches the handler for the security log.
+        let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+            request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+            let mut router = router.clone();
+            async move { tower_service::Service::call(&mut router, request.map(axum::body::Body::new)).await }
+        });
+        let connection = hyper::server::conn::http1::Builder::new()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(limits.header_timeout)
+            .serve_connection(hyper_util::rt::TokioIo::new(tcp), service);
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, %peer, "connection ended with an error");
+            }
+            drop(slot);
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(std::time::Duration::from_secs(30), graceful.shutdown()).await.is_err() {
+        tracing::warn!("requests still running 30 s after the shutdown began; stopping anyway");
+    }
+    Ok(())
 }
 
 /// Log lines go to stderr; `SECRET_LEDGER_LOG` (error, warn, info, debug, trace) sets the level.

@@ -131,6 +131,16 @@ enum Cmd {
         /// and every refusal of a known access key (AccessDenied). Reads then cost a write.
         #[arg(long)]
         audit_reads: bool,
+        /// Connections served at once; more wait in the kernel's backlog.
+        #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+        max_connections: u64,
+        /// Seconds a client has to send a request's headers (also between requests on a kept-alive
+        /// connection) before the connection is closed.
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+        header_timeout: u64,
+        /// Seconds a client has to send a request's body before it is refused.
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+        body_timeout: u64,
     },
     /// Replay the whole log (data dir or export file): chain, encoding, time order, every label
     /// rule, stored projection, Merkle root; optionally against a checkpoint kept elsewhere.
@@ -407,6 +417,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             lambda_endpoint,
             lambda_timeout,
             audit_reads,
+            max_connections,
+            header_timeout,
+            body_timeout,
         } => {
             let mut config = ledger_server::ServeConfig::new(data_dir);
             config.listen = listen;
@@ -414,6 +427,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             config.account_id = account_id;
             config.master_key_file = master_key_file;
             config.audit_reads = audit_reads;
+            config.limits = ledger_server::serve::ConnLimits {
+                max_connections: usize::try_from(max_connections).unwrap_or(usize::MAX),
+                header_timeout: std::time::Duration::from_secs(header_timeout),
+                body_timeout: std::time::Duration::from_secs(body_timeout),
+            };
             if let Some(endpoint) = lambda_endpoint {
                 let timeout = std::time::Duration::from_secs(lambda_timeout);
                 config.lambda = Some(ledger_server::rotation::LambdaConfig::from_env(&endpoint, timeout)?);

@@ -16,4 +16,5 @@ mod raw;
 mod regions;
 mod rotation;
 mod sdk;
+mod slowloris;
 mod trail;

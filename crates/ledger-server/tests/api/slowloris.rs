@@ -1,0 +1,124 @@
+//! Bounded work per client: hundreds of connections that trickle their headers, or send whole
+//! headers with a large `Content-Length` and no body (an unknown key; a known key with a bad
+//! signature), cannot stall the server: a well-behaved SDK client is still served within a
+//! second, the unknown keys are answered before any body, the trickling connections are closed
+//! by the server, and its resident memory stays bounded.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use ledger_server::serve::ConnLimits;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::common::{TestServer, AKID, SECRET};
+
+const TRICKLING: usize = 500;
+const SILENT_BODIES: usize = 100;
+
+fn vm_rss_kb() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A request head signed by `key`, claiming a megabyte of body.
+fn head(t: &TestServer, key: (&str, &str, SystemTime)) -> String {
+    let mut headers = vec![
+        ("host".to_string(), t.addr().to_string()),
+        ("x-amz-target".to_string(), "secretsmanager.ListSecrets".to_string()),
+    ];
+    crate::common::sign_headers(&mut headers, b"{}", key, "us-east-1");
+    let mut head =
+        String::from("POST / HTTP/1.1\r\ncontent-type: application/x-amz-json-1.1\r\ncontent-length: 1000000\r\n");
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    head
+}
+
+/// Whether the server closed the connection (a read returns end-of-file or an error).
+async fn closed_by_server(stream: &mut TcpStream, within: Duration) -> bool {
+    let mut buf = [0u8; 1024];
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        match tokio::time::timeout(deadline - Instant::now(), stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+            Err(_) => return false,
+        }
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_connections_do_not_stall_the_server() {
+    let limits = ConnLimits {
+        max_connections: 4096,
+        header_timeout: Duration::from_secs(2),
+        body_timeout: Duration::from_secs(2),
+    };
+    let t = TestServer::start_configured(&format!("{AKID}:{SECRET}\n"), move |c| c.limits = limits).await;
+    let sdk = t.client("us-east-1");
+    sdk.create_secret().name("still/served").secret_string("v").send().await.unwrap();
+    let rss_before = vm_rss_kb();
+
+    // Connections that trickle a header, a byte at a time, never finishing it.
+    let mut trickling = Vec::new();
+    for _ in 0..TRICKLING {
+        let mut s = TcpStream::connect(t.addr()).await.unwrap();
+        s.write_all(b"POST / HTTP/1.1\r\nhost: x\r\nx-amz-tar").await.unwrap();
+        trickling.push(s);
+    }
+    // Whole headers, a large Content-Length, no body: an unknown key, and a known key with a
+    // bad signature.
+    let mut silent = Vec::new();
+    for i in 0..SILENT_BODIES {
+        let key = if i % 2 == 0 {
+            ("AKIAUNKNOWN000000001", "whatever", SystemTime::now())
+        } else {
+            (AKID, "not-the-secret", SystemTime::now())
+        };
+        let mut s = TcpStream::connect(t.addr()).await.unwrap();
+        s.write_all(head(&t, key).as_bytes()).await.unwrap();
+        silent.push((i % 2 == 0, s));
+    }
+    // A well-behaved client is still served promptly.
+    let started = Instant::now();
+    let value = sdk.get_secret_value().secret_id("still/served").send().await.unwrap();
+    assert_eq!(value.secret_string(), Some("v"));
+    assert!(started.elapsed() < Duration::from_secs(1), "served in {:?}", started.elapsed());
+    // The unknown keys were answered on their headers, before any body.
+    for (unknown, s) in silent.iter_mut().filter(|(unknown, _)| *unknown) {
+        let mut buf = vec![0u8; 2048];
+        let n = tokio::time::timeout(Duration::from_secs(2), s.read(&mut buf)).await.unwrap().unwrap();
+        let text = String::from_utf8_lossy(&buf[..n]);
+        assert!(*unknown && text.contains("UnrecognizedClientException"), "{text}");
+    }
+    // The trickling connections are closed by the server (header timeout).
+    for s in trickling.iter_mut().take(20) {
+        let _ = s.write_all(b"g").await;
+    }
+    let mut closed = 0;
+    for s in trickling.iter_mut() {
+        if closed_by_server(s, Duration::from_secs(5)).await {
+            closed += 1;
+        }
+    }
+    assert_eq!(closed, TRICKLING, "trickling connections left open");
+    // A known key's body that never comes is refused when the body timeout runs out.
+    for (_, s) in silent.iter_mut().filter(|(unknown, _)| !*unknown) {
+        let mut buf = vec![0u8; 2048];
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await.unwrap().unwrap();
+        let text = String::from_utf8_lossy(&buf[..n]);
+        assert!(text.starts_with("HTTP/1.1 408") && text.contains("RequestTimeoutException"), "{text}");
+    }
+    let rss_after = vm_rss_kb();
+    assert!(rss_after < rss_before + 64 * 1024, "resident memory grew from {rss_before} kB to {rss_after} kB");
+    // And the server still serves.
+    sdk.get_secret_value().secret_id("still/served").send().await.unwrap();
+    t.stop().await;
+}
