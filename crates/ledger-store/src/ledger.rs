@@ -58,7 +58,9 @@ impl Clock for ManualClock {
 #[derive(Clone)]
 pub struct LedgerOptions {
     pub clock: Arc<dyn Clock>,
-    /// Seeds the writer's RNG (nonces, data keys, ARN suffixes); `None` seeds from the OS.
+    /// Seeds the writer's RNG (nonces, data keys, ARN suffixes) for reproducible tests; `None`
+    /// seeds from the OS. Honoured only with the `test-rng` feature: otherwise `open` refuses
+    /// a seed, so no service build can run on a predictable RNG.
     pub rng_seed: Option<[u8; 32]>,
     /// A projection snapshot is written each time the head crosses a multiple of this.
     pub snapshot_every: u64,

@@ -66,7 +66,13 @@ impl Writer {
         head_hash: ChainHash,
     ) -> Result<Writer, StoreError> {
         let rng = match options.rng_seed {
+            #[cfg(feature = "test-rng")]
             Some(seed) => ChaCha20Rng::from_seed(seed),
+            // A predictable RNG would make data keys and nonces guessable: tests only.
+            #[cfg(not(feature = "test-rng"))]
+            Some(_) => {
+                return Err(StoreError::Engine("a seeded RNG is for tests only (ledger-store feature test-rng)".into()))
+            }
             None => ChaCha20Rng::from_entropy(),
         };
         let last_time_ms = match shared.tree.get(layout::event_key(head_seq))? {
