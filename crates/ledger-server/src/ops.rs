@@ -378,7 +378,7 @@ async fn batch_get_secret_value(
         query::check_filters(filters)?;
         filters.push(scope_filter);
     }
-    match ledger.batch_get_secret_value_for(meta, &q) {
+    match off_the_worker(|| ledger.batch_get_secret_value_for(meta, &q)) {
         Ok(Ok(batch)) => {
             if trail.audit_reads {
                 // Every value, and every refusal of an id out of scope, is recorded first.
@@ -449,8 +449,19 @@ fn list_secrets(ledger: &Ledger, input: &Input, meta: &RequestMeta, access: &Acc
         query::check_filters(&q.filters)?;
         q.filters.push(scope_filter);
     }
-    let list = ledger.list_secrets(&meta.scope, &q)?;
+    // Filtering every secret holds the projection's read lock and takes CPU: off the async
+    // worker, so other connections keep being served.
+    let list = off_the_worker(|| ledger.list_secrets(&meta.scope, &q))?;
     json(&wire::ListSecretsOut::from(list))
+}
+
+/// Runs `f` where it may block: `block_in_place` on a multi-threaded runtime (the worker's other
+/// tasks move elsewhere meanwhile), in place otherwise.
+fn off_the_worker<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
 }
 
 fn get_random_password(input: &Input) -> Result<String, ApiError> {

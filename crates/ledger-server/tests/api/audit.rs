@@ -222,3 +222,72 @@ async fn audit_names_resolve_in_the_signing_region() {
     assert_eq!(regions, ["eu-west-1", "us-east-1"]);
     t.stop().await;
 }
+
+/// At most two whole-log reads run at once: two exports whose readers take nothing hold their
+/// slots, and a third is refused with ThrottlingException instead of piling up work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whole_log_reads_are_limited() {
+    use tokio::io::AsyncWriteExt;
+    // A log whose export far outgrows the queue and the socket buffers.
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let setup = data.clone();
+    tokio::task::spawn_blocking(move || {
+        let data = setup;
+        let options = ledger_store::LedgerOptions { unsafe_no_sync: true, ..ledger_store::LedgerOptions::default() };
+        let master = ledger_core::crypto::MasterKey::from_bytes(1, [9; 32]);
+        std::fs::create_dir_all(&data).unwrap();
+        std::fs::write(data.join("master.key"), hex::encode([9u8; 32])).unwrap();
+        let ledger = ledger_store::Ledger::open(&data, master, options).unwrap();
+        let scope = ledger_core::Scope::new("us-east-1", "000000000000");
+        for i in 0..2500 {
+            let cmd = ledger_core::Command::CreateSecret(ledger_core::CreateSecret {
+                name: format!("bulk/{i}"),
+                client_request_token: Some(format!("{i:0>36}")),
+                value: Some(ledger_core::SecretValue::string("x".repeat(8000))),
+                ..Default::default()
+            });
+            ledger.execute(cmd, &ledger_store::RequestMeta::local(scope.clone())).unwrap().unwrap();
+        }
+        ledger.close().unwrap();
+    })
+    .await
+    .unwrap();
+    std::fs::write(dir.path().join("credentials.txt"), format!("{AKID}:{}\n", crate::common::SECRET)).unwrap();
+    let mut config = ledger_server::ServeConfig::new(&data);
+    config.listen = "127.0.0.1:0".into();
+    config.credentials_file = Some(dir.path().join("credentials.txt"));
+    let server = ledger_server::start(config).await.unwrap();
+    let addr = server.local_addr();
+    let mut stalled = Vec::new();
+    for _ in 0..2 {
+        let (headers, body) = crate::common::signed_parts(addr, "SecretLedger.Export", b"{}");
+        let mut head = format!("POST / HTTP/1.1\r\ncontent-length: {}\r\n", body.len());
+        for (k, v) in headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str("\r\n");
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(head.as_bytes()).await.unwrap();
+        s.write_all(&body).await.unwrap();
+        stalled.push(s); // never read
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let refused = send(addr, Raw::new("SecretLedger.Export", "{}")).await;
+    refused.expect_error("ThrottlingException");
+    send(addr, Raw::new("SecretLedger.Verify", "{}")).await.expect_error("ThrottlingException");
+    // Other requests are unaffected.
+    send(addr, Raw::new("SecretLedger.Checkpoint", "{}")).await.expect_ok();
+    drop(stalled);
+    // The slots come back once the readers are gone.
+    let mut ok = false;
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        if send(addr, Raw::new("SecretLedger.Verify", "{}")).await.status == 200 {
+            ok = true;
+            break;
+        }
+    }
+    assert!(ok, "the export slots were not released after the readers went away");
+    server.shutdown().await.unwrap();
+}
