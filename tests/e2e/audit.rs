@@ -111,7 +111,8 @@ fn state_as_of_seq_and_time() {
     assert_eq!(secret.holder(AWSCURRENT), Some(f.created[0].as_str()));
     assert_eq!(audit::seq_at_time(tree, i64::MAX).unwrap(), head);
     // The value that was current then, opened with the master key.
-    let value = audit::open_version_value(tree, &crate::fixture::master(), &secret, &f.created[0]).unwrap();
+    let value =
+        audit::open_version_value(f.dir.path(), tree, &crate::fixture::master(), &secret, &f.created[0]).unwrap();
     assert_eq!(value, Some(SecretValue::string("p1")));
 }
 

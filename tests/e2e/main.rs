@@ -12,6 +12,7 @@ mod kat;
 mod model;
 mod old_format;
 mod rotation;
+mod shredding;
 mod sled_files;
 mod traces;
 mod verify;

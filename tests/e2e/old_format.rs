@@ -130,7 +130,11 @@ fn value(ledger: &Ledger, region: &str, id: &str, stage: Option<&str>) -> Secret
 
 #[test]
 fn format_1_data_dir_opens_verifies_and_answers() {
-    let (_dir, ledger) = open_copy();
+    let (dir, ledger) = open_copy();
+    // The data keys moved out of sled into their own file: none is left under `k`.
+    assert!(ledger.raw_tree().scan_prefix(b"k").next().is_none());
+    let moved = ledger_store::keyfile::KeyFile::read(dir.path()).unwrap().expect("key file written");
+    assert_eq!(moved.keys.len(), ledger.with_state(|s| s.secrets().count()));
     let report = ledger.verify(&mut |_, _| {}).unwrap().unwrap_or_else(|f| panic!("{f}"));
     assert!(report.events >= 20 && report.snapshots_checked > 0, "{report:?}");
     assert_eq!(value(&ledger, "us-east-1", "app/db", None), SecretValue::string("db-3"));

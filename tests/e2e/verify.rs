@@ -110,15 +110,15 @@ fn purge_destroys_the_data_key_but_the_log_still_verifies() {
     let mut f = history();
     f.create("gone", Some("top secret")).unwrap();
     let uid = f.ledger().with_state(|s| s.by_name("us-east-1", "gone").unwrap().uid);
-    let key_entry = ledger_store::layout::key_key(uid.0);
-    assert!(f.ledger().raw_tree().get(key_entry).unwrap().is_some());
+    let keys = |f: &Fixture| ledger_store::keyfile::KeyFile::read(f.dir.path()).unwrap().unwrap();
+    assert!(keys(&f).keys.contains_key(&uid.0));
     f.exec(Command::DeleteSecret(DeleteSecret {
         secret_id: "gone".into(),
         force_delete_without_recovery: Some(true),
         ..DeleteSecret::default()
     }))
     .unwrap();
-    assert!(f.ledger().raw_tree().get(key_entry).unwrap().is_none(), "data key destroyed");
+    assert!(!keys(&f).keys.contains_key(&uid.0), "data key destroyed");
     // The VersionCreated record with its ciphertext is still in the log.
     let found = f.ledger().raw_tree().scan_prefix([b'e']).values().any(
         |v| matches!(decode_record(&v.unwrap()).unwrap().event, Event::VersionCreated { secret, .. } if secret == uid),

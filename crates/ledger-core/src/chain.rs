@@ -21,6 +21,14 @@ pub fn chain_hash(format_version: u8, prev_hash: &ChainHash, seq: u64, body: &[u
 
 /// Domain tag of projection-snapshot digests.
 pub const SNAPSHOT_CONTEXT: &str = "secret-ledger 2026-11-27 projection snapshot v1";
+/// The derive-key context of the data-key file's checksum.
+pub const KEY_FILE_CONTEXT: &str = "secret-ledger 2026-11-29 data key file v1";
+
+/// Checksum of the body of the data-key file (catches a damaged file; the wrapping itself is
+/// authenticated per key).
+pub fn key_file_digest(body: &[u8]) -> [u8; 32] {
+    blake3::derive_key(KEY_FILE_CONTEXT, body)
+}
 
 /// Digest of an encoded projection snapshot.
 pub fn snapshot_digest(encoded_state: &[u8]) -> [u8; 32] {

@@ -489,6 +489,12 @@ pub fn export_upto(
 ) -> Result<Checkpoint, StoreError> {
     let (head, head_hash) = head;
     let mut key_ids = BTreeSet::new();
+    if let Some(id) = tree.get([layout::MASTER_KEY_ID])? {
+        if let Ok(id) = <[u8; 4]>::try_from(&id[..]) {
+            key_ids.insert(u32::from_be_bytes(id));
+        }
+    }
+    // A data dir not yet opened by this build keeps its keys in sled.
     for item in tree.scan_prefix([layout::KEY]).values() {
         if let Ok(w) = codec::decode::<ledger_core::crypto::WrappedKey>(&item?) {
             key_ids.insert(w.master_key_id);
@@ -723,15 +729,23 @@ impl LogDir {
 /// Opens the value of `version_id` of `secret` with the master key, if its data key still
 /// exists (it is destroyed when the secret is purged) and the version was not pruned.
 pub fn open_version_value(
+    dir: &std::path::Path,
     tree: &sled::Tree,
     master: &ledger_core::crypto::MasterKey,
     secret: &SecretState,
     version_id: &str,
 ) -> Result<Option<ledger_core::SecretValue>, StoreError> {
     let Some(version) = secret.versions.get(version_id).filter(|v| v.has_value) else { return Ok(None) };
-    let Some(wrapped) = tree.get(layout::key_key(secret.uid.0))? else { return Ok(None) };
-    let wrapped: ledger_core::crypto::WrappedKey =
-        codec::decode(&wrapped).map_err(|e| StoreError::Corrupt { seq: 0, reason: format!("key store: {e}") })?;
+    // The data-key file (or, in a data dir not yet opened by this build, sled's key space).
+    let wrapped = match crate::keyfile::KeyFile::read(dir)? {
+        Some(file) => file.keys.get(&secret.uid.0).cloned(),
+        None => tree
+            .get(layout::key_key(secret.uid.0))?
+            .map(|w| codec::decode(&w))
+            .transpose()
+            .map_err(|e| StoreError::Corrupt { seq: 0, reason: format!("key store: {e}") })?,
+    };
+    let Some(wrapped) = wrapped else { return Ok(None) };
     let key = ledger_core::crypto::unwrap_key(master, secret.uid, &wrapped).ok_or(StoreError::WrongMasterKey)?;
     let record = read_record(tree, version.seq)?;
     let Some(value) = record.event.sealed_value() else {

@@ -7,7 +7,7 @@ use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
 
 use ledger_core::codec::{self, decode_record};
-use ledger_core::crypto::{open_value, unwrap_key, DataKeys, KeyLookup, MasterKey, WrappedKey};
+use ledger_core::crypto::{open_value, DataKeys, KeyLookup, MasterKey};
 use ledger_core::limits::DAY_MS;
 use ledger_core::query::{self, ValueLocation};
 use ledger_core::{evolve, ChainHash, Command, Reply, Scope, SecretValue, SmError, State};
@@ -274,19 +274,6 @@ pub(crate) fn load_state(tree: &sled::Tree) -> Result<(State, u64, ChainHash), S
     Ok((state, head_seq, head_hash))
 }
 
-fn load_keys(tree: &sled::Tree, master: &MasterKey) -> Result<DataKeys, StoreError> {
-    let mut keys = DataKeys::default();
-    for item in tree.scan_prefix([layout::KEY]) {
-        let (k, v) = item?;
-        let uid = layout::seq_of(&k).ok_or(StoreError::Corrupt { seq: 0, reason: "bad key-store key".into() })?;
-        let wrapped: WrappedKey = codec::decode(&v)
-            .map_err(|e| StoreError::Corrupt { seq: 0, reason: format!("key store entry {uid}: {e}") })?;
-        let key = unwrap_key(master, ledger_core::SecretUid(uid), &wrapped).ok_or(StoreError::WrongMasterKey)?;
-        keys.insert(ledger_core::SecretUid(uid), key);
-    }
-    Ok(keys)
-}
-
 impl Ledger {
     /// Opens (or creates) the ledger in `path`. Rebuilds the projection from the newest snapshot
     /// and the log after it, checking chain and rules on the way.
@@ -312,8 +299,12 @@ impl Ledger {
         }
         let (state, head_seq, head_hash) = load_state(&tree)?;
         crate::watermark::check(path, &tree, head_seq)?;
-        let keys = load_keys(&tree, &master)?;
-        let writer_keys = load_keys(&tree, &master)?;
+        let key_file = crate::keyfile::load(path, &tree, &master, &state)?;
+        let keys = key_file.unwrap_all(&master)?;
+        let writer_keys = key_file.unwrap_all(&master)?;
+        if tree.get([layout::MASTER_KEY_ID])?.as_deref() != Some(&master.id.to_be_bytes()[..]) {
+            tree.insert([layout::MASTER_KEY_ID], &master.id.to_be_bytes())?;
+        }
         let shared = Arc::new(Shared {
             tree: tree.clone(),
             read: RwLock::new(ReadView { state: state.clone(), keys, head_seq, head_hash }),
@@ -321,7 +312,16 @@ impl Ledger {
         });
         let (tx, rx) = mpsc::channel();
         let clock = options.clock.clone();
-        let writer = Writer::new(shared.clone(), db.clone(), master, options, state, writer_keys, head_seq, head_hash)?;
+        let writer = Writer::new(
+            shared.clone(),
+            db.clone(),
+            master,
+            options,
+            state,
+            (writer_keys, key_file),
+            head_seq,
+            head_hash,
+        )?;
         let handle = std::thread::Builder::new().name("ledger-writer".into()).spawn(move || writer.run(rx))?;
         Ok(Ledger {
             shared,

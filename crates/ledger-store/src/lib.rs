@@ -25,6 +25,7 @@
 pub mod audit;
 mod error;
 pub mod faults;
+pub mod keyfile;
 pub mod layout;
 mod ledger;
 pub mod snapshots;

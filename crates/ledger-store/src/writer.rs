@@ -33,6 +33,8 @@ pub(crate) struct Writer {
     options: LedgerOptions,
     state: State,
     keys: DataKeys,
+    /// The wrapped keys, as in the data-key file (see [`crate::keyfile`]).
+    key_file: crate::keyfile::KeyFile,
     head_seq: u64,
     head_hash: ChainHash,
     last_time_ms: i64,
@@ -61,7 +63,7 @@ impl Writer {
         master: MasterKey,
         options: LedgerOptions,
         state: State,
-        keys: DataKeys,
+        (keys, key_file): (DataKeys, crate::keyfile::KeyFile),
         head_seq: u64,
         head_hash: ChainHash,
     ) -> Result<Writer, StoreError> {
@@ -91,6 +93,7 @@ impl Writer {
             options,
             state,
             keys,
+            key_file,
             head_seq,
             head_hash,
             last_time_ms,
@@ -148,7 +151,7 @@ impl Writer {
         let mut batch = sled::Batch::default();
         let mut records: Vec<Record> = Vec::new();
         let mut new_keys = Vec::new();
-        let mut shredded = Vec::new();
+        let mut shredded: Vec<ledger_core::SecretUid> = Vec::new();
         let mut pending = Vec::with_capacity(group.len());
         let start_seq = self.head_seq;
         let start_hash = self.head_hash;
@@ -215,12 +218,11 @@ impl Writer {
                 let mut nonce = [0u8; 24];
                 self.rng.fill_bytes(&mut nonce);
                 let wrapped = wrap_key(&self.master, uid, &key, nonce);
-                batch.insert(&layout::key_key(uid.0), codec::encode(&wrapped));
+                self.key_file.keys.insert(uid.0, wrapped);
                 self.keys.insert(uid, key.clone());
                 new_keys.push((uid, key));
             }
             for uid in decision.shredded {
-                batch.remove(&layout::key_key(uid.0));
                 self.keys.remove(uid);
                 shredded.push(uid);
             }
@@ -240,7 +242,21 @@ impl Writer {
             head.extend_from_slice(&self.head_seq.to_be_bytes());
             head.extend_from_slice(&self.head_hash.0);
             batch.insert(&[layout::HEAD], head);
-            if let Err(e) = self.write_durably(batch) {
+            // New data keys are on disk before the events that use them; a purged one leaves
+            // the disk after its purge is durable, and before the purge is answered.
+            let added = !new_keys.is_empty();
+            let written = (if added { self.key_file.write(&self.shared.path) } else { Ok(()) })
+                .and_then(|()| self.write_durably(batch))
+                .and_then(|()| {
+                    if shredded.is_empty() {
+                        return Ok(());
+                    }
+                    for uid in &shredded {
+                        self.key_file.keys.remove(&uid.0);
+                    }
+                    self.key_file.write(&self.shared.path)
+                });
+            if let Err(e) = written {
                 // Nothing of this group is acknowledged. Its records may or may not reach the
                 // disk (the batch is atomic either way), so the writer's projection can no
                 // longer be trusted to match it: stop writing, keep serving durable reads.
@@ -331,14 +347,15 @@ impl Writer {
         self.state = view.state.clone();
         self.keys = DataKeys::default();
         drop(view);
-        // Keys are reloaded from the store: they hold exactly the durable ones.
-        for item in self.shared.tree.scan_prefix([layout::KEY]).flatten() {
-            let (k, v) = item;
-            if let (Some(uid), Ok(wrapped)) = (layout::seq_of(&k), codec::decode(&v)) {
-                if let Some(key) = ledger_core::crypto::unwrap_key(&self.master, ledger_core::SecretUid(uid), &wrapped)
-                {
-                    self.keys.insert(ledger_core::SecretUid(uid), key);
-                }
+        // Keys are reloaded from the key file: it holds at least the durable ones.
+        match crate::keyfile::KeyFile::read(&self.shared.path).map(|f| f.unwrap_or_default()) {
+            Ok(file) => {
+                self.keys = file.unwrap_all(&self.master).unwrap_or_default();
+                self.key_file = file;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot reload the data keys; writes disabled");
+                self.poisoned = Some(e.to_string());
             }
         }
         self.head_seq = head_seq;

@@ -415,6 +415,7 @@ pub struct StateArgs<'a> {
 
 /// The opened value of the label's holder, offline only, given the master key.
 fn open_label_value(
+    data_dir: &Path,
     tree: &sled::Tree,
     key_file: &Path,
     state: &audit_ops::StateAt,
@@ -425,7 +426,7 @@ fn open_label_value(
         bail!("--reveal-value needs the master key: {} does not exist (give --master-key-file)", key_file.display());
     }
     let master = read_master_key(key_file)?;
-    Ok(Some(match audit::open_version_value(tree, &master, secret, &version)? {
+    Ok(Some(match audit::open_version_value(data_dir, tree, &master, secret, &version)? {
         Some(SecretValue::String(s)) => json!({ "SecretString": s.as_str() }),
         Some(SecretValue::Binary(b)) => json!({ "SecretBinaryHex": hex::encode(&b[..]) }),
         None => json!({ "unavailable": "the secret was purged (data key destroyed) or the value cannot be opened" }),
@@ -442,7 +443,7 @@ pub fn state(args: StateArgs<'_>) -> anyhow::Result<ExitCode> {
             let value = match args.reveal_value {
                 true => {
                     let key_file = args.master_key_file.clone().unwrap_or_else(|| data_dir.join("master.key"));
-                    open_label_value(tree, &key_file, &state, args.label)?
+                    open_label_value(data_dir, tree, &key_file, &state, args.label)?
                 }
                 false => None,
             };

@@ -1,0 +1,91 @@
+//! Crypto-shredding on the bytes: once a purge is acknowledged, no file under the data dir
+//! holds the purged secret's wrapped data key (sled's files included), so a copy of the data dir
+//! together with the master key cannot decrypt the purged values. The scan is shown to find
+//! the key before the purge, so it can fail.
+
+use std::path::Path;
+
+use ledger_core::*;
+use ledger_store::{audit, keyfile::KeyFile, Ledger};
+
+use crate::fixture::{master, Fixture};
+
+/// Every file under `dir` that contains `needle`.
+fn files_containing(dir: &Path, needle: &[u8]) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_dir() {
+                stack.push(entry.path());
+            } else {
+                let bytes = std::fs::read(entry.path()).unwrap();
+                if bytes.windows(needle.len()).any(|w| w == needle) {
+                    found.push(entry.file_name().to_string_lossy().into_owned());
+                }
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn a_purged_data_key_is_on_no_file_of_the_data_dir() {
+    let mut f = Fixture::new();
+    // Neighbours, so sled's pages hold more than the one secret.
+    for i in 0..30 {
+        f.create(&format!("neighbour/{i}"), Some("n")).unwrap();
+    }
+    f.create("gone", Some("top secret")).unwrap();
+    let gone = f.ledger().with_state(|s| s.by_name("us-east-1", "gone").unwrap().clone());
+    let version = f.created.last().unwrap().clone();
+    let wrapped = KeyFile::read(f.dir.path()).unwrap().unwrap().keys[&gone.uid.0].clone();
+    // The scan finds the wrapped key where it is: in the key file, and nowhere in sled's files.
+    assert_eq!(files_containing(f.dir.path(), &wrapped.ciphertext), ["keys"]);
+    assert_eq!(
+        audit::open_version_value(f.dir.path(), f.ledger().raw_tree(), &master(), &gone, &version).unwrap(),
+        Some(SecretValue::string("top secret"))
+    );
+
+    f.exec(Command::DeleteSecret(DeleteSecret {
+        secret_id: "gone".into(),
+        force_delete_without_recovery: Some(true),
+        ..DeleteSecret::default()
+    }))
+    .unwrap();
+    // Acknowledged: no file holds it any more, before and after a restart.
+    assert!(files_containing(f.dir.path(), &wrapped.ciphertext).is_empty());
+    f.reopen();
+    assert!(files_containing(f.dir.path(), &wrapped.ciphertext).is_empty());
+
+    // A copy of the data dir, with the master key, cannot open the purged value: its events
+    // (and sealed ciphertext) are all there, its key is not.
+    let copy = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(f.dir.path()).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_file() {
+            std::fs::copy(entry.path(), copy.path().join(entry.file_name())).unwrap();
+        }
+    }
+    let tree = f.ledger().raw_tree();
+    assert_eq!(audit::open_version_value(copy.path(), tree, &master(), &gone, &version).unwrap(), None);
+    f.verify_ok();
+}
+
+#[test]
+fn a_data_dir_whose_key_file_is_gone_is_refused_and_left_alone() {
+    let mut f = Fixture::new();
+    f.create("kept", Some("v")).unwrap();
+    f.ledger = None;
+    let keys = f.dir.path().join("keys");
+    let saved = std::fs::read(&keys).unwrap();
+    std::fs::remove_file(&keys).unwrap();
+    let Err(err) = Ledger::open(f.dir.path(), master(), f.options.clone()) else { panic!("opened without keys") };
+    assert!(err.to_string().contains("no data key"), "{err}");
+    assert!(!keys.exists(), "a refused open writes no key file");
+    // Put back, the same data dir opens and reads.
+    std::fs::write(&keys, saved).unwrap();
+    f.ledger = Some(Ledger::open(f.dir.path(), master(), f.options.clone()).unwrap());
+    assert_eq!(f.ledger().with_state(|s| s.secrets().count()), 1);
+}
