@@ -11,7 +11,7 @@ use ledger_store::{audit, keyfile::KeyFile, Ledger};
 use crate::fixture::{master, Fixture};
 
 /// Every file under `dir` that contains `needle`.
-fn files_containing(dir: &Path, needle: &[u8]) -> Vec<String> {
+pub(crate) fn files_containing(dir: &Path, needle: &[u8]) -> Vec<String> {
     let mut found = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -43,6 +43,9 @@ fn a_purged_data_key_is_on_no_file_of_the_data_dir() {
     let wrapped = KeyFile::read(f.dir.path()).unwrap().unwrap().keys[&gone.uid.0].clone();
     // The scan finds the wrapped key where it is: in the key file, and nowhere in sled's files.
     assert_eq!(files_containing(f.dir.path(), &wrapped.ciphertext), ["keys"]);
+    // The raw data key is on no file, ever.
+    let raw = *crypto::unwrap_key(&master(), gone.uid, &wrapped).unwrap().expose_bytes();
+    assert!(files_containing(f.dir.path(), &raw).is_empty());
     assert_eq!(
         audit::open_version_value(f.dir.path(), f.ledger().raw_tree(), &master(), &gone, &version).unwrap(),
         Some(SecretValue::string("top secret"))
@@ -58,6 +61,7 @@ fn a_purged_data_key_is_on_no_file_of_the_data_dir() {
     assert!(files_containing(f.dir.path(), &wrapped.ciphertext).is_empty());
     f.reopen();
     assert!(files_containing(f.dir.path(), &wrapped.ciphertext).is_empty());
+    assert!(files_containing(f.dir.path(), &raw).is_empty());
 
     // A copy of the data dir, with the master key, cannot open the purged value: its events
     // (and sealed ciphertext) are all there, its key is not.

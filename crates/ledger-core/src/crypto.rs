@@ -47,6 +47,12 @@ impl DataKey {
         DataKey(Zeroizing::new(bytes))
     }
 
+    /// The raw key bytes, for tools that must look for them (the shredding tests scan the
+    /// data dir for them). Never write them anywhere.
+    pub fn expose_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
     fn subkey(&self, context: &str) -> Zeroizing<[u8; 32]> {
         Zeroizing::new(blake3::derive_key(context, &self.0[..]))
     }

@@ -155,6 +155,12 @@ pub enum Command {
     RecordDenied {
         resources: Vec<String>,
     },
+    /// The data keys are wrapped by a newer master key (`rotate-master-key`, recorded by the
+    /// first open under the new key).
+    RecordMasterKeyRotation {
+        from_key_id: u32,
+        to_key_id: u32,
+    },
 }
 
 impl Command {
@@ -177,6 +183,7 @@ impl Command {
             Command::RecordRotationFailure { .. } => "RecordRotationFailure",
             Command::RecordReads { .. } => "RecordReads",
             Command::RecordDenied { .. } => "RecordDenied",
+            Command::RecordMasterKeyRotation { .. } => "RotateMasterKey",
         }
     }
 }
@@ -300,6 +307,10 @@ pub fn decide(state: &State, keys: &dyn KeyLookup, cmd: &Command, ctx: &mut Ctx<
                 .collect();
             Ok(Decision::with(events, Reply::Empty))
         }
+        Command::RecordMasterKeyRotation { from_key_id, to_key_id } => Ok(Decision::with(
+            vec![Event::MasterKeyRotated { from_key_id: *from_key_id, to_key_id: *to_key_id }],
+            Reply::Empty,
+        )),
         Command::PurgeDue => {
             let due: Vec<SecretUid> = state.due_for_purge(ctx.now_ms).collect();
             let events = due.iter().map(|&secret| Event::SecretPurged { secret }).collect();

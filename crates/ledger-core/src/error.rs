@@ -222,6 +222,8 @@ pub enum RuleViolation {
     EmptyPolicy { uid: u64 },
     #[error("secret uid {uid}: resource policy deleted, but there was none")]
     NoPolicy { uid: u64 },
+    #[error("a master key rotation from key {from} to key {to} does not move to a newer key")]
+    MasterKeyNotNewer { from: u32, to: u32 },
     #[error("an AccessDenied names a resource longer than a SecretId may be")]
     LongResource,
     #[error("secret uid {uid}: AWSCURRENT moved to version {version_id}, which has no value")]

@@ -108,6 +108,9 @@ pub enum Event {
     /// A request by a known access key refused by its scope (`serve --audit-reads`); `resource`
     /// is the `SecretId` (or name) as given, or `*`. Concerns no secret: uid 0.
     AccessDenied { resource: String },
+    /// `secret-ledger rotate-master-key`: every data key is now wrapped by master key
+    /// `to_key_id`, and key `from_key_id` opens nothing in the data dir. Concerns no secret: uid 0.
+    MasterKeyRotated { from_key_id: u32, to_key_id: u32 },
 }
 
 impl Event {
@@ -131,7 +134,7 @@ impl Event {
             | Event::ResourcePolicySet { secret, .. }
             | Event::ResourcePolicyDeleted { secret }
             | Event::SecretRead { secret, .. } => *secret,
-            Event::AccessDenied { .. } => SecretUid::LEDGER,
+            Event::AccessDenied { .. } | Event::MasterKeyRotated { .. } => SecretUid::LEDGER,
         }
     }
 
@@ -165,7 +168,8 @@ impl Event {
             | Event::ResourcePolicySet { .. }
             | Event::ResourcePolicyDeleted { .. }
             | Event::SecretRead { .. }
-            | Event::AccessDenied { .. } => 2,
+            | Event::AccessDenied { .. }
+            | Event::MasterKeyRotated { .. } => 2,
         }
     }
 
@@ -190,6 +194,7 @@ impl Event {
             Event::ResourcePolicyDeleted { .. } => "ResourcePolicyDeleted",
             Event::SecretRead { .. } => "SecretRead",
             Event::AccessDenied { .. } => "AccessDenied",
+            Event::MasterKeyRotated { .. } => "MasterKeyRotated",
         }
     }
 }

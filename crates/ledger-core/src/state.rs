@@ -373,6 +373,11 @@ pub fn evolve(state: &mut State, seq: u64, recorded_at_ms: i64, event: &Event) -
                 return Err(RuleViolation::LongResource);
             }
         }
+        Event::MasterKeyRotated { from_key_id, to_key_id } => {
+            if to_key_id <= from_key_id {
+                return Err(RuleViolation::MasterKeyNotNewer { from: *from_key_id, to: *to_key_id });
+            }
+        }
         Event::ResourcePolicyDeleted { secret } => {
             let s = state.live_mut(*secret)?;
             if s.resource_policy.take().is_none() {

@@ -115,6 +115,8 @@ fn event() -> impl Strategy<Value = Event> {
         uid().prop_map(|secret| Event::ResourcePolicyDeleted { secret }),
         (uid(), version_id()).prop_map(|(secret, version_id)| Event::SecretRead { secret, version_id }),
         text().prop_map(|resource| Event::AccessDenied { resource }),
+        (any::<u32>(), any::<u32>())
+            .prop_map(|(from_key_id, to_key_id)| Event::MasterKeyRotated { from_key_id, to_key_id }),
     ]
 }
 

@@ -54,7 +54,7 @@ fn read_secret(path: &Path) -> Result<Zeroizing<String>, FileError> {
 }
 
 /// Writes a new file readable by its owner only; never overwrites.
-fn create_private(path: &Path, contents: &[u8]) -> Result<(), FileError> {
+pub(crate) fn create_private(path: &Path, contents: &[u8]) -> Result<(), FileError> {
     let create = |source| FileError::Create { path: path.to_path_buf(), source };
     // Written whole under a temporary name, synced, then linked into place: a kill at any point
     // leaves either no file or the complete one, never an empty master key (found by the crash
@@ -79,34 +79,63 @@ fn create_private(path: &Path, contents: &[u8]) -> Result<(), FileError> {
     Ok(())
 }
 
+/// Parses a master key file: `HEX` (64 hexadecimal characters, key id 1, as `serve` first
+/// writes it) or `ID:HEX` (a key written by `rotate-master-key`).
 pub fn parse_master_key(text: &str, path: &Path) -> Result<MasterKey, FileError> {
-    let mut bytes = Zeroizing::new([0u8; 32]);
+    let bad = || FileError::BadMasterKey { path: path.to_path_buf() };
     let text = text.trim();
-    if text.len() != 64 || hex::decode_to_slice(text, &mut bytes[..]).is_err() {
-        return Err(FileError::BadMasterKey { path: path.to_path_buf() });
+    let (id, hex_text) = match text.split_once(':') {
+        Some((id, rest)) => (id.parse::<u32>().ok().filter(|id| *id >= 1).ok_or_else(bad)?, rest),
+        None => (GENERATED_MASTER_KEY_ID, text),
+    };
+    let mut bytes = Zeroizing::new([0u8; 32]);
+    if hex_text.len() != 64 || hex::decode_to_slice(hex_text, &mut bytes[..]).is_err() {
+        return Err(bad());
     }
-    Ok(MasterKey::from_bytes(GENERATED_MASTER_KEY_ID, *bytes))
+    Ok(MasterKey::from_bytes(id, *bytes))
 }
 
-/// Reads `explicit`, or `<data_dir>/master.key`, generating the latter if it does not exist.
+/// A new random master key with id `id`, and its file text.
+pub(crate) fn new_master_key(id: u32) -> (MasterKey, Zeroizing<String>) {
+    let mut bytes = Zeroizing::new([0u8; 32]);
+    OsRng.fill_bytes(&mut bytes[..]);
+    let mut text = Zeroizing::new(if id == GENERATED_MASTER_KEY_ID {
+        hex::encode(&bytes[..])
+    } else {
+        format!("{id}:{}", hex::encode(&bytes[..]))
+    });
+    text.push('\n');
+    (MasterKey::from_bytes(id, *bytes), text)
+}
+
+/// Where a rotation keeps the next master key until it replaces the current one:
+/// `.NAME.next` beside the key file.
+pub(crate) fn next_key_path(path: &Path) -> PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    path.with_file_name(format!(".{name}.next"))
+}
+
+/// The path of the master key: `explicit` or `<data_dir>/master.key`.
+pub fn master_key_path(explicit: Option<&Path>, data_dir: &Path) -> PathBuf {
+    explicit.map(Path::to_path_buf).unwrap_or_else(|| data_dir.join(MASTER_KEY_FILE))
+}
+
+/// Reads the master key at `explicit` (or `<data_dir>/master.key`), generating it if neither
+/// it nor any data key exists yet (the first start), and finishes a master-key rotation that
+/// was interrupted after its commit point (see [`crate::rekey`]).
 pub fn master_key(
     explicit: Option<&Path>,
     data_dir: &Path,
     created: &mut Vec<Created>,
 ) -> Result<MasterKey, FileError> {
-    if let Some(path) = explicit {
-        return parse_master_key(&read_secret(path)?, path);
-    }
-    let path = data_dir.join(MASTER_KEY_FILE);
-    if !path.exists() {
-        let mut bytes = Zeroizing::new([0u8; 32]);
-        OsRng.fill_bytes(&mut bytes[..]);
-        let mut text = Zeroizing::new(hex::encode(&bytes[..]));
-        text.push('\n');
+    let path = master_key_path(explicit, data_dir);
+    if !path.exists() && !data_dir.join(ledger_store::keyfile::KEYS_FILE).exists() && !next_key_path(&path).exists() {
+        let (_, text) = new_master_key(GENERATED_MASTER_KEY_ID);
         create_private(&path, text.as_bytes())?;
         created.push(Created::MasterKey(path.clone()));
     }
-    parse_master_key(&read_secret(&path)?, &path)
+    let key = parse_master_key(&read_secret(&path)?, &path)?;
+    crate::rekey::finish_interrupted(&path, data_dir, key)
 }
 
 /// Parses a credentials file: one `ACCESS_KEY_ID:SECRET_ACCESS_KEY[:OPTION[:OPTION…]]` per line;

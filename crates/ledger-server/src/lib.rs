@@ -29,6 +29,7 @@ pub mod error;
 pub mod files;
 pub mod http;
 pub mod ops;
+pub mod rekey;
 pub mod rotation;
 pub mod serve;
 pub mod sigv4;

@@ -103,6 +103,9 @@ pub fn describe(event: &Event) -> String {
         Event::ResourcePolicyDeleted { .. } => "resource policy deleted".to_string(),
         Event::SecretRead { version_id, .. } => format!("version {version_id} read"),
         Event::AccessDenied { resource } => format!("access denied to {resource:?}"),
+        Event::MasterKeyRotated { from_key_id, to_key_id } => {
+            format!("master key rotated from key {from_key_id} to key {to_key_id}")
+        }
     }
 }
 

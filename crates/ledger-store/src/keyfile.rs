@@ -16,6 +16,8 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
+
+use rand_core::RngCore;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
@@ -147,4 +149,26 @@ pub fn load(dir: &Path, tree: &sled::Tree, master: &MasterKey, state: &State) ->
         tree.flush()?;
     }
     Ok(file)
+}
+
+/// Re-wraps every data key in `dir`'s key file from `old` to `new` and replaces the file (the
+/// commit point of a master-key rotation). Refused, changing nothing, unless the file is
+/// wrapped by `old` and `new` is a newer key id.
+pub fn rewrap(dir: &Path, old: &MasterKey, new: &MasterKey) -> Result<KeyFile, StoreError> {
+    let file = KeyFile::read(dir)?.unwrap_or(KeyFile { master_key_id: old.id, keys: BTreeMap::new() });
+    if new.id <= old.id {
+        return Err(damaged(format!("the new master key id {} is not above the current {}", new.id, old.id)));
+    }
+    let mut rewrapped = KeyFile { master_key_id: new.id, keys: BTreeMap::new() };
+    for (uid, wrapped) in &file.keys {
+        if file.master_key_id != old.id {
+            return Err(StoreError::WrongMasterKey);
+        }
+        let key = unwrap_key(old, SecretUid(*uid), wrapped).ok_or(StoreError::WrongMasterKey)?;
+        let mut nonce = [0u8; 24];
+        rand_core::OsRng.fill_bytes(&mut nonce);
+        rewrapped.keys.insert(*uid, ledger_core::crypto::wrap_key(new, SecretUid(*uid), &key, nonce));
+    }
+    rewrapped.write(dir)?;
+    Ok(rewrapped)
 }

@@ -29,8 +29,10 @@ pub const MERKLE_CHUNK: u64 = 1024;
 /// dir was created or last upgraded. Snapshots of an older encoding are neither read nor
 /// checked; opening the ledger rebuilds them.
 pub const META: u8 = b'm';
-/// `K` → the id of the master key that wraps the data keys (u32 BE; not secret), for export
-/// headers. The keys themselves live in the data-key file, never in sled.
+/// `K` → the id of the master key the log knows wraps the data keys (u32 BE; not secret), for
+/// export headers: set when a data dir is created, and in the batch of every `MasterKeyRotated`.
+/// An open under a newer key (the key file says the keys moved to it) records the rotation.
+/// The keys themselves live in the data-key file, never in sled.
 pub const MASTER_KEY_ID: u8 = b'K';
 /// The encoding of the projection this build writes: 1 until rotation, resource policies and
 /// access dates joined the projection, 2 since.

@@ -302,9 +302,32 @@ impl Ledger {
         let key_file = crate::keyfile::load(path, &tree, &master, &state)?;
         let keys = key_file.unwrap_all(&master)?;
         let writer_keys = key_file.unwrap_all(&master)?;
-        if tree.get([layout::MASTER_KEY_ID])?.as_deref() != Some(&master.id.to_be_bytes()[..]) {
-            tree.insert([layout::MASTER_KEY_ID], &master.id.to_be_bytes())?;
-        }
+        // The key file unwraps under `master`; if the log last recorded an older key, a
+        // rotation finished on disk and is recorded below, once the writer runs.
+        let master_id = master.id;
+        let rotated_from = match tree.get([layout::MASTER_KEY_ID])? {
+            None => {
+                tree.insert([layout::MASTER_KEY_ID], &master_id.to_be_bytes())?;
+                None
+            }
+            Some(v) => {
+                let recorded = <[u8; 4]>::try_from(&v[..])
+                    .map(u32::from_be_bytes)
+                    .map_err(|_| StoreError::Corrupt { seq: 0, reason: "bad master key id entry".into() })?;
+                match recorded.cmp(&master_id) {
+                    std::cmp::Ordering::Equal => None,
+                    std::cmp::Ordering::Less => Some(recorded),
+                    std::cmp::Ordering::Greater => {
+                        return Err(StoreError::Corrupt {
+                            seq: 0,
+                            reason: format!(
+                                "the log recorded master key {recorded}, but the data keys are wrapped by the older key {master_id}: the key file is from an older backup"
+                            ),
+                        })
+                    }
+                }
+            }
+        };
         let shared = Arc::new(Shared {
             tree: tree.clone(),
             read: RwLock::new(ReadView { state: state.clone(), keys, head_seq, head_hash }),
@@ -323,14 +346,28 @@ impl Ledger {
             head_hash,
         )?;
         let handle = std::thread::Builder::new().name("ledger-writer".into()).spawn(move || writer.run(rx))?;
-        Ok(Ledger {
+        let ledger = Ledger {
             shared,
             db,
             jobs: Some(tx),
             writer: Some(handle),
             clock,
             accessed: std::sync::Mutex::new((i64::MIN, Default::default())),
-        })
+        };
+        if let Some(from_key_id) = rotated_from {
+            let cmd = Command::RecordMasterKeyRotation { from_key_id, to_key_id: master_id };
+            let meta = RequestMeta::local(Scope::new("", ""));
+            let reply = ledger.submit(cmd, &meta)?;
+            // Waited for on a thread of its own: open may run inside an async runtime.
+            let outcome = std::thread::scope(|s| s.spawn(|| reply.blocking_recv()).join())
+                .map_err(|_| StoreError::Closed)?
+                .map_err(|_| StoreError::Closed)??;
+            if let Err(e) = outcome {
+                return Err(StoreError::Corrupt { seq: 0, reason: format!("recording the master key rotation: {e}") });
+            }
+            tracing::info!(from_key_id, to_key_id = master_id, "master key rotation recorded");
+        }
+        Ok(ledger)
     }
 
     pub fn path(&self) -> &Path {

@@ -203,8 +203,14 @@ impl Writer {
                     batch.insert(&layout::merkle_key((seq - 1) / layout::MERKLE_CHUNK), &self.chunk.root());
                     self.chunk = ledger_core::merkle::MerkleBuilder::new();
                 }
-                if let Event::SecretCreated { name, region, .. } = &record.event {
-                    batch.insert(layout::name_key(name, uid), region.as_bytes());
+                match &record.event {
+                    Event::SecretCreated { name, region, .. } => {
+                        batch.insert(layout::name_key(name, uid), region.as_bytes());
+                    }
+                    Event::MasterKeyRotated { to_key_id, .. } => {
+                        batch.insert(&[layout::MASTER_KEY_ID], &to_key_id.to_be_bytes());
+                    }
+                    _ => {}
                 }
                 self.head_seq = seq;
                 self.head_hash = record.hash;

@@ -511,11 +511,10 @@ pub fn state(args: StateArgs<'_>) -> anyhow::Result<ExitCode> {
 }
 
 fn read_master_key(path: &Path) -> anyhow::Result<MasterKey> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let mut bytes = [0u8; 32];
-    hex::decode_to_slice(text.trim(), &mut bytes)
-        .with_context(|| format!("{} is not 64 hex characters", path.display()))?;
-    Ok(MasterKey::from_bytes(1, bytes))
+    let text = zeroize::Zeroizing::new(
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?,
+    );
+    Ok(ledger_server::files::parse_master_key(&text, path)?)
 }
 
 /// Remembers the last non-empty line written through it (an export's closing checkpoint).
@@ -708,6 +707,17 @@ pub fn rebuild(data_dir: &Path, json_out: bool) -> anyhow::Result<ExitCode> {
         println!("{}", json!({ "ok": true, "events": n }));
     } else {
         println!("rebuilt snapshots and indexes from {n} events");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn rotate_master_key(data_dir: &Path, master_key_file: Option<&Path>, json_out: bool) -> anyhow::Result<ExitCode> {
+    let (from, to) = ledger_server::rekey::rotate_master_key(master_key_file, data_dir, &mut |_| true)?;
+    let path = ledger_server::files::master_key_path(master_key_file, data_dir);
+    if json_out {
+        println!("{}", json!({ "ok": true, "from_key_id": from, "to_key_id": to, "master_key_file": path }));
+    } else {
+        println!("master key {from} replaced by key {to} in {}; every data key is re-wrapped", path.display());
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -316,6 +316,20 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Replace the master key (the server must be stopped): a new key with the next id, every
+    /// data key re-wrapped under it, a MasterKeyRotated event in the log. Afterwards the old key
+    /// opens nothing in the data dir. Safe to kill at any point: the data dir then opens with the
+    /// old or the new key, and the next start finishes the job.
+    RotateMasterKey {
+        #[arg(long, env = "SECRET_LEDGER_DATA_DIR", default_value = "./secret-ledger-data")]
+        data_dir: PathBuf,
+        /// The master key file to rotate (default: <data-dir>/master.key); rewritten in place.
+        #[arg(long, env = "SECRET_LEDGER_MASTER_KEY_FILE")]
+        master_key_file: Option<PathBuf>,
+        /// Print one JSON document instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -408,6 +422,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Cmd::Rebuild { data_dir, json } => audit::rebuild(&data_dir, json),
+        Cmd::RotateMasterKey { data_dir, master_key_file, json } => {
+            audit::rotate_master_key(&data_dir, master_key_file.as_deref(), json)
+        }
         Cmd::Serve {
             data_dir,
             listen,

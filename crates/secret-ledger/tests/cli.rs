@@ -793,3 +793,37 @@ fn control_characters_are_escaped_in_text_output() {
     let doc = json(&bin(&["history", "--data-dir", d, "--json"]));
     assert!(doc.to_string().contains("\\u001b[2J\\nseq 1"), "{doc}");
 }
+
+#[test]
+fn rotate_master_key_shows_in_history_export_and_verify() {
+    let dir = data_dir();
+    let d = path(dir.path());
+    let out = bin(&["rotate-master-key", "--data-dir", d, "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report = json(&out);
+    assert_eq!((report["from_key_id"].as_u64(), report["to_key_id"].as_u64()), (Some(1), Some(2)));
+
+    // The value still opens (with the rotated key file), the log shows the rotation.
+    let label = ["--secret-id", "db/prod", "--label", "AWSCURRENT", "--reveal-value", "--json"];
+    let out = bin(&[&["state", "--data-dir", d, "--as-of", "3"], &label[..]].concat());
+    assert_eq!(json(&out)["label"]["value"]["SecretString"], "first-password", "{}", stderr(&out));
+    let out = bin(&["history", "--data-dir", d, "--operation", "RotateMasterKey"]);
+    assert!(stdout(&out).contains("master key rotated from key 1 to key 2"), "{}", stdout(&out));
+    let work = tempfile::tempdir().unwrap();
+    let export = work.path().join("log.jsonl");
+    assert!(bin(&["export", "--data-dir", d, "--out", path(&export)]).status.success());
+    assert!(std::fs::read_to_string(&export).unwrap().contains("MasterKeyRotated"));
+    assert!(bin(&["verify", "--export", path(&export)]).status.success());
+    let out = bin(&["verify", "--data-dir", d, "--json"]);
+    assert!(out.status.success(), "{}", stdout(&out));
+
+    // The old key no longer opens the value; a missing key file is a clear error, exit 2.
+    let old = work.path().join("old.key");
+    std::fs::write(&old, hex::encode(KEY)).unwrap();
+    let out = bin(&[&["state", "--data-dir", d, "--as-of", "3", "--master-key-file", path(&old)], &label[..]].concat());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("master key") && !stdout(&out).contains("password"), "{}", stderr(&out));
+    let out = bin(&["rotate-master-key", "--data-dir", d, "--master-key-file", path(&work.path().join("none"))]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("no master key to rotate"), "{}", stderr(&out));
+}

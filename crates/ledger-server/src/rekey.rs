@@ -1,0 +1,129 @@
+//! Master-key rotation (`secret-ledger rotate-master-key`), with the server stopped.
+//!
+//! 1. Open the ledger under the current key (every check of an open: the chain, the key file).
+//! 2. Write a new random key, id + 1, to `.NAME.next` beside the key file (exclusive, synced).
+//! 3. Re-wrap every data key (live and scheduled for deletion) under the new key and replace
+//!    the data-key file (rename): the commit point. From here the old key opens nothing.
+//! 4. Rename `.NAME.next` over the key file.
+//! 5. Open the ledger under the new key: the open sees the log's last recorded key is older and
+//!    appends `MasterKeyRotated`.
+//!
+//! A kill before 3 leaves the old key in charge (the stale next key is removed on the next
+//! start); a kill after 3 leaves the new key in `.NAME.next`, which the next start moves into
+//! place ([`finish_interrupted`]); a kill before 5 finishes leaves the event to the next open.
+
+use std::path::Path;
+
+use ledger_core::crypto::MasterKey;
+use ledger_store::keyfile::KeyFile;
+use ledger_store::{Ledger, LedgerOptions, StoreError};
+
+use crate::files::{self, FileError};
+
+/// The points a rotation passes, for fault-injection tests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    Checked,
+    NextKeyWritten,
+    KeysRewrapped,
+    KeyReplaced,
+    Recorded,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RekeyError {
+    #[error(transparent)]
+    File(#[from] FileError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot replace {path}: {source}")]
+    Replace { path: std::path::PathBuf, source: std::io::Error },
+    #[error("{0}: no master key to rotate")]
+    NoKey(std::path::PathBuf),
+    #[error("stopped after {0:?}")]
+    Stopped(Step),
+}
+
+/// Rotates the master key at `explicit` (or `<data_dir>/master.key`); `at` is called after each
+/// step and stops the rotation there when it returns false (as a kill would). Returns the old
+/// and the new key id.
+pub fn rotate_master_key(
+    explicit: Option<&Path>,
+    data_dir: &Path,
+    at: &mut dyn FnMut(Step) -> bool,
+) -> Result<(u32, u32), RekeyError> {
+    let path = files::master_key_path(explicit, data_dir);
+    if !path.exists() {
+        return Err(RekeyError::NoKey(path));
+    }
+    let old = files::master_key(explicit, data_dir, &mut Vec::new())?;
+    Ledger::open(data_dir, files::parse_master_key(&read(&path)?, &path)?, LedgerOptions::default())?.close()?;
+    let stop = |step| Err(RekeyError::Stopped(step));
+    if !at(Step::Checked) {
+        return stop(Step::Checked);
+    }
+    let next_path = files::next_key_path(&path);
+    let new_id = old.id.checked_add(1).ok_or(StoreError::WrongMasterKey)?;
+    let (new, text) = files::new_master_key(new_id);
+    let _ = std::fs::remove_file(&next_path);
+    files::create_private(&next_path, text.as_bytes())?;
+    if !at(Step::NextKeyWritten) {
+        return stop(Step::NextKeyWritten);
+    }
+    ledger_store::keyfile::rewrap(data_dir, &old, &new)?;
+    if !at(Step::KeysRewrapped) {
+        return stop(Step::KeysRewrapped);
+    }
+    replace(&next_path, &path)?;
+    if !at(Step::KeyReplaced) {
+        return stop(Step::KeyReplaced);
+    }
+    Ledger::open(data_dir, new, LedgerOptions::default())?.close()?;
+    if !at(Step::Recorded) {
+        return stop(Step::Recorded);
+    }
+    Ok((old.id, new_id))
+}
+
+fn read(path: &Path) -> Result<zeroize::Zeroizing<String>, FileError> {
+    std::fs::read_to_string(path)
+        .map(zeroize::Zeroizing::new)
+        .map_err(|source| FileError::Read { path: path.to_path_buf(), source })
+}
+
+fn replace(next_path: &Path, path: &Path) -> Result<(), RekeyError> {
+    let err = |source| RekeyError::Replace { path: path.to_path_buf(), source };
+    std::fs::rename(next_path, path).map_err(err)?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(err)?;
+    }
+    Ok(())
+}
+
+/// After a start-up read `key` from `path`: if a rotation passed its commit point (the data-key
+/// file is wrapped by the next key waiting beside `path`), moves the next key into place and
+/// returns it; if a rotation stopped before it, removes the stale next key. Anything it cannot
+/// read is left for the ledger's open to report.
+pub(crate) fn finish_interrupted(path: &Path, data_dir: &Path, key: MasterKey) -> Result<MasterKey, FileError> {
+    let next_path = files::next_key_path(path);
+    if !next_path.exists() {
+        return Ok(key);
+    }
+    let Ok(Some(KeyFile { master_key_id: wrapped_by, .. })) = KeyFile::read(data_dir) else {
+        return Ok(key);
+    };
+    let next = files::parse_master_key(&read(&next_path)?, &next_path)?;
+    if wrapped_by == next.id && key.id != next.id {
+        tracing::info!(path = %path.display(), key_id = next.id, "finishing an interrupted master key rotation");
+        replace(&next_path, path).map_err(|e| match e {
+            RekeyError::Replace { path, source } => FileError::Create { path, source },
+            _ => FileError::BadMasterKey { path: path.to_path_buf() },
+        })?;
+        return Ok(next);
+    }
+    if wrapped_by == key.id {
+        tracing::info!(path = %next_path.display(), "removing the next master key of a rotation that did not finish");
+        let _ = std::fs::remove_file(&next_path);
+    }
+    Ok(key)
+}
