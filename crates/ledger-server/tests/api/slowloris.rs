@@ -12,7 +12,7 @@ use tokio::net::TcpStream;
 
 use crate::common::{TestServer, AKID, SECRET};
 
-const TRICKLING: usize = 500;
+const TRICKLING: usize = 600;
 const SILENT_BODIES: usize = 100;
 
 fn vm_rss_kb() -> u64 {
