@@ -62,7 +62,27 @@ fn claimed_key_id(headers: &axum::http::HeaderMap) -> String {
     claimed.chars().filter(char::is_ascii_alphanumeric).take(128).collect()
 }
 
+/// `GET /health`, unsigned: 200 while the log takes writes, 503 with the reason once writes
+/// have stopped (a failed group commit: a full disk, an I/O error), so a load balancer can take
+/// the node out. Says nothing about secrets.
+fn health(app: &App) -> Response {
+    let (status, body) = match app.ledger.writes_stopped() {
+        None => (StatusCode::OK, serde_json::json!({ "status": "ok", "head_seq": app.ledger.head_seq() })),
+        Some(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({ "status": "unavailable", "reason": format!("writes stopped: {reason}") }),
+        ),
+    };
+    let mut response = (status, body.to_string()).into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
 async fn handle(State(app): State<Arc<App>>, request: Request) -> Response {
+    if request.method() == Method::GET && request.uri().path() == "/health" {
+        return health(&app);
+    }
+    let started = std::time::Instant::now();
     let request_id = uuid::Uuid::new_v4().to_string();
     let peer = request
         .extensions()
@@ -78,6 +98,22 @@ async fn handle(State(app): State<Arc<App>>, request: Request) -> Response {
         .take(96)
         .collect::<String>();
     let outcome = answer(&app, request, &request_id).await;
+    // One line per request: what was asked, by which key, how it ended and how long it took.
+    // Never a value, a signature or a secret key (the leak test reads these lines).
+    let (status, code) = match &outcome {
+        Ok(response) => (response.status().as_u16(), "ok"),
+        Err(error) => (error.status.as_u16(), error.code),
+    };
+    tracing::info!(
+        target: "request",
+        request_id,
+        operation = target,
+        outcome = code,
+        status,
+        latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+        access_key_id = claimed,
+        "request"
+    );
     let mut response = match outcome {
         Ok(response) => response,
         Err(error) => {

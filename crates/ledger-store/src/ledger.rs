@@ -125,6 +125,8 @@ pub(crate) struct Shared {
     pub tree: sled::Tree,
     pub read: RwLock<ReadView>,
     pub path: PathBuf,
+    /// Why writes stopped (a failed group commit), if they did.
+    pub stopped: std::sync::Mutex<Option<String>>,
 }
 
 /// A value read back: where it lives and its plaintext.
@@ -332,6 +334,7 @@ impl Ledger {
             tree: tree.clone(),
             read: RwLock::new(ReadView { state: state.clone(), keys, head_seq, head_hash }),
             path: path.to_path_buf(),
+            stopped: std::sync::Mutex::new(None),
         });
         let (tx, rx) = mpsc::channel();
         let clock = options.clock.clone();
@@ -372,6 +375,17 @@ impl Ledger {
 
     pub fn path(&self) -> &Path {
         &self.shared.path
+    }
+
+    /// Why writes are stopped (a group commit failed: a full disk, an I/O error), or `None`
+    /// while the log is writable. Reads keep working either way.
+    pub fn writes_stopped(&self) -> Option<String> {
+        self.shared.stopped.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The durable head: seq of the last acknowledged event.
+    pub fn head_seq(&self) -> u64 {
+        self.shared.read.read().unwrap_or_else(|e| e.into_inner()).head_seq
     }
 
     /// The ledger's clock (the time its events are recorded at).

@@ -139,6 +139,12 @@ impl Writer {
         now
     }
 
+    /// Stops writes until restart; readers and `/health` see why.
+    fn poison(&mut self, reason: String) {
+        *self.shared.stopped.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason.clone());
+        self.poisoned = Some(reason);
+    }
+
     fn commit_group(&mut self, group: Vec<Job>) {
         if let Some(reason) = &self.poisoned {
             for job in group {
@@ -268,7 +274,7 @@ impl Writer {
                 // longer be trusted to match it: stop writing, keep serving durable reads.
                 tracing::error!(error = %e, "group commit failed; writes disabled until restart");
                 let reason = e.to_string();
-                self.poisoned = Some(reason.clone());
+                self.poison(reason.clone());
                 for p in pending {
                     if let Some(tx) = p.reply {
                         let _ = tx.send(Err(StoreError::Poisoned { reason: reason.clone() }));
@@ -361,7 +367,7 @@ impl Writer {
             }
             Err(e) => {
                 tracing::error!(error = %e, "cannot reload the data keys; writes disabled");
-                self.poisoned = Some(e.to_string());
+                self.poison(e.to_string());
             }
         }
         self.head_seq = head_seq;
@@ -370,7 +376,7 @@ impl Writer {
             Ok(chunk) => self.chunk = chunk,
             Err(e) => {
                 tracing::error!(error = %e, "cannot reload the Merkle chunk; writes disabled");
-                self.poisoned = Some(e.to_string());
+                self.poison(e.to_string());
             }
         }
     }

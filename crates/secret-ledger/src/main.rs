@@ -141,6 +141,11 @@ enum Cmd {
         /// Seconds a client has to send a request's body before it is refused.
         #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
         body_timeout: u64,
+        /// Log lines on stderr as `text` or as one JSON object per line (`json`); each request
+        /// gets one line (target `request`) with operation, outcome, status, latency, access key
+        /// id and request id. `SECRET_LEDGER_LOG` sets the level.
+        #[arg(long, env = "SECRET_LEDGER_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+        log_format: String,
     },
     /// Replay the whole log (data dir or export file): chain, encoding, time order, every label
     /// rule, stored projection, Merkle root; optionally against a checkpoint kept elsewhere.
@@ -437,6 +442,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             max_connections,
             header_timeout,
             body_timeout,
+            log_format,
         } => {
             let mut config = ledger_server::ServeConfig::new(data_dir);
             config.listen = listen;
@@ -444,6 +450,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             config.account_id = account_id;
             config.master_key_file = master_key_file;
             config.audit_reads = audit_reads;
+            config.log_format = log_format.parse().map_err(anyhow::Error::msg)?;
             config.limits = ledger_server::serve::ConnLimits {
                 max_connections: usize::try_from(max_connections).unwrap_or(usize::MAX),
                 header_timeout: std::time::Duration::from_secs(header_timeout),

@@ -108,12 +108,12 @@ fn binary_canary() -> (Vec<u8>, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_value_reaches_logs_errors_debug_or_panics() {
-    let logs = Buffer::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(logs.clone())
-        .with_thread_names(true)
-        .finish();
+    // Every event twice: as `serve --log-format text` writes it, and as `--log-format json` does.
+    use tracing_subscriber::layer::SubscriberExt;
+    let (logs, json_logs) = (Buffer::default(), Buffer::default());
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_subscriber::fmt::layer().with_writer(logs.clone()).with_thread_names(true))
+        .with(tracing_subscriber::fmt::layer().json().flatten_event(true).with_writer(json_logs.clone()));
     tracing::subscriber::set_global_default(subscriber).unwrap();
     let panics: Arc<Mutex<Vec<String>>> = Arc::default();
     let seen = panics.clone();
@@ -325,6 +325,28 @@ async fn no_secret_value_reaches_logs_errors_debug_or_panics() {
         "no line for an unsigned request"
     );
     assert!(!text.contains("Signature=") && !text.contains("not-the-key"), "a signature or a tried key in the logs");
+    // The JSON lines: each one an object, no canary, no signature, and one `request` line per
+    // request with what an operator needs.
+    let json_logs = json_logs.0.lock().unwrap().clone();
+    assert!(Canary::text("control", &control).found_in(&json_logs), "the JSON layer missed a TRACE event");
+    assert_clean(&canaries, &json_logs, "the JSON logs");
+    let json_text = String::from_utf8_lossy(&json_logs);
+    assert!(!json_text.contains("Signature=") && !json_text.contains("not-the-key"), "a signature in the JSON logs");
+    let lines: Vec<serde_json::Value> = json_text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}")))
+        .collect();
+    let requests: Vec<_> = lines.iter().filter(|l| l["target"] == "request").collect();
+    assert!(requests.len() > 20, "{} request lines", requests.len());
+    for r in &requests {
+        for field in ["request_id", "operation", "outcome", "status", "latency_us", "access_key_id"] {
+            assert!(!r[field].is_null(), "request line without {field}: {r}");
+        }
+    }
+    assert!(requests.iter().any(|r| r["operation"] == "secretsmanager.GetSecretValue"
+        && r["outcome"] == "ok"
+        && r["access_key_id"] == AKID));
+    assert!(requests.iter().any(|r| r["outcome"] == "InvalidSignatureException" && r["status"] == 400));
     let panics = panics.lock().unwrap();
     assert!(panics.is_empty(), "panics during the workload: {panics:?}");
 }

@@ -9,6 +9,7 @@
 mod access;
 mod audit;
 mod common;
+mod health;
 mod hostile;
 mod idempotency;
 mod lambda;
