@@ -40,10 +40,27 @@ pub struct App {
     pub rotator: Option<Arc<crate::rotation::Rotator>>,
     /// What is recorded beyond writes (`--audit-reads`).
     pub trail: ops::Trail,
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// `GET /metrics` on the main listener (no `--metrics-listen`).
+    pub metrics_on_main: bool,
 }
 
 pub fn router(app: Arc<App>) -> Router {
     Router::new().fallback(handle).with_state(app)
+}
+
+/// The `--metrics-listen` address: `GET /metrics` and nothing else.
+pub fn metrics_router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/metrics", axum::routing::get(|State(app): State<Arc<App>>| async move { metrics(&app) }))
+        .with_state(app)
+}
+
+/// `GET /metrics`: the Prometheus text format.
+fn metrics(app: &App) -> Response {
+    let mut response = (StatusCode::OK, app.metrics.render(app.ledger.head_seq())).into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
+    response
 }
 
 /// Codes of a request refused before a known access key was proven.
@@ -82,6 +99,9 @@ async fn handle(State(app): State<Arc<App>>, request: Request) -> Response {
     if request.method() == Method::GET && request.uri().path() == "/health" {
         return health(&app);
     }
+    if app.metrics_on_main && request.method() == Method::GET && request.uri().path() == "/metrics" {
+        return metrics(&app);
+    }
     let started = std::time::Instant::now();
     let request_id = uuid::Uuid::new_v4().to_string();
     let peer = request
@@ -104,6 +124,10 @@ async fn handle(State(app): State<Arc<App>>, request: Request) -> Response {
         Ok(response) => (response.status().as_u16(), "ok"),
         Err(error) => (error.status.as_u16(), error.code),
     };
+    app.metrics.request(&target, code, started.elapsed());
+    if UNAUTHENTICATED.contains(&code) {
+        app.metrics.auth_refused(code);
+    }
     tracing::info!(
         target: "request",
         request_id,

@@ -28,6 +28,7 @@ pub mod audit_ops;
 pub mod error;
 pub mod files;
 pub mod http;
+pub mod metrics;
 pub mod ops;
 pub mod rekey;
 pub mod rotation;

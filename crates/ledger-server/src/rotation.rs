@@ -219,8 +219,10 @@ impl Rotator {
     /// The four steps; the first that fails is recorded and ends the rotation.
     async fn run(&self, app: &Arc<App>, run: Run) {
         tracing::info!(secret = %run.arn, version = %run.token, function = %run.lambda_arn, "rotation started");
+        app.metrics.rotation_started();
         for step in STEPS {
             if let Err(error) = self.invoke(&run, step).await {
+                app.metrics.rotation_failed();
                 tracing::warn!(secret = %run.arn, version = %run.token, step, error = %error, "rotation step failed");
                 let cmd = Command::RecordRotationFailure {
                     secret: run.uid,

@@ -39,6 +39,8 @@ pub struct ServeConfig {
     pub limits: ConnLimits,
     /// How log lines are written (`--log-format`).
     pub log_format: LogFormat,
+    /// Serve `GET /metrics` here only (`--metrics-listen`); `None`: on the main listener.
+    pub metrics_listen: Option<String>,
 }
 
 /// `--log-format`: human-readable lines, or one JSON object per line for log pipelines.
@@ -77,6 +79,7 @@ impl ServeConfig {
             audit_reads: false,
             limits: ConnLimits::default(),
             log_format: LogFormat::Text,
+            metrics_listen: None,
         }
     }
 }
@@ -88,12 +91,24 @@ pub struct RunningServer {
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
     created: Vec<Created>,
+    /// The `--metrics-listen` address and its server.
+    metrics: Option<(SocketAddr, JoinHandle<std::io::Result<()>>)>,
 }
 
 impl RunningServer {
     /// The bound address (the real port when 0 was asked for).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The metrics text as `GET /metrics` would answer it now.
+    pub fn metrics_text(&self) -> String {
+        self.app.metrics.render(self.app.ledger.head_seq())
+    }
+
+    /// The `--metrics-listen` address, if metrics have one of their own.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|(addr, _)| *addr)
     }
 
     /// The ledger behind the server (tests check that refused requests append nothing).
@@ -115,6 +130,9 @@ impl RunningServer {
         }
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
+        }
+        if let Some((_, task)) = self.metrics.take() {
+            task.abort();
         }
         let served = (&mut self.task).await.context("the server task failed")?;
         let RunningServer { app, .. } = self;
@@ -139,6 +157,14 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<RunningServer> {
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let metrics_listener = match &config.metrics_listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} for metrics"))?,
+        ),
+        None => None,
+    };
     let data_dir = config.data_dir.clone();
     // Owner only, whatever the umask: the dir holds the log and, by default, the master key.
     if !data_dir.exists() {
@@ -152,7 +178,9 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<RunningServer> {
     let mut created = Vec::new();
     let master = files::master_key(config.master_key_file.as_deref(), &data_dir, &mut created)?;
     let credentials = files::credentials(config.credentials_file.as_deref(), &data_dir, &mut created)?;
-    let options = config.ledger_options.clone();
+    let metrics = Arc::new(crate::metrics::Metrics::new());
+    let mut options = config.ledger_options.clone();
+    options.observer = Some(metrics.clone());
     let open_dir = data_dir.clone();
     let ledger = tokio::task::spawn_blocking(move || Ledger::open(&open_dir, master, options))
         .await
@@ -167,6 +195,8 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<RunningServer> {
         body_timeout: config.limits.body_timeout,
         rotator: config.lambda.clone().map(|lambda| Arc::new(crate::rotation::Rotator::new(lambda))),
         trail: crate::ops::Trail { audit_reads: config.audit_reads },
+        metrics,
+        metrics_on_main: metrics_listener.is_none(),
     });
     match &app.rotator {
         Some(rotator) => rotator.start_scheduler(app.clone()),
@@ -177,7 +207,21 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<RunningServer> {
     }
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(accept_loop(listener, router(app.clone()), config.limits, stopped));
-    Ok(RunningServer { addr, app, stop: Some(stop), task, created })
+    let metrics = match metrics_listener {
+        Some(listener) => {
+            let metrics_addr = listener.local_addr()?;
+            // Stopped by `shutdown` (aborted): it holds no ledger state of its own.
+            let (_keep, never) = oneshot::channel::<()>();
+            let router = crate::http::metrics_router(app.clone());
+            let task = tokio::spawn(async move {
+                let _keep = _keep;
+                accept_loop(listener, router, config.limits, never).await
+            });
+            Some((metrics_addr, task))
+        }
+        None => None,
+    };
+    Ok(RunningServer { addr, app, stop: Some(stop), task, created, metrics })
 }
 
 /// What one client can hold: connections, and time to send headers and a body.

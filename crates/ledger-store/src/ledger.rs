@@ -73,6 +73,15 @@ pub struct LedgerOptions {
     pub faults: Option<Arc<crate::faults::FaultPlan>>,
     /// Skip `flush` + `fdatasync` (benchmarks of the non-durable path only; never in service).
     pub unsafe_no_sync: bool,
+    /// Told about every durable group commit (the server's metrics).
+    pub observer: Option<Arc<dyn CommitObserver>>,
+}
+
+/// Sees every group commit that became durable, on the writer thread: keep it cheap.
+pub trait CommitObserver: Send + Sync {
+    /// `requests` requests appending `events` events were made durable; `sync` is the time the
+    /// durable write took (sled's batch, flush and `fdatasync`).
+    fn group_committed(&self, requests: usize, events: usize, sync: std::time::Duration);
 }
 
 impl Default for LedgerOptions {
@@ -85,6 +94,7 @@ impl Default for LedgerOptions {
             cache_bytes: 256 << 20,
             faults: None,
             unsafe_no_sync: false,
+            observer: None,
         }
     }
 }

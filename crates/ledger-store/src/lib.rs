@@ -34,5 +34,7 @@ pub mod watermark;
 mod writer;
 
 pub use error::StoreError;
-pub use ledger::{BatchValues, Clock, Ledger, LedgerOptions, ManualClock, RequestMeta, SecretValueOut, SystemClock};
+pub use ledger::{
+    BatchValues, Clock, CommitObserver, Ledger, LedgerOptions, ManualClock, RequestMeta, SecretValueOut, SystemClock,
+};
 pub use verify::{verify_dir, verify_tree, Checker, FailureReason, Verifier, VerifyFailure, VerifyReport};

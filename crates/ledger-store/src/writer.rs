@@ -257,8 +257,14 @@ impl Writer {
             // New data keys are on disk before the events that use them; a purged one leaves
             // the disk after its purge is durable, and before the purge is answered.
             let added = !new_keys.is_empty();
+            let mut sync = std::time::Duration::ZERO;
             let written = (if added { self.key_file.write(&self.shared.path) } else { Ok(()) })
-                .and_then(|()| self.write_durably(batch))
+                .and_then(|()| {
+                    let started = std::time::Instant::now();
+                    let written = self.write_durably(batch);
+                    sync = started.elapsed();
+                    written
+                })
                 .and_then(|()| {
                     if shredded.is_empty() {
                         return Ok(());
@@ -281,6 +287,9 @@ impl Writer {
                     }
                 }
                 return;
+            }
+            if let Some(observer) = &self.options.observer {
+                observer.group_committed(pending.len(), records.len(), sync);
             }
             self.publish(&records, new_keys, &shredded);
             self.maybe_snapshot(start_seq);

@@ -146,6 +146,10 @@ enum Cmd {
         /// id and request id. `SECRET_LEDGER_LOG` sets the level.
         #[arg(long, env = "SECRET_LEDGER_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
         log_format: String,
+        /// Serve the Prometheus metrics (`GET /metrics`) on this HOST:PORT only, instead of on
+        /// the main listener.
+        #[arg(long, env = "SECRET_LEDGER_METRICS_LISTEN")]
+        metrics_listen: Option<String>,
     },
     /// Replay the whole log (data dir or export file): chain, encoding, time order, every label
     /// rule, stored projection, Merkle root; optionally against a checkpoint kept elsewhere.
@@ -443,6 +447,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             header_timeout,
             body_timeout,
             log_format,
+            metrics_listen,
         } => {
             let mut config = ledger_server::ServeConfig::new(data_dir);
             config.listen = listen;
@@ -451,6 +456,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             config.master_key_file = master_key_file;
             config.audit_reads = audit_reads;
             config.log_format = log_format.parse().map_err(anyhow::Error::msg)?;
+            config.metrics_listen = metrics_listen;
             config.limits = ledger_server::serve::ConnLimits {
                 max_connections: usize::try_from(max_connections).unwrap_or(usize::MAX),
                 header_timeout: std::time::Duration::from_secs(header_timeout),

@@ -255,6 +255,10 @@ async fn failed_steps_are_recorded_and_reattempted_when_due() {
         assert_eq!(s.lambda.calls.lock().unwrap().len(), before, "{behaviour:?}: reattempted before it was due");
         s.clock.advance(4 * 3_600_000);
         s.wait_for_current("db", &format!("rotated-{token}")).await;
+        // Both runs are counted, and the one that failed.
+        let metrics = s.t.server.metrics_text();
+        assert!(metrics.contains("secret_ledger_rotations_started_total 2\n"), "{metrics}");
+        assert!(metrics.contains("secret_ledger_rotations_failed_total 1\n"), "{metrics}");
         s.t.stop().await;
     }
 }

@@ -13,6 +13,7 @@ mod health;
 mod hostile;
 mod idempotency;
 mod lambda;
+mod metrics;
 mod raw;
 mod regions;
 mod rotation;
