@@ -122,3 +122,31 @@ async fn hostile_connections_do_not_stall_the_server() {
     sdk.get_secret_value().secret_id("still/served").send().await.unwrap();
     t.stop().await;
 }
+
+/// The connection cap: with `--max-connections 2` held by two idle connections, a third is not
+/// served until one of them goes; then it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_the_cap_wait_until_one_closes() {
+    let credentials = format!("{AKID}:{SECRET}\n");
+    let limits = ConnLimits {
+        max_connections: 2,
+        header_timeout: Duration::from_secs(30),
+        body_timeout: Duration::from_secs(30),
+    };
+    let t = TestServer::start_configured(&credentials, |c| c.limits = limits).await;
+    let mut idle = Vec::new();
+    for _ in 0..2 {
+        let mut s = TcpStream::connect(t.addr()).await.unwrap();
+        s.write_all(b"GET /health HTTP/1.1\r\n").await.unwrap(); // headers never finished
+        idle.push(s);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut third = TcpStream::connect(t.addr()).await.unwrap();
+    third.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
+    let mut answer = Vec::new();
+    let waited = tokio::time::timeout(Duration::from_millis(500), third.read_to_end(&mut answer)).await;
+    assert!(waited.is_err(), "served beyond the cap: {}", String::from_utf8_lossy(&answer));
+    drop(idle.pop());
+    tokio::time::timeout(Duration::from_secs(5), third.read_to_end(&mut answer)).await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"), "{}", String::from_utf8_lossy(&answer));
+}
