@@ -34,6 +34,7 @@ pub mod rekey;
 pub mod rotation;
 pub mod serve;
 pub mod sigv4;
+pub mod tls;
 pub mod wire;
 
 pub use error::ApiError;

@@ -41,6 +41,10 @@ pub struct ServeConfig {
     pub log_format: LogFormat,
     /// Serve `GET /metrics` here only (`--metrics-listen`); `None`: on the main listener.
     pub metrics_listen: Option<String>,
+    /// `--tls-cert` and `--tls-key`: serve HTTPS.
+    pub tls: Option<crate::tls::TlsFiles>,
+    /// `--insecure-http`: allow plain HTTP on an address other than loopback.
+    pub insecure_http: bool,
 }
 
 /// `--log-format`: human-readable lines, or one JSON object per line for log pipelines.
@@ -80,6 +84,8 @@ impl ServeConfig {
             limits: ConnLimits::default(),
             log_format: LogFormat::Text,
             metrics_listen: None,
+            tls: None,
+            insecure_http: false,
         }
     }
 }
@@ -93,12 +99,28 @@ pub struct RunningServer {
     created: Vec<Created>,
     /// The `--metrics-listen` address and its server.
     metrics: Option<(SocketAddr, JoinHandle<std::io::Result<()>>)>,
+    tls: Option<Arc<crate::tls::Tls>>,
 }
 
 impl RunningServer {
     /// The bound address (the real port when 0 was asked for).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// `https` with TLS, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
+    /// Loads the TLS certificate and key again (SIGHUP): new connections get them, open ones
+    /// keep theirs. Without TLS, nothing to do.
+    pub fn reload_tls(&self) -> Result<(), crate::tls::TlsError> {
+        self.tls.as_ref().map_or(Ok(()), |tls| tls.reload())
     }
 
     /// The metrics text as `GET /metrics` would answer it now.
@@ -157,6 +179,17 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<RunningServer> {
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let bound = listener.local_addr()?;
+    if config.tls.is_none() && !config.insecure_http && !bound.ip().is_loopback() {
+        anyhow::bail!(
+            "refusing to serve plain HTTP on {bound}: secret values would cross the network in clear text. \
+             Give --tls-cert and --tls-key, or --insecure-http if something else encrypts the traffic"
+        );
+    }
+    let tls = match &config.tls {
+        Some(files) => Some(Arc::new(crate::tls::Tls::load(files.clone())?)),
+        None => None,
+    };
     let metrics_listener = match &config.metrics_listen {
         Some(addr) => Some(
             tokio::net::TcpListener::bind(addr)
@@ -206,7 +239,7 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<RunningServer> {
         ),
     }
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(accept_loop(listener, router(app.clone()), config.limits, stopped));
+    let task = tokio::spawn(accept_loop(listener, router(app.clone()), config.limits, tls.clone(), stopped));
     let metrics = match metrics_listener {
         Some(listener) => {
             let metrics_addr = listener.local_addr()?;
@@ -215,13 +248,13 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<RunningServer> {
             let router = crate::http::metrics_router(app.clone());
             let task = tokio::spawn(async move {
                 let _keep = _keep;
-                accept_loop(listener, router, config.limits, never).await
+                accept_loop(listener, router, config.limits, None, never).await
             });
             Some((metrics_addr, task))
         }
         None => None,
     };
-    Ok(RunningServer { addr, app, stop: Some(stop), task, created, metrics })
+    Ok(RunningServer { addr, app, stop: Some(stop), task, created, metrics, tls })
 }
 
 /// What one client can hold: connections, and time to send headers and a body.
@@ -253,6 +286,7 @@ async fn accept_loop(
     listener: tokio::net::TcpListener,
     router: axum::Router,
     limits: ConnLimits,
+    tls: Option<Arc<crate::tls::Tls>>,
     stopped: oneshot::Receiver<()>,
 ) -> std::io::Result<()> {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
@@ -288,13 +322,31 @@ async fn accept_loop(
             let mut router = router.clone();
             async move { tower_service::Service::call(&mut router, request.map(axum::body::Body::new)).await }
         });
-        let connection = hyper::server::conn::http1::Builder::new()
-            .timer(hyper_util::rt::TokioTimer::new())
-            .header_read_timeout(limits.header_timeout)
-            .serve_connection(hyper_util::rt::TokioIo::new(tcp), service);
-        let connection = graceful.watch(connection);
+        let mut http = hyper::server::conn::http1::Builder::new();
+        http.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(limits.header_timeout);
+        let watcher = graceful.watcher();
+        let acceptor = tls.as_ref().map(|tls| tls.acceptor());
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
+            let served = match acceptor {
+                None => watcher.watch(http.serve_connection(hyper_util::rt::TokioIo::new(tcp), service)).await,
+                Some(acceptor) => {
+                    // The handshake gets the header timeout too: a silent client is closed.
+                    match tokio::time::timeout(limits.header_timeout, acceptor.accept(tcp)).await {
+                        Ok(Ok(stream)) => {
+                            watcher.watch(http.serve_connection(hyper_util::rt::TokioIo::new(stream), service)).await
+                        }
+                        Ok(Err(e)) => {
+                            tracing::debug!(error = %e, %peer, "TLS handshake failed");
+                            Ok(())
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                            Ok(())
+                        }
+                    }
+                }
+            };
+            if let Err(e) = served {
                 tracing::debug!(error = %e, %peer, "connection ended with an error");
             }
             drop(slot);
@@ -329,6 +381,8 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         .context("cannot install the SIGTERM handler")?;
     let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
         .context("cannot install the SIGINT handler")?;
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("cannot install the SIGHUP handler")?;
     let server = start(config).await?;
     for file in server.created_files() {
         match file {
@@ -343,12 +397,19 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     }
     {
         let mut out = std::io::stdout().lock();
-        writeln!(out, "listening on http://{}", server.local_addr()).context("cannot write to stdout")?;
+        writeln!(out, "listening on {}://{}", server.scheme(), server.local_addr())
+            .context("cannot write to stdout")?;
         out.flush().context("cannot flush stdout")?;
     }
-    tokio::select! {
-        _ = terminate.recv() => tracing::info!("SIGTERM: shutting down"),
-        _ = interrupt.recv() => tracing::info!("SIGINT: shutting down"),
+    loop {
+        tokio::select! {
+            _ = terminate.recv() => { tracing::info!("SIGTERM: shutting down"); break }
+            _ = interrupt.recv() => { tracing::info!("SIGINT: shutting down"); break }
+            _ = hangup.recv() => match server.reload_tls() {
+                Ok(()) => tracing::info!("SIGHUP: TLS certificate and key reloaded"),
+                Err(e) => tracing::error!(error = %e, "SIGHUP: cannot reload TLS; keeping the certificate in use"),
+            },
+        }
     }
     server.shutdown().await
 }

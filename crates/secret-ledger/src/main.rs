@@ -150,6 +150,17 @@ enum Cmd {
         /// the main listener.
         #[arg(long, env = "SECRET_LEDGER_METRICS_LISTEN")]
         metrics_listen: Option<String>,
+        /// Serve HTTPS with this PEM certificate (the file may hold the chain); needs --tls-key.
+        /// SIGHUP reloads both files.
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The PEM private key of --tls-cert.
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// Allow plain HTTP on an address other than loopback (when something else, a proxy or a
+        /// private link, encrypts the traffic).
+        #[arg(long)]
+        insecure_http: bool,
     },
     /// Replay the whole log (data dir or export file): chain, encoding, time order, every label
     /// rule, stored projection, Merkle root; optionally against a checkpoint kept elsewhere.
@@ -448,6 +459,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             body_timeout,
             log_format,
             metrics_listen,
+            tls_cert,
+            tls_key,
+            insecure_http,
         } => {
             let mut config = ledger_server::ServeConfig::new(data_dir);
             config.listen = listen;
@@ -457,6 +471,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             config.audit_reads = audit_reads;
             config.log_format = log_format.parse().map_err(anyhow::Error::msg)?;
             config.metrics_listen = metrics_listen;
+            config.insecure_http = insecure_http;
+            if let (Some(cert), Some(key)) = (tls_cert, tls_key) {
+                config.tls = Some(ledger_server::tls::TlsFiles { cert, key });
+            }
             config.limits = ledger_server::serve::ConnLimits {
                 max_connections: usize::try_from(max_connections).unwrap_or(usize::MAX),
                 header_timeout: std::time::Duration::from_secs(header_timeout),

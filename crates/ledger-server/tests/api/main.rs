@@ -19,4 +19,5 @@ mod regions;
 mod rotation;
 mod sdk;
 mod slowloris;
+mod tls;
 mod trail;
