@@ -30,7 +30,8 @@ struct Cli {
 /// `--endpoint` and its credentials: audit a running server instead of a data dir.
 #[derive(Args, Clone, Debug)]
 struct RemoteArgs {
-    /// Audit the server at this URL (http://HOST:PORT) instead of a data dir (not with --data-dir).
+    /// Audit the server at this URL (http://HOST:PORT or https://HOST:PORT) instead of a data dir
+    /// (not with --data-dir).
     #[arg(long)]
     endpoint: Option<String>,
     /// With --endpoint: the access key id to sign with.
@@ -43,6 +44,10 @@ struct RemoteArgs {
     /// own); with --endpoint, the region requests are signed for (last resort us-east-1).
     #[arg(long, env = "AWS_REGION")]
     region: Option<String>,
+    /// With an https:// --endpoint: trust the CA certificates in this PEM file instead of the
+    /// system's (as AWS_CA_BUNDLE does for the AWS tools).
+    #[arg(long, env = "AWS_CA_BUNDLE")]
+    ca_file: Option<PathBuf>,
 }
 
 impl RemoteArgs {
@@ -89,6 +94,7 @@ impl RemoteArgs {
                 access_key_id: self.access_key_id,
                 secret_access_key: self.secret_access_key,
                 region,
+                ca_file: self.ca_file,
             })?)),
         })
     }

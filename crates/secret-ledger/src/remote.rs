@@ -1,6 +1,7 @@
 //! A small client for a running server's audit operations (`X-Amz-Target:
-//! SecretLedger.<Operation>`): AWS JSON 1.1 over plain HTTP, SigV4-signed with the `aws-sigv4`
-//! crate, sent with hyper on a private current-thread runtime.
+//! SecretLedger.<Operation>`): AWS JSON 1.1 over HTTP or HTTPS (rustls; the system's roots, or
+//! `--ca-file` / `AWS_CA_BUNDLE` for a private CA), SigV4-signed with the `aws-sigv4` crate,
+//! sent with hyper on a private current-thread runtime.
 
 use std::io::Write;
 use std::time::SystemTime;
@@ -23,6 +24,8 @@ pub struct EndpointConfig {
     pub access_key_id: Option<String>,
     pub secret_access_key: Option<String>,
     pub region: Option<String>,
+    /// PEM certificates to trust for an https:// endpoint instead of the system's.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 /// The server refused the request (an AWS error shape).
@@ -43,16 +46,47 @@ pub struct Remote {
     secret_access_key: zeroize::Zeroizing<String>,
     region: String,
     runtime: tokio::runtime::Runtime,
+    /// For https:// endpoints: the connector and the name the certificate must carry.
+    tls: Option<(tokio_rustls::TlsConnector, rustls::pki_types::ServerName<'static>)>,
+}
+
+/// A TLS connector trusting `ca_file`'s certificates, or the system's roots.
+fn tls_connector(ca_file: Option<&std::path::Path>) -> anyhow::Result<tokio_rustls::TlsConnector> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_file {
+        Some(path) => {
+            let certs = rustls::pki_types::CertificateDer::pem_file_iter(path)
+                .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+                .with_context(|| format!("cannot read the CA certificates in {}", path.display()))?;
+            let (added, _) = roots.add_parsable_certificates(certs);
+            if added == 0 {
+                bail!("{}: no usable CA certificate", path.display());
+            }
+        }
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            roots.add_parsable_certificates(found.certs);
+        }
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("TLS setup")?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tokio_rustls::TlsConnector::from(std::sync::Arc::new(config)))
 }
 
 impl Remote {
     pub fn new(config: EndpointConfig) -> anyhow::Result<Remote> {
         let url = config.url.trim();
-        let Some(rest) = url.strip_prefix("http://") else {
-            if url.starts_with("https://") {
-                bail!("--endpoint: only plain http:// endpoints are supported (use a local TLS terminator)");
-            }
-            bail!("--endpoint takes a URL such as http://127.0.0.1:4590, not {url:?}");
+        let (rest, https) = match (url.strip_prefix("http://"), url.strip_prefix("https://")) {
+            (Some(rest), _) => (rest, false),
+            (_, Some(rest)) => (rest, true),
+            _ => bail!(
+                "--endpoint takes a URL such as http://127.0.0.1:4590 or https://ledger.example:4590, not {url:?}"
+            ),
         };
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
@@ -65,7 +99,19 @@ impl Remote {
             Some(bracket) => authority[bracket..].contains(':'),
             None => authority.contains(':'),
         };
-        let connect_to = if has_port { authority.to_string() } else { format!("{authority}:80") };
+        let default_port = if https { 443 } else { 80 };
+        let connect_to = if has_port { authority.to_string() } else { format!("{authority}:{default_port}") };
+        let tls = if https {
+            let host = match authority.rfind(']') {
+                Some(bracket) => authority[..bracket].trim_start_matches('['),
+                None => authority.rsplit_once(':').map_or(authority, |(host, _)| host),
+            };
+            let name = rustls::pki_types::ServerName::try_from(host.to_string())
+                .with_context(|| format!("--endpoint: {host:?} is not a host name for TLS"))?;
+            Some((tls_connector(config.ca_file.as_deref())?, name))
+        } else {
+            None
+        };
         let access_key_id = config
             .access_key_id
             .filter(|s| !s.is_empty())
@@ -91,6 +137,7 @@ impl Remote {
             secret_access_key: zeroize::Zeroizing::new(secret_access_key),
             region,
             runtime,
+            tls,
         })
     }
 
@@ -131,13 +178,16 @@ impl Remote {
         let stream = tokio::net::TcpStream::connect(&self.connect_to)
             .await
             .with_context(|| format!("cannot connect to {}", self.connect_to))?;
-        let io = hyper_util::rt::TokioIo::new(stream);
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake(io).await.context("HTTP handshake with the server failed")?;
-        // A broken connection surfaces as the request's or the body's error.
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
+        let mut sender = match &self.tls {
+            None => handshake(stream).await?,
+            Some((connector, name)) => {
+                let stream = connector
+                    .connect(name.clone(), stream)
+                    .await
+                    .with_context(|| format!("TLS handshake with {} failed", self.connect_to))?;
+                handshake(stream).await?
+            }
+        };
         let mut builder = hyper::Request::builder().method("POST").uri(self.path.as_str());
         for (k, v) in &headers {
             builder = builder.header(k.as_str(), v.as_str());
@@ -189,4 +239,19 @@ impl Remote {
         }
         Ok(())
     }
+}
+
+/// HTTP/1.1 over `stream`; the connection runs on its own task, and a broken one surfaces as
+/// the request's or the body's error.
+async fn handshake<S>(stream: S) -> anyhow::Result<hyper::client::conn::http1::SendRequest<http_body_util::Full<Bytes>>>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+        .await
+        .context("HTTP handshake with the server failed")?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(sender)
 }

@@ -215,6 +215,24 @@ fn export_checkpoint_prove_and_tampering() {
     assert!(bin(&["verify", "--data-dir", d]).status.success());
 }
 
+/// A server on a free loopback port over `dir`, with one access key, on a runtime of its own.
+fn running_server(
+    dir: &Path,
+    akid: &str,
+    secret_key: &str,
+    tweak: impl FnOnce(&mut ledger_server::ServeConfig),
+) -> (tokio::runtime::Runtime, ledger_server::RunningServer) {
+    let credentials = dir.join("credentials.txt");
+    std::fs::write(&credentials, format!("{akid}:{secret_key}\n")).unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let mut config = ledger_server::ServeConfig::new(dir);
+    config.listen = "127.0.0.1:0".into();
+    config.credentials_file = Some(credentials);
+    tweak(&mut config);
+    let server = runtime.block_on(ledger_server::start(config)).unwrap();
+    (runtime, server)
+}
+
 /// `--endpoint`: the audit commands against a running server print what they print for the
 /// stopped data dir.
 #[test]
@@ -222,13 +240,7 @@ fn audit_commands_against_a_running_server() {
     const AKID: &str = "AKIACLITEST000000001";
     const SECRET_KEY: &str = "cli/secret+key";
     let dir = data_dir();
-    let credentials = dir.path().join("credentials.txt");
-    std::fs::write(&credentials, format!("{AKID}:{SECRET_KEY}\n")).unwrap();
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-    let mut config = ledger_server::ServeConfig::new(dir.path());
-    config.listen = "127.0.0.1:0".into();
-    config.credentials_file = Some(credentials);
-    let server = runtime.block_on(ledger_server::start(config)).unwrap();
+    let (runtime, server) = running_server(dir.path(), AKID, SECRET_KEY, |_| {});
     let endpoint = format!("http://{}", server.local_addr());
     let remote = |args: &[&str]| {
         Process::new(env!("CARGO_BIN_EXE_secret-ledger"))
@@ -521,13 +533,7 @@ fn online_names_resolve_in_the_signing_region() {
     const AKID: &str = "AKIACLITEST000000002";
     const SECRET_KEY: &str = "cli/region+key";
     let (dir, arns) = two_regions();
-    let credentials = dir.path().join("credentials.txt");
-    std::fs::write(&credentials, format!("{AKID}:{SECRET_KEY}\n")).unwrap();
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-    let mut config = ledger_server::ServeConfig::new(dir.path());
-    config.listen = "127.0.0.1:0".into();
-    config.credentials_file = Some(credentials);
-    let server = runtime.block_on(ledger_server::start(config)).unwrap();
+    let (runtime, server) = running_server(dir.path(), AKID, SECRET_KEY, |_| {});
     let endpoint = format!("http://{}", server.local_addr());
     let auth = [("AWS_ACCESS_KEY_ID", AKID), ("AWS_SECRET_ACCESS_KEY", SECRET_KEY)];
     let remote = |args: &[&str], env: &[(&str, &str)]| {
@@ -826,4 +832,70 @@ fn rotate_master_key_shows_in_history_export_and_verify() {
     let out = bin(&["rotate-master-key", "--data-dir", d, "--master-key-file", path(&work.path().join("none"))]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("no master key to rotate"), "{}", stderr(&out));
+}
+
+/// `--endpoint https://…`: trusted through `--ca-file` or `AWS_CA_BUNDLE`; without the private
+/// CA the handshake fails with a clear message and exit 2.
+#[test]
+fn audit_commands_over_https_with_a_private_ca() {
+    const AKID: &str = "AKIACLITEST000000003";
+    const SECRET_KEY: &str = "cli/tls+key";
+    let dir = data_dir();
+    let work = tempfile::tempdir().unwrap();
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let params = rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+    let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
+    let (cert_file, key_file, ca_file) =
+        (work.path().join("server.crt"), work.path().join("server.key"), work.path().join("ca.pem"));
+    std::fs::write(&cert_file, cert.pem()).unwrap();
+    std::fs::write(&key_file, key.serialize_pem()).unwrap();
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+
+    let tls = ledger_server::tls::TlsFiles { cert: cert_file, key: key_file };
+    let (runtime, server) = running_server(dir.path(), AKID, SECRET_KEY, |c| c.tls = Some(tls));
+    let run = |endpoint: String, env: &[(&str, &str)]| {
+        let mut command = Process::new(env!("CARGO_BIN_EXE_secret-ledger"));
+        command
+            .args(["verify", "--json", "--endpoint", &endpoint])
+            .env("AWS_ACCESS_KEY_ID", AKID)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+            .env_remove("AWS_CA_BUNDLE")
+            .env_remove("SECRET_LEDGER_DATA_DIR");
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        command.output().unwrap()
+    };
+    let port = server.local_addr().port();
+    let ca = path(&ca_file).to_string();
+    for (endpoint, env) in [
+        (format!("https://127.0.0.1:{port}"), vec![("AWS_CA_BUNDLE", ca.as_str())]),
+        (format!("https://localhost:{port}"), vec![("AWS_CA_BUNDLE", ca.as_str())]),
+    ] {
+        let out = run(endpoint.clone(), &env);
+        assert!(out.status.success(), "{endpoint}: {}", stderr(&out));
+        assert_eq!(json(&out)["ok"], true);
+    }
+    let mut with_flag = Process::new(env!("CARGO_BIN_EXE_secret-ledger"));
+    let out = with_flag
+        .args(["history", "--json", "--endpoint", &format!("https://127.0.0.1:{port}"), "--ca-file", &ca])
+        .env("AWS_ACCESS_KEY_ID", AKID)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+        .env_remove("AWS_CA_BUNDLE")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Not trusting the CA: refused in the handshake, said plainly.
+    let out = run(format!("https://127.0.0.1:{port}"), &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("TLS handshake"), "{}", stderr(&out));
+    // Plain HTTP to the TLS port fails too, without a hang.
+    let out = run(format!("http://127.0.0.1:{port}"), &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    runtime.block_on(server.shutdown()).unwrap();
 }
