@@ -87,6 +87,38 @@ async fn https_with_a_private_ca_and_reload() {
     assert!(health_over_tls(&t, &ca_two).await.unwrap().starts_with("HTTP/1.1 200"));
 }
 
+/// aws-sdk-secretsmanager over HTTPS, trusting the private CA (as `AWS_CA_BUNDLE` would).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rust_sdk_over_https() {
+    use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
+    use aws_smithy_http_client::tls;
+    let dir = tempfile::tempdir().unwrap();
+    let (files, ca) = make_ca(dir.path(), "sdk");
+    let credentials = format!("{AKID}:{SECRET}\n");
+    let t = TestServer::start_configured(&credentials, move |c| c.tls = Some(files)).await;
+    let sdk = |ca: &rcgen::Certificate| {
+        let trust = tls::TrustStore::empty().with_native_roots(false).with_pem_certificate(ca.pem().into_bytes());
+        let http_client = aws_smithy_http_client::Builder::new()
+            .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring))
+            .tls_context(tls::TlsContext::builder().with_trust_store(trust).build().unwrap())
+            .build_https();
+        let config = aws_sdk_secretsmanager::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .endpoint_url(format!("https://localhost:{}", t.addr().port()))
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new(AKID, SECRET, None, None, "test"))
+            .http_client(http_client)
+            .build();
+        aws_sdk_secretsmanager::Client::from_conf(config)
+    };
+    let c = sdk(&ca);
+    c.create_secret().name("tls/sdk").secret_string("over-https").send().await.unwrap();
+    let value = c.get_secret_value().secret_id("tls/sdk").send().await.unwrap();
+    assert_eq!(value.secret_string(), Some("over-https"));
+    let (_, stranger) = make_ca(dir.path(), "stranger");
+    assert!(sdk(&stranger).list_secrets().send().await.is_err(), "a client without the CA was served");
+}
+
 #[tokio::test]
 async fn plain_http_beyond_loopback_needs_insecure_http() {
     let dir = tempfile::tempdir().unwrap();
