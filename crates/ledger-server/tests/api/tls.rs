@@ -74,11 +74,24 @@ async fn https_with_a_private_ca_and_reload() {
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), plain.read_to_end(&mut answer)).await.unwrap();
     assert!(!String::from_utf8_lossy(&answer).contains("HTTP/1.1 200"), "{}", String::from_utf8_lossy(&answer));
 
+    // A kept-alive connection opened before the reload.
+    let tcp = TcpStream::connect(t.addr()).await.unwrap();
+    let mut kept = connector(&ca).connect(ServerName::try_from("localhost").unwrap(), tcp).await.unwrap();
+    let request = b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    kept.write_all(request).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = kept.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+
     // New files, reloaded (what SIGHUP does): new connections get the new certificate.
     let (two, ca_two) = make_ca(dir.path(), "two");
     std::fs::copy(&two.cert, &files.cert).unwrap();
     std::fs::copy(&two.key, &files.key).unwrap();
     t.server.reload_tls().unwrap();
+    // The open connection is not dropped: it is still served.
+    kept.write_all(request).await.unwrap();
+    let n = kept.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"), "{}", String::from_utf8_lossy(&buf[..n]));
     assert!(health_over_tls(&t, &ca_two).await.unwrap().starts_with("HTTP/1.1 200"));
     assert!(health_over_tls(&t, &ca).await.is_err(), "the old certificate is still served");
     // A broken file on reload keeps the certificate in use.
