@@ -12,10 +12,6 @@ impl SecretUid {
     pub const LEDGER: SecretUid = SecretUid(0);
 }
 
-/// Position of a record in the log, gap-free from 1.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct Seq(pub u64);
-
 /// A blake3 chain hash. The hash "before" seq 1 is all zeros.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 pub struct ChainHash(pub [u8; 32]);

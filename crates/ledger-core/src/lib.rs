@@ -56,7 +56,7 @@ pub use decide::{
 };
 pub use error::{ErrorCode, RuleViolation, SmError};
 pub use event::{Event, Record, RotationRules, SealedValue, Tag};
-pub use ids::{ChainHash, Scope, SecretUid, Seq};
+pub use ids::{ChainHash, Scope, SecretUid};
 pub use state::{evolve, SecretState, State, VersionState};
 pub use value::{SecretValue, ValueKind};
 

@@ -2,7 +2,7 @@
 //! export to a self-describing JSON Lines file and its offline verification, checkpoints and
 //! Merkle proofs. Everything here reads; nothing appends.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::io::{BufRead, Write};
 
 use base64::Engine;
@@ -697,17 +697,6 @@ pub fn verify_export(
     }
     progress(n, n);
     Ok(Ok(verifier.report(0)))
-}
-
-/// Secrets of a state, for listing: name → (uid, versions → labels).
-pub fn label_map(state: &State) -> BTreeMap<String, BTreeMap<String, Vec<String>>> {
-    state
-        .secrets()
-        .map(|s| {
-            let versions = s.versions.iter().map(|(id, v)| (id.clone(), v.labels.iter().cloned().collect())).collect();
-            (format!("{}:{}", s.region, s.name), versions)
-        })
-        .collect()
 }
 
 /// A data dir opened for reading the log offline (the server must not be running).
