@@ -35,14 +35,6 @@ impl ErrorCode {
             ErrorCode::InternalServiceError => "InternalServiceError",
         }
     }
-
-    /// HTTP status: 400 for every client error, 500 for faults.
-    pub fn http_status(self) -> u16 {
-        match self {
-            ErrorCode::InternalServiceError => 500,
-            _ => 400,
-        }
-    }
 }
 
 /// Why a Secrets Manager request was refused. `Display` is the AWS message.

@@ -713,8 +713,7 @@ async fn blocking<T: Send + 'static>(
 }
 
 fn now_ms() -> i64 {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    i64::try_from(now.as_millis()).unwrap_or(i64::MAX)
+    ledger_store::SystemClock::now_ms()
 }
 
 /// Runs one audit operation; `operation` is the name after `SecretLedger.`. `region` is the

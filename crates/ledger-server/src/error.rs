@@ -73,7 +73,11 @@ impl ApiError {
 impl From<SmError> for ApiError {
     fn from(e: SmError) -> ApiError {
         let code = e.code();
-        let status = StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        // 400 for every client error, 500 for faults, as Secrets Manager answers.
+        let status = match code {
+            ledger_core::ErrorCode::InternalServiceError => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::BAD_REQUEST,
+        };
         ApiError { code: code.as_str(), status, message: e.to_string() }
     }
 }

@@ -24,10 +24,17 @@ pub trait Clock: Send + Sync {
 #[derive(Debug, Default)]
 pub struct SystemClock;
 
-impl Clock for SystemClock {
-    fn now_ms(&self) -> i64 {
+impl SystemClock {
+    /// Milliseconds since the Unix epoch now (0 before 1970, saturating far ahead).
+    pub fn now_ms() -> i64 {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         i64::try_from(now.as_millis()).unwrap_or(i64::MAX)
+    }
+}
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        SystemClock::now_ms()
     }
 }
 

@@ -59,8 +59,7 @@ impl Progress {
 }
 
 fn now_ms() -> i64 {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    i64::try_from(now.as_millis()).unwrap_or(i64::MAX)
+    ledger_store::SystemClock::now_ms()
 }
 
 /// Where the log is read: a stopped data dir, or a running server.
