@@ -519,7 +519,7 @@ pub fn export_upto(
         let (k, v) = item?;
         let seq = layout::seq_of(&k).unwrap_or(0);
         let r = decode_record(&v).map_err(|e| StoreError::Corrupt { seq, reason: e.to_string() })?;
-        builder.push(merkle::leaf_hash(&r.hash));
+        builder.push_chain_hash(&r.hash);
         let line = serde_json::json!({
             "type": "event",
             "seq": seq,
@@ -772,7 +772,7 @@ pub fn rebuild_derived(
             .map_err(|e| StoreError::Corrupt { seq, reason: e.to_string() })?;
         let uid = r.event.secret().0;
         runs.push(&mut batch, uid, seq);
-        chunk.push(merkle::leaf_hash(&r.hash));
+        chunk.push_chain_hash(&r.hash);
         if chunk.len() == layout::MERKLE_CHUNK {
             batch.insert(&layout::merkle_key((seq - 1) / layout::MERKLE_CHUNK), &chunk.root());
             chunk = merkle::MerkleBuilder::new();

@@ -207,7 +207,7 @@ impl Verifier {
         if let Err(violation) = evolve(&mut self.state, record.seq, record.recorded_at_ms, &record.event) {
             return Err(VerifyFailure { seq: record.seq, reason: FailureReason::Rule(violation) });
         }
-        self.merkle.push(ledger_core::merkle::leaf_hash(&record.hash));
+        self.merkle.push_chain_hash(&record.hash);
         self.applied = record.seq;
         self.last_hash = record.hash;
         Ok(())
@@ -311,7 +311,7 @@ pub fn verify_tree_upto(
                     Err(failure) => return Ok(Some(failure)),
                 };
                 let seq = record.seq;
-                chunk.push(ledger_core::merkle::leaf_hash(&record.hash));
+                chunk.push_chain_hash(&record.hash);
                 if let Err(failure) = verifier.apply(record) {
                     return Ok(Some(failure));
                 }

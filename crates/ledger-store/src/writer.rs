@@ -204,7 +204,7 @@ impl Writer {
                 }
                 batch.insert(&layout::event_key(seq), bytes);
                 runs.push(&mut batch, uid, seq);
-                self.chunk.push(ledger_core::merkle::leaf_hash(&record.hash));
+                self.chunk.push_chain_hash(&record.hash);
                 if self.chunk.len() == layout::MERKLE_CHUNK {
                     batch.insert(&layout::merkle_key((seq - 1) / layout::MERKLE_CHUNK), &self.chunk.root());
                     self.chunk = ledger_core::merkle::MerkleBuilder::new();
