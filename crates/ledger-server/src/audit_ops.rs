@@ -661,12 +661,7 @@ impl Members {
 
     /// `AsOf`: a seq number, or a string (a seq or an RFC 3339 time).
     fn as_of(&self) -> Result<String, ApiError> {
-        match self.get("AsOf") {
-            None => Err(ApiError::missing_member("AsOf")),
-            Some(Value::String(s)) => Ok(s.clone()),
-            Some(Value::Number(n)) if n.is_u64() => Ok(n.to_string()),
-            Some(_) => Err(validation("AsOf takes a seq (a number) or an RFC 3339 time (a string).")),
-        }
+        self.seq_or_time("AsOf")?.ok_or_else(|| ApiError::missing_member("AsOf"))
     }
 
     /// A checkpoint JSON object (a JSON string holding one is accepted too); a signed one must
