@@ -18,6 +18,5 @@ mod raw;
 mod regions;
 mod rotation;
 mod sdk;
-mod slowloris;
 mod tls;
 mod trail;

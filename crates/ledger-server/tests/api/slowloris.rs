@@ -4,6 +4,12 @@
 //! second, the unknown keys are answered before any body, the trickling connections are closed
 //! by the server, and its resident memory stays bounded.
 
+// Helpers outside `#[test]` functions unwrap too: a failure there is a failed test.
+#![allow(clippy::unwrap_used)]
+
+#[allow(dead_code)]
+mod common;
+
 use std::time::{Duration, Instant, SystemTime};
 
 use ledger_server::serve::ConnLimits;
