@@ -67,7 +67,8 @@ const EXPORT_CHUNK_BYTES: usize = 64 * 1024;
 const EXPORT_CHUNKS_QUEUED: usize = 8;
 /// How long an export waits for a reader that takes nothing before it gives up.
 const EXPORT_STALL: std::time::Duration = std::time::Duration::from_secs(60);
-/// Exports and verifications (each reads the whole log) running at once; more are refused.
+/// Exports, verifications and ledger-wide histories (each reads the whole log) running at once;
+/// more are refused.
 const WHOLE_LOG_READS_MAX: usize = 2;
 
 /// Permits for [`WHOLE_LOG_READS_MAX`].
@@ -79,7 +80,7 @@ fn whole_log_permit() -> Result<tokio::sync::SemaphorePermit<'static>, ApiError>
         ApiError::new(
             "ThrottlingException",
             StatusCode::BAD_REQUEST,
-            format!("At most {WHOLE_LOG_READS_MAX} exports and verifications run at once; retry later."),
+            format!("At most {WHOLE_LOG_READS_MAX} whole-log reads (exports, verifications, ledger-wide histories) run at once; retry later."),
         )
     })
 }
@@ -741,6 +742,8 @@ pub async fn dispatch(
                 since: input.seq_or_time("Since")?,
                 until: input.seq_or_time("Until")?,
             };
+            // The ledger-wide history scans the log: it takes a whole-log slot, as exports do.
+            let permit = if secret_id.is_none() { Some(whole_log_permit()?) } else { None };
             let doc = blocking(request_id, move || match &secret_id {
                 Some(id) => {
                     let histories = history_entries(&tree, head.0, id, Some(&region), &filter)?;
@@ -749,6 +752,7 @@ pub async fn dispatch(
                 None => ledger_history_json(&tree, head.0, &filter),
             })
             .await?;
+            drop(permit);
             Ok(document(&doc))
         }
         "State" => {

@@ -276,6 +276,7 @@ async fn whole_log_reads_are_limited() {
     let refused = send(addr, Raw::new("SecretLedger.Export", "{}")).await;
     refused.expect_error("ThrottlingException");
     send(addr, Raw::new("SecretLedger.Verify", "{}")).await.expect_error("ThrottlingException");
+    send(addr, Raw::new("SecretLedger.History", "{}")).await.expect_error("ThrottlingException");
     // Other requests are unaffected.
     send(addr, Raw::new("SecretLedger.Checkpoint", "{}")).await.expect_ok();
     drop(stalled);
