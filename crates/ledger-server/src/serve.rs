@@ -359,23 +359,31 @@ async fn accept_loop(
     Ok(())
 }
 
-/// Log lines go to stderr; `SECRET_LEDGER_LOG` (error, warn, info, debug, trace) sets the level.
-fn init_logging(format: LogFormat) {
+/// Log lines go to stderr through a writer thread (one line per request would otherwise cost a
+/// `write` on the request's worker); `SECRET_LEDGER_LOG` (error, warn, info, debug, trace) sets
+/// the level. Never lossy: when the queue is full, logging waits. Keep the guard until exit: it
+/// flushes what is queued.
+fn init_logging(format: LogFormat) -> Option<tracing_appender::non_blocking::WorkerGuard> {
     let level = std::env::var("SECRET_LEDGER_LOG")
         .ok()
         .and_then(|v| v.parse::<tracing::Level>().ok())
         .unwrap_or(tracing::Level::INFO);
-    let builder = tracing_subscriber::fmt().with_writer(std::io::stderr).with_max_level(level);
-    let _ = match format {
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("log-writer")
+        .finish(std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_writer(writer).with_max_level(level);
+    let installed = match format {
         LogFormat::Text => builder.with_target(false).try_init(),
         // JSON keeps the target: `security` and `request` lines are told apart by it.
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
+    installed.ok().map(|()| guard)
 }
 
 /// The `serve` command: runs until SIGINT or SIGTERM, then shuts down gracefully.
 pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
-    init_logging(config.log_format);
+    let _log_guard = init_logging(config.log_format);
     // Handlers first, so a signal right after the "listening" line is not lost.
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("cannot install the SIGTERM handler")?;
