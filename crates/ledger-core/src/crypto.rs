@@ -75,7 +75,7 @@ pub trait KeyLookup {
 }
 
 /// An in-memory key ring of unwrapped data keys.
-#[derive(Default, Debug)]
+#[derive(Clone, Default, Debug)]
 pub struct DataKeys(HashMap<SecretUid, DataKey>);
 
 impl DataKeys {

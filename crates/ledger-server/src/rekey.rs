@@ -57,7 +57,7 @@ pub fn rotate_master_key(
         return Err(RekeyError::NoKey(path));
     }
     let old = files::master_key(explicit, data_dir, &mut Vec::new())?;
-    Ledger::open(data_dir, files::parse_master_key(&read(&path)?, &path)?, LedgerOptions::default())?.close()?;
+    Ledger::open(data_dir, old.clone(), LedgerOptions::default())?.close()?;
     let stop = |step| Err(RekeyError::Stopped(step));
     if !at(Step::Checked) {
         return stop(Step::Checked);

@@ -102,7 +102,13 @@ impl KeyFile {
 /// deleted from sled), and dropping the keys of secrets that are not live (purged, or never
 /// durably created). A live secret without a key (a deleted or replaced file) is refused before
 /// anything is written: its values could never be read again, and carrying on would hide that.
-pub fn load(dir: &Path, tree: &sled::Tree, master: &MasterKey, state: &State) -> Result<KeyFile, StoreError> {
+/// Returns the file and its keys, unwrapped.
+pub fn load(
+    dir: &Path,
+    tree: &sled::Tree,
+    master: &MasterKey,
+    state: &State,
+) -> Result<(KeyFile, DataKeys), StoreError> {
     let legacy: Vec<(u64, WrappedKey)> = tree
         .scan_prefix([layout::KEY])
         .map(|item| {
@@ -127,11 +133,12 @@ pub fn load(dir: &Path, tree: &sled::Tree, master: &MasterKey, state: &State) ->
         )));
     }
     // Moved or kept only under the key that wraps them: a wrong key changes nothing.
-    file.unwrap_all(master)?;
+    let mut keys = file.unwrap_all(master)?;
     let before = file.keys.len();
     file.keys.retain(|uid, _| state.secret(SecretUid(*uid)).is_some());
     if file.keys.len() != before {
         tracing::info!(dropped = before - file.keys.len(), "data keys of secrets that are gone removed");
+        keys = file.unwrap_all(master)?;
         changed = true;
     }
     if changed {
@@ -148,7 +155,7 @@ pub fn load(dir: &Path, tree: &sled::Tree, master: &MasterKey, state: &State) ->
         tree.apply_batch(batch)?;
         tree.flush()?;
     }
-    Ok(file)
+    Ok((file, keys))
 }
 
 /// Re-wraps every data key in `dir`'s key file from `old` to `new` and replaces the file (the

@@ -318,9 +318,8 @@ impl Ledger {
         }
         let (state, head_seq, head_hash) = load_state(&tree)?;
         crate::watermark::check(path, &tree, head_seq)?;
-        let key_file = crate::keyfile::load(path, &tree, &master, &state)?;
-        let keys = key_file.unwrap_all(&master)?;
-        let writer_keys = key_file.unwrap_all(&master)?;
+        let (key_file, keys) = crate::keyfile::load(path, &tree, &master, &state)?;
+        let writer_keys = keys.clone();
         // The key file unwraps under `master`; if the log last recorded an older key, a
         // rotation finished on disk and is recorded below, once the writer runs.
         let master_id = master.id;

@@ -366,19 +366,14 @@ impl Writer {
     fn reset_from_read_view(&mut self, head_seq: u64, head_hash: ChainHash) {
         let view = self.shared.read.read().unwrap_or_else(|e| e.into_inner());
         self.state = view.state.clone();
-        self.keys = DataKeys::default();
+        // The durable keys; a key the abandoned group added to the file goes with the file's
+        // next rewrite (or the next open).
+        self.keys = view.keys.clone();
         drop(view);
-        // Keys are reloaded from the key file: it holds at least the durable ones.
-        match crate::keyfile::KeyFile::read(&self.shared.path).map(|f| f.unwrap_or_default()) {
-            Ok(file) => {
-                self.keys = file.unwrap_all(&self.master).unwrap_or_default();
-                self.key_file = file;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot reload the data keys; writes disabled");
-                self.poison(e.to_string());
-            }
-        }
+        let keys = &self.keys;
+        self.key_file
+            .keys
+            .retain(|uid, _| ledger_core::crypto::KeyLookup::data_key(keys, ledger_core::SecretUid(*uid)).is_some());
         self.head_seq = head_seq;
         self.head_hash = head_hash;
         match crate::audit::chunk_in_progress(&self.shared.tree, head_seq) {
