@@ -74,7 +74,7 @@ pub fn rotate_master_key(
     if !at(Step::KeysRewrapped) {
         return stop(Step::KeysRewrapped);
     }
-    replace(&next_path, &path)?;
+    replace(&next_path, &path).map_err(|source| RekeyError::Replace { path: path.clone(), source })?;
     if !at(Step::KeyReplaced) {
         return stop(Step::KeyReplaced);
     }
@@ -91,11 +91,11 @@ fn read(path: &Path) -> Result<zeroize::Zeroizing<String>, FileError> {
         .map_err(|source| FileError::Read { path: path.to_path_buf(), source })
 }
 
-fn replace(next_path: &Path, path: &Path) -> Result<(), RekeyError> {
-    let err = |source| RekeyError::Replace { path: path.to_path_buf(), source };
-    std::fs::rename(next_path, path).map_err(err)?;
+/// Renames the next key over the key file, durably (the directory is synced).
+fn replace(next_path: &Path, path: &Path) -> std::io::Result<()> {
+    std::fs::rename(next_path, path)?;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(err)?;
+        std::fs::File::open(dir).and_then(|d| d.sync_all())?;
     }
     Ok(())
 }
@@ -115,10 +115,7 @@ pub(crate) fn finish_interrupted(path: &Path, data_dir: &Path, key: MasterKey) -
     let next = files::parse_master_key(&read(&next_path)?, &next_path)?;
     if wrapped_by == next.id && key.id != next.id {
         tracing::info!(path = %path.display(), key_id = next.id, "finishing an interrupted master key rotation");
-        replace(&next_path, path).map_err(|e| match e {
-            RekeyError::Replace { path, source } => FileError::Create { path, source },
-            _ => FileError::BadMasterKey { path: path.to_path_buf() },
-        })?;
+        replace(&next_path, path).map_err(|source| FileError::Create { path: path.to_path_buf(), source })?;
         return Ok(next);
     }
     if wrapped_by == key.id {
