@@ -30,7 +30,7 @@ fn story() -> Fixture {
 }
 
 /// Every event of every secret `id` names (in all regions), in log order.
-fn history(tree: &sled::Tree, id: &str) -> Vec<audit::HistoryEntry> {
+fn history(tree: &dyn ledger_store::LogStore, id: &str) -> Vec<audit::HistoryEntry> {
     let mut entries = Vec::new();
     for secret in audit::secret_identities(tree, id).unwrap() {
         entries.extend(audit::secret_history(tree, secret.uid).unwrap());
@@ -38,14 +38,14 @@ fn history(tree: &sled::Tree, id: &str) -> Vec<audit::HistoryEntry> {
     entries
 }
 
-fn resolve_at(tree: &sled::Tree, id: &str, seq: u64) -> Option<SecretState> {
+fn resolve_at(tree: &dyn ledger_store::LogStore, id: &str, seq: u64) -> Option<SecretState> {
     audit::resolve_at(tree, &audit::secret_identities(tree, id).unwrap(), seq).unwrap()
 }
 
 #[test]
 fn history_lists_every_event_of_one_secret_in_order() {
     let f = story();
-    let entries = history(f.ledger().raw_tree(), "db/prod");
+    let entries = history(f.ledger().store(), "db/prod");
     let events: Vec<&str> = entries.iter().map(|e| e.event).collect();
     assert_eq!(events[0], "SecretCreated");
     assert!(entries.windows(2).all(|w| w[0].seq < w[1].seq));
@@ -55,8 +55,8 @@ fn history_lists_every_event_of_one_secret_in_order() {
     assert!(entries.iter().all(|e| e.actor == "local" && !e.request_id.is_empty()));
     // By full ARN too; an unknown secret has no history.
     let arn = f.ledger().describe_secret(&f.scope, "db/prod").unwrap().arn;
-    assert_eq!(history(f.ledger().raw_tree(), &arn), entries);
-    assert!(history(f.ledger().raw_tree(), "nope").is_empty());
+    assert_eq!(history(f.ledger().store(), &arn), entries);
+    assert!(history(f.ledger().store(), "nope").is_empty());
     // No value ever appears in a history line.
     assert!(entries.iter().all(|e| !e.change.contains("p1") && !e.change.contains("p2")));
 }
@@ -71,10 +71,10 @@ fn history_survives_purge_and_recreation() {
     }))
     .unwrap();
     f.create("db/prod", Some("fresh")).unwrap();
-    let ids = audit::secret_identities(f.ledger().raw_tree(), "db/prod").unwrap();
+    let ids = audit::secret_identities(f.ledger().store(), "db/prod").unwrap();
     assert_eq!(ids.len(), 2, "both lives of the name are two secrets");
     assert!(ids[0].arn != ids[1].arn && ids[0].created_seq < ids[1].created_seq);
-    let entries = history(f.ledger().raw_tree(), "db/prod");
+    let entries = history(f.ledger().store(), "db/prod");
     let uids: std::collections::BTreeSet<_> = entries.iter().map(|e| e.secret).collect();
     assert_eq!(uids.len(), 2, "both lives of the name");
     assert!(entries.iter().any(|e| e.event == "SecretPurged"));
@@ -83,15 +83,14 @@ fn history_survives_purge_and_recreation() {
 #[test]
 fn state_as_of_seq_and_time() {
     let f = story();
-    let tree = f.ledger().raw_tree();
+    let tree = f.ledger().store();
     let (head, _) = f.ledger().head();
     // Full state at every seq equals a replay from genesis, whatever snapshot it starts from.
     for seq in 0..=head {
         let from_snapshots = audit::state_at(tree, seq).unwrap();
         let mut replay = State::default();
         for s in 1..=seq {
-            let r = ledger_core::codec::decode_record(&tree.get(ledger_store::layout::event_key(s)).unwrap().unwrap())
-                .unwrap();
+            let r = ledger_core::codec::decode_record(&tree.record(s).unwrap().unwrap()).unwrap();
             evolve(&mut replay, s, r.recorded_at_ms, &r.event).unwrap();
         }
         assert_eq!(from_snapshots, replay, "seq {seq}");
@@ -111,14 +110,13 @@ fn state_as_of_seq_and_time() {
     assert_eq!(secret.holder(AWSCURRENT), Some(f.created[0].as_str()));
     assert_eq!(audit::seq_at_time(tree, i64::MAX).unwrap(), head);
     // The value that was current then, opened with the master key.
-    let value =
-        audit::open_version_value(f.dir.path(), tree, &crate::fixture::master(), &secret, &f.created[0]).unwrap();
+    let value = audit::open_version_value(tree, &crate::fixture::master(), &secret, &f.created[0]).unwrap();
     assert_eq!(value, Some(SecretValue::string("p1")));
 }
 
 fn export_lines(f: &Fixture) -> Vec<String> {
     let mut out = Vec::new();
-    audit::export(f.ledger().raw_tree(), &mut out, "test", T0, &mut |_, _| {}).unwrap();
+    audit::export(f.ledger().store(), &mut out, "test", T0, &mut |_, _| {}).unwrap();
     String::from_utf8(out).unwrap().lines().map(String::from).collect()
 }
 
@@ -147,7 +145,7 @@ fn export_verifies_offline_and_matches_the_data_dir() {
         assert!(!text.contains(&format!("\"{secret}\"")));
     }
     // Against a checkpoint taken earlier: the export extends it.
-    let cp = audit::checkpoint(f.ledger().raw_tree(), "test", T0).unwrap();
+    let cp = audit::checkpoint(f.ledger().store(), "test", T0).unwrap();
     assert!(verify_lines(&lines, Some(&cp)).is_ok());
 }
 
@@ -191,7 +189,7 @@ fn export_tampering_is_caught_with_the_first_bad_seq() {
     let spliced = tampered(&lines, |l| l[2] = other[2].clone());
     assert_eq!(verify_lines(&spliced, None).unwrap_err().seq, 2);
     // Truncate the tail with its checkpoint: undetectable without a checkpoint kept elsewhere…
-    let cp = audit::checkpoint(f.ledger().raw_tree(), "test", T0).unwrap();
+    let cp = audit::checkpoint(f.ledger().store(), "test", T0).unwrap();
     let mut cut = lines[..n - 1].to_vec();
     let cut_cp = {
         let leaves: Vec<ChainHash> = (1..n - 1).map(|s| ChainHash(hex32(&record_line(&lines, s)["hash"]))).collect();
@@ -255,16 +253,16 @@ fn hex32(v: &serde_json::Value) -> [u8; 32] {
 #[test]
 fn proofs_verify_against_checkpoints() {
     let mut f = story();
-    let tree = f.ledger().raw_tree();
+    let tree = f.ledger().store();
     let old = audit::checkpoint(tree, "test", T0).unwrap();
     for seq in 1..=old.size {
         let proof = audit::inclusion_proof(tree, seq, old.size).unwrap();
-        let leaf = merkle::leaf_hash(&audit::history_record_hash(tree, seq).unwrap());
+        let leaf = merkle::leaf_hash(&audit::record_hash(tree, seq).unwrap());
         assert!(merkle::verify_inclusion(&leaf, seq - 1, old.size, &proof, &old.merkle_root), "seq {seq}");
         assert!(!merkle::verify_inclusion(&leaf, seq % old.size, old.size, &proof, &old.merkle_root) || old.size == 1);
     }
     f.put("other", &tok(9), "o3", None).unwrap();
-    let tree = f.ledger().raw_tree();
+    let tree = f.ledger().store();
     let new = audit::checkpoint(tree, "test", T0).unwrap();
     let proof = audit::consistency_proof(tree, old.size, new.size).unwrap();
     assert!(merkle::verify_consistency(old.size, new.size, &old.merkle_root, &new.merkle_root, &proof));
@@ -276,7 +274,7 @@ fn proofs_verify_against_checkpoints() {
 #[test]
 fn rebuild_restores_derived_data() {
     let f = story();
-    let tree = f.ledger().raw_tree();
+    let tree = f.ledger().store();
     let before = history(tree, "db/prod");
     let n = audit::rebuild_derived(tree, 5, &mut |_, _| {}).unwrap();
     assert_eq!(n, f.ledger().head().0);
@@ -294,10 +292,10 @@ fn chunked_merkle_roots_and_proofs_match_the_leaves() {
     for i in 0..1_150 {
         f.put(&format!("m{}", i % 16), &tok(i), "x", None).unwrap();
     }
-    let tree = f.ledger().raw_tree();
+    let tree = f.ledger().store();
     let (size, _) = f.ledger().head();
     assert!(size > 3 * 1024, "{size}");
-    let leaves: Vec<ChainHash> = (1..=size).map(|s| audit::history_record_hash(tree, s).unwrap()).collect();
+    let leaves: Vec<ChainHash> = (1..=size).map(|s| audit::record_hash(tree, s).unwrap()).collect();
     for n in [size, 2048, 2049, 3 * 1024 + 1, 4000.min(size)] {
         let expected = merkle::tree_root(&leaves[..], n).unwrap();
         assert_eq!(audit::merkle_root(tree, n).unwrap(), expected, "root of {n}");
@@ -316,9 +314,9 @@ fn chunked_merkle_roots_and_proofs_match_the_leaves() {
     for i in 0..400 {
         f.put(&format!("m{}", i % 16), &tok(10_000 + i), "y", None).unwrap();
     }
-    let tree = f.ledger().raw_tree();
+    let tree = f.ledger().store();
     let (size, _) = f.ledger().head();
-    let leaves: Vec<ChainHash> = (1..=size).map(|s| audit::history_record_hash(tree, s).unwrap()).collect();
+    let leaves: Vec<ChainHash> = (1..=size).map(|s| audit::record_hash(tree, s).unwrap()).collect();
     assert_eq!(audit::merkle_root(tree, size).unwrap(), merkle::tree_root(&leaves[..], size).unwrap());
     audit::rebuild_derived(tree, 100_000, &mut |_, _| {}).unwrap();
     assert_eq!(audit::merkle_root(tree, size).unwrap(), merkle::tree_root(&leaves[..], size).unwrap());

@@ -54,6 +54,11 @@ impl Fixture {
         self.ledger.as_ref().expect("open")
     }
 
+    /// The sled tree under the ledger, to forge damaged logs.
+    pub fn tree(&self) -> &sled::Tree {
+        sled_tree(self.ledger())
+    }
+
     /// Closes the sled db and opens it again: the projection comes back from disk.
     pub fn reopen(&mut self) {
         self.ledger.take().expect("open").close().expect("close");
@@ -154,4 +159,9 @@ impl Fixture {
             Err(failure) => panic!("verify failed: {failure}"),
         }
     }
+}
+
+/// The sled tree under a ledger on a sled data dir, to forge damaged logs.
+pub fn sled_tree(ledger: &Ledger) -> &sled::Tree {
+    ledger.store().as_any().downcast_ref::<ledger_store::SledStore>().expect("a sled store").raw_tree()
 }

@@ -60,7 +60,7 @@ fn export() -> &'static Export {
         f.exec(Command::RestoreSecret(RestoreSecret { secret_id: "other".into() })).unwrap();
         f.put("other", &tok(2), "o2", None).unwrap();
         let mut out = Vec::new();
-        let checkpoint = audit::export(f.ledger().raw_tree(), &mut out, "fuzz", T0, &mut |_, _| {}).unwrap();
+        let checkpoint = audit::export(f.ledger().store(), &mut out, "fuzz", T0, &mut |_, _| {}).unwrap();
         let lines = String::from_utf8(out).unwrap().lines().map(String::from).collect();
         Export { lines, checkpoint }
     })

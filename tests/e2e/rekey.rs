@@ -60,8 +60,8 @@ fn open(dir: &Path) -> Ledger {
 }
 
 fn rotations(ledger: &Ledger) -> Vec<String> {
-    let (head, _) = audit::head(ledger.raw_tree()).unwrap();
-    audit::log_history(ledger.raw_tree(), 1, head, &|r| r.event.name() == "MasterKeyRotated")
+    let (head, _) = audit::head(ledger.store()).unwrap();
+    audit::log_history(ledger.store(), 1, head, &|r| r.event.name() == "MasterKeyRotated")
         .unwrap()
         .into_iter()
         .map(|e| e.change)

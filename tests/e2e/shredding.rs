@@ -47,7 +47,7 @@ fn a_purged_data_key_is_on_no_file_of_the_data_dir() {
     let raw = *crypto::unwrap_key(&master(), gone.uid, &wrapped).unwrap().expose_bytes();
     assert!(files_containing(f.dir.path(), &raw).is_empty());
     assert_eq!(
-        audit::open_version_value(f.dir.path(), f.ledger().raw_tree(), &master(), &gone, &version).unwrap(),
+        audit::open_version_value(f.ledger().store(), &master(), &gone, &version).unwrap(),
         Some(SecretValue::string("top secret"))
     );
 
@@ -72,8 +72,8 @@ fn a_purged_data_key_is_on_no_file_of_the_data_dir() {
             std::fs::copy(entry.path(), copy.path().join(entry.file_name())).unwrap();
         }
     }
-    let tree = f.ledger().raw_tree();
-    assert_eq!(audit::open_version_value(copy.path(), tree, &master(), &gone, &version).unwrap(), None);
+    let copy = ledger_store::SledStore::open_existing(copy.path()).unwrap();
+    assert_eq!(audit::open_version_value(&copy, &master(), &gone, &version).unwrap(), None);
     f.verify_ok();
 }
 

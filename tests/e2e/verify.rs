@@ -120,7 +120,7 @@ fn purge_destroys_the_data_key_but_the_log_still_verifies() {
     .unwrap();
     assert!(!keys(&f).keys.contains_key(&uid.0), "data key destroyed");
     // The VersionCreated record with its ciphertext is still in the log.
-    let found = f.ledger().raw_tree().scan_prefix([b'e']).values().any(
+    let found = f.tree().scan_prefix([b'e']).values().any(
         |v| matches!(decode_record(&v.unwrap()).unwrap().event, Event::VersionCreated { secret, .. } if secret == uid),
     );
     assert!(found);
@@ -131,11 +131,11 @@ fn purge_destroys_the_data_key_but_the_log_still_verifies() {
 
 /// Replaces the record at `seq` with `bytes`.
 fn overwrite(f: &Fixture, seq: u64, bytes: Vec<u8>) {
-    f.ledger().raw_tree().insert(event_key(seq), bytes).unwrap();
+    f.tree().insert(event_key(seq), bytes).unwrap();
 }
 
 fn record_bytes(f: &Fixture, seq: u64) -> Vec<u8> {
-    f.ledger().raw_tree().get(event_key(seq)).unwrap().unwrap().to_vec()
+    f.tree().get(event_key(seq)).unwrap().unwrap().to_vec()
 }
 
 #[test]
@@ -164,7 +164,7 @@ fn swapped_events_are_caught() {
 #[test]
 fn deleted_middle_event_is_a_gap() {
     let f = history();
-    f.ledger().raw_tree().remove(event_key(6)).unwrap();
+    f.tree().remove(event_key(6)).unwrap();
     let fail = failure(&f);
     assert_eq!(fail, VerifyFailure { seq: 6, reason: FailureReason::Gap { expected: 6, found: 7 } });
 }
@@ -173,7 +173,7 @@ fn deleted_middle_event_is_a_gap() {
 fn truncated_tail_is_caught_by_the_head() {
     let f = history();
     let (head, _) = f.ledger().head();
-    f.ledger().raw_tree().remove(event_key(head)).unwrap();
+    f.tree().remove(event_key(head)).unwrap();
     let fail = failure(&f);
     assert!(matches!(fail.reason, FailureReason::HeadMismatch { .. }), "{fail}");
 }
@@ -236,8 +236,7 @@ fn edited_projection_snapshot_is_caught() {
     let f = history();
     // Flip one byte in the first data piece of the first snapshot (`S ‖ seq ‖ piece 1`).
     let (k, v) = f
-        .ledger()
-        .raw_tree()
+        .tree()
         .scan_prefix([b'S'])
         .find(|item| item.as_ref().is_ok_and(|(k, _)| k[9..] == [0, 0, 0, 1]))
         .unwrap()
@@ -246,7 +245,7 @@ fn edited_projection_snapshot_is_caught() {
     let mut v = v.to_vec();
     let last = v.len() - 1;
     v[last] ^= 0x01;
-    f.ledger().raw_tree().insert(k, v).unwrap();
+    f.tree().insert(k, v).unwrap();
     assert_eq!(failure(&f), VerifyFailure { seq, reason: FailureReason::SnapshotMismatch });
 }
 
@@ -358,13 +357,13 @@ fn forged_derived_data_is_caught() {
         f.put(&format!("c{}", i % 16), &tok(i), "x", None).unwrap();
     }
     let key = ledger_store::layout::merkle_key(0);
-    assert!(f.ledger().raw_tree().get(key).unwrap().is_some(), "the first chunk is complete");
-    f.ledger().raw_tree().insert(key, &[7u8; 32]).unwrap();
+    assert!(f.tree().get(key).unwrap().is_some(), "the first chunk is complete");
+    f.tree().insert(key, &[7u8; 32]).unwrap();
     assert_eq!(failure(&f), VerifyFailure { seq: 1024, reason: FailureReason::MerkleChunkMismatch });
 
     // A snapshot "before seq 1" would be loaded by open in place of replaying the log.
     let f = history();
-    ledger_store::snapshots::write(f.ledger().raw_tree(), 0, &State::default()).unwrap();
+    f.ledger().store().put_snapshot(0, &ledger_core::codec::encode(&State::default())).unwrap();
     assert_eq!(failure(&f), VerifyFailure { seq: 0, reason: FailureReason::SnapshotMismatch });
 
     // A data dir with records but without its acknowledged-head watermark.

@@ -45,7 +45,7 @@ use ledger_core::merkle;
 use ledger_core::time::{format_rfc3339_ms, parse_rfc3339};
 use ledger_core::SecretState;
 use ledger_store::audit::{self, HistoryEntry, SecretIdentity};
-use ledger_store::{FailureReason, StoreError, VerifyFailure, VerifyReport};
+use ledger_store::{FailureReason, LogStore, StoreError, VerifyFailure, VerifyReport};
 use serde_json::{json, Value};
 
 use crate::error::ApiError;
@@ -145,12 +145,12 @@ pub fn entry_json(e: &HistoryEntry) -> Value {
 /// every Secrets Manager call does; an ARN within its own. With no region, a name used in
 /// several regions is [`AuditError::Ambiguous`].
 pub fn resolve_secret(
-    tree: &sled::Tree,
+    store: &dyn LogStore,
     head: u64,
     secret_id: &str,
     region: Option<&str>,
 ) -> Result<Vec<SecretIdentity>, AuditError> {
-    let mut found = audit::secret_identities(tree, secret_id)?;
+    let mut found = audit::secret_identities(store, secret_id)?;
     found.retain(|s| s.created_seq <= head);
     let regions: BTreeSet<&str> = found.iter().map(|s| s.region.as_str()).collect();
     if found.is_empty() {
@@ -198,20 +198,20 @@ pub struct HistoryFilter {
 
 impl HistoryFilter {
     /// The seqs the filter spans, within the first `head` records.
-    fn range(&self, tree: &sled::Tree, head: u64) -> Result<(u64, u64), AuditError> {
+    fn range(&self, store: &dyn LogStore, head: u64) -> Result<(u64, u64), AuditError> {
         let from = match &self.since {
             None => 1,
             Some(since) => match since.parse::<u64>() {
                 Ok(seq) => seq,
                 // The first record at or after the time.
-                Err(_) => audit::seq_at_time_upto(tree, time_of(since, "--since")?.saturating_sub(1), head)? + 1,
+                Err(_) => audit::seq_at_time_upto(store, time_of(since, "--since")?.saturating_sub(1), head)? + 1,
             },
         };
         let to = match &self.until {
             None => head,
             Some(until) => match until.parse::<u64>() {
                 Ok(seq) => seq.min(head),
-                Err(_) => audit::seq_at_time_upto(tree, time_of(until, "--until")?, head)?,
+                Err(_) => audit::seq_at_time_upto(store, time_of(until, "--until")?, head)?,
             },
         };
         Ok((from.max(1), to))
@@ -236,15 +236,15 @@ fn time_of(text: &str, what: &str) -> Result<i64, AuditError> {
 }
 
 /// The ledger-wide history: every event the filter keeps, each with the secret it concerns.
-pub fn ledger_history_json(tree: &sled::Tree, head: u64, filter: &HistoryFilter) -> Result<Value, AuditError> {
-    let (from, to) = filter.range(tree, head)?;
-    let entries = audit::log_history(tree, from, to, &|r| filter.keeps(&r.actor, &r.operation))?;
+pub fn ledger_history_json(store: &dyn LogStore, head: u64, filter: &HistoryFilter) -> Result<Value, AuditError> {
+    let (from, to) = filter.range(store, head)?;
+    let entries = audit::log_history(store, from, to, &|r| filter.keeps(&r.actor, &r.operation))?;
     let mut names: std::collections::HashMap<u64, Option<SecretIdentity>> = std::collections::HashMap::new();
     let mut events = Vec::with_capacity(entries.len());
     for e in &entries {
         let id = match names.entry(e.secret.0) {
             std::collections::hash_map::Entry::Occupied(known) => known.into_mut(),
-            std::collections::hash_map::Entry::Vacant(new) => new.insert(audit::secret_identity(tree, e.secret)?),
+            std::collections::hash_map::Entry::Vacant(new) => new.insert(audit::secret_identity(store, e.secret)?),
         };
         let mut doc = entry_json(e);
         if let Some(id) = id {
@@ -266,17 +266,17 @@ pub struct SecretHistory {
 
 /// The history of each secret `secret_id` names within `region` (see [`resolve_secret`]).
 pub fn history_entries(
-    tree: &sled::Tree,
+    store: &dyn LogStore,
     head: u64,
     secret_id: &str,
     region: Option<&str>,
     filter: &HistoryFilter,
 ) -> Result<Vec<SecretHistory>, AuditError> {
-    let (from, to) = filter.range(tree, head)?;
-    resolve_secret(tree, head, secret_id, region)?
+    let (from, to) = filter.range(store, head)?;
+    resolve_secret(store, head, secret_id, region)?
         .into_iter()
         .map(|secret| {
-            let mut entries = audit::secret_history(tree, secret.uid)?;
+            let mut entries = audit::secret_history(store, secret.uid)?;
             entries.retain(|e| (from..=to).contains(&e.seq) && filter.keeps(&e.actor, &e.operation));
             Ok(SecretHistory { secret, entries })
         })
@@ -300,7 +300,7 @@ pub fn history_json(secret_id: &str, histories: &[SecretHistory]) -> Value {
 }
 
 /// A seq, or the last seq recorded at or before an RFC 3339 time.
-pub fn parse_as_of(tree: &sled::Tree, head: u64, as_of: &str) -> Result<u64, AuditError> {
+pub fn parse_as_of(store: &dyn LogStore, head: u64, as_of: &str) -> Result<u64, AuditError> {
     if let Ok(seq) = as_of.parse::<u64>() {
         return Ok(seq);
     }
@@ -315,7 +315,7 @@ pub fn parse_as_of(tree: &sled::Tree, head: u64, as_of: &str) -> Result<u64, Aud
             short(as_of)
         )));
     };
-    Ok(audit::seq_at_time_upto(tree, ms, head)?)
+    Ok(audit::seq_at_time_upto(store, ms, head)?)
 }
 
 /// Secrets as they stood at one seq.
@@ -338,20 +338,20 @@ pub struct StateAt {
 /// a seq inside a request (a state no client ever saw) shows the state after that request,
 /// unless `exact`; either way the state says so.
 pub fn state_at(
-    tree: &sled::Tree,
+    store: &dyn LogStore,
     head: u64,
     as_of: &str,
     exact: bool,
     secret_id: Option<&str>,
     region: Option<&str>,
 ) -> Result<StateAt, AuditError> {
-    let asked = parse_as_of(tree, head, as_of)?;
+    let asked = parse_as_of(store, head, as_of)?;
     let (seq, note) = if asked > head {
         (head, Some(format!("seq {asked} is past the head of the log: showing the head, seq {head}")))
     } else if asked == 0 {
         (0, None)
     } else {
-        match audit::request_span(tree, asked, head)? {
+        match audit::request_span(store, asked, head)? {
             (first, last) if last != asked && !exact => (
                 last,
                 Some(format!(
@@ -367,14 +367,14 @@ pub fn state_at(
         }
     };
     let requested_seq = (seq != asked || note.is_some()).then_some(asked);
-    let time_ms = if seq == 0 { None } else { Some(audit::history_record_time(tree, seq)?) };
+    let time_ms = if seq == 0 { None } else { Some(audit::record_time(store, seq)?) };
     let (region, mut secrets): (Option<String>, Vec<SecretState>) = match secret_id {
         Some(id) => {
-            let candidates = resolve_secret(tree, head, id, region)?;
+            let candidates = resolve_secret(store, head, id, region)?;
             let region = candidates.first().map(|c| c.region.clone());
-            (region, audit::resolve_at(tree, &candidates, seq)?.into_iter().collect())
+            (region, audit::resolve_at(store, &candidates, seq)?.into_iter().collect())
         }
-        None => (None, audit::state_at(tree, seq)?.secrets().cloned().collect()),
+        None => (None, audit::state_at(store, seq)?.secrets().cloned().collect()),
     };
     secrets.sort_by(|a, b| (&a.region, &a.name, a.uid).cmp(&(&b.region, &b.name, b.uid)));
     Ok(StateAt { seq, time_ms, requested_seq, note, region, secrets })
@@ -458,7 +458,7 @@ pub fn failure_json(failure: &VerifyFailure) -> Value {
 
 /// A verified log against a checkpoint kept elsewhere: the log must extend it.
 pub fn check_against(
-    tree: &sled::Tree,
+    store: &dyn LogStore,
     report: &VerifyReport,
     t: &Checkpoint,
 ) -> Result<Result<VerifyReport, VerifyFailure>, StoreError> {
@@ -468,8 +468,8 @@ pub fn check_against(
             reason: FailureReason::Truncated { expected: t.size, found: report.events },
         }));
     }
-    let root = audit::merkle_root(tree, t.size)?;
-    let head = if t.size == 0 { ledger_core::ChainHash::GENESIS } else { audit::history_record_hash(tree, t.size)? };
+    let root = audit::merkle_root(store, t.size)?;
+    let head = if t.size == 0 { ledger_core::ChainHash::GENESIS } else { audit::record_hash(store, t.size)? };
     if root != t.merkle_root || head != t.head_hash {
         return Ok(Err(VerifyFailure { seq: t.size, reason: FailureReason::CheckpointMismatch }));
     }
@@ -477,21 +477,21 @@ pub fn check_against(
 }
 
 /// The chain hash of the record at `size` (the genesis hash for 0): a checkpoint's head.
-fn head_at(tree: &sled::Tree, size: u64) -> Result<ledger_core::ChainHash, StoreError> {
+fn head_at(store: &dyn LogStore, size: u64) -> Result<ledger_core::ChainHash, StoreError> {
     if size == 0 {
         Ok(ledger_core::ChainHash::GENESIS)
     } else {
-        audit::history_record_hash(tree, size)
+        audit::record_hash(store, size)
     }
 }
 
 /// An inclusion proof of the last leaf of the tree of `size` records (whose leaf is the head
 /// hash): with it a checkpoint's head hash is checked against its root alone.
-fn head_proof(tree: &sled::Tree, size: u64) -> Result<Vec<String>, StoreError> {
+fn head_proof(store: &dyn LogStore, size: u64) -> Result<Vec<String>, StoreError> {
     if size == 0 {
         return Ok(Vec::new());
     }
-    Ok(audit::inclusion_proof(tree, size, size)?.iter().map(hex::encode).collect())
+    Ok(audit::inclusion_proof(store, size, size)?.iter().map(hex::encode).collect())
 }
 
 /// Whether `doc[field]` proves `c.head_hash` the last leaf of `c`'s tree.
@@ -505,14 +505,14 @@ fn head_proven(doc: &Value, field: &str, c: &Checkpoint) -> bool {
 
 /// The `prove --seq N --json` document: an inclusion proof in the tree of the first `size`
 /// records (the whole log, or a kept checkpoint's size), with that tree's head hash.
-pub fn inclusion_json(tree: &sled::Tree, size: u64, seq: u64) -> Result<Value, AuditError> {
+pub fn inclusion_json(store: &dyn LogStore, size: u64, seq: u64) -> Result<Value, AuditError> {
     let started = Instant::now();
     if seq == 0 || seq > size {
         return Err(AuditError::Invalid(format!("seq {seq} is not in the log (1..={size})")));
     }
-    let proof = audit::inclusion_proof(tree, seq, size)?;
-    let root = audit::merkle_root(tree, size)?;
-    let record_hash = audit::history_record_hash(tree, seq)?;
+    let proof = audit::inclusion_proof(store, seq, size)?;
+    let root = audit::merkle_root(store, size)?;
+    let record_hash = audit::record_hash(store, seq)?;
     let ok = merkle::verify_inclusion(&merkle::leaf_hash(&record_hash), seq - 1, size, &proof, &root);
     Ok(json!({
         "type": "inclusion",
@@ -520,8 +520,8 @@ pub fn inclusion_json(tree: &sled::Tree, size: u64, seq: u64) -> Result<Value, A
         "leaf_index": seq - 1,
         "record_hash": record_hash.to_hex(),
         "tree_size": size,
-        "head_hash": head_at(tree, size)?.to_hex(),
-        "head_proof": head_proof(tree, size)?,
+        "head_hash": head_at(store, size)?.to_hex(),
+        "head_proof": head_proof(store, size)?,
         "merkle_root": hex::encode(root),
         "proof": proof.iter().map(hex::encode).collect::<Vec<_>>(),
         "verified": ok,
@@ -530,7 +530,7 @@ pub fn inclusion_json(tree: &sled::Tree, size: u64, seq: u64) -> Result<Value, A
 }
 
 /// The `prove --from-checkpoint A --to-checkpoint B --json` document.
-pub fn consistency_json(tree: &sled::Tree, head: u64, a: &Checkpoint, b: &Checkpoint) -> Result<Value, AuditError> {
+pub fn consistency_json(store: &dyn LogStore, head: u64, a: &Checkpoint, b: &Checkpoint) -> Result<Value, AuditError> {
     if a.size > b.size {
         return Err(AuditError::Invalid(format!(
             "the first checkpoint ({}) is larger than the second ({})",
@@ -543,10 +543,10 @@ pub fn consistency_json(tree: &sled::Tree, head: u64, a: &Checkpoint, b: &Checkp
             b.size
         )));
     }
-    let proof = audit::consistency_proof(tree, a.size, b.size)?;
+    let proof = audit::consistency_proof(store, a.size, b.size)?;
     // The roots must be consistent and each checkpoint's head hash the log's at its size: a
     // checkpoint with a forged head hash does not verify.
-    let (old_head, new_head) = (head_at(tree, a.size)?, head_at(tree, b.size)?);
+    let (old_head, new_head) = (head_at(store, a.size)?, head_at(store, b.size)?);
     let ok = merkle::verify_consistency(a.size, b.size, &a.merkle_root, &b.merkle_root, &proof)
         && old_head == a.head_hash
         && new_head == b.head_hash;
@@ -558,8 +558,8 @@ pub fn consistency_json(tree: &sled::Tree, head: u64, a: &Checkpoint, b: &Checkp
         "new_root": hex::encode(b.merkle_root),
         "old_head_hash": old_head.to_hex(),
         "new_head_hash": new_head.to_hex(),
-        "old_head_proof": head_proof(tree, a.size)?,
-        "new_head_proof": head_proof(tree, b.size)?,
+        "old_head_proof": head_proof(store, a.size)?,
+        "new_head_proof": head_proof(store, b.size)?,
         "proof": proof.iter().map(hex::encode).collect::<Vec<_>>(),
         "verified": ok,
     }))
@@ -682,7 +682,7 @@ impl Members {
     }
 
     fn origin(&self, app: &App) -> Result<String, ApiError> {
-        let origin = self.string("Origin")?.unwrap_or_else(|| app.ledger.path().display().to_string());
+        let origin = self.string("Origin")?.unwrap_or_else(|| app.ledger.store().location());
         if origin.is_empty() || origin.chars().any(char::is_control) {
             return Err(validation("Origin must be non-empty and free of control characters."));
         }
@@ -728,7 +728,7 @@ pub async fn dispatch(
         )));
     }
     let input = Members::parse(body)?;
-    let tree = app.ledger.raw_tree().clone();
+    let store = app.ledger.store_handle();
     // The durable head: sled may already hold the records of a group whose flush is running;
     // nothing past what was acknowledged is read or published.
     let head = app.ledger.head();
@@ -746,10 +746,10 @@ pub async fn dispatch(
             let permit = if secret_id.is_none() { Some(whole_log_permit()?) } else { None };
             let doc = blocking(request_id, move || match &secret_id {
                 Some(id) => {
-                    let histories = history_entries(&tree, head.0, id, Some(&region), &filter)?;
+                    let histories = history_entries(&*store, head.0, id, Some(&region), &filter)?;
                     Ok(history_json(id, &histories))
                 }
-                None => ledger_history_json(&tree, head.0, &filter),
+                None => ledger_history_json(&*store, head.0, &filter),
             })
             .await?;
             drop(permit);
@@ -764,7 +764,7 @@ pub async fn dispatch(
                 return Err(validation("Label requires SecretId."));
             }
             let doc = blocking(request_id, move || {
-                let state = state_at(&tree, head.0, &as_of, exact, secret_id.as_deref(), Some(&region))?;
+                let state = state_at(&*store, head.0, &as_of, exact, secret_id.as_deref(), Some(&region))?;
                 Ok(state_json(&state, label.as_deref(), None))
             })
             .await?;
@@ -773,7 +773,7 @@ pub async fn dispatch(
         "Checkpoint" => {
             let origin = input.origin(app)?;
             let checkpoint =
-                blocking(request_id, move || Ok(audit::checkpoint_upto(&tree, head, &origin, now_ms())?)).await?;
+                blocking(request_id, move || Ok(audit::checkpoint_upto(&*store, head, &origin, now_ms())?)).await?;
             Ok(json_response(checkpoint.to_json()))
         }
         "Prove" => {
@@ -786,10 +786,10 @@ pub async fn dispatch(
                     if size > head.0 {
                         return Err(validation(format!("TreeSize {size} is past the head of the log ({})", head.0)));
                     }
-                    blocking(request_id, move || inclusion_json(&tree, size, seq)).await?
+                    blocking(request_id, move || inclusion_json(&*store, size, seq)).await?
                 }
                 (None, Some(a), Some(b)) => {
-                    blocking(request_id, move || consistency_json(&tree, head.0, &a, &b)).await?
+                    blocking(request_id, move || consistency_json(&*store, head.0, &a, &b)).await?
                 }
                 _ => return Err(validation("Prove takes Seq, or FromCheckpoint and ToCheckpoint.")),
             };
@@ -804,7 +804,7 @@ pub async fn dispatch(
                 let started = Instant::now();
                 let mut outcome = app.ledger.verify(&mut |_, _| {})?;
                 if let (Ok(report), Some(t)) = (&outcome, &trusted) {
-                    outcome = check_against(app.ledger.raw_tree(), report, t)?;
+                    outcome = check_against(app.ledger.store(), report, t)?;
                 }
                 Ok(match outcome {
                     Ok(report) => report_json(&report, started.elapsed().as_secs_f64()),
@@ -817,7 +817,7 @@ pub async fn dispatch(
         "Export" => {
             let origin = input.origin(app)?;
             let permit = whole_log_permit()?;
-            Ok(export(tree, head, origin, request_id.to_string(), permit))
+            Ok(export(store, head, origin, request_id.to_string(), permit))
         }
         _ => Err(ApiError::unknown_operation(format!("Operation {} is not supported.", short(operation)))),
     }
@@ -825,7 +825,7 @@ pub async fn dispatch(
 
 /// Starts the export on a blocking thread and answers with its streamed output.
 fn export(
-    tree: sled::Tree,
+    store: Arc<dyn LogStore>,
     head: (u64, ledger_core::ChainHash),
     origin: String,
     request_id: String,
@@ -836,7 +836,7 @@ fn export(
     tokio::task::spawn_blocking(move || {
         let _permit = permit;
         let mut out = ChunkWriter { tx, buf: Vec::with_capacity(EXPORT_CHUNK_BYTES), runtime };
-        if let Err(e) = audit::export_upto(&tree, head, &mut out, &origin, now_ms(), &mut |_, _| {}) {
+        if let Err(e) = audit::export_upto(&*store, head, &mut out, &origin, now_ms(), &mut |_, _| {}) {
             // The body is cut short: the file has no closing checkpoint and will not verify.
             tracing::warn!(request_id, error = %e, "export stopped");
             let _ = out.tx.try_send(Err(std::io::Error::other("export stopped")));

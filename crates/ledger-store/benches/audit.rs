@@ -10,14 +10,14 @@
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use ledger_store::audit::{self, LogDir};
+use ledger_store::{audit, SledStore};
 
 fn bench_audit(c: &mut Criterion) {
     let Some(dir) = std::env::var_os("AUDIT_DIR") else { return };
-    let log = LogDir::open(std::path::Path::new(&dir)).expect("open the data dir");
-    let tree = log.tree();
+    let store = SledStore::open_existing(std::path::Path::new(&dir)).expect("open the data dir");
+    let tree = &store;
     let (head, _) = audit::head(tree).expect("head");
-    let mid_time = audit::history_record_time(tree, head / 2).expect("time");
+    let mid_time = audit::record_time(tree, head / 2).expect("time");
     let mut group = c.benchmark_group(format!("audit_{head}_events"));
     group.sample_size(20);
     group.measurement_time(Duration::from_secs(5));

@@ -13,9 +13,11 @@ use ledger_core::names::{parse_secret_id, SecretRef};
 use ledger_core::time::format_rfc3339_ms;
 use ledger_core::{evolve, Event, Record, Scope, SecretState, SecretUid, State};
 
+use crate::derive::Deriver;
 use crate::error::StoreError;
 use crate::layout;
-use crate::ledger::read_head;
+use crate::replay::Replay;
+use crate::store::{Derived, LogStore};
 use crate::verify::{FailureReason, Verifier, VerifyFailure, VerifyReport};
 
 /// One event of a secret's history, with what it changed in words.
@@ -109,10 +111,13 @@ pub fn describe(event: &Event) -> String {
     }
 }
 
-fn read_record(tree: &sled::Tree, seq: u64) -> Result<Record, StoreError> {
-    let bytes =
-        tree.get(layout::event_key(seq))?.ok_or(StoreError::Corrupt { seq, reason: "record missing".into() })?;
-    decode_record(&bytes).map_err(|e| StoreError::Corrupt { seq, reason: e.to_string() })
+fn read_record(store: &dyn LogStore, seq: u64) -> Result<Record, StoreError> {
+    decode_record(&record_bytes(store, seq)?).map_err(|e| StoreError::Corrupt { seq, reason: e.to_string() })
+}
+
+/// The stored bytes of the record at `seq`, which must exist.
+fn record_bytes(store: &dyn LogStore, seq: u64) -> Result<crate::store::RecordBytes, StoreError> {
+    store.record(seq)?.ok_or(StoreError::Corrupt { seq, reason: "record missing".into() })
 }
 
 /// A secret as its `SecretCreated` record named it: what every audit document names it by.
@@ -131,7 +136,7 @@ pub struct SecretIdentity {
 /// every region, in creation order. A partial or full ARN selects its own region (and a full ARN
 /// its one secret); a name selects every region: callers resolve it within one, as the API does.
 /// Names are looked up in the name index, never by scanning the log.
-pub fn secret_identities(tree: &sled::Tree, secret_id: &str) -> Result<Vec<SecretIdentity>, StoreError> {
+pub fn secret_identities(store: &dyn LogStore, secret_id: &str) -> Result<Vec<SecretIdentity>, StoreError> {
     // For an ARN: its region, and the ARN prefix (partition, region, account) or whole ARN
     // the secret's own ARN must have.
     let (name, region, arn_match) = if let Some(rest) = secret_id.strip_prefix("arn:") {
@@ -150,13 +155,11 @@ pub fn secret_identities(tree: &sled::Tree, secret_id: &str) -> Result<Vec<Secre
         (secret_id.to_string(), None, None)
     };
     let mut found = Vec::new();
-    for item in tree.scan_prefix(layout::name_prefix(&name)) {
-        let (k, v) = item?;
-        let uid = u64::from_be_bytes(k[k.len() - 8..].try_into().expect("8 bytes"));
-        if region.is_some_and(|r| r.as_bytes() != &v[..]) {
+    for (uid, stored_region) in store.names(&name)? {
+        if region.is_some_and(|r| r != stored_region) {
             continue;
         }
-        let Some(identity) = identity(tree, SecretUid(uid))? else { continue };
+        let Some(identity) = identity(store, SecretUid(uid))? else { continue };
         match &arn_match {
             Some((arn, true)) if *arn != identity.arn => continue,
             Some((prefix, false)) if !identity.arn.starts_with(prefix.as_str()) => continue,
@@ -169,11 +172,9 @@ pub fn secret_identities(tree: &sled::Tree, secret_id: &str) -> Result<Vec<Secre
 }
 
 /// The identity of `uid`, from its first record (its `SecretCreated`).
-fn identity(tree: &sled::Tree, uid: SecretUid) -> Result<Option<SecretIdentity>, StoreError> {
-    let first = tree.scan_prefix(index_prefix(uid.0)).keys().next().transpose()?;
-    let Some(first) = first else { return Ok(None) };
-    let seq = u64::from_be_bytes(first[9..17].try_into().expect("8 bytes"));
-    Ok(match read_record(tree, seq)?.event {
+fn identity(store: &dyn LogStore, uid: SecretUid) -> Result<Option<SecretIdentity>, StoreError> {
+    let Some(&(seq, _)) = store.index_runs(uid.0)?.first() else { return Ok(None) };
+    Ok(match read_record(store, seq)?.event {
         Event::SecretCreated { secret, region, name, arn, .. } if secret == uid => {
             Some(SecretIdentity { uid, region, name, arn, created_seq: seq })
         }
@@ -181,26 +182,14 @@ fn identity(tree: &sled::Tree, uid: SecretUid) -> Result<Option<SecretIdentity>,
     })
 }
 
-fn index_prefix(uid: u64) -> [u8; 9] {
-    let mut p = [layout::INDEX; 9];
-    p[1..].copy_from_slice(&uid.to_be_bytes());
-    p
-}
-
 /// Seqs of every event of one secret, in order, from the per-secret index.
-fn secret_seqs(tree: &sled::Tree, uid: SecretUid) -> Result<Vec<u64>, StoreError> {
-    let mut seqs = Vec::new();
-    for item in tree.scan_prefix(index_prefix(uid.0)) {
-        let (key, value) = item?;
-        let first = u64::from_be_bytes(key[9..17].try_into().expect("8 bytes"));
-        seqs.extend(first..first + layout::index_run_len(&value));
-    }
-    Ok(seqs)
+fn secret_seqs(store: &dyn LogStore, uid: SecretUid) -> Result<Vec<u64>, StoreError> {
+    Ok(store.index_runs(uid.0)?.into_iter().flat_map(|(first, len)| first..first + len).collect())
 }
 
 /// Every event of one secret, in log order, from the per-secret index.
-pub fn secret_history(tree: &sled::Tree, uid: SecretUid) -> Result<Vec<HistoryEntry>, StoreError> {
-    secret_seqs(tree, uid)?.into_iter().map(|seq| Ok(history_entry(seq, read_record(tree, seq)?))).collect()
+pub fn secret_history(store: &dyn LogStore, uid: SecretUid) -> Result<Vec<HistoryEntry>, StoreError> {
+    secret_seqs(store, uid)?.into_iter().map(|seq| Ok(history_entry(seq, read_record(store, seq)?))).collect()
 }
 
 fn history_entry(seq: u64, r: Record) -> HistoryEntry {
@@ -223,7 +212,7 @@ fn history_entry(seq: u64, r: Record) -> HistoryEntry {
 /// Every event with a seq in `from..=to` that `keep` accepts, in log order: the ledger-wide
 /// history (a scan of that range of the log).
 pub fn log_history(
-    tree: &sled::Tree,
+    store: &dyn LogStore,
     from: u64,
     to: u64,
     keep: &dyn Fn(&Record) -> bool,
@@ -232,9 +221,8 @@ pub fn log_history(
     if from > to {
         return Ok(out);
     }
-    for item in tree.range(layout::event_key(from.max(1))..=layout::event_key(to)) {
-        let (k, v) = item?;
-        let seq = layout::seq_of(&k).unwrap_or(0);
+    for item in store.records(from.max(1), to) {
+        let (seq, v) = item?;
         let r = decode_record(&v).map_err(|e| StoreError::Corrupt { seq, reason: e.to_string() })?;
         if keep(&r) {
             out.push(history_entry(seq, r));
@@ -244,8 +232,8 @@ pub fn log_history(
 }
 
 /// The identity of the secret `uid`, from its `SecretCreated`.
-pub fn secret_identity(tree: &sled::Tree, uid: SecretUid) -> Result<Option<SecretIdentity>, StoreError> {
-    identity(tree, uid)
+pub fn secret_identity(store: &dyn LogStore, uid: SecretUid) -> Result<Option<SecretIdentity>, StoreError> {
+    identity(store, uid)
 }
 
 /// Most records one request may span for [`request_span`]: more means the request ids are not
@@ -255,16 +243,16 @@ const REQUEST_SPAN_MAX: u64 = 10_000;
 /// The seqs `first..=last` of the request whose events include `seq` (a request's events are
 /// consecutive and share its request id), looking no further than `head`; `(seq, seq)` when
 /// the run is longer than any request's.
-pub fn request_span(tree: &sled::Tree, seq: u64, head: u64) -> Result<(u64, u64), StoreError> {
-    let request_id = read_record(tree, seq)?.request_id;
+pub fn request_span(store: &dyn LogStore, seq: u64, head: u64) -> Result<(u64, u64), StoreError> {
+    let request_id = read_record(store, seq)?.request_id;
     let (mut first, mut last) = (seq, seq);
-    while first > 1 && read_record(tree, first - 1)?.request_id == request_id {
+    while first > 1 && read_record(store, first - 1)?.request_id == request_id {
         first -= 1;
         if seq - first > REQUEST_SPAN_MAX {
             return Ok((seq, seq));
         }
     }
-    while last < head && read_record(tree, last + 1)?.request_id == request_id {
+    while last < head && read_record(store, last + 1)?.request_id == request_id {
         last += 1;
         if last - first > REQUEST_SPAN_MAX {
             return Ok((seq, seq));
@@ -274,19 +262,17 @@ pub fn request_span(tree: &sled::Tree, seq: u64, head: u64) -> Result<(u64, u64)
 }
 
 /// The last seq recorded at or before `time_ms` (0 if none), by binary search on `recorded_at`.
-pub fn seq_at_time(tree: &sled::Tree, time_ms: i64) -> Result<u64, StoreError> {
-    seq_at_time_upto(tree, time_ms, read_head(tree)?.0)
+pub fn seq_at_time(store: &dyn LogStore, time_ms: i64) -> Result<u64, StoreError> {
+    seq_at_time_upto(store, time_ms, store.head()?.0)
 }
 
 /// [`seq_at_time`] within the first `head` records (a live server passes its durable head:
 /// sled already holds the records of a group whose flush is still running).
-pub fn seq_at_time_upto(tree: &sled::Tree, time_ms: i64, head: u64) -> Result<u64, StoreError> {
+pub fn seq_at_time_upto(store: &dyn LogStore, time_ms: i64, head: u64) -> Result<u64, StoreError> {
     let (mut lo, mut hi) = (0u64, head); // invariant: time(lo) <= t (or lo = 0), time(hi+1) > t
     while lo < hi {
         let mid = lo + (hi - lo).div_ceil(2);
-        let bytes = tree
-            .get(layout::event_key(mid))?
-            .ok_or(StoreError::Corrupt { seq: mid, reason: "record missing".into() })?;
+        let bytes = record_bytes(store, mid)?;
         let t = codec::record_time(&bytes).map_err(|e| StoreError::Corrupt { seq: mid, reason: e.to_string() })?;
         if t <= time_ms {
             lo = mid;
@@ -299,26 +285,24 @@ pub fn seq_at_time_upto(tree: &sled::Tree, time_ms: i64, head: u64) -> Result<u6
 
 /// The whole projection as it stood after `seq`: the newest snapshot at or below it, then the
 /// records after the snapshot.
-pub fn state_at(tree: &sled::Tree, seq: u64) -> Result<State, StoreError> {
-    let start = crate::snapshots::newest_at_or_below(tree, seq)?;
-    let (from, mut state) = start;
-    for item in tree.range(layout::event_key(from + 1)..=layout::event_key(seq)) {
-        let (k, v) = item?;
-        let s = layout::seq_of(&k).unwrap_or(0);
-        let r = decode_record(&v).map_err(|e| StoreError::Corrupt { seq: s, reason: e.to_string() })?;
-        evolve(&mut state, s, r.recorded_at_ms, &r.event)
-            .map_err(|e| StoreError::Corrupt { seq: s, reason: e.to_string() })?;
+pub fn state_at(store: &dyn LogStore, seq: u64) -> Result<State, StoreError> {
+    let (from, state) = crate::ledger::newest_snapshot_at_or_below(store, seq)?;
+    let prev_hash = if from == 0 { ledger_core::ChainHash::GENESIS } else { record_hash(store, from)? };
+    let mut replay = Replay::after(from, prev_hash, state);
+    for item in store.records(from + 1, seq) {
+        let (s, bytes) = item?;
+        replay.apply(s, &bytes)?;
     }
-    Ok(state)
+    Ok(replay.state)
 }
 
 /// One secret as it stood after `seq`, replayed from its own events only (the per-secret
 /// index): cost grows with that secret's history, not with the log.
-pub fn secret_state_at(tree: &sled::Tree, uid: SecretUid, seq: u64) -> Result<Option<SecretState>, StoreError> {
+pub fn secret_state_at(store: &dyn LogStore, uid: SecretUid, seq: u64) -> Result<Option<SecretState>, StoreError> {
     let mut state = State::default();
     state.expect_uid(uid);
-    for s in secret_seqs(tree, uid)?.into_iter().take_while(|&s| s <= seq) {
-        let r = read_record(tree, s)?;
+    for s in secret_seqs(store, uid)?.into_iter().take_while(|&s| s <= seq) {
+        let r = read_record(store, s)?;
         evolve(&mut state, s, r.recorded_at_ms, &r.event)
             .map_err(|e| StoreError::Corrupt { seq: s, reason: e.to_string() })?;
     }
@@ -328,12 +312,12 @@ pub fn secret_state_at(tree: &sled::Tree, uid: SecretUid, seq: u64) -> Result<Op
 /// Which of `candidates` (identities of one name in one region, in creation order) the name
 /// meant at `seq`: the newest created by then and not yet purged.
 pub fn resolve_at(
-    tree: &sled::Tree,
+    store: &dyn LogStore,
     candidates: &[SecretIdentity],
     seq: u64,
 ) -> Result<Option<SecretState>, StoreError> {
     for candidate in candidates.iter().rev().filter(|c| c.created_seq <= seq) {
-        if let Some(secret) = secret_state_at(tree, candidate.uid, seq)? {
+        if let Some(secret) = secret_state_at(store, candidate.uid, seq)? {
             return Ok(Some(secret));
         }
     }
@@ -342,7 +326,7 @@ pub fn resolve_at(
 
 /// Leaf hashes read from the log: leaf `m` is the record at seq `m + 1`.
 pub struct LogLeaves<'a> {
-    pub tree: &'a sled::Tree,
+    pub store: &'a dyn LogStore,
     pub size: u64,
 }
 
@@ -355,13 +339,7 @@ impl LeafSource for LogLeaves<'_> {
 
     fn leaf_hash(&self, index: u64) -> Result<[u8; 32], StoreError> {
         let seq = index + 1;
-        let bytes = self
-            .tree
-            .get(layout::event_key(seq))?
-            .ok_or(StoreError::Corrupt { seq, reason: "record missing".into() })?;
-        let (header, _) =
-            codec::decode_header(&bytes).map_err(|e| StoreError::Corrupt { seq, reason: e.to_string() })?;
-        Ok(merkle::leaf_hash(&header.hash))
+        Ok(merkle::leaf_hash(&record_hash(self.store, seq)?))
     }
 
     /// Ranges of at least two chunks are combined from the stored chunk roots (`r`), so a
@@ -399,9 +377,7 @@ impl LogLeaves<'_> {
     /// The perfect tree over chunk roots `[first, last)`, or `None` if one is not stored.
     fn chunk_roots(&self, first: u64, last: u64) -> Result<Option<[u8; 32]>, StoreError> {
         let mut builder = merkle::MerkleBuilder::new();
-        for item in self.tree.range(layout::merkle_key(first)..layout::merkle_key(last)) {
-            let (_, v) = item?;
-            let Ok(root) = <[u8; 32]>::try_from(&v[..]) else { return Ok(None) };
+        for root in self.store.merkle_roots(first, last)? {
             // A chunk root is the root of a perfect subtree: pushed as is, the builder combines
             // 2^j of them exactly as the tree above them does.
             builder.push(root);
@@ -411,9 +387,9 @@ impl LogLeaves<'_> {
 }
 
 /// The root of the chunk of leaves in progress at `head`, for the writer to continue it.
-pub(crate) fn chunk_in_progress(tree: &sled::Tree, head: u64) -> Result<merkle::MerkleBuilder, StoreError> {
+pub(crate) fn chunk_in_progress(store: &dyn LogStore, head: u64) -> Result<merkle::MerkleBuilder, StoreError> {
     let start = head - head % layout::MERKLE_CHUNK;
-    let leaves = LogLeaves { tree, size: head };
+    let leaves = LogLeaves { store, size: head };
     let mut builder = merkle::MerkleBuilder::new();
     for index in start..head {
         builder.push(leaves.leaf_hash(index)?);
@@ -422,14 +398,14 @@ pub(crate) fn chunk_in_progress(tree: &sled::Tree, head: u64) -> Result<merkle::
 }
 
 /// An inclusion proof for the record at `seq` in the tree of the first `size` records.
-pub fn inclusion_proof(tree: &sled::Tree, seq: u64, size: u64) -> Result<Vec<[u8; 32]>, StoreError> {
-    let leaves = LogLeaves { tree, size };
+pub fn inclusion_proof(store: &dyn LogStore, seq: u64, size: u64) -> Result<Vec<[u8; 32]>, StoreError> {
+    let leaves = LogLeaves { store, size };
     merkle::inclusion_proof(&leaves, seq.saturating_sub(1), size).map_err(merkle_error)
 }
 
 /// A consistency proof between the trees of the first `old_size` and `new_size` records.
-pub fn consistency_proof(tree: &sled::Tree, old_size: u64, new_size: u64) -> Result<Vec<[u8; 32]>, StoreError> {
-    let leaves = LogLeaves { tree, size: new_size };
+pub fn consistency_proof(store: &dyn LogStore, old_size: u64, new_size: u64) -> Result<Vec<[u8; 32]>, StoreError> {
+    let leaves = LogLeaves { store, size: new_size };
     merkle::consistency_proof(&leaves, old_size, new_size).map_err(merkle_error)
 }
 
@@ -441,28 +417,28 @@ fn merkle_error(e: merkle::MerkleError<StoreError>) -> StoreError {
 }
 
 /// Merkle root over the first `size` records.
-pub fn merkle_root(tree: &sled::Tree, size: u64) -> Result<[u8; 32], StoreError> {
-    let (head, _) = read_head(tree)?;
+pub fn merkle_root(store: &dyn LogStore, size: u64) -> Result<[u8; 32], StoreError> {
+    let (head, _) = store.head()?;
     if size > head {
         return Err(StoreError::Corrupt { seq: head + 1, reason: "log shorter than the checkpoint".into() });
     }
-    merkle::tree_root(&LogLeaves { tree, size }, size).map_err(merkle_error)
+    merkle::tree_root(&LogLeaves { store, size }, size).map_err(merkle_error)
 }
 
 /// A checkpoint of the log's current head.
-pub fn checkpoint(tree: &sled::Tree, origin: &str, time_ms: i64) -> Result<Checkpoint, StoreError> {
-    checkpoint_upto(tree, read_head(tree)?, origin, time_ms)
+pub fn checkpoint(store: &dyn LogStore, origin: &str, time_ms: i64) -> Result<Checkpoint, StoreError> {
+    checkpoint_upto(store, store.head()?, origin, time_ms)
 }
 
 /// A checkpoint of the first `head.0` records, whose last hash is `head.1`.
 pub fn checkpoint_upto(
-    tree: &sled::Tree,
+    store: &dyn LogStore,
     head: (u64, ledger_core::ChainHash),
     origin: &str,
     time_ms: i64,
 ) -> Result<Checkpoint, StoreError> {
     let (size, head_hash) = head;
-    let merkle_root = merkle_root(tree, size)?;
+    let merkle_root = merkle_root(store, size)?;
     Ok(Checkpoint { origin: origin.to_string(), size, head_hash, merkle_root, time_ms, signature: None })
 }
 
@@ -472,18 +448,18 @@ pub const EXPORT_FORMAT_VERSION: u64 = 1;
 /// Writes the whole log as JSON Lines: a header, one line per record (its exact stored bytes
 /// in base64, plus the envelope decoded for people), and a closing checkpoint.
 pub fn export(
-    tree: &sled::Tree,
+    store: &dyn LogStore,
     out: &mut dyn Write,
     origin: &str,
     time_ms: i64,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Checkpoint, StoreError> {
-    export_upto(tree, read_head(tree)?, out, origin, time_ms, progress)
+    export_upto(store, store.head()?, out, origin, time_ms, progress)
 }
 
 /// [`export`] of the first `head.0` records, whose last hash is `head.1`.
 pub fn export_upto(
-    tree: &sled::Tree,
+    store: &dyn LogStore,
     head: (u64, ledger_core::ChainHash),
     out: &mut dyn Write,
     origin: &str,
@@ -492,17 +468,9 @@ pub fn export_upto(
 ) -> Result<Checkpoint, StoreError> {
     let (head, head_hash) = head;
     let mut key_ids = BTreeSet::new();
-    if let Some(id) = tree.get([layout::MASTER_KEY_ID])? {
-        if let Ok(id) = <[u8; 4]>::try_from(&id[..]) {
-            key_ids.insert(u32::from_be_bytes(id));
-        }
-    }
+    key_ids.extend(store.master_key_id().ok().flatten());
     // A data dir not yet opened by this build keeps its keys in sled.
-    for item in tree.scan_prefix([layout::KEY]).values() {
-        if let Ok(w) = codec::decode::<ledger_core::crypto::WrappedKey>(&item?) {
-            key_ids.insert(w.master_key_id);
-        }
-    }
+    key_ids.extend(store.legacy_keys().unwrap_or_default().into_iter().map(|(_, w)| w.master_key_id));
     let header = serde_json::json!({
         "type": "header",
         "format": EXPORT_FORMAT,
@@ -515,9 +483,8 @@ pub fn export_upto(
     });
     writeln!(out, "{header}")?;
     let mut builder = merkle::MerkleBuilder::new();
-    for item in tree.range(layout::event_key(1)..=layout::event_key(head)) {
-        let (k, v) = item?;
-        let seq = layout::seq_of(&k).unwrap_or(0);
+    for item in store.records(1, head) {
+        let (seq, v) = item?;
         let r = decode_record(&v).map_err(|e| StoreError::Corrupt { seq, reason: e.to_string() })?;
         builder.push_chain_hash(&r.hash);
         let line = serde_json::json!({
@@ -532,7 +499,7 @@ pub fn export_upto(
             "event": r.event.name(),
             "secret": r.event.secret().0,
             "change": describe(&r.event),
-            "record": base64::engine::general_purpose::STANDARD.encode(&v),
+            "record": base64::engine::general_purpose::STANDARD.encode(&*v),
         });
         writeln!(out, "{line}")?;
         if seq.is_multiple_of(4096) {
@@ -699,119 +666,75 @@ pub fn verify_export(
     Ok(Ok(verifier.report(0)))
 }
 
-/// A data dir opened for reading the log offline (the server must not be running).
-pub struct LogDir {
-    _db: sled::Db,
-    tree: sled::Tree,
-}
-
-impl LogDir {
-    pub fn open(path: &std::path::Path) -> Result<LogDir, StoreError> {
-        StoreError::check_data_dir(path)?;
-        let db = crate::ledger::guard_engine(|| crate::ledger::open_db(path, crate::ledger::STREAMING_CACHE_BYTES))?;
-        let tree: sled::Tree = (*db).clone();
-        Ok(LogDir { _db: db, tree })
-    }
-
-    pub fn tree(&self) -> &sled::Tree {
-        &self.tree
-    }
-}
-
 /// Opens the value of `version_id` of `secret` with the master key, if its data key still
 /// exists (it is destroyed when the secret is purged) and the version was not pruned.
 pub fn open_version_value(
-    dir: &std::path::Path,
-    tree: &sled::Tree,
+    store: &dyn LogStore,
     master: &ledger_core::crypto::MasterKey,
     secret: &SecretState,
     version_id: &str,
 ) -> Result<Option<ledger_core::SecretValue>, StoreError> {
     let Some(version) = secret.versions.get(version_id).filter(|v| v.has_value) else { return Ok(None) };
     // The data-key file (or, in a data dir not yet opened by this build, sled's key space).
-    let wrapped = match crate::keyfile::KeyFile::read(dir)? {
+    let wrapped = match store.key_file()? {
         Some(file) => file.keys.get(&secret.uid.0).cloned(),
-        None => tree
-            .get(layout::key_key(secret.uid.0))?
-            .map(|w| codec::decode(&w))
-            .transpose()
-            .map_err(|e| StoreError::Corrupt { seq: 0, reason: format!("key store: {e}") })?,
+        None => store.legacy_keys()?.into_iter().find(|(uid, _)| *uid == secret.uid.0).map(|(_, w)| w),
     };
     let Some(wrapped) = wrapped else { return Ok(None) };
     let key = ledger_core::crypto::unwrap_key(master, secret.uid, &wrapped).ok_or(StoreError::WrongMasterKey)?;
-    let record = read_record(tree, version.seq)?;
+    let record = read_record(store, version.seq)?;
     let Some(value) = record.event.sealed_value() else {
         return Err(StoreError::Corrupt { seq: version.seq, reason: "not a record with a value".into() });
     };
     Ok(ledger_core::crypto::open_value(&key, secret.uid, version_id, value))
 }
 
-/// Drops the derived key spaces (snapshots, per-secret and name indexes) and rebuilds them
-/// from the log. `snapshot_every` as in `LedgerOptions`.
+/// Drops the derived entries (snapshots, per-secret and name indexes, Merkle chunk roots) and
+/// rebuilds them from the log. `snapshot_every` as in `LedgerOptions`.
 pub fn rebuild_derived(
-    tree: &sled::Tree,
+    store: &dyn LogStore,
     snapshot_every: u64,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<u64, StoreError> {
-    for prefix in [layout::SNAPSHOT, layout::OLD_SNAPSHOT, layout::INDEX, layout::NAME, layout::MERKLE] {
-        for key in tree.scan_prefix([prefix]).keys() {
-            tree.remove(key?)?;
-        }
-    }
-    let (head, _) = read_head(tree)?;
-    let mut state = State::default();
+    store.clear_derived()?;
+    let (head, head_hash) = store.head()?;
     let every = snapshot_every.max(1);
-    let mut batch = sled::Batch::default();
-    let mut chunk = merkle::MerkleBuilder::new();
-    let mut runs = layout::IndexRuns::default();
-    for item in tree.range(layout::event_key(1)..=layout::event_key(head)) {
-        let (k, v) = item?;
-        let seq = layout::seq_of(&k).unwrap_or(0);
-        let r = decode_record(&v).map_err(|e| StoreError::Corrupt { seq, reason: e.to_string() })?;
-        evolve(&mut state, seq, r.recorded_at_ms, &r.event)
-            .map_err(|e| StoreError::Corrupt { seq, reason: e.to_string() })?;
-        let uid = r.event.secret().0;
-        runs.push(&mut batch, uid, seq);
-        chunk.push_chain_hash(&r.hash);
-        if chunk.len() == layout::MERKLE_CHUNK {
-            batch.insert(&layout::merkle_key((seq - 1) / layout::MERKLE_CHUNK), &chunk.root());
-            chunk = merkle::MerkleBuilder::new();
-        }
-        if let Event::SecretCreated { name, region, .. } = &r.event {
-            batch.insert(layout::name_key(name, uid), region.as_bytes());
-        }
+    let mut replay = Replay::after(0, ledger_core::ChainHash::GENESIS, State::default());
+    let mut deriver = Deriver::default();
+    let (mut derived, mut snapshots) = (Derived::default(), Vec::new());
+    for item in store.records(1, head) {
+        let (seq, bytes) = item?;
+        let record = replay.apply(seq, &bytes)?;
+        deriver.push(&mut derived, &record);
         if seq.is_multiple_of(every) {
-            crate::snapshots::add_to_batch(&mut batch, seq, &state);
+            snapshots.push((seq, codec::encode(&replay.state)));
         }
         if seq.is_multiple_of(4096) {
-            runs.flush(&mut batch);
-            tree.apply_batch(std::mem::take(&mut batch))?;
+            deriver.end_run(&mut derived);
+            store.put_derived(std::mem::take(&mut derived), std::mem::take(&mut snapshots), false)?;
             progress(seq, head);
         }
     }
-    runs.flush(&mut batch);
-    batch.insert(&[layout::META], &[layout::PROJECTION_FORMAT]);
-    tree.apply_batch(batch)?;
-    tree.flush()?;
+    replay.check_ends_at((head, head_hash))?;
+    deriver.end_run(&mut derived);
+    store.put_derived(derived, snapshots, true)?;
     progress(head, head);
     Ok(head)
 }
 
 /// Head of the log: (seq, hash).
-pub fn head(tree: &sled::Tree) -> Result<(u64, ledger_core::ChainHash), StoreError> {
-    read_head(tree)
+pub fn head(store: &dyn LogStore) -> Result<(u64, ledger_core::ChainHash), StoreError> {
+    store.head()
 }
 
 /// The chain hash of the record at `seq`.
-pub fn history_record_hash(tree: &sled::Tree, seq: u64) -> Result<ledger_core::ChainHash, StoreError> {
-    let bytes =
-        tree.get(layout::event_key(seq))?.ok_or(StoreError::Corrupt { seq, reason: "record missing".into() })?;
+pub fn record_hash(store: &dyn LogStore, seq: u64) -> Result<ledger_core::ChainHash, StoreError> {
+    let bytes = record_bytes(store, seq)?;
     Ok(codec::decode_header(&bytes).map_err(|e| StoreError::Corrupt { seq, reason: e.to_string() })?.0.hash)
 }
 
 /// `recorded_at_ms` of the record at `seq`.
-pub fn history_record_time(tree: &sled::Tree, seq: u64) -> Result<i64, StoreError> {
-    let bytes =
-        tree.get(layout::event_key(seq))?.ok_or(StoreError::Corrupt { seq, reason: "record missing".into() })?;
+pub fn record_time(store: &dyn LogStore, seq: u64) -> Result<i64, StoreError> {
+    let bytes = record_bytes(store, seq)?;
     codec::record_time(&bytes).map_err(|e| StoreError::Corrupt { seq, reason: e.to_string() })
 }

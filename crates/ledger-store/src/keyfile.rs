@@ -27,7 +27,7 @@ use ledger_core::{SecretUid, State};
 use serde::{Deserialize, Serialize};
 
 use crate::error::StoreError;
-use crate::layout;
+use crate::store::LogStore;
 
 /// The file's name in the data dir.
 pub const KEYS_FILE: &str = "keys";
@@ -103,22 +103,9 @@ impl KeyFile {
 /// durably created). A live secret without a key (a deleted or replaced file) is refused before
 /// anything is written: its values could never be read again, and carrying on would hide that.
 /// Returns the file and its keys, unwrapped.
-pub fn load(
-    dir: &Path,
-    tree: &sled::Tree,
-    master: &MasterKey,
-    state: &State,
-) -> Result<(KeyFile, DataKeys), StoreError> {
-    let legacy: Vec<(u64, WrappedKey)> = tree
-        .scan_prefix([layout::KEY])
-        .map(|item| {
-            let (k, v) = item?;
-            let uid = layout::seq_of(&k).ok_or_else(|| damaged("bad key-store key in sled"))?;
-            let wrapped = codec::decode(&v).map_err(|e| damaged(format!("key store entry {uid}: {e}")))?;
-            Ok((uid, wrapped))
-        })
-        .collect::<Result<_, StoreError>>()?;
-    let (mut file, mut changed) = match KeyFile::read(dir)? {
+pub(crate) fn load(store: &dyn LogStore, master: &MasterKey, state: &State) -> Result<(KeyFile, DataKeys), StoreError> {
+    let legacy = store.legacy_keys()?;
+    let (mut file, mut changed) = match store.key_file()? {
         Some(file) => (file, false),
         None => {
             let file = KeyFile { master_key_id: master.id, keys: legacy.iter().cloned().collect() };
@@ -128,8 +115,8 @@ pub fn load(
     let missing = state.secrets().filter(|s| !file.keys.contains_key(&s.uid.0)).count();
     if missing > 0 {
         return Err(damaged(format!(
-            "{missing} live secret(s) have no data key in {}; restore the file from the same backup as the log",
-            dir.join(KEYS_FILE).display()
+            "{missing} live secret(s) have no data key in the key file of {}; restore it from the same backup as the log",
+            store.location()
         )));
     }
     // Moved or kept only under the key that wraps them: a wrong key changes nothing.
@@ -143,17 +130,12 @@ pub fn load(
     }
     if changed {
         if !legacy.is_empty() {
-            tracing::info!(path = %dir.display(), keys = file.keys.len(), "moving the data keys out of sled into their own file");
+            tracing::info!(store = %store.location(), keys = file.keys.len(), "moving the data keys out of sled into their own file");
         }
-        file.write(dir)?;
+        store.write_key_file(&file)?;
     }
     if !legacy.is_empty() {
-        let mut batch = sled::Batch::default();
-        for (uid, _) in &legacy {
-            batch.remove(&layout::key_key(*uid));
-        }
-        tree.apply_batch(batch)?;
-        tree.flush()?;
+        store.drop_legacy_keys(&legacy.iter().map(|(uid, _)| *uid).collect::<Vec<_>>())?;
     }
     Ok((file, keys))
 }

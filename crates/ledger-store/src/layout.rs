@@ -1,4 +1,4 @@
-//! Key spaces of the one sled tree. One tree, so one `sled::Batch` makes every request atomic
+//! Key spaces of the one sled tree of a [`crate::SledStore`]. One tree, so one `sled::Batch` makes every request atomic
 //! across the log, the head, the key store and the derived indexes. See `docs/FORMAT.md`.
 
 /// `e ‖ seq (8, BE)` → record bytes. The log: append-only, never rewritten.
@@ -94,29 +94,9 @@ pub fn index_run_len(value: &[u8]) -> u64 {
     }
 }
 
-/// Collects consecutive records of one secret into index runs, so a request that appends
-/// several events for a secret costs one index insert.
-#[derive(Default)]
-pub struct IndexRuns {
-    current: Option<(u64, u64, u32)>,
-}
-
-impl IndexRuns {
-    /// Notes record `seq` of secret `uid`; writes the previous run when this one starts a new one.
-    pub fn push(&mut self, batch: &mut sled::Batch, uid: u64, seq: u64) {
-        match &mut self.current {
-            Some((run_uid, first, n)) if *run_uid == uid && *first + u64::from(*n) == seq && *n < u32::MAX => *n += 1,
-            _ => {
-                self.flush(batch);
-                self.current = Some((uid, seq, 1));
-            }
-        }
-    }
-
-    /// Writes the run in progress.
-    pub fn flush(&mut self, batch: &mut sled::Batch) {
-        if let Some((uid, first, n)) = self.current.take() {
-            batch.insert(&index_key(uid, first), &n.to_be_bytes());
-        }
-    }
+/// The prefix of every index key of secret `uid`.
+pub fn index_prefix(uid: u64) -> [u8; 9] {
+    let mut p = [INDEX; 9];
+    p[1..].copy_from_slice(&uid.to_be_bytes());
+    p
 }

@@ -1,6 +1,6 @@
 //! The `Ledger` handle: open, reads, writes through the writer thread, close.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, RwLock};
@@ -10,10 +10,11 @@ use ledger_core::codec::{self, decode_record};
 use ledger_core::crypto::{open_value, DataKeys, KeyLookup, MasterKey};
 use ledger_core::limits::DAY_MS;
 use ledger_core::query::{self, ValueLocation};
-use ledger_core::{evolve, ChainHash, Command, Reply, Scope, SecretValue, SmError, State};
+use ledger_core::{ChainHash, Command, Reply, Scope, SecretValue, SmError, State};
 
 use crate::error::StoreError;
-use crate::layout;
+use crate::sled_store::{guard_engine, SledOptions, SledStore};
+use crate::store::{Head, LogStore};
 use crate::writer::{Job, Writer};
 
 /// Milliseconds since the Unix epoch. Injected so tests decide time.
@@ -139,9 +140,8 @@ pub(crate) struct ReadView {
 }
 
 pub(crate) struct Shared {
-    pub tree: sled::Tree,
+    pub store: Arc<dyn LogStore>,
     pub read: RwLock<ReadView>,
-    pub path: PathBuf,
     /// Why writes stopped (a failed group commit), if they did.
     pub stopped: std::sync::Mutex<Option<String>>,
 }
@@ -163,7 +163,6 @@ pub struct BatchValues {
 
 pub struct Ledger {
     shared: Arc<Shared>,
-    db: sled::Db,
     jobs: Option<mpsc::Sender<Job>>,
     writer: Option<JoinHandle<()>>,
     clock: Arc<dyn Clock>,
@@ -174,223 +173,136 @@ pub struct Ledger {
 
 impl std::fmt::Debug for Ledger {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Ledger").field("path", &self.shared.path).finish_non_exhaustive()
+        f.debug_struct("Ledger").field("store", &self.shared.store).finish_non_exhaustive()
     }
-}
-
-/// Runs `f`, turning a panic inside the storage engine into [`StoreError::Damaged`].
-pub(crate) fn guard_engine<T>(f: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
-        Ok(result) => result,
-        Err(panic) => {
-            let reason = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "storage engine panicked".to_string());
-            Err(StoreError::Damaged { reason })
-        }
-    }
-}
-
-/// sled 0.34 writes its page-table snapshot to `snap.<lsn>.generating` and renames it when
-/// complete; a process killed in between leaves the partial file, and sled then refuses to open
-/// ("Read corrupted data", spacejam/sled#1527). The partial file holds nothing the log lacks, so
-/// it is removed before opening. The data dir's lock is not held yet, so this only touches files
-/// that a running sled would never read again either.
-fn remove_unfinished_snapshots(path: &Path) -> Result<(), StoreError> {
-    for entry in std::fs::read_dir(path)? {
-        let entry = entry?;
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if name.starts_with("snap.") && name.ends_with(".generating") {
-            tracing::warn!(file = %name, "removing sled's unfinished snapshot left by a crash");
-            std::fs::remove_file(entry.path())?;
-        }
-    }
-    Ok(())
-}
-
-/// sled page cache for offline readers (verify, audit commands): they stream, so a small cache
-/// keeps memory flat as the log grows.
-pub(crate) const STREAMING_CACHE_BYTES: u64 = 32 << 20;
-
-/// Opens sled. sled's background I/O threads may hold the file lock for a moment after the
-/// previous handle in this process was dropped, so a lock conflict is retried for up to three
-/// seconds before it is reported as "in use".
-pub(crate) fn open_db(path: &Path, cache_bytes: u64) -> Result<sled::Db, StoreError> {
-    std::fs::create_dir_all(path)?;
-    remove_unfinished_snapshots(path)?;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
-    loop {
-        match sled::Config::new().path(path).cache_capacity(cache_bytes).open() {
-            Ok(db) => return Ok(db),
-            Err(sled::Error::Io(io)) if io.to_string().contains("could not acquire lock") => {
-                if std::time::Instant::now() >= deadline {
-                    return Err(StoreError::InUse { path: path.to_path_buf() });
-                }
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-            Err(other) => return Err(StoreError::from(other)),
-        }
-    }
-}
-
-pub(crate) fn read_head(tree: &sled::Tree) -> Result<(u64, ChainHash), StoreError> {
-    match tree.get([layout::HEAD])? {
-        None => Ok((0, ChainHash::GENESIS)),
-        Some(v) if v.len() == 40 => {
-            let seq = u64::from_be_bytes(v[..8].try_into().expect("8 bytes"));
-            Ok((seq, ChainHash(v[8..].try_into().expect("32 bytes"))))
-        }
-        Some(_) => Err(StoreError::Corrupt { seq: 0, reason: "head record has the wrong length".into() }),
-    }
-}
-
-/// Digest of a projection: blake3 of its canonical encoding.
-pub(crate) fn state_digest(encoded: &[u8]) -> [u8; 32] {
-    ledger_core::chain::snapshot_digest(encoded)
 }
 
 /// Rebuilds the projection: newest snapshot, then the records after it, each checked against
 /// the chain and the rules.
-pub(crate) fn load_state(tree: &sled::Tree) -> Result<(State, u64, ChainHash), StoreError> {
-    let (head_seq, head_hash) = read_head(tree)?;
-    let (snap_seq, mut state) = crate::snapshots::newest_at_or_below(tree, head_seq)?;
-    let mut prev_hash = if snap_seq == 0 {
-        ChainHash::GENESIS
-    } else {
-        let bytes = tree
-            .get(layout::event_key(snap_seq))?
-            .ok_or(StoreError::Corrupt { seq: snap_seq, reason: "record missing".into() })?;
-        codec::decode_header(&bytes).map_err(|e| StoreError::Corrupt { seq: snap_seq, reason: e.to_string() })?.0.hash
-    };
-    let mut expected = snap_seq + 1;
-    for item in tree.range(layout::event_key(expected)..=layout::event_key(head_seq)) {
-        let (k, v) = item?;
-        let seq = layout::seq_of(&k).unwrap_or(0);
-        let corrupt = |reason: String| StoreError::Corrupt { seq: expected, reason };
-        if seq != expected {
-            return Err(corrupt(format!("gap: found seq {seq}")));
-        }
-        if !codec::verify_record_hash(&v).map_err(|e| corrupt(e.to_string()))? {
-            return Err(corrupt("hash does not match the record".into()));
-        }
-        let record = decode_record(&v).map_err(|e| corrupt(e.to_string()))?;
-        if record.prev_hash != prev_hash || record.seq != seq {
-            return Err(corrupt("chain link broken".into()));
-        }
-        evolve(&mut state, seq, record.recorded_at_ms, &record.event).map_err(|e| corrupt(e.to_string()))?;
-        prev_hash = record.hash;
-        expected += 1;
+pub(crate) fn load_state(store: &dyn LogStore) -> Result<(State, Head), StoreError> {
+    let head = store.head()?;
+    let (snap_seq, state) = newest_snapshot_at_or_below(store, head.0)?;
+    let prev_hash = if snap_seq == 0 { ChainHash::GENESIS } else { crate::audit::record_hash(store, snap_seq)? };
+    let state = crate::replay::Replay::after(snap_seq, prev_hash, state).run_to(store, head)?;
+    if let Some(seq) = store.first_record_above(head.0)? {
+        return Err(StoreError::Corrupt { seq, reason: "record beyond the head".into() });
     }
-    if expected != head_seq + 1 || prev_hash != head_hash {
-        return Err(StoreError::Corrupt { seq: expected, reason: "log ends before its head".into() });
+    Ok((state, head))
+}
+
+/// The newest intact snapshot at or below `seq`, decoded: `(snapshot seq, state)`, or
+/// `(0, empty)` when there is none. Damaged ones are skipped (they are derived data; `verify`
+/// reports them).
+pub(crate) fn newest_snapshot_at_or_below(store: &dyn LogStore, seq: u64) -> Result<(u64, State), StoreError> {
+    // No snapshot is ever written at seq 0 (there is nothing to snapshot); one there is forged.
+    for snap in store.snapshot_seqs()?.into_iter().rev().filter(|&s| s > 0 && s <= seq) {
+        match store.snapshot(snap)? {
+            Ok(encoded) => match codec::decode::<State>(&encoded) {
+                Ok(mut state) => {
+                    state.rebuild_indexes();
+                    return Ok((snap, state));
+                }
+                Err(e) => {
+                    tracing::warn!(seq = snap, error = %e, "projection snapshot undecodable; replaying further back")
+                }
+            },
+            Err(why) => tracing::warn!(seq = snap, why, "projection snapshot damaged; replaying further back"),
+        }
     }
-    if tree.get(layout::event_key(head_seq + 1))?.is_some() {
-        return Err(StoreError::Corrupt { seq: head_seq + 1, reason: "record beyond the head".into() });
-    }
-    Ok((state, head_seq, head_hash))
+    Ok((0, State::default()))
 }
 
 impl Ledger {
-    /// Opens (or creates) the ledger in `path`. Rebuilds the projection from the newest snapshot
-    /// and the log after it, checking chain and rules on the way.
+    /// Opens (or creates) the ledger in the sled data dir `path`. Rebuilds the projection from
+    /// the newest snapshot and the log after it, checking chain and rules on the way.
     pub fn open(path: &Path, master: MasterKey, options: LedgerOptions) -> Result<Ledger, StoreError> {
-        // sled 0.34 panics on some damaged files instead of returning an error; a damaged data
-        // dir must be a typed error here, never a crash of the embedding process.
-        guard_engine(|| Ledger::open_unguarded(path, master, options))
+        let sled_options = SledOptions {
+            cache_bytes: options.cache_bytes,
+            faults: options.faults.clone(),
+            unsafe_no_sync: options.unsafe_no_sync,
+        };
+        let store = SledStore::open(path, sled_options)?;
+        Ledger::open_store(Arc::new(store), master, options)
     }
 
-    fn open_unguarded(path: &Path, master: MasterKey, options: LedgerOptions) -> Result<Ledger, StoreError> {
-        let db = open_db(path, options.cache_bytes)?;
-        let tree: sled::Tree = (*db).clone();
-        match tree.get([layout::META])? {
-            None => {
-                tree.insert([layout::META], &[layout::PROJECTION_FORMAT])?;
-            }
-            Some(format) if format[..] != [layout::PROJECTION_FORMAT] => {
+    /// Opens the ledger on any [`LogStore`].
+    pub fn open_store(
+        store: Arc<dyn LogStore>,
+        master: MasterKey,
+        options: LedgerOptions,
+    ) -> Result<Ledger, StoreError> {
+        // sled 0.34 panics on some damaged files instead of returning an error; a damaged data
+        // dir must be a typed error here, never a crash of the embedding process.
+        guard_engine(|| Ledger::open_unguarded(store, master, options))
+    }
+
+    fn open_unguarded(
+        store: Arc<dyn LogStore>,
+        master: MasterKey,
+        options: LedgerOptions,
+    ) -> Result<Ledger, StoreError> {
+        match store.projection_format()? {
+            None => store.init_projection_format()?,
+            Some(format) if format != crate::layout::PROJECTION_FORMAT => {
                 // Written by an older build: its snapshots encode an older projection.
-                tracing::info!(path = %path.display(), "upgrading the derived data to this build's projection format");
-                crate::audit::rebuild_derived(&tree, options.snapshot_every, &mut |_, _| {})?;
+                tracing::info!(store = ?store, "upgrading the derived data to this build's projection format");
+                crate::audit::rebuild_derived(&*store, options.snapshot_every, &mut |_, _| {})?;
             }
             Some(_) => {}
         }
-        let (state, head_seq, head_hash) = load_state(&tree)?;
-        crate::watermark::check(path, &tree, head_seq)?;
-        let (key_file, keys) = crate::keyfile::load(path, &tree, &master, &state)?;
+        let (state, head) = load_state(&*store)?;
+        crate::watermark::check(&*store, head.0)?;
+        let (key_file, keys) = crate::keyfile::load(&*store, &master, &state)?;
         let writer_keys = keys.clone();
         // The key file unwraps under `master`; if the log last recorded an older key, a
         // rotation finished on disk and is recorded below, once the writer runs.
+        let rotated_from = rotated_from(&*store, master.id)?;
         let master_id = master.id;
-        let rotated_from = match tree.get([layout::MASTER_KEY_ID])? {
-            None => {
-                tree.insert([layout::MASTER_KEY_ID], &master_id.to_be_bytes())?;
-                None
-            }
-            Some(v) => {
-                let recorded = <[u8; 4]>::try_from(&v[..])
-                    .map(u32::from_be_bytes)
-                    .map_err(|_| StoreError::Corrupt { seq: 0, reason: "bad master key id entry".into() })?;
-                match recorded.cmp(&master_id) {
-                    std::cmp::Ordering::Equal => None,
-                    std::cmp::Ordering::Less => Some(recorded),
-                    std::cmp::Ordering::Greater => {
-                        return Err(StoreError::Corrupt {
-                            seq: 0,
-                            reason: format!(
-                                "the log recorded master key {recorded}, but the data keys are wrapped by the older key {master_id}: the key file is from an older backup"
-                            ),
-                        })
-                    }
-                }
-            }
-        };
         let shared = Arc::new(Shared {
-            tree: tree.clone(),
-            read: RwLock::new(ReadView { state: state.clone(), keys, head_seq, head_hash }),
-            path: path.to_path_buf(),
+            store,
+            read: RwLock::new(ReadView { state: state.clone(), keys, head_seq: head.0, head_hash: head.1 }),
             stopped: std::sync::Mutex::new(None),
         });
         let (tx, rx) = mpsc::channel();
         let clock = options.clock.clone();
-        let writer = Writer::new(
-            shared.clone(),
-            db.clone(),
-            master,
-            options,
-            state,
-            (writer_keys, key_file),
-            head_seq,
-            head_hash,
-        )?;
+        let writer = Writer::new(shared.clone(), master, options, state, (writer_keys, key_file), head)?;
         let handle = std::thread::Builder::new().name("ledger-writer".into()).spawn(move || writer.run(rx))?;
         let ledger = Ledger {
             shared,
-            db,
             jobs: Some(tx),
             writer: Some(handle),
             clock,
             accessed: std::sync::Mutex::new((i64::MIN, Default::default())),
         };
         if let Some(from_key_id) = rotated_from {
-            let cmd = Command::RecordMasterKeyRotation { from_key_id, to_key_id: master_id };
-            let meta = RequestMeta::local(Scope::new("", ""));
-            let reply = ledger.submit(cmd, &meta)?;
-            // Waited for on a thread of its own: open may run inside an async runtime.
-            let outcome = std::thread::scope(|s| s.spawn(|| reply.blocking_recv()).join())
-                .map_err(|_| StoreError::Closed)?
-                .map_err(|_| StoreError::Closed)??;
-            if let Err(e) = outcome {
-                return Err(StoreError::Corrupt { seq: 0, reason: format!("recording the master key rotation: {e}") });
-            }
-            tracing::info!(from_key_id, to_key_id = master_id, "master key rotation recorded");
+            ledger.record_rotation(from_key_id, master_id)?;
         }
         Ok(ledger)
     }
 
-    pub fn path(&self) -> &Path {
-        &self.shared.path
+    fn record_rotation(&self, from_key_id: u32, to_key_id: u32) -> Result<(), StoreError> {
+        let cmd = Command::RecordMasterKeyRotation { from_key_id, to_key_id };
+        let meta = RequestMeta::local(Scope::new("", ""));
+        let reply = self.submit(cmd, &meta)?;
+        // Waited for on a thread of its own: open may run inside an async runtime.
+        let outcome = std::thread::scope(|s| s.spawn(|| reply.blocking_recv()).join())
+            .map_err(|_| StoreError::Closed)?
+            .map_err(|_| StoreError::Closed)??;
+        if let Err(e) = outcome {
+            return Err(StoreError::Corrupt { seq: 0, reason: format!("recording the master key rotation: {e}") });
+        }
+        tracing::info!(from_key_id, to_key_id, "master key rotation recorded");
+        Ok(())
+    }
+
+    /// The store the ledger reads and appends through.
+    pub fn store(&self) -> &dyn LogStore {
+        &*self.shared.store
+    }
+
+    /// [`Ledger::store`] to keep, e.g. for a blocking task.
+    pub fn store_handle(&self) -> Arc<dyn LogStore> {
+        self.shared.store.clone()
     }
 
     /// Why writes are stopped (a group commit failed: a full disk, an I/O error), or `None`
@@ -507,8 +419,8 @@ impl Ledger {
         let Some(key) = key else { return Ok(Err(SmError::Decryption)) };
         let bytes = self
             .shared
-            .tree
-            .get(layout::event_key(location.seq))?
+            .store
+            .record(location.seq)?
             .ok_or(StoreError::Corrupt { seq: location.seq, reason: "record of a live version is missing".into() })?;
         let record =
             decode_record(&bytes).map_err(|e| StoreError::Corrupt { seq: location.seq, reason: e.to_string() })?;
@@ -584,7 +496,7 @@ impl Ledger {
         &self,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<Result<crate::VerifyReport, crate::VerifyFailure>, StoreError> {
-        crate::verify::verify_tree_upto(&self.shared.tree, self.head(), progress)
+        crate::verify::verify_store_upto(&*self.shared.store, self.head(), progress)
     }
 
     /// Stops the writer after the requests already queued, flushes and closes the database.
@@ -597,19 +509,33 @@ impl Ledger {
         if let Some(handle) = self.writer.take() {
             let _ = handle.join();
         }
-        self.db.flush()?;
-        Ok(())
-    }
-
-    /// The raw sled tree, for tools and tests that work below the ledger (tampering tests).
-    pub fn raw_tree(&self) -> &sled::Tree {
-        &self.shared.tree
+        self.shared.store.flush()
     }
 }
 
 impl Drop for Ledger {
     fn drop(&mut self) {
         let _ = self.shutdown();
+    }
+}
+
+/// The master key id the log last recorded, if it is older than `master_id` (a rotation finished
+/// on disk and is yet to be recorded). Creates the entry in a new store; refuses a key file older
+/// than the log.
+fn rotated_from(store: &dyn LogStore, master_id: u32) -> Result<Option<u32>, StoreError> {
+    let Some(recorded) = store.master_key_id()? else {
+        store.init_master_key_id(master_id)?;
+        return Ok(None);
+    };
+    match recorded.cmp(&master_id) {
+        std::cmp::Ordering::Equal => Ok(None),
+        std::cmp::Ordering::Less => Ok(Some(recorded)),
+        std::cmp::Ordering::Greater => Err(StoreError::Corrupt {
+            seq: 0,
+            reason: format!(
+                "the log recorded master key {recorded}, but the data keys are wrapped by the older key {master_id}: the key file is from an older backup"
+            ),
+        }),
     }
 }
 

@@ -1,4 +1,5 @@
-//! sled-backed storage for secret-ledger.
+//! Storage for secret-ledger: the ledger over a [`LogStore`], with sled ([`SledStore`]) as the
+//! embedded default.
 //!
 //! [`Ledger`] owns one sled database. One writer thread decides requests against its own copy of
 //! the projection, appends the events of a whole group of requests in one atomic batch, makes
@@ -23,12 +24,16 @@
 //! ```
 
 pub mod audit;
+mod derive;
 mod error;
 pub mod faults;
 pub mod keyfile;
 pub mod layout;
 mod ledger;
-pub mod snapshots;
+mod replay;
+mod sled_store;
+mod snapshots;
+mod store;
 mod verify;
 pub mod watermark;
 mod writer;
@@ -37,4 +42,8 @@ pub use error::StoreError;
 pub use ledger::{
     BatchValues, Clock, CommitObserver, Ledger, LedgerOptions, ManualClock, RequestMeta, SecretValueOut, SystemClock,
 };
-pub use verify::{verify_dir, verify_tree, Checker, FailureReason, Verifier, VerifyFailure, VerifyReport};
+pub use sled_store::{SledOptions, SledStore};
+pub use store::{Appended, Derived, Group, Head, IndexRun, LogStore, RecordBytes, Records};
+pub use verify::{
+    verify_dir, verify_store, verify_store_upto, Checker, FailureReason, Verifier, VerifyFailure, VerifyReport,
+};

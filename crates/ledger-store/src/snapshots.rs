@@ -1,4 +1,4 @@
-//! Projection snapshots, cut into pieces under the `S` key space.
+//! Projection snapshots in a [`crate::SledStore`], cut into pieces under the `S` key space.
 //!
 //! A snapshot of a large projection is megabytes. Stored as one sled value it would sit in a leaf
 //! with its key-space neighbours, and sled rewrites a leaf with all its values whenever a
@@ -13,11 +13,9 @@
 //! pieces 1..=n hold the bincode of the projection in order. One `sled::Batch` writes a snapshot
 //! whole or not at all.
 
-use ledger_core::{codec, State};
-
 use crate::error::StoreError;
 use crate::layout::{META, PROJECTION_FORMAT, SNAPSHOT};
-use crate::ledger::state_digest;
+use ledger_core::chain::snapshot_digest as state_digest;
 
 const PIECE_BYTES: usize = 6 * 1024;
 
@@ -34,13 +32,12 @@ fn seq_prefix(seq: u64) -> [u8; 9] {
     k
 }
 
-/// Adds the pieces of a snapshot of `state` after `seq` to `batch`.
-pub fn add_to_batch(batch: &mut sled::Batch, seq: u64, state: &State) {
-    let encoded = codec::encode(state);
+/// Adds the pieces of a snapshot (an encoded projection) after `seq` to `batch`.
+pub(crate) fn add_to_batch(batch: &mut sled::Batch, seq: u64, encoded: &[u8]) {
     let pieces: Vec<&[u8]> = encoded.chunks(PIECE_BYTES).collect();
     let n = u32::try_from(pieces.len()).expect("a snapshot below 256 TiB");
     let mut head = Vec::with_capacity(44);
-    head.extend_from_slice(&state_digest(&encoded));
+    head.extend_from_slice(&state_digest(encoded));
     head.extend_from_slice(&(encoded.len() as u64).to_be_bytes());
     head.extend_from_slice(&n.to_be_bytes());
     batch.insert(&key(seq, 0), head);
@@ -50,21 +47,13 @@ pub fn add_to_batch(batch: &mut sled::Batch, seq: u64, state: &State) {
     }
 }
 
-/// Writes a snapshot of `state` after `seq`, atomically.
-pub fn write(tree: &sled::Tree, seq: u64, state: &State) -> Result<(), StoreError> {
-    let mut batch = sled::Batch::default();
-    add_to_batch(&mut batch, seq, state);
-    tree.apply_batch(batch)?;
-    Ok(())
-}
-
 /// Whether the stored snapshots are of this build's encoding ([`PROJECTION_FORMAT`]).
-pub fn current(tree: &sled::Tree) -> Result<bool, StoreError> {
+pub(crate) fn current(tree: &sled::Tree) -> Result<bool, StoreError> {
     Ok(tree.get([META])?.is_some_and(|v| v[..] == [PROJECTION_FORMAT]))
 }
 
 /// Seqs of the stored snapshots of this build's encoding, ascending (none when they are older).
-pub fn seqs(tree: &sled::Tree) -> Result<Vec<u64>, StoreError> {
+pub(crate) fn seqs(tree: &sled::Tree) -> Result<Vec<u64>, StoreError> {
     if !current(tree)? {
         return Ok(Vec::new());
     }
@@ -80,7 +69,7 @@ pub fn seqs(tree: &sled::Tree) -> Result<Vec<u64>, StoreError> {
 
 /// The encoded projection of the snapshot after `seq`: `Ok(Err(why))` when it is damaged
 /// (pieces missing, lengths or digest wrong).
-pub fn read(tree: &sled::Tree, seq: u64) -> Result<Result<Vec<u8>, String>, StoreError> {
+pub(crate) fn read(tree: &sled::Tree, seq: u64) -> Result<Result<Vec<u8>, String>, StoreError> {
     let mut items = tree.scan_prefix(seq_prefix(seq));
     let Some(first) = items.next().transpose()? else { return Ok(Err("missing".into())) };
     let (k, head) = first;
@@ -107,26 +96,4 @@ pub fn read(tree: &sled::Tree, seq: u64) -> Result<Result<Vec<u8>, String>, Stor
         return Ok(Err("digest mismatch".into()));
     }
     Ok(Ok(encoded))
-}
-
-/// The newest intact snapshot at or below `seq`, decoded: `(snapshot seq, state)`, or
-/// `(0, empty)` when there is none. Damaged ones are skipped (they are derived data; `verify`
-/// reports them).
-pub fn newest_at_or_below(tree: &sled::Tree, seq: u64) -> Result<(u64, State), StoreError> {
-    // No snapshot is ever written at seq 0 (there is nothing to snapshot); one there is forged.
-    for snap in seqs(tree)?.into_iter().rev().filter(|&s| s > 0 && s <= seq) {
-        match read(tree, snap)? {
-            Ok(encoded) => match codec::decode::<State>(&encoded) {
-                Ok(mut state) => {
-                    state.rebuild_indexes();
-                    return Ok((snap, state));
-                }
-                Err(e) => {
-                    tracing::warn!(seq = snap, error = %e, "projection snapshot undecodable; replaying further back")
-                }
-            },
-            Err(why) => tracing::warn!(seq = snap, why, "projection snapshot damaged; replaying further back"),
-        }
-    }
-    Ok((0, State::default()))
 }

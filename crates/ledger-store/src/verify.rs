@@ -9,7 +9,8 @@ use ledger_core::{evolve, ChainHash, Record, RuleViolation, State};
 
 use crate::error::StoreError;
 use crate::layout;
-use crate::ledger::{open_db, read_head};
+use crate::sled_store::SledStore;
+use crate::store::{Head, LogStore};
 
 /// Why verification stopped.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -70,47 +71,39 @@ pub fn verify_dir(
     path: &Path,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Result<VerifyReport, VerifyFailure>, StoreError> {
-    StoreError::check_data_dir(path)?;
-    crate::ledger::guard_engine(|| verify_dir_unguarded(path, progress))
+    let store = SledStore::open_existing(path)?;
+    crate::sled_store::guard_engine(|| verify_store(&store, progress))
 }
 
-fn verify_dir_unguarded(
-    path: &Path,
+/// Verifies a store that no writer is appending to: the log, then the acknowledged head kept
+/// apart from it, then that nothing sits beyond the head.
+pub fn verify_store(
+    store: &dyn LogStore,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Result<VerifyReport, VerifyFailure>, StoreError> {
-    let db = open_db(path, crate::ledger::STREAMING_CACHE_BYTES)?;
-    let tree: sled::Tree = (*db).clone();
-    let report = verify_tree(&tree, progress)?;
-    let watermark = crate::watermark::read(path).ok().flatten();
-    if let (Ok(r), None) = (&report, watermark) {
-        if r.events > 0 {
-            return Ok(Err(VerifyFailure { seq: r.events, reason: FailureReason::WatermarkMissing }));
+    let report = match verify_store_upto(store, store.head()?, progress)? {
+        Ok(report) => report,
+        Err(failure) => return Ok(Err(failure)),
+    };
+    let events = report.events;
+    match store.acknowledged_head().ok().flatten() {
+        None if events > 0 => return Ok(Err(VerifyFailure { seq: events, reason: FailureReason::WatermarkMissing })),
+        None => {}
+        Some((seq, _)) if seq > events => {
+            let reason = FailureReason::Truncated { expected: seq, found: events };
+            return Ok(Err(VerifyFailure { seq: events + 1, reason }));
         }
-    }
-    if let (Ok(r), Some((seq, hash))) = (&report, watermark) {
-        if seq > r.events {
-            let reason = FailureReason::Truncated { expected: seq, found: r.events };
-            return Ok(Err(VerifyFailure { seq: r.events + 1, reason }));
-        }
-        if seq > 0
-            && tree.get(layout::event_key(seq))?.and_then(|b| codec::decode_header(&b).ok().map(|(h, _)| h.hash))
-                != Some(hash)
-        {
+        Some((seq, hash)) if seq > 0 && crate::audit::record_hash(store, seq).ok() != Some(hash) => {
             return Ok(Err(VerifyFailure { seq, reason: FailureReason::CheckpointMismatch }));
         }
+        Some(_) => {}
     }
     // Offline nothing may sit beyond the head: a record there was never acknowledged as part
     // of the log, or the head was rolled back.
-    if let Ok(r) = &report {
-        if let Some(item) = tree.range(layout::event_key(r.events + 1)..layout::event_key(u64::MAX)).next() {
-            let seq = layout::seq_of(&item?.0).unwrap_or(r.events + 1);
-            return Ok(Err(VerifyFailure {
-                seq,
-                reason: FailureReason::HeadMismatch { head_seq: r.events, last_seq: seq },
-            }));
-        }
+    if let Some(seq) = store.first_record_above(events)? {
+        return Ok(Err(VerifyFailure { seq, reason: FailureReason::HeadMismatch { head_seq: events, last_seq: seq } }));
     }
-    Ok(report)
+    Ok(Ok(report))
 }
 
 /// Stage one of verification: what a record needs only its predecessor for (seq continuity,
@@ -246,23 +239,16 @@ impl Verifier {
     }
 }
 
-/// Verifies the log in `tree`. `progress(done, total)` is called every few thousand records.
-pub fn verify_tree(
-    tree: &sled::Tree,
-    progress: &mut dyn FnMut(u64, u64),
-) -> Result<Result<VerifyReport, VerifyFailure>, StoreError> {
-    verify_tree_upto(tree, read_head(tree)?, progress)
-}
-
-/// [`verify_tree`] of the log up to `head` (a live ledger passes its durable head: sled may
-/// already hold a group whose flush is still running).
-pub fn verify_tree_upto(
-    tree: &sled::Tree,
-    head: (u64, ChainHash),
+/// Verifies the log of `store` up to `head` (a live ledger passes its durable head: the store
+/// may already hold a group whose flush is still running). `progress(done, total)` is called
+/// every few thousand records.
+pub fn verify_store_upto(
+    store: &dyn LogStore,
+    head: Head,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Result<VerifyReport, VerifyFailure>, StoreError> {
     let (head_seq, head_hash) = head;
-    let snapshots: Vec<u64> = crate::snapshots::seqs(tree)?.into_iter().filter(|&seq| seq <= head_seq).collect();
+    let snapshots: Vec<u64> = store.snapshot_seqs()?.into_iter().filter(|&seq| seq <= head_seq).collect();
     if snapshots.first() == Some(&0) {
         return Ok(Err(VerifyFailure { seq: 0, reason: FailureReason::SnapshotMismatch }));
     }
@@ -278,20 +264,16 @@ pub fn verify_tree_upto(
         scope.spawn(move || {
             let mut checker = Checker::default();
             let mut batch: Batch = Vec::with_capacity(1024);
-            for item in tree.range(layout::event_key(0)..=layout::event_key(head_seq)) {
-                let (k, v) = match item {
-                    Ok(kv) => kv,
+            for item in store.records(0, head_seq) {
+                let checked = match item {
+                    Ok((seq, bytes)) => checker.check(seq, &bytes),
+                    Err(StoreError::Corrupt { reason, .. }) => {
+                        Err(VerifyFailure { seq: checker.expected, reason: FailureReason::Undecodable(reason) })
+                    }
                     Err(e) => {
-                        let _ = tx.send(Err(e.into()));
+                        let _ = tx.send(Err(e));
                         return;
                     }
-                };
-                let checked = match layout::seq_of(&k).filter(|_| k.len() == 9) {
-                    Some(seq) => checker.check(seq, &v),
-                    None => Err(VerifyFailure {
-                        seq: checker.expected,
-                        reason: FailureReason::Undecodable("malformed event key".into()),
-                    }),
                 };
                 let stop = checked.is_err();
                 batch.push(checked);
@@ -318,7 +300,7 @@ pub fn verify_tree_upto(
                 // Stored chunk roots (derived, what proofs and checkpoints are built from) must
                 // match the records; a missing one only makes proofs slower.
                 if chunk.len() == layout::MERKLE_CHUNK {
-                    let stored = tree.get(layout::merkle_key((seq - 1) / layout::MERKLE_CHUNK))?;
+                    let stored = store.merkle_root((seq - 1) / layout::MERKLE_CHUNK)?;
                     if stored.is_some_and(|root| root[..] != chunk.root()) {
                         return Ok(Some(VerifyFailure { seq, reason: FailureReason::MerkleChunkMismatch }));
                     }
@@ -329,7 +311,7 @@ pub fn verify_tree_upto(
                 }
                 if next_snapshot.peek() == Some(&seq) {
                     next_snapshot.next();
-                    let stored = crate::snapshots::read(tree, seq)?;
+                    let stored = store.snapshot(seq)?;
                     let encoded = codec::encode(verifier.state());
                     if stored.as_deref() != Ok(&encoded[..]) {
                         return Ok(Some(VerifyFailure { seq, reason: FailureReason::SnapshotMismatch }));

@@ -1,4 +1,4 @@
-//! The acknowledged-head watermark: a 40-byte file `ledger.head` beside sled's files holding the
+//! The acknowledged-head watermark of a [`crate::SledStore`]: a 40-byte file `ledger.head` beside sled's files holding the
 //! seq and hash of the newest durable group, rewritten in place after every group commit.
 //!
 //! sled's recovery stops at the first damaged spot of its log and quietly drops everything
@@ -15,7 +15,7 @@ use ledger_core::ChainHash;
 
 pub const FILE_NAME: &str = "ledger.head";
 
-pub struct Watermark {
+pub(crate) struct Watermark {
     file: File,
 }
 
@@ -52,11 +52,11 @@ pub fn read(dir: &Path) -> std::io::Result<Option<(u64, ChainHash)>> {
     Ok(Some((seq, ChainHash(bytes[8..].try_into().expect("32 bytes")))))
 }
 
-/// Checks a log against the watermark: the log must reach it, and hold its hash at its seq.
-pub fn check(dir: &Path, tree: &sled::Tree, head_seq: u64) -> Result<(), crate::StoreError> {
-    let watermark = read(dir).map_err(|e| crate::StoreError::Damaged { reason: format!("{FILE_NAME}: {e}") })?;
-    let Some((seq, hash)) = watermark else {
-        // The writer creates the watermark before its first append, so a log without one lost it.
+/// Checks a log against its acknowledged head: the log must reach it, and hold its hash at its
+/// seq.
+pub(crate) fn check(store: &dyn crate::LogStore, head_seq: u64) -> Result<(), crate::StoreError> {
+    let Some((seq, hash)) = store.acknowledged_head()? else {
+        // The writer records the head before its first append, so a log without one lost it.
         if head_seq > 0 {
             return Err(crate::StoreError::Damaged {
                 reason: format!("{FILE_NAME} is missing from a data dir with records"),
@@ -72,10 +72,7 @@ pub fn check(dir: &Path, tree: &sled::Tree, head_seq: u64) -> Result<(), crate::
     if seq == 0 {
         return Ok(());
     }
-    let stored = tree
-        .get(crate::layout::event_key(seq))?
-        .and_then(|bytes| ledger_core::codec::decode_header(&bytes).ok().map(|(h, _)| h.hash));
-    if stored != Some(hash) {
+    if crate::audit::record_hash(store, seq).ok() != Some(hash) {
         return Err(crate::StoreError::Damaged {
             reason: format!("the record at seq {seq} is not the one acknowledged"),
         });

@@ -1,8 +1,5 @@
 //! The single writer: decide, append a group atomically, make it durable, publish, answer.
 
-use std::collections::HashSet;
-use std::fs::File;
-use std::path::PathBuf;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,10 +10,10 @@ use ledger_core::{decide, evolve, ChainHash, Command, Ctx, Event, Record, Reply,
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 
+use crate::derive::Deriver;
 use crate::error::StoreError;
-use crate::faults::FaultStep;
-use crate::layout;
 use crate::ledger::{LedgerOptions, RequestMeta, Shared};
+use crate::store::{Appended, Derived, Group, Head};
 
 pub(crate) type Outcome = Result<Result<Reply, SmError>, StoreError>;
 
@@ -28,7 +25,6 @@ pub(crate) struct Job {
 
 pub(crate) struct Writer {
     shared: Arc<Shared>,
-    db: sled::Db,
     master: MasterKey,
     options: LedgerOptions,
     state: State,
@@ -39,15 +35,27 @@ pub(crate) struct Writer {
     head_hash: ChainHash,
     last_time_ms: i64,
     rng: ChaCha20Rng,
-    data_file: File,
-    blobs_dir: PathBuf,
-    synced_blobs: HashSet<std::ffi::OsString>,
-    watermark: crate::watermark::Watermark,
-    /// Leaves of the Merkle chunk in progress; a completed chunk's root goes into the batch.
-    chunk: ledger_core::merkle::MerkleBuilder,
+    /// Index runs and the Merkle chunk in progress; a completed chunk's root goes into the group.
+    deriver: Deriver,
     /// Why writes stopped, after a failed group commit.
     poisoned: Option<String>,
 }
+
+/// What a group has decided so far.
+#[derive(Default)]
+struct Draft {
+    records: Vec<Record>,
+    /// `(seq, sealed bytes)` of `records`.
+    bytes: Vec<(u64, Vec<u8>)>,
+    derived: Derived,
+    master_key_id: Option<u32>,
+    new_keys: Vec<(ledger_core::SecretUid, ledger_core::crypto::DataKey)>,
+    shredded: Vec<ledger_core::SecretUid>,
+    pending: Vec<Pending>,
+}
+
+/// A group given up: a decided event broke a rule.
+struct Abandon;
 
 /// One decided request of a group, waiting for the group's flush.
 struct Pending {
@@ -56,16 +64,13 @@ struct Pending {
 }
 
 impl Writer {
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
         shared: Arc<Shared>,
-        db: sled::Db,
         master: MasterKey,
         options: LedgerOptions,
         state: State,
         (keys, key_file): (DataKeys, crate::keyfile::KeyFile),
-        head_seq: u64,
-        head_hash: ChainHash,
+        (head_seq, head_hash): Head,
     ) -> Result<Writer, StoreError> {
         let rng = match options.rng_seed {
             #[cfg(feature = "test-rng")]
@@ -77,18 +82,14 @@ impl Writer {
             }
             None => ChaCha20Rng::from_entropy(),
         };
-        let last_time_ms = match shared.tree.get(layout::event_key(head_seq))? {
-            Some(bytes) if head_seq > 0 => codec::decode_record(&bytes).map(|r| r.recorded_at_ms).unwrap_or(i64::MIN),
+        let last_time_ms = match shared.store.record(head_seq)? {
+            Some(bytes) if head_seq > 0 => codec::record_time(&bytes).unwrap_or(i64::MIN),
             _ => i64::MIN,
         };
-        let data_file = File::open(shared.path.join("db"))?;
-        let watermark = crate::watermark::Watermark::open(&shared.path)?;
-        let chunk = crate::audit::chunk_in_progress(&shared.tree, head_seq)?;
-        watermark.write(head_seq, &head_hash)?;
-        let blobs_dir = shared.path.join("blobs");
+        let deriver = Deriver::with_chunk(crate::audit::chunk_in_progress(&*shared.store, head_seq)?);
+        shared.store.begin_writing(&(head_seq, head_hash))?;
         Ok(Writer {
             shared,
-            db,
             master,
             options,
             state,
@@ -98,11 +99,7 @@ impl Writer {
             head_hash,
             last_time_ms,
             rng,
-            data_file,
-            blobs_dir,
-            synced_blobs: HashSet::new(),
-            watermark,
-            chunk,
+            deriver,
             poisoned: None,
         })
     }
@@ -154,189 +151,133 @@ impl Writer {
             }
             return;
         }
-        let mut batch = sled::Batch::default();
-        let mut records: Vec<Record> = Vec::new();
-        let mut new_keys = Vec::new();
-        let mut shredded: Vec<ledger_core::SecretUid> = Vec::new();
-        let mut pending = Vec::with_capacity(group.len());
-        let start_seq = self.head_seq;
-        let start_hash = self.head_hash;
-        let mut broken = false;
-        let mut runs = layout::IndexRuns::default();
+        let start = (self.head_seq, self.head_hash);
+        let mut draft = Draft::default();
         let mut jobs = group.into_iter();
         for job in jobs.by_ref() {
-            let now_ms = self.now_ms();
-            let mut ctx = Ctx { scope: &job.meta.scope, now_ms, rng: &mut self.rng };
-            // decide is pure, so a panic in it (a bug) leaves nothing half-done: refuse this one
-            // request and keep the writer alive for everyone else.
-            let decided = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                decide(&self.state, &self.keys, &job.cmd, &mut ctx)
-            }));
-            let decision = match decided {
-                Ok(Ok(d)) => d,
-                Ok(Err(e)) => {
-                    pending.push(Pending { reply: job.reply, answer: Err(e) });
-                    continue;
+            if let Err(Abandon) = self.decide_one(job, &mut draft) {
+                self.reset_from_read_view(start);
+                let unanswered = draft.pending.into_iter().map(|p| p.reply).chain(jobs.map(|job| job.reply));
+                for tx in unanswered.flatten() {
+                    let _ = tx.send(Ok(Err(SmError::Internal)));
                 }
-                Err(_) => {
-                    tracing::error!(command = job.cmd.name(), "decide panicked; request refused");
-                    pending.push(Pending { reply: job.reply, answer: Err(SmError::Internal) });
-                    continue;
-                }
-            };
-            for event in decision.events {
-                let seq = self.head_seq + 1;
-                let uid = event.secret().0;
-                let (record, bytes) = seal_record(
-                    seq,
-                    self.head_hash,
-                    now_ms,
-                    &job.meta.actor,
-                    &job.meta.request_id,
-                    job.cmd.name(),
-                    event,
-                );
-                if let Err(violation) = evolve(&mut self.state, seq, now_ms, &record.event) {
-                    // decide produced an event its own rules refuse: a bug. Give up the group.
-                    tracing::error!(seq, %violation, "decided event breaks a rule; group abandoned");
-                    broken = true;
-                    break;
-                }
-                batch.insert(&layout::event_key(seq), bytes);
-                runs.push(&mut batch, uid, seq);
-                self.chunk.push_chain_hash(&record.hash);
-                if self.chunk.len() == layout::MERKLE_CHUNK {
-                    batch.insert(&layout::merkle_key((seq - 1) / layout::MERKLE_CHUNK), &self.chunk.root());
-                    self.chunk = ledger_core::merkle::MerkleBuilder::new();
-                }
-                match &record.event {
-                    Event::SecretCreated { name, region, .. } => {
-                        batch.insert(layout::name_key(name, uid), region.as_bytes());
-                    }
-                    Event::MasterKeyRotated { to_key_id, .. } => {
-                        batch.insert(&[layout::MASTER_KEY_ID], &to_key_id.to_be_bytes());
-                    }
-                    _ => {}
-                }
-                self.head_seq = seq;
-                self.head_hash = record.hash;
-                records.push(record);
+                return;
             }
-            if broken {
-                pending.push(Pending { reply: job.reply, answer: Err(SmError::Internal) });
-                break;
-            }
-            if let Some((uid, key)) = decision.new_data_key {
-                let mut nonce = [0u8; 24];
-                self.rng.fill_bytes(&mut nonce);
-                let wrapped = wrap_key(&self.master, uid, &key, nonce);
-                self.key_file.keys.insert(uid.0, wrapped);
-                self.keys.insert(uid, key.clone());
-                new_keys.push((uid, key));
-            }
-            for uid in decision.shredded {
-                self.keys.remove(uid);
-                shredded.push(uid);
-            }
-            pending.push(Pending { reply: job.reply, answer: Ok(decision.reply) });
         }
-        if broken {
-            self.reset_from_read_view(start_seq, start_hash);
-            let unanswered = pending.into_iter().map(|p| p.reply).chain(jobs.map(|job| job.reply));
-            for tx in unanswered.flatten() {
-                let _ = tx.send(Ok(Err(SmError::Internal)));
-            }
-            return;
-        }
-        runs.flush(&mut batch);
-        if !records.is_empty() {
-            let mut head = Vec::with_capacity(40);
-            head.extend_from_slice(&self.head_seq.to_be_bytes());
-            head.extend_from_slice(&self.head_hash.0);
-            batch.insert(&[layout::HEAD], head);
-            // New data keys are on disk before the events that use them; a purged one leaves
-            // the disk after its purge is durable, and before the purge is answered.
-            let added = !new_keys.is_empty();
-            let mut sync = std::time::Duration::ZERO;
-            let written = (if added { self.key_file.write(&self.shared.path) } else { Ok(()) })
-                .and_then(|()| {
-                    let started = std::time::Instant::now();
-                    let written = self.write_durably(batch);
-                    sync = started.elapsed();
-                    written
-                })
-                .and_then(|()| {
-                    if shredded.is_empty() {
-                        return Ok(());
-                    }
-                    for uid in &shredded {
-                        self.key_file.keys.remove(&uid.0);
-                    }
-                    self.key_file.write(&self.shared.path)
-                });
-            if let Err(e) = written {
+        self.deriver.end_run(&mut draft.derived);
+        if !draft.records.is_empty() {
+            let started = std::time::Instant::now();
+            if let Err(e) = self.write_group(start, &mut draft) {
                 // Nothing of this group is acknowledged. Its records may or may not reach the
-                // disk (the batch is atomic either way), so the writer's projection can no
+                // disk (the append is atomic either way), so the writer's projection can no
                 // longer be trusted to match it: stop writing, keep serving durable reads.
                 tracing::error!(error = %e, "group commit failed; writes disabled until restart");
                 let reason = e.to_string();
                 self.poison(reason.clone());
-                for p in pending {
-                    if let Some(tx) = p.reply {
-                        let _ = tx.send(Err(StoreError::Poisoned { reason: reason.clone() }));
-                    }
+                for tx in draft.pending.into_iter().filter_map(|p| p.reply) {
+                    let _ = tx.send(Err(StoreError::Poisoned { reason: reason.clone() }));
                 }
                 return;
             }
             if let Some(observer) = &self.options.observer {
-                observer.group_committed(pending.len(), records.len(), sync);
+                observer.group_committed(draft.pending.len(), draft.records.len(), started.elapsed());
             }
-            self.publish(&records, new_keys, &shredded);
-            self.maybe_snapshot(start_seq);
+            self.publish(&draft.records, std::mem::take(&mut draft.new_keys), &draft.shredded);
+            self.maybe_snapshot(start.0);
         }
-        for p in pending {
+        for p in draft.pending {
             if let Some(tx) = p.reply {
                 let _ = tx.send(Ok(p.answer));
             }
         }
     }
 
-    /// Applies the batch and makes it durable: sled's flush writes and `sync_file_range`s its
-    /// log; `fdatasync` of the data file (and of any new blob file) makes it survive power loss.
-    fn write_durably(&mut self, batch: sled::Batch) -> Result<(), StoreError> {
-        let faults = self.options.faults.clone();
-        let inject = |step: FaultStep| faults.as_ref().map_or(Ok(()), |f| f.check(step));
-        inject(FaultStep::ApplyBatch)?;
-        self.shared.tree.apply_batch(batch)?;
-        if self.options.unsafe_no_sync {
-            return Ok(());
+    /// Decides one request and adds its events to the group. `Err(Abandon)` when a decided event
+    /// breaks a rule (a bug): the whole group is given up.
+    fn decide_one(&mut self, job: Job, draft: &mut Draft) -> Result<(), Abandon> {
+        let now_ms = self.now_ms();
+        let mut ctx = Ctx { scope: &job.meta.scope, now_ms, rng: &mut self.rng };
+        // decide is pure, so a panic in it (a bug) leaves nothing half-done: refuse this one
+        // request and keep the writer alive for everyone else.
+        let decided = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            decide(&self.state, &self.keys, &job.cmd, &mut ctx)
+        }));
+        let decision = match decided {
+            Ok(Ok(d)) => d,
+            Ok(Err(e)) => {
+                draft.pending.push(Pending { reply: job.reply, answer: Err(e) });
+                return Ok(());
+            }
+            Err(_) => {
+                tracing::error!(command = job.cmd.name(), "decide panicked; request refused");
+                draft.pending.push(Pending { reply: job.reply, answer: Err(SmError::Internal) });
+                return Ok(());
+            }
+        };
+        for event in decision.events {
+            let seq = self.head_seq + 1;
+            let m = &job.meta;
+            let (record, bytes) =
+                seal_record(seq, self.head_hash, now_ms, &m.actor, &m.request_id, job.cmd.name(), event);
+            if let Err(violation) = evolve(&mut self.state, seq, now_ms, &record.event) {
+                // decide produced an event its own rules refuse: a bug. Give up the group.
+                tracing::error!(seq, %violation, "decided event breaks a rule; group abandoned");
+                draft.pending.push(Pending { reply: job.reply, answer: Err(SmError::Internal) });
+                return Err(Abandon);
+            }
+            self.deriver.push(&mut draft.derived, &record);
+            if let Event::MasterKeyRotated { to_key_id, .. } = &record.event {
+                draft.master_key_id = Some(*to_key_id);
+            }
+            self.head_seq = seq;
+            self.head_hash = record.hash;
+            draft.bytes.push((seq, bytes));
+            draft.records.push(record);
         }
-        inject(FaultStep::Flush)?;
-        self.db.flush()?;
-        self.sync_blobs()?;
-        inject(FaultStep::Fsync)?;
-        self.data_file.sync_data()?;
-        self.watermark.write(self.head_seq, &self.head_hash)?;
+        if let Some((uid, key)) = decision.new_data_key {
+            let mut nonce = [0u8; 24];
+            self.rng.fill_bytes(&mut nonce);
+            let wrapped = wrap_key(&self.master, uid, &key, nonce);
+            self.key_file.keys.insert(uid.0, wrapped);
+            self.keys.insert(uid, key.clone());
+            draft.new_keys.push((uid, key));
+        }
+        for uid in decision.shredded {
+            self.keys.remove(uid);
+            draft.shredded.push(uid);
+        }
+        draft.pending.push(Pending { reply: job.reply, answer: Ok(decision.reply) });
         Ok(())
     }
 
-    /// sled writes values larger than a quarter segment to blob files without syncing them.
-    fn sync_blobs(&mut self) -> Result<(), StoreError> {
-        let entries = match std::fs::read_dir(&self.blobs_dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(e.into()),
+    /// Makes the group durable: new data keys first (on disk before the events that use them),
+    /// then the append, then the key file without the purged keys (they leave the disk after
+    /// their purge is durable, and before it is answered).
+    fn write_group(&mut self, start: Head, draft: &mut Draft) -> Result<(), StoreError> {
+        if !draft.new_keys.is_empty() {
+            self.shared.store.write_key_file(&self.key_file)?;
+        }
+        let group = Group {
+            expected: start,
+            records: std::mem::take(&mut draft.bytes),
+            head: (self.head_seq, self.head_hash),
+            derived: std::mem::take(&mut draft.derived),
+            master_key_id: draft.master_key_id,
         };
-        let mut new = false;
-        for entry in entries {
-            let entry = entry?;
-            if self.synced_blobs.insert(entry.file_name()) {
-                File::open(entry.path())?.sync_data()?;
-                new = true;
+        match self.shared.store.append(group)? {
+            Appended::Durable => {}
+            Appended::Conflict { head } => {
+                return Err(StoreError::Engine(format!(
+                    "another writer moved the head to seq {} while this one decided on seq {}",
+                    head.0, start.0
+                )))
             }
         }
-        if new {
-            File::open(&self.blobs_dir)?.sync_all()?;
+        if !draft.shredded.is_empty() {
+            for uid in &draft.shredded {
+                self.key_file.keys.remove(&uid.0);
+            }
+            self.shared.store.write_key_file(&self.key_file)?;
         }
         Ok(())
     }
@@ -363,7 +304,7 @@ impl Writer {
         view.head_hash = self.head_hash;
     }
 
-    fn reset_from_read_view(&mut self, head_seq: u64, head_hash: ChainHash) {
+    fn reset_from_read_view(&mut self, (head_seq, head_hash): Head) {
         let view = self.shared.read.read().unwrap_or_else(|e| e.into_inner());
         self.state = view.state.clone();
         // The durable keys; a key the abandoned group added to the file goes with the file's
@@ -376,8 +317,8 @@ impl Writer {
             .retain(|uid, _| ledger_core::crypto::KeyLookup::data_key(keys, ledger_core::SecretUid(*uid)).is_some());
         self.head_seq = head_seq;
         self.head_hash = head_hash;
-        match crate::audit::chunk_in_progress(&self.shared.tree, head_seq) {
-            Ok(chunk) => self.chunk = chunk,
+        match crate::audit::chunk_in_progress(&*self.shared.store, head_seq) {
+            Ok(chunk) => self.deriver = Deriver::with_chunk(chunk),
             Err(e) => {
                 tracing::error!(error = %e, "cannot reload the Merkle chunk; writes disabled");
                 self.poison(e.to_string());
@@ -391,7 +332,7 @@ impl Writer {
         if before_seq / every == self.head_seq / every {
             return;
         }
-        if let Err(e) = crate::snapshots::write(&self.shared.tree, self.head_seq, &self.state) {
+        if let Err(e) = self.shared.store.put_snapshot(self.head_seq, &codec::encode(&self.state)) {
             // A snapshot is derived data: losing one only costs replay time.
             tracing::warn!(error = %e, "projection snapshot not written");
         }

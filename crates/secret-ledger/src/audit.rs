@@ -13,7 +13,8 @@ use ledger_core::crypto::MasterKey;
 use ledger_core::time::{format_rfc3339_ms, parse_rfc3339};
 use ledger_core::SecretValue;
 use ledger_server::audit_ops::{self, AuditError};
-use ledger_store::audit::{self, LogDir};
+use ledger_store::audit;
+use ledger_store::{LogStore, SledStore};
 use serde_json::{json, Value};
 
 use crate::remote::{Remote, RemoteError};
@@ -68,9 +69,9 @@ pub enum Source {
     Remote(Box<Remote>),
 }
 
-fn open(data_dir: &Path) -> anyhow::Result<LogDir> {
+fn open(data_dir: &Path) -> anyhow::Result<SledStore> {
     // The store's errors name the data dir themselves.
-    Ok(LogDir::open(data_dir)?)
+    Ok(SledStore::open_existing(data_dir)?)
 }
 
 /// Text for a terminal: control characters (escape sequences, line breaks in a tag value, a
@@ -183,7 +184,7 @@ pub fn verify(
             let outcome = match (outcome, &trusted) {
                 (Ok(report), Some(t)) => {
                     let log = open(data_dir)?;
-                    audit_ops::check_against(log.tree(), &report, t)?
+                    audit_ops::check_against(&log, &report, t)?
                 }
                 (outcome, _) => outcome,
             };
@@ -253,8 +254,8 @@ fn page_facts(source: &Source) -> anyhow::Result<PageFacts> {
     let (head_seq, head_hash, verified) = match source {
         Source::Dir(data_dir) => {
             let log = open(data_dir)?;
-            let (seq, hash) = audit::head(log.tree())?;
-            let verified = match ledger_store::verify_tree(log.tree(), &mut |_, _| {})? {
+            let (seq, hash) = log.head()?;
+            let verified = match ledger_store::verify_store_upto(&log, (seq, hash), &mut |_, _| {})? {
                 Ok(report) => Ok(report.events),
                 Err(failure) => Err(failure.to_string()),
             };
@@ -293,7 +294,7 @@ pub fn ledger_history(source: &Source, filter: &audit_ops::HistoryFilter, json_o
     let doc = match source {
         Source::Dir(data_dir) => {
             let log = open(data_dir)?;
-            audit_ops::ledger_history_json(log.tree(), audit::head(log.tree())?.0, filter)?
+            audit_ops::ledger_history_json(&log, log.head()?.0, filter)?
         }
         Source::Remote(remote) => remote.call("History", &filter_input(filter))?,
     };
@@ -337,7 +338,7 @@ pub fn history(
     let found = match source {
         Source::Dir(data_dir) => {
             let log = open(data_dir)?;
-            match audit_ops::history_entries(log.tree(), audit::head(log.tree())?.0, secret_id, region, filter) {
+            match audit_ops::history_entries(&log, log.head()?.0, secret_id, region, filter) {
                 Ok(histories) => Ok(audit_ops::history_json(secret_id, &histories)),
                 Err(AuditError::NotFound(message)) => Err(message),
                 Err(e) => return Err(e.into()),
@@ -414,8 +415,7 @@ pub struct StateArgs<'a> {
 
 /// The opened value of the label's holder, offline only, given the master key.
 fn open_label_value(
-    data_dir: &Path,
-    tree: &sled::Tree,
+    store: &dyn LogStore,
     key_file: &Path,
     state: &audit_ops::StateAt,
     label: Option<&str>,
@@ -425,7 +425,7 @@ fn open_label_value(
         bail!("--reveal-value needs the master key: {} does not exist (give --master-key-file)", key_file.display());
     }
     let master = read_master_key(key_file)?;
-    Ok(Some(match audit::open_version_value(data_dir, tree, &master, secret, &version)? {
+    Ok(Some(match audit::open_version_value(store, &master, secret, &version)? {
         Some(SecretValue::String(s)) => json!({ "SecretString": s.as_str() }),
         Some(SecretValue::Binary(b)) => json!({ "SecretBinaryHex": hex::encode(&b[..]) }),
         None => json!({ "unavailable": "the secret was purged (data key destroyed) or the value cannot be opened" }),
@@ -436,13 +436,11 @@ pub fn state(args: StateArgs<'_>) -> anyhow::Result<ExitCode> {
     let doc = match args.source {
         Source::Dir(data_dir) => {
             let log = open(data_dir)?;
-            let tree = log.tree();
-            let state =
-                audit_ops::state_at(tree, audit::head(tree)?.0, args.as_of, args.exact, args.secret_id, args.region)?;
+            let state = audit_ops::state_at(&log, log.head()?.0, args.as_of, args.exact, args.secret_id, args.region)?;
             let value = match args.reveal_value {
                 true => {
                     let key_file = args.master_key_file.clone().unwrap_or_else(|| data_dir.join("master.key"));
-                    open_label_value(data_dir, tree, &key_file, &state, args.label)?
+                    open_label_value(&log, &key_file, &state, args.label)?
                 }
                 false => None,
             };
@@ -552,8 +550,7 @@ pub fn export(source: &Source, out: &Path, origin: Option<String>, json_out: boo
             let log = open(data_dir)?;
             let origin = origin.unwrap_or_else(|| data_dir.display().to_string());
             let progress = Progress::new("exporting", json_out);
-            let checkpoint =
-                audit::export(log.tree(), &mut writer, &origin, now_ms(), &mut |d, t| progress.update(d, t))?;
+            let checkpoint = audit::export(&log, &mut writer, &origin, now_ms(), &mut |d, t| progress.update(d, t))?;
             progress.finish();
             checkpoint
         }
@@ -599,7 +596,7 @@ pub fn checkpoint(
         Source::Dir(data_dir) => {
             let log = open(data_dir)?;
             let origin = origin.unwrap_or_else(|| data_dir.display().to_string());
-            audit::checkpoint(log.tree(), &origin, now_ms())?
+            audit::checkpoint(&log, &origin, now_ms())?
         }
         Source::Remote(remote) => {
             let input = match &origin {
@@ -645,12 +642,12 @@ pub fn prove_inclusion(source: &Source, seq: u64, kept: Option<&Path>, json_out:
     let mut doc = match source {
         Source::Dir(data_dir) => {
             let log = open(data_dir)?;
-            let head = audit::head(log.tree())?.0;
+            let head = log.head()?.0;
             let size = kept.as_ref().map_or(head, |c| c.size);
             if size > head {
                 bail!("the checkpoint covers {size} records; the log has {head}: the log was cut short");
             }
-            audit_ops::inclusion_json(log.tree(), size, seq)?
+            audit_ops::inclusion_json(&log, size, seq)?
         }
         Source::Remote(remote) => {
             let mut input = json!({ "Seq": seq });
@@ -684,7 +681,7 @@ pub fn prove_consistency(source: &Source, from: &Path, to: &Path, json_out: bool
     let doc = match source {
         Source::Dir(data_dir) => {
             let log = open(data_dir)?;
-            audit_ops::consistency_json(log.tree(), audit::head(log.tree())?.0, &a, &b)?
+            audit_ops::consistency_json(&log, log.head()?.0, &a, &b)?
         }
         Source::Remote(remote) => {
             let input = json!({ "FromCheckpoint": checkpoint_value(&a)?, "ToCheckpoint": checkpoint_value(&b)? });
@@ -700,7 +697,7 @@ pub fn prove_consistency(source: &Source, from: &Path, to: &Path, json_out: bool
 pub fn rebuild(data_dir: &Path, json_out: bool) -> anyhow::Result<ExitCode> {
     let log = open(data_dir)?;
     let progress = Progress::new("rebuilding", json_out);
-    let n = audit::rebuild_derived(log.tree(), 100_000, &mut |d, t| progress.update(d, t))?;
+    let n = audit::rebuild_derived(&log, 100_000, &mut |d, t| progress.update(d, t))?;
     progress.finish();
     if json_out {
         println!("{}", json!({ "ok": true, "events": n }));

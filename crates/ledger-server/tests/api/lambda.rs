@@ -146,7 +146,7 @@ impl Setup {
 
     async fn events(&self, name: &str) -> Vec<(String, String)> {
         let uid = self.t.server.ledger().with_state(|s| s.by_name("us-east-1", name).unwrap().uid);
-        let tree = self.t.server.ledger().raw_tree();
+        let tree = self.t.server.ledger().store();
         ledger_store::audit::secret_history(tree, uid)
             .unwrap()
             .into_iter()
@@ -209,7 +209,7 @@ async fn rotate_secret_runs_the_four_steps_and_the_scheduler_the_next_ones() {
     assert_eq!(d.last_rotated_date().unwrap().secs() * 1000, T0 + 2 * DAY_MS, "the scheduled rotation ran");
     assert_eq!(s.lambda.calls.lock().unwrap().len(), 8);
     // The scheduler started it as the runner, with the configuration as it was.
-    let tree = s.t.server.ledger().raw_tree();
+    let tree = s.t.server.ledger().store();
     let uid = s.t.server.ledger().with_state(|st| st.by_name("us-east-1", "db").unwrap().uid);
     let actors = |event: &str| -> Vec<String> {
         let history = ledger_store::audit::secret_history(tree, uid).unwrap();

@@ -18,7 +18,7 @@ async fn server(audit_reads: bool) -> TestServer {
 
 /// Every event of the ledger: (event, actor, operation, request id, change).
 fn trail(t: &TestServer) -> Vec<(String, String, String, String, String)> {
-    let tree = t.server.ledger().raw_tree();
+    let tree = t.server.ledger().store();
     let head = t.server.ledger().head().0;
     audit::log_history(tree, 1, head, &|_| true)
         .unwrap()
