@@ -8,5 +8,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = ledger_store::audit::verify_export(&mut std::io::Cursor::new(data), None, &mut |_, _| {});
+    let _ = ledger_audit::export::verify_export(&mut std::io::Cursor::new(data), None, &mut |_, _| {});
 });

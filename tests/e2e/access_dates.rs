@@ -2,9 +2,9 @@
 //! (queued by the read, never awaited by it); DescribeSecret, ListSecrets (and its
 //! `last-accessed-date` order) and ListSecretVersionIds answer it; history and replay keep it.
 
+use ledger_audit::events;
 use ledger_core::query::{ListSecretVersionIds, ListSecrets};
 use ledger_core::*;
-use ledger_store::audit;
 
 use crate::fixture::{Fixture, T0};
 
@@ -56,8 +56,8 @@ fn first_read_of_a_day_is_recorded_once() {
     assert_eq!(order, ["b", "a"]);
 
     // In the history, with the reader as actor; and replay re-proves the once-a-day rule.
-    let a = audit::secret_identities(f.ledger().store(), "a").unwrap()[0].uid;
-    let reads: Vec<_> = audit::secret_history(f.ledger().store(), a)
+    let a = events::secret_identities(f.ledger().store(), "a").unwrap()[0].uid;
+    let reads: Vec<_> = events::secret_history(f.ledger().store(), a)
         .unwrap()
         .into_iter()
         .filter(|e| e.event == "SecretAccessed")
@@ -65,8 +65,8 @@ fn first_read_of_a_day_is_recorded_once() {
     assert_eq!(reads.len(), 3);
     assert!(reads[0].change.ends_with("read on 2026-01-01") && reads[0].actor == "local", "{:?}", reads[0]);
     // Point in time: the state as of the first read's event has it; the one before does not.
-    let ids = audit::secret_identities(f.ledger().store(), "a").unwrap();
-    let at = |seq| audit::resolve_at(f.ledger().store(), &ids, seq).unwrap().unwrap().last_accessed_day_ms;
+    let ids = events::secret_identities(f.ledger().store(), "a").unwrap();
+    let at = |seq| events::resolve_at(f.ledger().store(), &ids, seq).unwrap().unwrap().last_accessed_day_ms;
     assert_eq!((at(reads[0].seq - 1), at(reads[0].seq)), (None, Some(T0)));
     f.verify_ok();
     f.reopen();

@@ -3,10 +3,10 @@
 
 use std::io::Cursor;
 
+use ledger_audit::{events, export, proofs};
 use ledger_core::checkpoint::Checkpoint;
 use ledger_core::merkle;
 use ledger_core::*;
-use ledger_store::audit;
 use ledger_store::FailureReason;
 
 use crate::fixture::{tok, Fixture, T0};
@@ -30,16 +30,16 @@ fn story() -> Fixture {
 }
 
 /// Every event of every secret `id` names (in all regions), in log order.
-fn history(tree: &dyn ledger_store::LogStore, id: &str) -> Vec<audit::HistoryEntry> {
+fn history(tree: &dyn ledger_store::LogStore, id: &str) -> Vec<events::HistoryEntry> {
     let mut entries = Vec::new();
-    for secret in audit::secret_identities(tree, id).unwrap() {
-        entries.extend(audit::secret_history(tree, secret.uid).unwrap());
+    for secret in events::secret_identities(tree, id).unwrap() {
+        entries.extend(events::secret_history(tree, secret.uid).unwrap());
     }
     entries
 }
 
 fn resolve_at(tree: &dyn ledger_store::LogStore, id: &str, seq: u64) -> Option<SecretState> {
-    audit::resolve_at(tree, &audit::secret_identities(tree, id).unwrap(), seq).unwrap()
+    events::resolve_at(tree, &events::secret_identities(tree, id).unwrap(), seq).unwrap()
 }
 
 #[test]
@@ -71,7 +71,7 @@ fn history_survives_purge_and_recreation() {
     }))
     .unwrap();
     f.create("db/prod", Some("fresh")).unwrap();
-    let ids = audit::secret_identities(f.ledger().store(), "db/prod").unwrap();
+    let ids = events::secret_identities(f.ledger().store(), "db/prod").unwrap();
     assert_eq!(ids.len(), 2, "both lives of the name are two secrets");
     assert!(ids[0].arn != ids[1].arn && ids[0].created_seq < ids[1].created_seq);
     let entries = history(f.ledger().store(), "db/prod");
@@ -87,7 +87,7 @@ fn state_as_of_seq_and_time() {
     let (head, _) = f.ledger().head();
     // Full state at every seq equals a replay from genesis, whatever snapshot it starts from.
     for seq in 0..=head {
-        let from_snapshots = audit::state_at(tree, seq).unwrap();
+        let from_snapshots = ledger_store::state_at(tree, seq).unwrap();
         let mut replay = State::default();
         for s in 1..=seq {
             let r = ledger_core::codec::decode_record(&tree.record(s).unwrap().unwrap()).unwrap();
@@ -101,22 +101,22 @@ fn state_as_of_seq_and_time() {
         }
     }
     // Time → seq: before the first event, exactly at an event, between events, after the last.
-    assert_eq!(audit::seq_at_time(tree, T0 - 1).unwrap(), 0);
-    let at_rotation = audit::seq_at_time(tree, T0 + 3 * 3_600_000).unwrap();
+    assert_eq!(events::seq_at_time(tree, T0 - 1).unwrap(), 0);
+    let at_rotation = events::seq_at_time(tree, T0 + 3 * 3_600_000).unwrap();
     let secret = resolve_at(tree, "db/prod", at_rotation).unwrap();
     assert_eq!(secret.holder(AWSCURRENT), Some(tok(1).as_str()));
-    let before_rotation = audit::seq_at_time(tree, T0 + 3 * 3_600_000 - 1).unwrap();
+    let before_rotation = events::seq_at_time(tree, T0 + 3 * 3_600_000 - 1).unwrap();
     let secret = resolve_at(tree, "db/prod", before_rotation).unwrap();
     assert_eq!(secret.holder(AWSCURRENT), Some(f.created[0].as_str()));
-    assert_eq!(audit::seq_at_time(tree, i64::MAX).unwrap(), head);
+    assert_eq!(events::seq_at_time(tree, i64::MAX).unwrap(), head);
     // The value that was current then, opened with the master key.
-    let value = audit::open_version_value(tree, &crate::fixture::master(), &secret, &f.created[0]).unwrap();
+    let value = events::open_version_value(tree, &crate::fixture::master(), &secret, &f.created[0]).unwrap();
     assert_eq!(value, Some(SecretValue::string("p1")));
 }
 
 fn export_lines(f: &Fixture) -> Vec<String> {
     let mut out = Vec::new();
-    audit::export(f.ledger().store(), &mut out, "test", T0, &mut |_, _| {}).unwrap();
+    export::export(f.ledger().store(), &mut out, "test", T0, &mut |_, _| {}).unwrap();
     String::from_utf8(out).unwrap().lines().map(String::from).collect()
 }
 
@@ -125,7 +125,7 @@ fn verify_lines(
     trusted: Option<&Checkpoint>,
 ) -> Result<ledger_store::VerifyReport, ledger_store::VerifyFailure> {
     let text = lines.join("\n");
-    audit::verify_export(&mut Cursor::new(text.into_bytes()), trusted, &mut |_, _| {}).unwrap()
+    export::verify_export(&mut Cursor::new(text.into_bytes()), trusted, &mut |_, _| {}).unwrap()
 }
 
 #[test]
@@ -145,7 +145,7 @@ fn export_verifies_offline_and_matches_the_data_dir() {
         assert!(!text.contains(&format!("\"{secret}\"")));
     }
     // Against a checkpoint taken earlier: the export extends it.
-    let cp = audit::checkpoint(f.ledger().store(), "test", T0).unwrap();
+    let cp = proofs::checkpoint(f.ledger().store(), "test", T0).unwrap();
     assert!(verify_lines(&lines, Some(&cp)).is_ok());
 }
 
@@ -189,7 +189,7 @@ fn export_tampering_is_caught_with_the_first_bad_seq() {
     let spliced = tampered(&lines, |l| l[2] = other[2].clone());
     assert_eq!(verify_lines(&spliced, None).unwrap_err().seq, 2);
     // Truncate the tail with its checkpoint: undetectable without a checkpoint kept elsewhere…
-    let cp = audit::checkpoint(f.ledger().store(), "test", T0).unwrap();
+    let cp = proofs::checkpoint(f.ledger().store(), "test", T0).unwrap();
     let mut cut = lines[..n - 1].to_vec();
     let cut_cp = {
         let leaves: Vec<ChainHash> = (1..n - 1).map(|s| ChainHash(hex32(&record_line(&lines, s)["hash"]))).collect();
@@ -254,17 +254,17 @@ fn hex32(v: &serde_json::Value) -> [u8; 32] {
 fn proofs_verify_against_checkpoints() {
     let mut f = story();
     let tree = f.ledger().store();
-    let old = audit::checkpoint(tree, "test", T0).unwrap();
+    let old = proofs::checkpoint(tree, "test", T0).unwrap();
     for seq in 1..=old.size {
-        let proof = audit::inclusion_proof(tree, seq, old.size).unwrap();
-        let leaf = merkle::leaf_hash(&audit::record_hash(tree, seq).unwrap());
+        let proof = proofs::inclusion_proof(tree, seq, old.size).unwrap();
+        let leaf = merkle::leaf_hash(&tree.record_hash(seq).unwrap());
         assert!(merkle::verify_inclusion(&leaf, seq - 1, old.size, &proof, &old.merkle_root), "seq {seq}");
         assert!(!merkle::verify_inclusion(&leaf, seq % old.size, old.size, &proof, &old.merkle_root) || old.size == 1);
     }
     f.put("other", &tok(9), "o3", None).unwrap();
     let tree = f.ledger().store();
-    let new = audit::checkpoint(tree, "test", T0).unwrap();
-    let proof = audit::consistency_proof(tree, old.size, new.size).unwrap();
+    let new = proofs::checkpoint(tree, "test", T0).unwrap();
+    let proof = proofs::consistency_proof(tree, old.size, new.size).unwrap();
     assert!(merkle::verify_consistency(old.size, new.size, &old.merkle_root, &new.merkle_root, &proof));
     let mut forged_old = old.clone();
     forged_old.merkle_root[0] ^= 1;
@@ -276,7 +276,7 @@ fn rebuild_restores_derived_data() {
     let f = story();
     let tree = f.ledger().store();
     let before = history(tree, "db/prod");
-    let n = audit::rebuild_derived(tree, 5, &mut |_, _| {}).unwrap();
+    let n = ledger_store::rebuild_derived(tree, 5, &mut |_, _| {}).unwrap();
     assert_eq!(n, f.ledger().head().0);
     assert_eq!(history(tree, "db/prod"), before);
     f.verify_ok();
@@ -295,16 +295,16 @@ fn chunked_merkle_roots_and_proofs_match_the_leaves() {
     let tree = f.ledger().store();
     let (size, _) = f.ledger().head();
     assert!(size > 3 * 1024, "{size}");
-    let leaves: Vec<ChainHash> = (1..=size).map(|s| audit::record_hash(tree, s).unwrap()).collect();
+    let leaves: Vec<ChainHash> = (1..=size).map(|s| tree.record_hash(s).unwrap()).collect();
     for n in [size, 2048, 2049, 3 * 1024 + 1, 4000.min(size)] {
         let expected = merkle::tree_root(&leaves[..], n).unwrap();
-        assert_eq!(audit::merkle_root(tree, n).unwrap(), expected, "root of {n}");
+        assert_eq!(proofs::merkle_root(tree, n).unwrap(), expected, "root of {n}");
         for seq in [1, 2, 1023, 1024, 1025, 2048, n / 2, n] {
-            let proof = audit::inclusion_proof(tree, seq, n).unwrap();
+            let proof = proofs::inclusion_proof(tree, seq, n).unwrap();
             assert_eq!(proof, merkle::inclusion_proof(&leaves[..], seq - 1, n).unwrap(), "proof of {seq} in {n}");
         }
         for old in [1, 1024, 1500, 2048, n - 1] {
-            let proof = audit::consistency_proof(tree, old, n).unwrap();
+            let proof = proofs::consistency_proof(tree, old, n).unwrap();
             assert_eq!(proof, merkle::consistency_proof(&leaves[..], old, n).unwrap(), "{old} → {n}");
         }
     }
@@ -316,10 +316,10 @@ fn chunked_merkle_roots_and_proofs_match_the_leaves() {
     }
     let tree = f.ledger().store();
     let (size, _) = f.ledger().head();
-    let leaves: Vec<ChainHash> = (1..=size).map(|s| audit::record_hash(tree, s).unwrap()).collect();
-    assert_eq!(audit::merkle_root(tree, size).unwrap(), merkle::tree_root(&leaves[..], size).unwrap());
-    audit::rebuild_derived(tree, 100_000, &mut |_, _| {}).unwrap();
-    assert_eq!(audit::merkle_root(tree, size).unwrap(), merkle::tree_root(&leaves[..], size).unwrap());
+    let leaves: Vec<ChainHash> = (1..=size).map(|s| tree.record_hash(s).unwrap()).collect();
+    assert_eq!(proofs::merkle_root(tree, size).unwrap(), merkle::tree_root(&leaves[..], size).unwrap());
+    ledger_store::rebuild_derived(tree, 100_000, &mut |_, _| {}).unwrap();
+    assert_eq!(proofs::merkle_root(tree, size).unwrap(), merkle::tree_root(&leaves[..], size).unwrap());
     let report = f.ledger().verify(&mut |_, _| {}).unwrap().unwrap();
     assert_eq!(report.merkle_root, merkle::tree_root(&leaves[..], size).unwrap());
 }

@@ -1,4 +1,4 @@
-//! Property-based fuzzing of the offline export verifier (`audit::verify_export`): arbitrary
+//! Property-based fuzzing of the offline export verifier (`export::verify_export`): arbitrary
 //! text, arbitrary JSON lines and valid exports with line-level mutations (drop, duplicate,
 //! swap, blank lines, flipped characters inside the base64 `record`, changed `seq`, copied or
 //! re-sealed records) never panic, and a mutated export whose records changed never verifies.
@@ -12,10 +12,10 @@ use std::io::Cursor;
 use std::sync::OnceLock;
 
 use base64::Engine;
+use ledger_audit::export;
 use ledger_core::checkpoint::Checkpoint;
 use ledger_core::codec::{decode_record, seal_record};
 use ledger_core::*;
-use ledger_store::audit;
 use proptest::prelude::*;
 use proptest::sample::Index;
 use serde_json::Value;
@@ -60,14 +60,14 @@ fn export() -> &'static Export {
         f.exec(Command::RestoreSecret(RestoreSecret { secret_id: "other".into() })).unwrap();
         f.put("other", &tok(2), "o2", None).unwrap();
         let mut out = Vec::new();
-        let checkpoint = audit::export(f.ledger().store(), &mut out, "fuzz", T0, &mut |_, _| {}).unwrap();
+        let checkpoint = export::export(f.ledger().store(), &mut out, "fuzz", T0, &mut |_, _| {}).unwrap();
         let lines = String::from_utf8(out).unwrap().lines().map(String::from).collect();
         Export { lines, checkpoint }
     })
 }
 
 fn verify(text: &str, trusted: Option<&Checkpoint>) -> Result<ledger_store::VerifyReport, ledger_store::VerifyFailure> {
-    audit::verify_export(&mut Cursor::new(text.as_bytes().to_vec()), trusted, &mut |_, _| {})
+    export::verify_export(&mut Cursor::new(text.as_bytes().to_vec()), trusted, &mut |_, _| {})
         .expect("reading from memory never fails")
 }
 
@@ -227,7 +227,7 @@ fn json_line() -> impl Strategy<Value = String> {
             object.insert(k.to_string(), v);
         }
         if kind == "header" {
-            object.insert("format".into(), audit::EXPORT_FORMAT.into());
+            object.insert("format".into(), export::EXPORT_FORMAT.into());
         }
         Value::Object(object).to_string()
     })
@@ -279,7 +279,7 @@ proptest! {
     #[test]
     fn arbitrary_text_never_panics(text in "(.{0,40}\n?){0,8}", bytes in prop::collection::vec(any::<u8>(), 0..200)) {
         prop_assert!(verify(&text, None).is_err() || text.lines().count() >= 2);
-        let _ = audit::verify_export(&mut Cursor::new(bytes), None, &mut |_, _| {});
+        let _ = export::verify_export(&mut Cursor::new(bytes), None, &mut |_, _| {});
     }
 
     #[test]

@@ -6,8 +6,9 @@
 
 use std::path::{Path, PathBuf};
 
+use ledger_audit::export;
 use ledger_core::*;
-use ledger_store::{audit, Ledger};
+use ledger_store::Ledger;
 
 use crate::fixture::{master, tok, Fixture};
 
@@ -87,7 +88,7 @@ fn write_format_1_fixture() {
     let _ = std::fs::remove_dir_all(&out);
     std::fs::create_dir_all(&out).unwrap();
     let mut export = std::fs::File::create(out.join("export.jsonl")).unwrap();
-    audit::export(f.ledger().store(), &mut export, "format-1-fixture", crate::fixture::T0 + 3_600_000, &mut |_, _| {})
+    export::export(f.ledger().store(), &mut export, "format-1-fixture", crate::fixture::T0 + 3_600_000, &mut |_, _| {})
         .unwrap();
     f.ledger.take().unwrap().close().unwrap();
     copy_tree(f.dir.path(), &out.join("data"));
@@ -160,7 +161,7 @@ fn format_1_data_dir_opens_verifies_and_answers() {
 #[test]
 fn format_1_export_verifies() {
     let file = std::fs::File::open(fixture_dir().join("export.jsonl")).unwrap();
-    let report = audit::verify_export(&mut std::io::BufReader::new(file), None, &mut |_, _| {})
+    let report = export::verify_export(&mut std::io::BufReader::new(file), None, &mut |_, _| {})
         .unwrap()
         .unwrap_or_else(|f| panic!("{f}"));
     let (_dir, ledger) = open_copy();

@@ -5,11 +5,12 @@
 
 use std::path::Path;
 
+use ledger_audit::events;
 use ledger_core::*;
 use ledger_server::files;
 use ledger_server::rekey::{rotate_master_key, RekeyError, Step};
 use ledger_store::keyfile::KeyFile;
-use ledger_store::{audit, Ledger, LedgerOptions, RequestMeta, StoreError};
+use ledger_store::{Ledger, LedgerOptions, RequestMeta, StoreError};
 
 use crate::shredding::files_containing;
 
@@ -60,8 +61,8 @@ fn open(dir: &Path) -> Ledger {
 }
 
 fn rotations(ledger: &Ledger) -> Vec<String> {
-    let (head, _) = audit::head(ledger.store()).unwrap();
-    audit::log_history(ledger.store(), 1, head, &|r| r.event.name() == "MasterKeyRotated")
+    let (head, _) = ledger.store().head().unwrap();
+    events::log_history(ledger.store(), 1, head, &|r| r.event.name() == "MasterKeyRotated")
         .unwrap()
         .into_iter()
         .map(|e| e.change)

@@ -5,8 +5,9 @@
 
 use std::path::Path;
 
+use ledger_audit::events;
 use ledger_core::*;
-use ledger_store::{audit, keyfile::KeyFile, Ledger};
+use ledger_store::{keyfile::KeyFile, Ledger};
 
 use crate::fixture::{master, Fixture};
 
@@ -47,7 +48,7 @@ fn a_purged_data_key_is_on_no_file_of_the_data_dir() {
     let raw = *crypto::unwrap_key(&master(), gone.uid, &wrapped).unwrap().expose_bytes();
     assert!(files_containing(f.dir.path(), &raw).is_empty());
     assert_eq!(
-        audit::open_version_value(f.ledger().store(), &master(), &gone, &version).unwrap(),
+        events::open_version_value(f.ledger().store(), &master(), &gone, &version).unwrap(),
         Some(SecretValue::string("top secret"))
     );
 
@@ -73,7 +74,7 @@ fn a_purged_data_key_is_on_no_file_of_the_data_dir() {
         }
     }
     let copy = ledger_store::SledStore::open_existing(copy.path()).unwrap();
-    assert_eq!(audit::open_version_value(&copy, &master(), &gone, &version).unwrap(), None);
+    assert_eq!(events::open_version_value(&copy, &master(), &gone, &version).unwrap(), None);
     f.verify_ok();
 }
 

@@ -1,11 +1,13 @@
 //! What the records imply besides the projection: per-secret index runs, the name index and the
 //! Merkle chunk roots. Computed the same way by the writer (with each group) and by a rebuild.
 
+use ledger_core::codec;
 use ledger_core::merkle::MerkleBuilder;
 use ledger_core::{Event, Record};
 
+use crate::error::StoreError;
 use crate::layout::MERKLE_CHUNK;
-use crate::store::{Derived, IndexRun};
+use crate::store::{Derived, IndexRun, LogStore};
 
 /// Follows the log record by record, collecting derived entries into a [`Derived`].
 #[derive(Debug, Default)]
@@ -46,4 +48,15 @@ impl Deriver {
     pub fn end_run(&mut self, out: &mut Derived) {
         out.index_runs.extend(self.run.take());
     }
+}
+
+/// The Merkle chunk of leaves in progress at `head`, for a writer to continue it.
+pub(crate) fn chunk_in_progress(store: &dyn LogStore, head: u64) -> Result<MerkleBuilder, StoreError> {
+    let mut builder = MerkleBuilder::new();
+    for item in store.records(head - head % MERKLE_CHUNK + 1, head) {
+        let (seq, bytes) = item?;
+        let header = codec::decode_header(&bytes).map_err(|e| StoreError::Corrupt { seq, reason: e.to_string() })?;
+        builder.push_chain_hash(&header.0.hash);
+    }
+    Ok(builder)
 }

@@ -182,7 +182,7 @@ impl std::fmt::Debug for Ledger {
 pub(crate) fn load_state(store: &dyn LogStore) -> Result<(State, Head), StoreError> {
     let head = store.head()?;
     let (snap_seq, state) = newest_snapshot_at_or_below(store, head.0)?;
-    let prev_hash = if snap_seq == 0 { ChainHash::GENESIS } else { crate::audit::record_hash(store, snap_seq)? };
+    let prev_hash = if snap_seq == 0 { ChainHash::GENESIS } else { store.record_hash(snap_seq)? };
     let state = crate::replay::Replay::after(snap_seq, prev_hash, state).run_to(store, head)?;
     if let Some(seq) = store.first_record_above(head.0)? {
         return Err(StoreError::Corrupt { seq, reason: "record beyond the head".into() });
@@ -246,7 +246,7 @@ impl Ledger {
             Some(format) if format != crate::layout::PROJECTION_FORMAT => {
                 // Written by an older build: its snapshots encode an older projection.
                 tracing::info!(store = ?store, "upgrading the derived data to this build's projection format");
-                crate::audit::rebuild_derived(&*store, options.snapshot_every, &mut |_, _| {})?;
+                crate::rebuild::rebuild_derived(&*store, options.snapshot_every, &mut |_, _| {})?;
             }
             Some(_) => {}
         }

@@ -23,13 +23,13 @@
 //! # Ok::<(), ledger_store::StoreError>(())
 //! ```
 
-pub mod audit;
 mod derive;
 mod error;
 pub mod faults;
 pub mod keyfile;
 pub mod layout;
 mod ledger;
+mod rebuild;
 mod replay;
 mod sled_store;
 mod snapshots;
@@ -39,9 +39,12 @@ pub mod watermark;
 mod writer;
 
 pub use error::StoreError;
+pub use layout::MERKLE_CHUNK;
 pub use ledger::{
     BatchValues, Clock, CommitObserver, Ledger, LedgerOptions, ManualClock, RequestMeta, SecretValueOut, SystemClock,
 };
+pub use rebuild::rebuild_derived;
+pub use replay::state_at;
 pub use sled_store::{SledOptions, SledStore};
 pub use store::{Appended, Derived, Group, Head, IndexRun, LogStore, RecordBytes, Records};
 pub use verify::{

@@ -60,3 +60,16 @@ impl Replay {
         Ok(())
     }
 }
+
+/// The whole projection as it stood after `seq`: the newest snapshot at or below it, then the
+/// records after the snapshot, each checked.
+pub fn state_at(store: &dyn LogStore, seq: u64) -> Result<State, StoreError> {
+    let (from, state) = crate::ledger::newest_snapshot_at_or_below(store, seq)?;
+    let prev_hash = if from == 0 { ChainHash::GENESIS } else { store.record_hash(from)? };
+    let mut replay = Replay::after(from, prev_hash, state);
+    for item in store.records(from + 1, seq) {
+        let (s, bytes) = item?;
+        replay.apply(s, &bytes)?;
+    }
+    Ok(replay.state)
+}

@@ -23,7 +23,7 @@ use std::fmt::Debug;
 use std::ops::Deref;
 
 use ledger_core::crypto::WrappedKey;
-use ledger_core::ChainHash;
+use ledger_core::{codec, ChainHash};
 
 use crate::error::StoreError;
 use crate::keyfile::KeyFile;
@@ -191,4 +191,23 @@ pub trait LogStore: Send + Sync + Debug {
 
     /// The store as `Any`, for callers that know its backend (tests that forge damaged logs).
     fn as_any(&self) -> &dyn std::any::Any;
+}
+
+impl dyn LogStore + '_ {
+    /// The record at `seq`, which must exist (a missing one is corruption).
+    pub fn existing_record(&self, seq: u64) -> Result<RecordBytes, StoreError> {
+        self.record(seq)?.ok_or(StoreError::Corrupt { seq, reason: "record missing".into() })
+    }
+
+    /// The chain hash of the record at `seq`.
+    pub fn record_hash(&self, seq: u64) -> Result<ChainHash, StoreError> {
+        let bytes = self.existing_record(seq)?;
+        Ok(codec::decode_header(&bytes).map_err(|e| StoreError::Corrupt { seq, reason: e.to_string() })?.0.hash)
+    }
+
+    /// `recorded_at_ms` of the record at `seq`.
+    pub fn record_time(&self, seq: u64) -> Result<i64, StoreError> {
+        let bytes = self.existing_record(seq)?;
+        codec::record_time(&bytes).map_err(|e| StoreError::Corrupt { seq, reason: e.to_string() })
+    }
 }

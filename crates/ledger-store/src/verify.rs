@@ -93,7 +93,7 @@ pub fn verify_store(
             let reason = FailureReason::Truncated { expected: seq, found: events };
             return Ok(Err(VerifyFailure { seq: events + 1, reason }));
         }
-        Some((seq, hash)) if seq > 0 && crate::audit::record_hash(store, seq).ok() != Some(hash) => {
+        Some((seq, hash)) if seq > 0 && store.record_hash(seq).ok() != Some(hash) => {
             return Ok(Err(VerifyFailure { seq, reason: FailureReason::CheckpointMismatch }));
         }
         Some(_) => {}

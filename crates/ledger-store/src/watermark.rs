@@ -72,7 +72,7 @@ pub(crate) fn check(store: &dyn crate::LogStore, head_seq: u64) -> Result<(), cr
     if seq == 0 {
         return Ok(());
     }
-    if crate::audit::record_hash(store, seq).ok() != Some(hash) {
+    if store.record_hash(seq).ok() != Some(hash) {
         return Err(crate::StoreError::Damaged {
             reason: format!("the record at seq {seq} is not the one acknowledged"),
         });

@@ -86,7 +86,7 @@ impl Writer {
             Some(bytes) if head_seq > 0 => codec::record_time(&bytes).unwrap_or(i64::MIN),
             _ => i64::MIN,
         };
-        let deriver = Deriver::with_chunk(crate::audit::chunk_in_progress(&*shared.store, head_seq)?);
+        let deriver = Deriver::with_chunk(crate::derive::chunk_in_progress(&*shared.store, head_seq)?);
         shared.store.begin_writing(&(head_seq, head_hash))?;
         Ok(Writer {
             shared,
@@ -317,7 +317,7 @@ impl Writer {
             .retain(|uid, _| ledger_core::crypto::KeyLookup::data_key(keys, ledger_core::SecretUid(*uid)).is_some());
         self.head_seq = head_seq;
         self.head_hash = head_hash;
-        match crate::audit::chunk_in_progress(&*self.shared.store, head_seq) {
+        match crate::derive::chunk_in_progress(&*self.shared.store, head_seq) {
             Ok(chunk) => self.deriver = Deriver::with_chunk(chunk),
             Err(e) => {
                 tracing::error!(error = %e, "cannot reload the Merkle chunk; writes disabled");

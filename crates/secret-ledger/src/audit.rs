@@ -1,19 +1,22 @@
 //! The audit commands: history, state, export, checkpoint, prove, verify, rebuild. Each reads a
 //! stopped data dir (or an export file), or asks a running server (`--endpoint`), and prints
-//! text, or one JSON document with `--json`. Both sources give the same documents (built by
-//! [`ledger_server::audit_ops`]), so the output does not depend on where it came from.
+//! text, or one JSON document with `--json`. Both sources give the same typed documents (built
+//! by `ledger-audit`, offline here or online by the server), so the output does not depend on
+//! where it came from.
 
 use std::io::{BufReader, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
+use ledger_audit::history::{self, HistoryDoc, HistoryFilter, LedgerHistoryDoc};
+use ledger_audit::proofs::{self, ConsistencyDoc, InclusionDoc, VerifyDoc};
+use ledger_audit::state::{self, RevealedValue, StateAt, StateDoc};
+use ledger_audit::AuditError;
 use ledger_core::checkpoint::Checkpoint;
 use ledger_core::crypto::MasterKey;
 use ledger_core::time::{format_rfc3339_ms, parse_rfc3339};
 use ledger_core::SecretValue;
-use ledger_server::audit_ops::{self, AuditError};
-use ledger_store::audit;
 use ledger_store::{LogStore, SledStore};
 use serde_json::{json, Value};
 
@@ -92,8 +95,8 @@ pub fn check_out(out: &Path, force: bool) -> anyhow::Result<()> {
 }
 
 /// `1 secret`, `2 secrets`.
-fn count(n: &Value, noun: &str) -> String {
-    let n = n.as_u64().unwrap_or(0);
+fn count(n: Option<u64>, noun: &str) -> String {
+    let n = n.unwrap_or(0);
     if n == 1 {
         format!("1 {noun}")
     } else {
@@ -101,28 +104,25 @@ fn count(n: &Value, noun: &str) -> String {
     }
 }
 
-fn print_verify(doc: &Value, json: bool) -> ExitCode {
-    let ok = doc["ok"] == true;
+fn print_verify(doc: &VerifyDoc, json: bool) -> anyhow::Result<ExitCode> {
+    let ok = doc.ok;
     if json {
-        println!("{doc}");
+        println!("{}", serde_json::to_string(doc)?);
     } else if ok {
         println!(
             "ok: {}, head {}, merkle root {}, {} checked, {} ({:.2}s)",
-            count(&doc["events"], "event"),
-            doc["head_hash"].as_str().unwrap_or(""),
-            doc["merkle_root"].as_str().unwrap_or(""),
-            count(&doc["snapshots_checked"], "snapshot"),
-            count(&doc["secrets"], "secret"),
-            doc["seconds"].as_f64().unwrap_or(0.0)
+            count(doc.events, "event"),
+            doc.head_hash.as_deref().unwrap_or(""),
+            doc.merkle_root.as_deref().unwrap_or(""),
+            count(doc.snapshots_checked, "snapshot"),
+            count(doc.secrets, "secret"),
+            doc.seconds.unwrap_or(0.0)
         );
     } else {
-        println!("FAILED at seq {}: {}", doc["seq"], doc["reason"].as_str().unwrap_or(""));
+        let seq = doc.seq.map_or_else(|| "?".to_string(), |s| s.to_string());
+        println!("FAILED at seq {seq}: {}", clean(doc.reason.as_deref().unwrap_or("")));
     }
-    if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    }
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 /// A kept checkpoint whose signature does not pass (`trust::judge`): a verification failure.
@@ -140,14 +140,11 @@ fn checkpoint_value(checkpoint: &Checkpoint) -> anyhow::Result<Value> {
     Ok(serde_json::from_str(&checkpoint.to_json())?)
 }
 
-fn outcome_json(
+fn outcome_doc(
     outcome: Result<ledger_store::VerifyReport, ledger_store::VerifyFailure>,
     started: std::time::Instant,
-) -> Value {
-    match outcome {
-        Ok(report) => audit_ops::report_json(&report, started.elapsed().as_secs_f64()),
-        Err(failure) => audit_ops::failure_json(&failure),
-    }
+) -> VerifyDoc {
+    VerifyDoc::new(&outcome, started.elapsed().as_secs_f64())
 }
 
 /// `verify --data-dir`, `verify --endpoint` or `verify --export`, optionally against a trusted
@@ -176,74 +173,67 @@ pub fn verify(
         (Some(file), _) => {
             let f = std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
             let outcome =
-                audit::verify_export(&mut BufReader::new(f), trusted.as_ref(), &mut |d, t| progress.update(d, t))?;
-            outcome_json(outcome, started)
+                ledger_audit::export::verify_export(&mut BufReader::new(f), trusted.as_ref(), &mut |d, t| {
+                    progress.update(d, t)
+                })?;
+            outcome_doc(outcome, started)
         }
         (None, Source::Dir(data_dir)) => {
             let outcome = ledger_store::verify_dir(data_dir, &mut |d, t| progress.update(d, t))?;
             let outcome = match (outcome, &trusted) {
                 (Ok(report), Some(t)) => {
                     let log = open(data_dir)?;
-                    audit_ops::check_against(&log, &report, t)?
+                    proofs::check_against(&log, &report, t)?
                 }
                 (outcome, _) => outcome,
             };
-            outcome_json(outcome, started)
+            outcome_doc(outcome, started)
         }
         (None, Source::Remote(remote)) => {
             let input = match &trusted {
                 Some(t) => json!({ "Checkpoint": checkpoint_value(t)? }),
                 None => json!({}),
             };
-            remote.call("Verify", &input)?
+            remote.doc("Verify", &input)?
         }
     };
     progress.finish();
     let mut doc = doc;
     if let Some(j) = &judgement {
-        doc["checkpoint"] = j.json();
+        doc.checkpoint = Some(j.json());
     }
-    let code = print_verify(&doc, json);
+    let code = print_verify(&doc, json)?;
     if let (Some(j), false) = (&judgement, json) {
         println!("{}", j.describe());
     }
     Ok(code)
 }
 
-fn secret_rows(doc: &Value) -> anyhow::Result<Vec<SecretRows>> {
-    let text = |v: &Value, k: &str| clean(v[k].as_str().unwrap_or(""));
-    let opt = |v: &Value| v.as_str().map(clean);
-    let row = |e: &Value| -> anyhow::Result<Row> {
+/// The timeline's rows of a history document, cleaned for display.
+fn secret_rows(doc: &HistoryDoc) -> anyhow::Result<Vec<SecretRows>> {
+    let row = |e: &history::EventDoc| -> anyhow::Result<Row> {
         Ok(Row {
-            seq: e["seq"].as_u64().context("an event without seq")?,
-            recorded_at_ms: parse_rfc3339(e["recorded_at"].as_str().unwrap_or(""))
-                .context("an event without a time")?,
-            actor: text(e, "actor"),
-            request_id: text(e, "request_id"),
-            operation: text(e, "operation"),
-            event: text(e, "event"),
-            change: text(e, "change"),
+            seq: e.seq,
+            recorded_at_ms: parse_rfc3339(&e.recorded_at).context("an event without a time")?,
+            actor: clean(&e.actor),
+            request_id: clean(&e.request_id),
+            operation: clean(&e.operation),
+            event: clean(&e.event),
+            change: clean(&e.change),
             label_move: e
-                .get("label_move")
-                .filter(|m| m.is_object())
-                .map(|m| (text(m, "label"), opt(&m["from"]), opt(&m["to"]))),
+                .label_move
+                .as_ref()
+                .map(|m| (clean(&m.label), m.from.as_deref().map(clean), m.to.as_deref().map(clean))),
         })
     };
-    doc["secrets"]
-        .as_array()
-        .context("a history document without secrets")?
+    doc.secrets
         .iter()
         .map(|secret| {
             Ok(SecretRows {
-                name: text(secret, "name"),
-                region: text(secret, "region"),
-                arn: text(secret, "arn"),
-                rows: secret["events"]
-                    .as_array()
-                    .context("a secret without events")?
-                    .iter()
-                    .map(row)
-                    .collect::<anyhow::Result<_>>()?,
+                name: clean(&secret.name),
+                region: clean(&secret.region),
+                arn: clean(&secret.arn),
+                rows: secret.events.iter().map(row).collect::<anyhow::Result<_>>()?,
             })
         })
         .collect()
@@ -262,13 +252,13 @@ fn page_facts(source: &Source) -> anyhow::Result<PageFacts> {
             (seq, hash.to_hex(), verified)
         }
         Source::Remote(remote) => {
-            let doc = remote.call("Verify", &json!({}))?;
-            let verified = match doc["ok"] == true {
-                true => Ok(doc["events"].as_u64().unwrap_or(0)),
-                false => Err(format!("at seq {}: {}", doc["seq"], doc["reason"].as_str().unwrap_or(""))),
+            let doc: VerifyDoc = remote.doc("Verify", &json!({}))?;
+            let events = doc.events.unwrap_or(0);
+            let verified = match doc.ok {
+                true => Ok(events),
+                false => Err(format!("at seq {}: {}", doc.seq.unwrap_or(0), doc.reason.as_deref().unwrap_or(""))),
             };
-            let head = doc["events"].as_u64().unwrap_or(0);
-            (head, doc["head_hash"].as_str().unwrap_or("").to_string(), verified)
+            (events, doc.head_hash.unwrap_or_default(), verified)
         }
     };
     Ok(PageFacts { head_seq, head_hash, verified, generated_at_ms: now_ms() })
@@ -277,7 +267,7 @@ fn page_facts(source: &Source) -> anyhow::Result<PageFacts> {
 /// `history`: the secrets `secret_id` names in `region` (offline, `None` accepts a name used in
 /// one region only; online the server resolves in the signing region).
 /// The members of a `SecretLedger.History` request for `filter`.
-fn filter_input(filter: &audit_ops::HistoryFilter) -> Value {
+fn filter_input(filter: &HistoryFilter) -> Value {
     let mut input = json!({});
     for (name, value) in
         [("Actor", &filter.actor), ("Operation", &filter.operation), ("Since", &filter.since), ("Until", &filter.until)]
@@ -290,38 +280,33 @@ fn filter_input(filter: &audit_ops::HistoryFilter) -> Value {
 }
 
 /// `history` without `--secret-id`: every event of the ledger the filter keeps.
-pub fn ledger_history(source: &Source, filter: &audit_ops::HistoryFilter, json_out: bool) -> anyhow::Result<ExitCode> {
-    let doc = match source {
+pub fn ledger_history(source: &Source, filter: &HistoryFilter, json_out: bool) -> anyhow::Result<ExitCode> {
+    let doc: LedgerHistoryDoc = match source {
         Source::Dir(data_dir) => {
             let log = open(data_dir)?;
-            audit_ops::ledger_history_json(&log, log.head()?.0, filter)?
+            history::ledger_history(&log, log.head()?.0, filter)?
         }
-        Source::Remote(remote) => remote.call("History", &filter_input(filter))?,
+        Source::Remote(remote) => remote.doc("History", &filter_input(filter))?,
     };
     if json_out {
-        println!("{doc}");
+        println!("{}", serde_json::to_string(&doc)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let empty = Vec::new();
-    let events = doc["events"].as_array().unwrap_or(&empty);
-    let text = |v: &Value, k: &str| clean(v[k].as_str().unwrap_or(""));
-    println!("{} events from seq {} to {}", events.len(), doc["from_seq"], doc["to_seq"]);
-    for e in events {
-        let operation = match text(e, "operation") {
-            o if o.is_empty() => "-".to_string(),
-            o => o,
-        };
+    println!("{} events from seq {} to {}", doc.events.len(), doc.from_seq, doc.to_seq);
+    let text = |v: &Option<String>| clean(v.as_deref().unwrap_or(""));
+    for e in &doc.events {
+        let operation = if e.operation.is_empty() { "-".to_string() } else { clean(&e.operation) };
         println!(
             "{:>8}  {}  {:<20} {:<24} {:<18} {} [{}]  {}  (request {})",
-            e["seq"],
-            text(e, "recorded_at"),
-            text(e, "actor"),
+            e.seq,
+            clean(&e.recorded_at),
+            clean(&e.actor),
             operation,
-            text(e, "event"),
-            text(e, "name"),
-            text(e, "region"),
-            text(e, "change"),
-            text(e, "request_id")
+            clean(&e.event),
+            text(&e.name),
+            text(&e.region),
+            clean(&e.change),
+            clean(&e.request_id)
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -331,20 +316,20 @@ pub fn history(
     source: &Source,
     secret_id: &str,
     region: Option<&str>,
-    filter: &audit_ops::HistoryFilter,
+    filter: &HistoryFilter,
     json_out: bool,
     html: Option<&Path>,
 ) -> anyhow::Result<ExitCode> {
     let found = match source {
         Source::Dir(data_dir) => {
             let log = open(data_dir)?;
-            match audit_ops::history_entries(&log, log.head()?.0, secret_id, region, filter) {
-                Ok(histories) => Ok(audit_ops::history_json(secret_id, &histories)),
+            match history::history(&log, log.head()?.0, secret_id, region, filter) {
+                Ok(doc) => Ok(doc),
                 Err(AuditError::NotFound(message)) => Err(message),
                 Err(e) => return Err(e.into()),
             }
         }
-        Source::Remote(remote) => match remote.call("History", &{
+        Source::Remote(remote) => match remote.doc::<HistoryDoc>("History", &{
             let mut input = filter_input(filter);
             input["SecretId"] = Value::from(secret_id);
             input
@@ -372,7 +357,7 @@ pub fn history(
         eprintln!("wrote the timeline to {}", path.display());
     }
     if json_out {
-        println!("{doc}");
+        println!("{}", serde_json::to_string(&doc)?);
         return Ok(ExitCode::SUCCESS);
     }
     for (i, secret) in secrets.iter().enumerate() {
@@ -417,18 +402,20 @@ pub struct StateArgs<'a> {
 fn open_label_value(
     store: &dyn LogStore,
     key_file: &Path,
-    state: &audit_ops::StateAt,
+    state: &StateAt,
     label: Option<&str>,
-) -> anyhow::Result<Option<Value>> {
-    let Some((secret, Some(version))) = audit_ops::label_holder(state, label) else { return Ok(None) };
+) -> anyhow::Result<Option<RevealedValue>> {
+    let Some((secret, Some(version))) = state.label_holder(label) else { return Ok(None) };
     if !key_file.exists() {
         bail!("--reveal-value needs the master key: {} does not exist (give --master-key-file)", key_file.display());
     }
     let master = read_master_key(key_file)?;
-    Ok(Some(match audit::open_version_value(store, &master, secret, &version)? {
-        Some(SecretValue::String(s)) => json!({ "SecretString": s.as_str() }),
-        Some(SecretValue::Binary(b)) => json!({ "SecretBinaryHex": hex::encode(&b[..]) }),
-        None => json!({ "unavailable": "the secret was purged (data key destroyed) or the value cannot be opened" }),
+    Ok(Some(match ledger_audit::events::open_version_value(store, &master, secret, &version)? {
+        Some(SecretValue::String(s)) => RevealedValue::SecretString(s.as_str().to_string()),
+        Some(SecretValue::Binary(b)) => RevealedValue::SecretBinaryHex(hex::encode(&b[..])),
+        None => RevealedValue::Unavailable(
+            "the secret was purged (data key destroyed) or the value cannot be opened".to_string(),
+        ),
     }))
 }
 
@@ -436,7 +423,7 @@ pub fn state(args: StateArgs<'_>) -> anyhow::Result<ExitCode> {
     let doc = match args.source {
         Source::Dir(data_dir) => {
             let log = open(data_dir)?;
-            let state = audit_ops::state_at(&log, log.head()?.0, args.as_of, args.exact, args.secret_id, args.region)?;
+            let state = state::state_at(&log, log.head()?.0, args.as_of, args.exact, args.secret_id, args.region)?;
             let value = match args.reveal_value {
                 true => {
                     let key_file = args.master_key_file.clone().unwrap_or_else(|| data_dir.join("master.key"));
@@ -444,7 +431,7 @@ pub fn state(args: StateArgs<'_>) -> anyhow::Result<ExitCode> {
                 }
                 false => None,
             };
-            audit_ops::state_json(&state, args.label, value)
+            StateDoc::new(&state, args.label, value)
         }
         Source::Remote(remote) => {
             if args.reveal_value {
@@ -457,54 +444,53 @@ pub fn state(args: StateArgs<'_>) -> anyhow::Result<ExitCode> {
             if let Some(label) = args.label {
                 input["Label"] = Value::from(label);
             }
-            remote.call("State", &input)?
+            remote.doc::<StateDoc>("State", &input)?
         }
     };
     if args.json {
-        println!("{doc}");
+        println!("{}", serde_json::to_string(&doc)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let seq = &doc["as_of_seq"];
-    if let Some(note) = doc["note"].as_str() {
-        println!("note: {note}");
-    }
-    println!("state as of seq {seq} ({})", doc["as_of_time"].as_str().unwrap_or("before the first event"));
-    let empty = Vec::new();
-    let secrets = doc["secrets"].as_array().unwrap_or(&empty);
-    let text = |v: &Value, k: &str| clean(v[k].as_str().unwrap_or(""));
-    let mut region = None;
-    for s in secrets {
-        // Grouped by region (the document is ordered by region, then name).
-        if region.as_deref() != Some(text(s, "region").as_str()) {
-            region = Some(text(s, "region"));
-            println!("region {}", text(s, "region"));
-        }
-        let deleted = s["deletion_scheduled_for"].as_str().map(|d| format!(" (scheduled for deletion on {d})"));
-        println!("{} [{}] {}{}", text(s, "name"), text(s, "region"), text(s, "arn"), deleted.unwrap_or_default());
-        for v in s["versions"].as_array().unwrap_or(&empty) {
-            let labels: Vec<&str> = v["labels"].as_array().unwrap_or(&empty).iter().filter_map(Value::as_str).collect();
-            println!("  {}  created {}  [{}]", text(v, "version_id"), text(v, "created_at"), labels.join(","));
-        }
-    }
-    let label = &doc["label"];
-    if !label.is_null() {
-        match label["version_id"].as_str() {
-            Some(version) => println!("{} was on version {version} of {}", text(label, "label"), text(label, "arn")),
-            None => println!("{} was on no version of {}", text(label, "label"), text(label, "arn")),
-        }
-        let value = &label["value"];
-        if let Some(s) = value["SecretString"].as_str() {
-            println!("value: {s}");
-        } else if let Some(h) = value["SecretBinaryHex"].as_str() {
-            println!("value (binary, hex): {h}");
-        } else if let Some(why) = value["unavailable"].as_str() {
-            println!("value: unavailable ({why})");
-        }
-    }
-    if args.secret_id.is_some() && secrets.is_empty() {
+    print_state(&doc);
+    if args.secret_id.is_some() && doc.secrets.is_empty() {
         println!("(no such secret at that point)");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn print_state(doc: &StateDoc) {
+    if let Some(note) = &doc.note {
+        println!("note: {}", clean(note));
+    }
+    let time = doc.as_of_time.as_deref().unwrap_or("before the first event");
+    println!("state as of seq {} ({})", doc.as_of_seq, clean(time));
+    let mut region = None;
+    for s in &doc.secrets {
+        // Grouped by region (the document is ordered by region, then name).
+        if region != Some(&s.region) {
+            region = Some(&s.region);
+            println!("region {}", clean(&s.region));
+        }
+        let deleted = s.deletion_scheduled_for.as_ref().map(|d| format!(" (scheduled for deletion on {})", clean(d)));
+        println!("{} [{}] {}{}", clean(&s.name), clean(&s.region), clean(&s.arn), deleted.unwrap_or_default());
+        for v in &s.versions {
+            let labels: Vec<String> = v.labels.iter().map(|l| clean(l)).collect();
+            println!("  {}  created {}  [{}]", clean(&v.version_id), clean(&v.created_at), labels.join(","));
+        }
+    }
+    if let Some(label) = &doc.label {
+        let (name, arn) = (clean(&label.label), clean(&label.arn));
+        match &label.version_id {
+            Some(version) => println!("{name} was on version {} of {arn}", clean(version)),
+            None => println!("{name} was on no version of {arn}"),
+        }
+        match &label.value {
+            Some(RevealedValue::SecretString(s)) => println!("value: {s}"),
+            Some(RevealedValue::SecretBinaryHex(h)) => println!("value (binary, hex): {h}"),
+            Some(RevealedValue::Unavailable(why)) => println!("value: unavailable ({why})"),
+            None => {}
+        }
+    }
 }
 
 fn read_master_key(path: &Path) -> anyhow::Result<MasterKey> {
@@ -550,7 +536,8 @@ pub fn export(source: &Source, out: &Path, origin: Option<String>, json_out: boo
             let log = open(data_dir)?;
             let origin = origin.unwrap_or_else(|| data_dir.display().to_string());
             let progress = Progress::new("exporting", json_out);
-            let checkpoint = audit::export(&log, &mut writer, &origin, now_ms(), &mut |d, t| progress.update(d, t))?;
+            let checkpoint =
+                ledger_audit::export::export(&log, &mut writer, &origin, now_ms(), &mut |d, t| progress.update(d, t))?;
             progress.finish();
             checkpoint
         }
@@ -596,7 +583,7 @@ pub fn checkpoint(
         Source::Dir(data_dir) => {
             let log = open(data_dir)?;
             let origin = origin.unwrap_or_else(|| data_dir.display().to_string());
-            audit::checkpoint(&log, &origin, now_ms())?
+            proofs::checkpoint(&log, &origin, now_ms())?
         }
         Source::Remote(remote) => {
             let input = match &origin {
@@ -617,13 +604,13 @@ pub fn checkpoint(
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_proof(doc: &Value, json_out: bool) -> anyhow::Result<ExitCode> {
+fn print_proof(doc: &impl serde::Serialize, verified: bool, json_out: bool) -> anyhow::Result<ExitCode> {
     if json_out {
-        println!("{doc}");
+        println!("{}", serde_json::to_string(doc)?);
     } else {
         println!("{}", serde_json::to_string_pretty(doc)?);
     }
-    Ok(if doc["verified"] == true { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if verified { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 /// `prove --seq N [--checkpoint C]`: an inclusion proof in the whole log, or in the tree of a
@@ -639,7 +626,7 @@ pub fn prove_inclusion(source: &Source, seq: u64, kept: Option<&Path>, json_out:
         }
         None => None,
     };
-    let mut doc = match source {
+    let mut doc: InclusionDoc = match source {
         Source::Dir(data_dir) => {
             let log = open(data_dir)?;
             let head = log.head()?.0;
@@ -647,25 +634,23 @@ pub fn prove_inclusion(source: &Source, seq: u64, kept: Option<&Path>, json_out:
             if size > head {
                 bail!("the checkpoint covers {size} records; the log has {head}: the log was cut short");
             }
-            audit_ops::inclusion_json(&log, size, seq)?
+            proofs::inclusion(&log, size, seq)?
         }
         Source::Remote(remote) => {
             let mut input = json!({ "Seq": seq });
             if let Some(c) = &kept {
                 input["TreeSize"] = Value::from(c.size);
             }
-            let mut doc = remote.call("Prove", &input)?;
+            let mut doc: InclusionDoc = remote.doc("Prove", &input)?;
             // Not the server's word: the proof is checked here.
-            let ok = doc["seq"] == seq && audit_ops::check_inclusion_doc(&doc);
-            doc["verified"] = Value::from(ok);
+            doc.verified = doc.seq == seq && doc.check();
             doc
         }
     };
     if let Some(c) = &kept {
-        let ok = doc["verified"] == true && audit_ops::check_inclusion_against(&doc, c);
-        doc["verified"] = Value::from(ok);
+        doc.verified = doc.verified && doc.check_against(c);
     }
-    print_proof(&doc, json_out)
+    print_proof(&doc, doc.verified, json_out)
 }
 
 pub fn prove_consistency(source: &Source, from: &Path, to: &Path, json_out: bool) -> anyhow::Result<ExitCode> {
@@ -678,26 +663,26 @@ pub fn prove_consistency(source: &Source, from: &Path, to: &Path, json_out: bool
     if a.size > b.size {
         bail!("the first checkpoint ({}) is larger than the second ({})", a.size, b.size);
     }
-    let doc = match source {
+    let doc: ConsistencyDoc = match source {
         Source::Dir(data_dir) => {
             let log = open(data_dir)?;
-            audit_ops::consistency_json(&log, log.head()?.0, &a, &b)?
+            proofs::consistency(&log, log.head()?.0, &a, &b)?
         }
         Source::Remote(remote) => {
             let input = json!({ "FromCheckpoint": checkpoint_value(&a)?, "ToCheckpoint": checkpoint_value(&b)? });
-            let mut doc = remote.call("Prove", &input)?;
+            let mut doc: ConsistencyDoc = remote.doc("Prove", &input)?;
             // Checked here against the two checkpoints read from files, not taken from the server.
-            doc["verified"] = Value::from(audit_ops::check_consistency_doc(&doc, &a, &b));
+            doc.verified = doc.check(&a, &b);
             doc
         }
     };
-    print_proof(&doc, json_out)
+    print_proof(&doc, doc.verified, json_out)
 }
 
 pub fn rebuild(data_dir: &Path, json_out: bool) -> anyhow::Result<ExitCode> {
     let log = open(data_dir)?;
     let progress = Progress::new("rebuilding", json_out);
-    let n = audit::rebuild_derived(&log, 100_000, &mut |d, t| progress.update(d, t))?;
+    let n = ledger_store::rebuild_derived(&log, 100_000, &mut |d, t| progress.update(d, t))?;
     progress.finish();
     if json_out {
         println!("{}", json!({ "ok": true, "events": n }));

@@ -407,7 +407,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             trust::check_proof(&proof, &checkpoint, &trusted_key, json)
         }
         Cmd::History { secret_id, actor, operation, since, until, data_dir, remote, html, json } => {
-            let filter = ledger_server::audit_ops::HistoryFilter { actor, operation, since, until };
+            let filter = ledger_audit::history::HistoryFilter { actor, operation, since, until };
             match secret_id {
                 Some(secret_id) => {
                     let region = remote.region_for(Some(&secret_id))?;

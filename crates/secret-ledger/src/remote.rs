@@ -150,6 +150,12 @@ impl Remote {
         })
     }
 
+    /// Calls `SecretLedger.<operation>` and reads its answer as the typed document `T`.
+    pub fn doc<T: serde::de::DeserializeOwned>(&self, operation: &str, input: &Value) -> anyhow::Result<T> {
+        let value = self.call(operation, input)?;
+        serde_json::from_value(value).with_context(|| format!("the answer to {operation} is not its document"))
+    }
+
     /// Calls `SecretLedger.<operation>` and copies the response body to `out` as it arrives.
     pub fn call_to_writer(&self, operation: &str, input: &Value, out: &mut dyn Write) -> anyhow::Result<u64> {
         self.runtime.block_on(async {

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
+use ledger_audit::proofs::{ConsistencyDoc, InclusionDoc};
 use ledger_core::checkpoint::{Checkpoint, SigningKey, VerifyingKey};
 use serde_json::{json, Value};
 
@@ -165,16 +166,20 @@ pub fn check_proof(
             Err(why) => failures.push(format!("{}: {why}", path.display())),
         }
     }
+    let not_a_proof = || format!("{} is not a proof made by `secret-ledger prove --json`", proof.display());
     let (kind, ok) = match (doc["type"].as_str(), &kept[..]) {
         // The proof leads to the checkpoint's root, and its head hash is that tree's last leaf.
-        (Some("inclusion"), [c]) => ("inclusion", ledger_server::audit_ops::check_inclusion_against(&doc, c)),
+        (Some("inclusion"), [c]) => {
+            let doc: InclusionDoc = serde_json::from_value(doc.clone()).with_context(not_a_proof)?;
+            ("inclusion", doc.check_against(c))
+        }
         (Some("consistency"), [a, b]) => {
-            let fits = doc["old_size"].as_u64() == Some(a.size) && doc["new_size"].as_u64() == Some(b.size);
-            ("consistency", fits && ledger_server::audit_ops::check_consistency_doc(&doc, a, b))
+            let doc: ConsistencyDoc = serde_json::from_value(doc.clone()).with_context(not_a_proof)?;
+            ("consistency", doc.old_size == a.size && doc.new_size == b.size && doc.check(a, b))
         }
         (Some("inclusion"), _) => bail!("an inclusion proof is checked against one --checkpoint"),
         (Some("consistency"), _) => bail!("a consistency proof is checked against two --checkpoint (older, newer)"),
-        _ => bail!("{} is not a proof made by `secret-ledger prove --json`", proof.display()),
+        _ => bail!(not_a_proof()),
     };
     if !ok {
         failures.push(format!("the {kind} proof does not lead to the checkpoint's Merkle root"));

@@ -123,7 +123,7 @@ async fn audit_operations_online() {
     assert!(!text.contains("first-value") && !text.contains("second-value"));
     assert_eq!(text.lines().count() as u64, head + 2);
     let verified =
-        ledger_store::audit::verify_export(&mut text.as_bytes(), Some(&checkpoint), &mut |_, _| {}).unwrap().unwrap();
+        ledger_audit::export::verify_export(&mut text.as_bytes(), Some(&checkpoint), &mut |_, _| {}).unwrap().unwrap();
     assert_eq!(verified.merkle_root, checkpoint.merkle_root);
 
     // A consistency proof from the checkpoint to a later one.

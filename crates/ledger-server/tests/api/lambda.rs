@@ -147,7 +147,7 @@ impl Setup {
     async fn events(&self, name: &str) -> Vec<(String, String)> {
         let uid = self.t.server.ledger().with_state(|s| s.by_name("us-east-1", name).unwrap().uid);
         let tree = self.t.server.ledger().store();
-        ledger_store::audit::secret_history(tree, uid)
+        ledger_audit::events::secret_history(tree, uid)
             .unwrap()
             .into_iter()
             .map(|e| (e.event.to_string(), e.change))
@@ -212,7 +212,7 @@ async fn rotate_secret_runs_the_four_steps_and_the_scheduler_the_next_ones() {
     let tree = s.t.server.ledger().store();
     let uid = s.t.server.ledger().with_state(|st| st.by_name("us-east-1", "db").unwrap().uid);
     let actors = |event: &str| -> Vec<String> {
-        let history = ledger_store::audit::secret_history(tree, uid).unwrap();
+        let history = ledger_audit::events::secret_history(tree, uid).unwrap();
         history.into_iter().filter(|e| e.event == event).map(|e| e.actor).collect()
     };
     assert_eq!(actors("RotationConfigured"), [AKID]);

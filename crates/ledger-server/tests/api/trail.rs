@@ -4,7 +4,7 @@
 //! date.
 
 use aws_sdk_secretsmanager::operation::RequestId;
-use ledger_store::audit;
+use ledger_audit::events;
 
 use crate::common::{send, Raw, TestServer, AKID, SECRET};
 
@@ -20,7 +20,7 @@ async fn server(audit_reads: bool) -> TestServer {
 fn trail(t: &TestServer) -> Vec<(String, String, String, String, String)> {
     let tree = t.server.ledger().store();
     let head = t.server.ledger().head().0;
-    audit::log_history(tree, 1, head, &|_| true)
+    events::log_history(tree, 1, head, &|_| true)
         .unwrap()
         .into_iter()
         .map(|e| (e.event.to_string(), e.actor, e.operation, e.request_id, e.change))

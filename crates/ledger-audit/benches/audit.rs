@@ -10,40 +10,42 @@
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use ledger_store::{audit, SledStore};
+use ledger_audit::{events, proofs};
+use ledger_store::{LogStore, SledStore};
 
 fn bench_audit(c: &mut Criterion) {
     let Some(dir) = std::env::var_os("AUDIT_DIR") else { return };
     let store = SledStore::open_existing(std::path::Path::new(&dir)).expect("open the data dir");
-    let tree = &store;
-    let (head, _) = audit::head(tree).expect("head");
-    let mid_time = audit::record_time(tree, head / 2).expect("time");
+    let tree: &dyn LogStore = &store;
+    let (head, _) = tree.head().expect("head");
+    let mid_time = tree.record_time(head / 2).expect("time");
     let mut group = c.benchmark_group(format!("audit_{head}_events"));
     group.sample_size(20);
     group.measurement_time(Duration::from_secs(5));
-    group.bench_function("seq_at_time", |b| b.iter(|| audit::seq_at_time(tree, mid_time).expect("seq")));
+    group.bench_function("seq_at_time", |b| b.iter(|| events::seq_at_time(tree, mid_time).expect("seq")));
     group.bench_function("state_as_of_time_one_secret", |b| {
         b.iter(|| {
-            let seq = audit::seq_at_time(tree, mid_time).expect("seq");
-            audit::resolve_at(tree, &audit::secret_identities(tree, "app/secret-7").expect("ids"), seq)
+            let seq = events::seq_at_time(tree, mid_time).expect("seq");
+            events::resolve_at(tree, &events::secret_identities(tree, "app/secret-7").expect("ids"), seq)
                 .expect("state")
                 .expect("secret exists")
         })
     });
     group.bench_function("history_one_secret", |b| {
         b.iter(|| {
-            audit::secret_history(tree, audit::secret_identities(tree, "app/secret-7").expect("ids")[0].uid)
+            events::secret_history(tree, events::secret_identities(tree, "app/secret-7").expect("ids")[0].uid)
                 .expect("history")
         })
     });
     group.sample_size(10);
     group.bench_function("state_as_of_seq_all_secrets", |b| {
-        b.iter(|| audit::state_at(tree, head / 2 + 777).expect("state"))
+        b.iter(|| ledger_store::state_at(tree, head / 2 + 777).expect("state"))
     });
-    group
-        .bench_function("inclusion_proof", |b| b.iter(|| audit::inclusion_proof(tree, head / 3, head).expect("proof")));
+    group.bench_function("inclusion_proof", |b| {
+        b.iter(|| proofs::inclusion_proof(tree, head / 3, head).expect("proof"))
+    });
     group.finish();
-    let proof = audit::inclusion_proof(tree, head / 3, head).expect("proof");
+    let proof = proofs::inclusion_proof(tree, head / 3, head).expect("proof");
     println!("inclusion proof at {head} events: {} hashes, {} bytes", proof.len(), proof.len() * 32);
 }
 
