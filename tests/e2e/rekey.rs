@@ -7,9 +7,9 @@ use std::path::Path;
 
 use ledger_audit::events;
 use ledger_core::*;
-use ledger_server::files;
-use ledger_server::rekey::{rotate_master_key, RekeyError, Step};
 use ledger_store::keyfile::KeyFile;
+use ledger_store::master_key as files;
+use ledger_store::rekey::{rotate_master_key, RekeyError, Step};
 use ledger_store::{Ledger, LedgerOptions, RequestMeta, StoreError};
 
 use crate::shredding::files_containing;
@@ -39,7 +39,7 @@ fn create(name: &str, v: &str) -> Command {
 /// A data dir under key 1 with a live secret, one scheduled for deletion and one purged.
 fn data_dir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let master = files::master_key(None, dir.path(), &mut Vec::new()).unwrap();
+    let master = files::master_key(None, dir.path()).unwrap().0;
     let ledger = Ledger::open(dir.path(), master, LedgerOptions::default()).unwrap();
     for (name, v) in [("live", "l-1"), ("scheduled", "s-1"), ("purged", "p-1")] {
         run(&ledger, create(name, v));
@@ -56,7 +56,7 @@ fn data_dir() -> tempfile::TempDir {
 }
 
 fn open(dir: &Path) -> Ledger {
-    let master = files::master_key(None, dir, &mut Vec::new()).unwrap();
+    let master = files::master_key(None, dir).unwrap().0;
     Ledger::open(dir, master, LedgerOptions::default()).unwrap()
 }
 
@@ -122,7 +122,7 @@ fn a_rotation_stopped_after_any_step_leaves_a_data_dir_that_opens() {
         let err = rotate_master_key(None, dir.path(), &mut |s| s != stop).unwrap_err();
         assert!(matches!(err, RekeyError::Stopped(s) if s == stop), "{err}");
         // The next start picks the key that opens the data dir, finishing what was committed.
-        let master = files::master_key(None, dir.path(), &mut Vec::new()).unwrap();
+        let master = files::master_key(None, dir.path()).unwrap().0;
         let committed = i >= 2;
         assert_eq!(master.id, if committed { 2 } else { 1 }, "stopped after {stop:?}");
         let ledger = Ledger::open(dir.path(), master, LedgerOptions::default()).unwrap();
@@ -144,21 +144,20 @@ fn a_master_key_file_outside_the_data_dir_is_created_and_rotated_there() {
     let keys = tempfile::tempdir().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = keys.path().join("sl.key");
-    let mut created = Vec::new();
-    let master = files::master_key(Some(&path), dir.path(), &mut created).unwrap();
-    assert_eq!(created, [files::Created::MasterKey(path.clone())]);
+    let (master, created) = files::master_key(Some(&path), dir.path()).unwrap();
+    assert_eq!(created, Some(path.clone()));
     assert!(!dir.path().join("master.key").exists());
     let ledger = Ledger::open(dir.path(), master, LedgerOptions::default()).unwrap();
     run(&ledger, create("x", "v"));
     ledger.close().unwrap();
     assert_eq!(rotate_master_key(Some(&path), dir.path(), &mut |_| true).unwrap(), (1, 2));
-    let master = files::master_key(Some(&path), dir.path(), &mut Vec::new()).unwrap();
+    let master = files::master_key(Some(&path), dir.path()).unwrap().0;
     assert_eq!(master.id, 2);
     let ledger = Ledger::open(dir.path(), master, LedgerOptions::default()).unwrap();
     assert_eq!(value(&ledger, "x"), SecretValue::string("v"));
     // With the key gone, a data dir that holds keys is not given a fresh one.
     ledger.close().unwrap();
     std::fs::remove_file(&path).unwrap();
-    assert!(files::master_key(Some(&path), dir.path(), &mut Vec::new()).is_err());
+    assert!(files::master_key(Some(&path), dir.path()).is_err());
     assert!(!path.exists());
 }

@@ -1,7 +1,7 @@
 //! Access scopes of credentials: what one access key may do.
 //!
 //! A credentials line is `ACCESS_KEY_ID:SECRET_ACCESS_KEY[:OPTION[:OPTION…]]` (see
-//! [`crate::files::parse_credentials`]); the options build an [`Access`]:
+//! [`crate::credentials::parse_credentials`]); the options build an [`Access`]:
 //!
 //! * `ro`: read-only; only the operations of [`READ_OPERATIONS`] are allowed, and the
 //!   `SecretLedger.*` audit operations, which only read (an `ro` key can read every secret
@@ -248,14 +248,14 @@ mod tests {
     fn credential_lines_with_options() {
         use std::path::Path;
         let text = "A1:s1\nA2:s/2+=:with:colon:ro\nA3:s3:prefix=app/:prefix=lib/\nA4:s4:ro:noaudit\nA5:s5:colons\n";
-        let store = crate::files::parse_credentials(text, Path::new("c")).unwrap();
+        let store = crate::credentials::parse_credentials(text, Path::new("c")).unwrap();
         assert_eq!(store.access("A1"), Some(&Access::full()));
         assert_eq!(store.access("A2"), Some(&Access { read_only: true, ..Access::default() }));
         assert_eq!(store.access("A3"), Some(&scoped(&["app/", "lib/"])));
         assert_eq!(store.access("A4"), Some(&Access { read_only: true, no_audit: true, ..Access::default() }));
         assert_eq!(store.access("A5"), Some(&Access::full()));
         for bad in ["A:s:prefix=", "A:s:prefix=a%b", "A:ro", "A::ro"] {
-            let parsed = crate::files::parse_credentials(bad, Path::new("c"));
+            let parsed = crate::credentials::parse_credentials(bad, Path::new("c"));
             // `A:ro` is the key `ro` with full access; the others are refused.
             assert_eq!(parsed.is_ok(), bad == "A:ro", "{bad}");
         }

@@ -16,9 +16,10 @@ use ledger_core::Scope;
 use ledger_store::{Ledger, RequestMeta};
 
 use crate::audit_ops;
+use crate::credentials::CredentialStore;
 use crate::error::{ApiError, CONTENT_TYPE};
 use crate::ops;
-use crate::sigv4::{self, AuthError, CredentialStore};
+use crate::sigv4::{self, AuthError};
 use crate::wire::Input;
 
 /// Largest request body accepted. A 64 KiB binary value is about 88 KiB of base64, so this

@@ -19,18 +19,17 @@
 //!
 //! Modules: [`sigv4`] verifies signatures, [`wire`] converts JSON to domain types and back,
 //! [`ops`] runs one operation, [`http`] is the single request handler, [`serve`](mod@serve)
-//! opens, binds and shuts down, [`files`] reads or generates the master key and credentials,
-//! [`audit_ops`] answers the `SecretLedger.<Operation>` audit targets, [`access`] limits what
+//! opens, binds and shuts down, [`credentials`] reads or generates the credentials file and
+//! holds the keys SigV4 checks against, [`audit_ops`] answers the `SecretLedger.<Operation>` audit targets, [`access`] limits what
 //! each access key may do.
 
 pub mod access;
 pub mod audit_ops;
+pub mod credentials;
 pub mod error;
-pub mod files;
 pub mod http;
 pub mod metrics;
 pub mod ops;
-pub mod rekey;
 pub mod rotation;
 pub mod serve;
 pub mod sigv4;

@@ -14,7 +14,7 @@ use ledger_store::{Ledger, LedgerOptions};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::files::{self, Created};
+use crate::credentials::{self, Created};
 use crate::http::{router, App, BODY_BYTES_MAX};
 
 /// Everything `serve` needs; [`ServeConfig::new`] gives the CLI's defaults for a data dir.
@@ -209,8 +209,9 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<RunningServer> {
             .with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
     }
     let mut created = Vec::new();
-    let master = files::master_key(config.master_key_file.as_deref(), &data_dir, &mut created)?;
-    let credentials = files::credentials(config.credentials_file.as_deref(), &data_dir, &mut created)?;
+    let (master, new_key) = ledger_store::master_key::master_key(config.master_key_file.as_deref(), &data_dir)?;
+    created.extend(new_key.map(Created::MasterKey));
+    let credentials = credentials::credentials(config.credentials_file.as_deref(), &data_dir, &mut created)?;
     let metrics = Arc::new(crate::metrics::Metrics::new());
     let mut options = config.ledger_options.clone();
     options.observer = Some(metrics.clone());

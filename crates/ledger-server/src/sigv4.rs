@@ -7,16 +7,14 @@
 //! `X-Amz-Date`, the region of the credential scope and the stored secret key. The two signature
 //! strings are compared in constant time.
 
-use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
 use aws_sigv4::sign::v4;
 use axum::http::HeaderMap;
 use subtle::ConstantTimeEq;
-use zeroize::Zeroizing;
 
-use crate::access::Access;
+use crate::credentials::CredentialStore;
 
 /// The signing name of Secrets Manager in the credential scope.
 pub const SERVICE: &str = "secretsmanager";
@@ -25,54 +23,6 @@ pub const CLOCK_SKEW_MAX: Duration = Duration::from_secs(5 * 60);
 
 const ALGORITHM: &str = "AWS4-HMAC-SHA256";
 const MISMATCH: &str = "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.";
-
-/// Access key id → secret access key and [`Access`] scope. `Debug` never prints the secrets.
-#[derive(Clone, Default)]
-pub struct CredentialStore {
-    keys: HashMap<String, (Zeroizing<String>, Access)>,
-}
-
-impl std::fmt::Debug for CredentialStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut ids: Vec<&String> = self.keys.keys().collect();
-        ids.sort();
-        f.debug_struct("CredentialStore").field("access_key_ids", &ids).finish_non_exhaustive()
-    }
-}
-
-impl CredentialStore {
-    /// Adds a key with full access.
-    pub fn insert(&mut self, access_key_id: impl Into<String>, secret_access_key: impl Into<String>) {
-        self.insert_with_access(access_key_id, secret_access_key, Access::full());
-    }
-
-    /// Adds a key limited to `access`.
-    pub fn insert_with_access(
-        &mut self,
-        access_key_id: impl Into<String>,
-        secret_access_key: impl Into<String>,
-        access: Access,
-    ) {
-        self.keys.insert(access_key_id.into(), (Zeroizing::new(secret_access_key.into()), access));
-    }
-
-    /// The scope of a known key (after [`verify`] accepted a request signed with it).
-    pub fn access(&self, access_key_id: &str) -> Option<&Access> {
-        self.keys.get(access_key_id).map(|(_, access)| access)
-    }
-
-    pub fn len(&self) -> usize {
-        self.keys.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
-    }
-
-    fn secret(&self, access_key_id: &str) -> Option<&str> {
-        self.keys.get(access_key_id).map(|(s, _)| s.as_str())
-    }
-}
 
 /// Who signed a request that verified, and for which region.
 #[derive(Clone, Debug, PartialEq, Eq)]

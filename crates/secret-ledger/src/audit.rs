@@ -497,7 +497,7 @@ fn read_master_key(path: &Path) -> anyhow::Result<MasterKey> {
     let text = zeroize::Zeroizing::new(
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?,
     );
-    Ok(ledger_server::files::parse_master_key(&text, path)?)
+    Ok(ledger_store::master_key::parse_master_key(&text, path)?)
 }
 
 /// Remembers the last non-empty line written through it (an export's closing checkpoint).
@@ -693,8 +693,8 @@ pub fn rebuild(data_dir: &Path, json_out: bool) -> anyhow::Result<ExitCode> {
 }
 
 pub fn rotate_master_key(data_dir: &Path, master_key_file: Option<&Path>, json_out: bool) -> anyhow::Result<ExitCode> {
-    let (from, to) = ledger_server::rekey::rotate_master_key(master_key_file, data_dir, &mut |_| true)?;
-    let path = ledger_server::files::master_key_path(master_key_file, data_dir);
+    let (from, to) = ledger_store::rekey::rotate_master_key(master_key_file, data_dir, &mut |_| true)?;
+    let path = ledger_store::master_key::master_key_path(master_key_file, data_dir);
     if json_out {
         println!("{}", json!({ "ok": true, "from_key_id": from, "to_key_id": to, "master_key_file": path }));
     } else {

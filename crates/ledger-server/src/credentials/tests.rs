@@ -1,6 +1,15 @@
 //! Master key and credentials files: parsing, generation, permissions.
 
 use super::*;
+use ledger_core::crypto::MasterKey;
+use ledger_store::master_key::{parse_master_key, MASTER_KEY_FILE};
+
+/// The master key as `serve` reads it, noting a file it created.
+fn master_key(explicit: Option<&Path>, dir: &Path, created: &mut Vec<Created>) -> Result<MasterKey, SecretFileError> {
+    let (key, new) = ledger_store::master_key::master_key(explicit, dir)?;
+    created.extend(new.map(Created::MasterKey));
+    Ok(key)
+}
 
 #[test]
 fn credentials_split_at_the_first_colon_and_skip_comments() {

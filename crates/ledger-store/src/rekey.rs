@@ -15,10 +15,10 @@
 use std::path::Path;
 
 use ledger_core::crypto::MasterKey;
-use ledger_store::keyfile::KeyFile;
-use ledger_store::{Ledger, LedgerOptions, StoreError};
 
-use crate::files::{self, FileError};
+use crate::keyfile::KeyFile;
+use crate::master_key::{self as files, SecretFileError as FileError};
+use crate::{Ledger, LedgerOptions, StoreError};
 
 /// The points a rotation passes, for fault-injection tests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,7 +56,7 @@ pub fn rotate_master_key(
     if !path.exists() {
         return Err(RekeyError::NoKey(path));
     }
-    let old = files::master_key(explicit, data_dir, &mut Vec::new())?;
+    let (old, _) = files::master_key(explicit, data_dir)?;
     Ledger::open(data_dir, old.clone(), LedgerOptions::default())?.close()?;
     let stop = |step| Err(RekeyError::Stopped(step));
     if !at(Step::Checked) {
@@ -70,7 +70,7 @@ pub fn rotate_master_key(
     if !at(Step::NextKeyWritten) {
         return stop(Step::NextKeyWritten);
     }
-    ledger_store::keyfile::rewrap(data_dir, &old, &new)?;
+    crate::keyfile::rewrap(data_dir, &old, &new)?;
     if !at(Step::KeysRewrapped) {
         return stop(Step::KeysRewrapped);
     }
