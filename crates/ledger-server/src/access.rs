@@ -3,7 +3,7 @@
 //! A credentials line is `ACCESS_KEY_ID:SECRET_ACCESS_KEY[:OPTION[:OPTION…]]` (see
 //! [`crate::credentials::parse_credentials`]); the options build an [`Access`]:
 //!
-//! * `ro`: read-only; only the operations of [`READ_OPERATIONS`] are allowed, and the
+//! * `ro`: read-only; only the operations of [`Kind::Read`] are allowed, and the
 //!   `SecretLedger.*` audit operations, which only read (an `ro` key can read every secret
 //!   anyway); `noaudit` removes those.
 //! * `prefix=P`: only secrets whose name starts with `P` (a plain string prefix, so write
@@ -30,19 +30,8 @@ use ledger_core::query::Filter;
 use ledger_core::Scope;
 
 use crate::error::ApiError;
+use crate::operation::{Kind, Operation};
 use crate::wire::Input;
-
-/// The operations an `ro` key may call.
-pub const READ_OPERATIONS: [&str; 8] = [
-    "GetSecretValue",
-    "GetResourcePolicy",
-    "ValidateResourcePolicy",
-    "BatchGetSecretValue",
-    "DescribeSecret",
-    "ListSecretVersionIds",
-    "ListSecrets",
-    "GetRandomPassword",
-];
 
 /// The error code of a refused call.
 pub const ACCESS_DENIED: &str = "AccessDeniedException";
@@ -50,7 +39,7 @@ pub const ACCESS_DENIED: &str = "AccessDeniedException";
 /// What one access key may do. [`Access::default`] is full access.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Access {
-    /// Only [`READ_OPERATIONS`].
+    /// Only [`Kind::Read`] operations.
     pub read_only: bool,
     /// Name prefixes in scope; empty means every name.
     pub prefixes: Vec<String>,
@@ -144,38 +133,37 @@ impl Access {
 
     /// Checks a Secrets Manager operation before it runs. Listings pass (they are narrowed by
     /// [`Access::name_filter`]); `BatchGetSecretValue`'s ids are checked one by one by the caller.
-    pub fn check(&self, actor: &str, operation: &str, input: &Input, scope: &Scope) -> Result<(), ApiError> {
+    pub fn check(&self, actor: &str, operation: Operation, input: &Input, scope: &Scope) -> Result<(), ApiError> {
         if self.is_full() {
             return Ok(());
         }
         // The resource as the caller named it, for the message; `*` when it did not.
-        let member = if operation == "CreateSecret" { "Name" } else { "SecretId" };
-        let given = input.string(member).ok().flatten();
+        let given = input.string(operation.secret_member()).ok().flatten();
         let resource = given.as_deref().unwrap_or("*");
-        if self.read_only && !READ_OPERATIONS.contains(&operation) {
-            return Err(denied(actor, &format!("secretsmanager:{operation}"), resource));
+        if self.read_only && operation.kind() != Kind::Read {
+            return Err(denied(actor, &operation.action(), resource));
         }
         if self.prefixes.is_empty() {
             return Ok(());
         }
         let in_scope = match (operation, given.as_deref()) {
-            ("ListSecrets" | "BatchGetSecretValue" | "GetRandomPassword", _) => true,
+            (Operation::ListSecrets | Operation::BatchGetSecretValue | Operation::GetRandomPassword, _) => true,
             // A missing or mistyped member: the operation refuses it without reading anything.
             (_, None) => true,
-            ("CreateSecret", Some(name)) => self.covers_name(name),
+            (Operation::CreateSecret, Some(name)) => self.covers_name(name),
             (_, Some(secret_id)) => self.covers_secret_id(scope, secret_id).unwrap_or(true),
         };
         if in_scope {
             Ok(())
         } else {
-            Err(denied(actor, &format!("secretsmanager:{operation}"), resource))
+            Err(denied(actor, &operation.action(), resource))
         }
     }
 
     /// Checks a `SecretLedger.*` audit operation: refused to `noaudit` and prefix-scoped keys.
-    pub fn check_audit(&self, actor: &str, operation: &str) -> Result<(), ApiError> {
+    pub fn check_audit(&self, actor: &str, operation: Operation) -> Result<(), ApiError> {
         if self.no_audit || !self.prefixes.is_empty() {
-            return Err(denied(actor, &format!("secretledger:{operation}"), "*"));
+            return Err(denied(actor, &operation.action(), "*"));
         }
         Ok(())
     }

@@ -45,13 +45,8 @@ use serde_json::Value;
 
 use crate::error::ApiError;
 use crate::http::{json_response, App};
+use crate::operation::Operation;
 use crate::wire::Input;
-
-/// The target prefix of the audit operations.
-pub const TARGET_PREFIX: &str = "SecretLedger.";
-
-/// Every operation answered under [`TARGET_PREFIX`].
-pub const OPERATIONS: [&str; 6] = ["History", "State", "Export", "Checkpoint", "Prove", "Verify"];
 
 /// Content type of the `Export` response.
 pub const EXPORT_CONTENT_TYPE: &str = "application/x-ndjson";
@@ -90,10 +85,6 @@ fn into_api(e: AuditError, request_id: &str) -> ApiError {
 
 fn validation(message: impl Into<String>) -> ApiError {
     ApiError::new("ValidationException", StatusCode::BAD_REQUEST, message)
-}
-
-fn short(text: &str) -> String {
-    text.chars().take(64).collect()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -198,21 +189,15 @@ fn now_ms() -> i64 {
     ledger_store::SystemClock::now_ms()
 }
 
-/// Runs one audit operation; `operation` is the name after `SecretLedger.`. `region` is the
-/// request's signing region: a `SecretId` resolves within it, as in every Secrets Manager call.
+/// Runs one audit operation. `region` is the request's signing region: a `SecretId` resolves
+/// within it, as in every Secrets Manager call.
 pub async fn dispatch(
     app: &Arc<App>,
-    operation: &str,
+    operation: Operation,
     body: &[u8],
     region: &str,
     request_id: &str,
 ) -> Result<Response, ApiError> {
-    if !OPERATIONS.contains(&operation) {
-        return Err(ApiError::unknown_operation(format!(
-            "Unknown operation: X-Amz-Target '{TARGET_PREFIX}{}'.",
-            short(operation)
-        )));
-    }
     let input = Members::parse(body)?;
     let store = app.ledger.store_handle();
     // The durable head: sled may already hold the records of a group whose flush is running;
@@ -220,7 +205,7 @@ pub async fn dispatch(
     let head = app.ledger.head();
     let region = region.to_string();
     match operation {
-        "History" => {
+        Operation::History => {
             let secret_id = input.string("SecretId")?;
             let filter = HistoryFilter {
                 actor: input.string("Actor")?,
@@ -238,7 +223,7 @@ pub async fn dispatch(
             drop(permit);
             Ok(response)
         }
-        "State" => {
+        Operation::State => {
             let as_of = input.as_of()?;
             let exact = input.0.bool("Exact")?.unwrap_or(false);
             let secret_id = input.string("SecretId")?;
@@ -253,13 +238,13 @@ pub async fn dispatch(
             .await?;
             Ok(document(&doc))
         }
-        "Checkpoint" => {
+        Operation::Checkpoint => {
             let origin = input.origin(app)?;
             let checkpoint =
                 blocking(request_id, move || Ok(proofs::checkpoint_upto(&*store, head, &origin, now_ms())?)).await?;
             Ok(json_response(checkpoint.to_json()))
         }
-        "Prove" => {
+        Operation::Prove => {
             let seq = input.seq("Seq")?;
             let from = input.checkpoint("FromCheckpoint")?;
             let to = input.checkpoint("ToCheckpoint")?;
@@ -277,7 +262,7 @@ pub async fn dispatch(
                 _ => Err(validation("Prove takes Seq, or FromCheckpoint and ToCheckpoint.")),
             }
         }
-        "Verify" => {
+        Operation::Verify => {
             let trusted = input.checkpoint("Checkpoint")?;
             let app = app.clone();
             let permit = whole_log_permit()?;
@@ -293,12 +278,12 @@ pub async fn dispatch(
             .await?;
             Ok(document(&doc))
         }
-        "Export" => {
+        Operation::Export => {
             let origin = input.origin(app)?;
             let permit = whole_log_permit()?;
             Ok(export(store, head, origin, request_id.to_string(), permit))
         }
-        _ => Err(ApiError::unknown_operation(format!("Operation {} is not supported.", short(operation)))),
+        other => Err(ApiError::unknown_operation(format!("Operation {} is not an audit operation.", other.name()))),
     }
 }
 

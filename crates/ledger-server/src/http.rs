@@ -18,6 +18,7 @@ use ledger_store::{Ledger, RequestMeta};
 use crate::audit_ops;
 use crate::credentials::CredentialStore;
 use crate::error::{ApiError, CONTENT_TYPE};
+use crate::operation::{Kind, Operation};
 use crate::ops;
 use crate::sigv4::{self, AuthError};
 use crate::wire::Input;
@@ -25,9 +26,6 @@ use crate::wire::Input;
 /// Largest request body accepted. A 64 KiB binary value is about 88 KiB of base64, so this
 /// leaves ample room for every legitimate request.
 pub const BODY_BYTES_MAX: usize = 1024 * 1024;
-
-/// The target prefix of the Secrets Manager operations.
-pub const TARGET_PREFIX: &str = "secretsmanager.";
 
 /// What every request handler shares.
 pub struct App {
@@ -211,35 +209,32 @@ async fn answer(app: &Arc<App>, request: Request, request_id: &str) -> Result<Re
         return Err(ApiError::unknown_operation("Only POST requests are served."));
     }
     let target = parts.headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or("");
-    if let Some(operation) = target.strip_prefix(audit_ops::TARGET_PREFIX) {
-        if audit_ops::OPERATIONS.contains(&operation) {
-            if let Err(refusal) = access.check_audit(&verified.access_key_id, operation) {
-                if app.trail.audit_reads {
-                    let meta = RequestMeta {
-                        scope: Scope::new(&verified.region, &app.account_id),
-                        actor: verified.access_key_id.clone(),
-                        request_id: request_id.to_string(),
-                    };
-                    let cmd =
-                        ledger_core::Command::RecordDenied { resources: vec![format!("secretledger:{operation}")] };
-                    if let Err(e) = app.ledger.execute_async(cmd, &meta).await {
-                        return Err(ApiError::store(&e, request_id));
-                    }
-                }
-                return Err(refusal);
-            }
-        }
-        let result = audit_ops::dispatch(app, operation, &body, &verified.region, request_id).await;
-        let actor = verified.access_key_id;
-        tracing::debug!(request_id, operation, actor, ok = result.is_ok(), "audit request");
-        return result;
-    }
-    let Some(operation) = target.strip_prefix(TARGET_PREFIX).filter(|op| ops::OPERATIONS.contains(op)) else {
+    let Some(operation) = Operation::from_target(target) else {
         return Err(ApiError::unknown_operation(format!(
             "Unknown operation: X-Amz-Target '{}'.",
             target.chars().take(96).collect::<String>()
         )));
     };
+    if operation.kind() == Kind::Audit {
+        if let Err(refusal) = access.check_audit(&verified.access_key_id, operation) {
+            if app.trail.audit_reads {
+                let meta = RequestMeta {
+                    scope: Scope::new(&verified.region, &app.account_id),
+                    actor: verified.access_key_id.clone(),
+                    request_id: request_id.to_string(),
+                };
+                let cmd = ledger_core::Command::RecordDenied { resources: vec![operation.action()] };
+                if let Err(e) = app.ledger.execute_async(cmd, &meta).await {
+                    return Err(ApiError::store(&e, request_id));
+                }
+            }
+            return Err(refusal);
+        }
+        let result = audit_ops::dispatch(app, operation, &body, &verified.region, request_id).await;
+        let actor = verified.access_key_id;
+        tracing::debug!(request_id, operation = operation.name(), actor, ok = result.is_ok(), "audit request");
+        return result;
+    }
     let input = Input::parse(&body)?;
     let meta = RequestMeta {
         scope: Scope::new(&verified.region, &app.account_id),
@@ -247,12 +242,12 @@ async fn answer(app: &Arc<App>, request: Request, request_id: &str) -> Result<Re
         request_id: request_id.to_string(),
     };
     let result = ops::dispatch_with(&app.ledger, operation, input, &meta, access, app.trail).await;
-    if let (Ok(response), Some(rotator), "RotateSecret") = (&result, &app.rotator, operation) {
+    if let (Ok(response), Some(rotator), Operation::RotateSecret) = (&result, &app.rotator, operation) {
         rotator.after_rotate_secret(app, response);
     }
     tracing::debug!(
         request_id,
-        operation,
+        operation = operation.name(),
         actor = %meta.actor,
         region = %meta.scope.region,
         ok = result.is_ok(),

@@ -29,6 +29,7 @@ pub mod credentials;
 pub mod error;
 pub mod http;
 pub mod metrics;
+pub mod operation;
 pub mod ops;
 pub mod rotation;
 pub mod serve;

@@ -8,7 +8,7 @@ use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
 };
 
-use crate::{audit_ops, ops};
+use crate::operation::Operation;
 
 pub struct Metrics {
     registry: Registry,
@@ -109,11 +109,7 @@ impl Metrics {
     /// operation this server knows (anything else counts as `unknown`, so a client cannot make
     /// up label values).
     pub fn request(&self, target: &str, outcome: &'static str, elapsed: Duration) {
-        let known = target
-            .strip_prefix(crate::http::TARGET_PREFIX)
-            .filter(|op| ops::OPERATIONS.contains(op))
-            .or_else(|| target.strip_prefix(audit_ops::TARGET_PREFIX).filter(|op| audit_ops::OPERATIONS.contains(op)))
-            .map_or("unknown", |_| target);
+        let known = Operation::from_target(target).map_or("unknown", |_| target);
         self.requests.with_label_values(&[known, outcome]).inc();
         self.latency.with_label_values(&[known]).observe(elapsed.as_secs_f64());
     }

@@ -16,31 +16,8 @@ use serde::Serialize;
 
 use crate::access::{self, Access};
 use crate::error::ApiError;
+use crate::operation::Operation;
 use crate::wire::{self, epoch_seconds, Input, SecretRefOut};
-
-/// Every operation this server answers under the `secretsmanager.` target prefix.
-pub const OPERATIONS: [&str; 20] = [
-    "CreateSecret",
-    "PutSecretValue",
-    "GetSecretValue",
-    "BatchGetSecretValue",
-    "DescribeSecret",
-    "ListSecretVersionIds",
-    "ListSecrets",
-    "UpdateSecret",
-    "UpdateSecretVersionStage",
-    "DeleteSecret",
-    "RestoreSecret",
-    "TagResource",
-    "UntagResource",
-    "GetRandomPassword",
-    "RotateSecret",
-    "CancelRotateSecret",
-    "PutResourcePolicy",
-    "GetResourcePolicy",
-    "DeleteResourcePolicy",
-    "ValidateResourcePolicy",
-];
 
 fn json(out: &impl Serialize) -> Result<String, ApiError> {
     serde_json::to_string(out).map_err(|e| {
@@ -57,11 +34,10 @@ pub struct Trail {
     pub audit_reads: bool,
 }
 
-/// Runs one operation for a caller limited to `access`; `operation` is the name after
-/// `secretsmanager.`.
+/// Runs one Secrets Manager operation for a caller limited to `access`.
 pub async fn dispatch(
     ledger: &Ledger,
-    operation: &str,
+    operation: Operation,
     input: Input,
     meta: &RequestMeta,
     access: &Access,
@@ -72,44 +48,41 @@ pub async fn dispatch(
 /// [`dispatch`] recording what `trail` asks for.
 pub async fn dispatch_with(
     ledger: &Ledger,
-    operation: &str,
+    operation: Operation,
     input: Input,
     meta: &RequestMeta,
     access: &Access,
     trail: Trail,
 ) -> Result<String, ApiError> {
-    if OPERATIONS.contains(&operation) {
-        if let Err(refusal) = access.check(&meta.actor, operation, &input, &meta.scope) {
-            if trail.audit_reads {
-                let member = if operation == "CreateSecret" { "Name" } else { "SecretId" };
-                let resource = input.string(member).ok().flatten().unwrap_or_else(|| "*".to_string());
-                record(ledger, Command::RecordDenied { resources: vec![resource] }, meta).await?;
-            }
-            return Err(refusal);
+    if let Err(refusal) = access.check(&meta.actor, operation, &input, &meta.scope) {
+        if trail.audit_reads {
+            let resource = input.string(operation.secret_member()).ok().flatten().unwrap_or_else(|| "*".to_string());
+            record(ledger, Command::RecordDenied { resources: vec![resource] }, meta).await?;
         }
+        return Err(refusal);
     }
     match operation {
-        "CreateSecret" => create_secret(ledger, &input, meta).await,
-        "PutSecretValue" => put_secret_value(ledger, &input, meta).await,
-        "UpdateSecret" => update_secret(ledger, &input, meta).await,
-        "UpdateSecretVersionStage" => update_secret_version_stage(ledger, &input, meta).await,
-        "DeleteSecret" => delete_secret(ledger, &input, meta).await,
-        "RestoreSecret" => restore_secret(ledger, &input, meta).await,
-        "TagResource" => tag_resource(ledger, &input, meta).await,
-        "UntagResource" => untag_resource(ledger, &input, meta).await,
-        "GetSecretValue" => get_secret_value(ledger, &input, meta, trail).await,
-        "BatchGetSecretValue" => batch_get_secret_value(ledger, &input, meta, access, trail).await,
-        "DescribeSecret" => describe_secret(ledger, &input, meta),
-        "ListSecretVersionIds" => list_secret_version_ids(ledger, &input, meta),
-        "ListSecrets" => list_secrets(ledger, &input, meta, access),
-        "GetRandomPassword" => get_random_password(&input),
-        "RotateSecret" => rotate_secret(ledger, &input, meta).await,
-        "CancelRotateSecret" => {
+        Operation::CreateSecret => create_secret(ledger, &input, meta).await,
+        Operation::PutSecretValue => put_secret_value(ledger, &input, meta).await,
+        Operation::UpdateSecret => update_secret(ledger, &input, meta).await,
+        Operation::UpdateSecretVersionStage => update_secret_version_stage(ledger, &input, meta).await,
+        Operation::DeleteSecret => delete_secret(ledger, &input, meta).await,
+        Operation::RestoreSecret => restore_secret(ledger, &input, meta).await,
+        Operation::TagResource => tag_resource(ledger, &input, meta).await,
+        Operation::UntagResource => untag_resource(ledger, &input, meta).await,
+        Operation::GetSecretValue => get_secret_value(ledger, &input, meta, trail).await,
+        Operation::BatchGetSecretValue => batch_get_secret_value(ledger, &input, meta, access, trail).await,
+        Operation::DescribeSecret => describe_secret(ledger, &input, meta),
+        Operation::ListSecretVersionIds => list_secret_version_ids(ledger, &input, meta),
+        Operation::ListSecrets => list_secrets(ledger, &input, meta, access),
+        Operation::GetRandomPassword => get_random_password(&input),
+        Operation::RotateSecret => rotate_secret(ledger, &input, meta).await,
+        Operation::CancelRotateSecret => {
             let secret_id = input.required_string("SecretId", "secretId")?;
             let reply = execute(ledger, Command::CancelRotateSecret(CancelRotateSecret { secret_id }), meta).await?;
             json(&secret_ref(reply, meta)?)
         }
-        "PutResourcePolicy" => {
+        Operation::PutResourcePolicy => {
             let cmd = Command::PutResourcePolicy(PutResourcePolicy {
                 secret_id: input.required_string("SecretId", "secretId")?,
                 resource_policy: input.required_string("ResourcePolicy", "resourcePolicy")?,
@@ -118,19 +91,19 @@ pub async fn dispatch_with(
             let _policy_name = input.string("PolicyName")?;
             json(&secret_ref(execute(ledger, cmd, meta).await?, meta)?)
         }
-        "DeleteResourcePolicy" => {
+        Operation::DeleteResourcePolicy => {
             let secret_id = input.required_string("SecretId", "secretId")?;
             let _policy_name = input.string("PolicyName")?;
             let cmd = Command::DeleteResourcePolicy(DeleteResourcePolicy { secret_id });
             json(&secret_ref(execute(ledger, cmd, meta).await?, meta)?)
         }
-        "GetResourcePolicy" => {
+        Operation::GetResourcePolicy => {
             let secret_id = input.required_string("SecretId", "secretId")?;
             let _policy_name = input.string("PolicyName")?;
             let out = ledger.with_state(|s| query::get_resource_policy(s, &meta.scope, &secret_id))?;
             json(&wire::ResourcePolicyOutWire { arn: out.arn, name: out.name, resource_policy: out.policy })
         }
-        "ValidateResourcePolicy" => {
+        Operation::ValidateResourcePolicy => {
             let secret_id = input.string("SecretId")?;
             let policy = input.required_string("ResourcePolicy", "resourcePolicy")?;
             let findings = ledger
@@ -146,9 +119,14 @@ pub async fn dispatch_with(
                     .collect(),
             })
         }
-        other => Err(ApiError::unknown_operation(format!(
-            "Operation {} is not supported by this server.",
-            other.chars().take(64).collect::<String>()
+        Operation::History
+        | Operation::State
+        | Operation::Export
+        | Operation::Checkpoint
+        | Operation::Prove
+        | Operation::Verify => Err(ApiError::unknown_operation(format!(
+            "Operation {} is not a Secrets Manager operation.",
+            operation.name()
         ))),
     }
 }

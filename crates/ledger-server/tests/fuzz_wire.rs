@@ -14,6 +14,7 @@ use base64::Engine;
 use ledger_core::crypto::MasterKey;
 use ledger_core::{Command, CreateSecret, Scope, SecretValue};
 use ledger_server::access::Access;
+use ledger_server::operation::{Kind as OpKind, Operation};
 use ledger_server::wire::{self, Input};
 use ledger_server::{ops, ApiError};
 use ledger_store::{Ledger, LedgerOptions, RequestMeta};
@@ -305,7 +306,9 @@ fn body(op: &'static str) -> BoxedStrategy<Map<String, Value>> {
 }
 
 fn op_and_body() -> impl Strategy<Value = (&'static str, Map<String, Value>)> {
-    prop::sample::select(ops::OPERATIONS.to_vec()).prop_flat_map(|op| body(op).prop_map(move |b| (op, b)))
+    let names: Vec<&'static str> =
+        Operation::ALL.iter().filter(|op| op.kind() != OpKind::Audit).map(|op| op.name()).collect();
+    prop::sample::select(names).prop_flat_map(|op| body(op).prop_map(move |b| (op, b)))
 }
 
 /// Exercises every accessor on every member name.
@@ -393,6 +396,7 @@ fn operations_on_arbitrary_members() {
     let result = runner.run(&(op_and_body(), 0..accesses.len()), |((op, members), access)| {
         let text = Value::Object(members).to_string();
         let input = Input::parse(text.as_bytes()).map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
+        let op = Operation::secrets_manager(op).expect("a Secrets Manager operation");
         match runtime.block_on(ops::dispatch(&ledger, op, input, &meta, &accesses[access])) {
             Ok(json) => {
                 accepted.set(accepted.get() + 1);
