@@ -8,9 +8,9 @@ use ledger_core::query::GetSecretValue;
 use ledger_core::*;
 use ledger_store::{Ledger, LedgerOptions, ManualClock, RequestMeta};
 
-pub const T0: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
+pub(crate) const T0: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
 
-pub struct Fixture {
+pub(crate) struct Fixture {
     pub dir: tempfile::TempDir,
     pub ledger: Option<Ledger>,
     pub clock: Arc<ManualClock>,
@@ -20,21 +20,21 @@ pub struct Fixture {
     pub created: Vec<String>,
 }
 
-pub fn master() -> MasterKey {
+pub(crate) fn master() -> MasterKey {
     MasterKey::from_bytes(1, [0x42; 32])
 }
 
 /// A 32-character token/version id numbered `n`.
-pub fn tok(n: usize) -> String {
+pub(crate) fn tok(n: usize) -> String {
     format!("{n:0>32}")
 }
 
 impl Fixture {
-    pub fn new() -> Fixture {
+    pub(crate) fn new() -> Fixture {
         Fixture::with_options(|_| {})
     }
 
-    pub fn with_options(tweak: impl FnOnce(&mut LedgerOptions)) -> Fixture {
+    pub(crate) fn with_options(tweak: impl FnOnce(&mut LedgerOptions)) -> Fixture {
         let dir = tempfile::tempdir().expect("temp dir");
         let clock = Arc::new(ManualClock::new(T0));
         let mut options = LedgerOptions { clock: clock.clone(), rng_seed: Some([7; 32]), ..LedgerOptions::default() };
@@ -50,22 +50,22 @@ impl Fixture {
         }
     }
 
-    pub fn ledger(&self) -> &Ledger {
+    pub(crate) fn ledger(&self) -> &Ledger {
         self.ledger.as_ref().expect("open")
     }
 
     /// The sled tree under the ledger, to forge damaged logs.
-    pub fn tree(&self) -> &sled::Tree {
+    pub(crate) fn tree(&self) -> &sled::Tree {
         sled_tree(self.ledger())
     }
 
     /// Closes the sled db and opens it again: the projection comes back from disk.
-    pub fn reopen(&mut self) {
+    pub(crate) fn reopen(&mut self) {
         self.ledger.take().expect("open").close().expect("close");
         self.ledger = Some(Ledger::open(self.dir.path(), master(), self.options.clone()).expect("reopen"));
     }
 
-    pub fn exec(&mut self, cmd: Command) -> Result<Reply, SmError> {
+    pub(crate) fn exec(&mut self, cmd: Command) -> Result<Reply, SmError> {
         let meta = RequestMeta::local(self.scope.clone());
         let reply = self.ledger().execute(cmd, &meta).expect("storage works");
         if let Ok(Reply::Version { version_id, .. } | Reply::Secret { version_id: Some(version_id), .. }) = &reply {
@@ -76,7 +76,7 @@ impl Fixture {
         reply
     }
 
-    pub fn create(&mut self, name: &str, value: Option<&str>) -> Result<Reply, SmError> {
+    pub(crate) fn create(&mut self, name: &str, value: Option<&str>) -> Result<Reply, SmError> {
         let n = self.created.len() + 1000;
         self.exec(Command::CreateSecret(CreateSecret {
             name: name.into(),
@@ -86,7 +86,13 @@ impl Fixture {
         }))
     }
 
-    pub fn put(&mut self, id: &str, token: &str, value: &str, stages: Option<&[&str]>) -> Result<Reply, SmError> {
+    pub(crate) fn put(
+        &mut self,
+        id: &str,
+        token: &str,
+        value: &str,
+        stages: Option<&[&str]>,
+    ) -> Result<Reply, SmError> {
         self.exec(Command::PutSecretValue(PutSecretValue {
             secret_id: id.into(),
             client_request_token: Some(token.into()),
@@ -95,7 +101,7 @@ impl Fixture {
         }))
     }
 
-    pub fn stage(
+    pub(crate) fn stage(
         &mut self,
         id: &str,
         label: &str,
@@ -110,7 +116,7 @@ impl Fixture {
         }))
     }
 
-    pub fn get(
+    pub(crate) fn get(
         &self,
         id: &str,
         version_id: Option<&str>,
@@ -127,7 +133,7 @@ impl Fixture {
             .map(|out| (out.location.version_id, out.value))
     }
 
-    pub fn get_string(&self, id: &str) -> Result<String, SmError> {
+    pub(crate) fn get_string(&self, id: &str) -> Result<String, SmError> {
         self.get(id, None, None).map(|(_, v)| match v {
             SecretValue::String(s) => s.to_string(),
             SecretValue::Binary(_) => panic!("binary"),
@@ -135,7 +141,7 @@ impl Fixture {
     }
 
     /// Every version of a secret → its sorted labels (deprecated versions have none).
-    pub fn labels(&self, name: &str) -> BTreeMap<String, Vec<String>> {
+    pub(crate) fn labels(&self, name: &str) -> BTreeMap<String, Vec<String>> {
         self.ledger().with_state(|s| {
             let secret = s.by_name(&self.scope.region, name).expect("secret exists");
             secret.versions.iter().map(|(id, v)| (id.clone(), v.labels.iter().cloned().collect())).collect()
@@ -143,7 +149,7 @@ impl Fixture {
     }
 
     /// Labels as a trace line: `v1[AWSPREVIOUS] v2[AWSCURRENT]`, versions in creation order.
-    pub fn trace(&self, name: &str) -> String {
+    pub(crate) fn trace(&self, name: &str) -> String {
         let labels = self.labels(name);
         self.created
             .iter()
@@ -153,7 +159,7 @@ impl Fixture {
             .join(" ")
     }
 
-    pub fn verify_ok(&self) -> u64 {
+    pub(crate) fn verify_ok(&self) -> u64 {
         match self.ledger().verify(&mut |_, _| {}).expect("storage works") {
             Ok(report) => report.events,
             Err(failure) => panic!("verify failed: {failure}"),
@@ -162,6 +168,6 @@ impl Fixture {
 }
 
 /// The sled tree under a ledger on a sled data dir, to forge damaged logs.
-pub fn sled_tree(ledger: &Ledger) -> &sled::Tree {
+pub(crate) fn sled_tree(ledger: &Ledger) -> &sled::Tree {
     ledger.store().as_any().downcast_ref::<ledger_store::SledStore>().expect("a sled store").raw_tree()
 }

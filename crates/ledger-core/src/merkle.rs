@@ -155,7 +155,7 @@ impl LeafSource for [Hash] {
     }
 
     fn leaf_hash(&self, index: u64) -> Result<Hash, Infallible> {
-        Ok(self[index as usize])
+        Ok(self[usize::try_from(index).unwrap_or(usize::MAX)])
     }
 }
 
@@ -167,7 +167,7 @@ impl LeafSource for [ChainHash] {
     }
 
     fn leaf_hash(&self, index: u64) -> Result<Hash, Infallible> {
-        Ok(leaf_hash(&self[index as usize]))
+        Ok(leaf_hash(&self[usize::try_from(index).unwrap_or(usize::MAX)]))
     }
 }
 

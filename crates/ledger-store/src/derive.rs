@@ -20,12 +20,12 @@ pub(crate) struct Deriver {
 
 impl Deriver {
     /// Continues from a chunk in progress.
-    pub fn with_chunk(chunk: MerkleBuilder) -> Deriver {
+    pub(crate) fn with_chunk(chunk: MerkleBuilder) -> Deriver {
         Deriver { run: None, chunk }
     }
 
     /// Notes the record `record` (seq `record.seq`).
-    pub fn push(&mut self, out: &mut Derived, record: &Record) {
+    pub(crate) fn push(&mut self, out: &mut Derived, record: &Record) {
         let (seq, uid) = (record.seq, record.event.secret().0);
         match &mut self.run {
             Some(run) if run.uid == uid && run.first + u64::from(run.len) == seq && run.len < u32::MAX => run.len += 1,
@@ -45,7 +45,7 @@ impl Deriver {
     }
 
     /// Closes the index run in progress (at the end of a group).
-    pub fn end_run(&mut self, out: &mut Derived) {
+    pub(crate) fn end_run(&mut self, out: &mut Derived) {
         out.index_runs.extend(self.run.take());
     }
 }

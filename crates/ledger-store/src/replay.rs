@@ -19,12 +19,12 @@ pub(crate) struct Replay {
 impl Replay {
     /// Continues after record `seq` (0: from the start), whose hash is `prev_hash`, with the
     /// projection `state` as it stood after it.
-    pub fn after(seq: u64, prev_hash: ChainHash, state: State) -> Replay {
+    pub(crate) fn after(seq: u64, prev_hash: ChainHash, state: State) -> Replay {
         Replay { expected: seq + 1, prev_hash, state }
     }
 
     /// Checks and applies the record stored under `seq`; returns it decoded.
-    pub fn apply(&mut self, seq: u64, bytes: &[u8]) -> Result<Record, StoreError> {
+    pub(crate) fn apply(&mut self, seq: u64, bytes: &[u8]) -> Result<Record, StoreError> {
         let corrupt = |reason: String| StoreError::Corrupt { seq: self.expected, reason };
         if seq != self.expected {
             return Err(corrupt(format!("gap: found seq {seq}")));
@@ -43,7 +43,7 @@ impl Replay {
     }
 
     /// Applies every record up to `head` and checks that the log ends exactly there.
-    pub fn run_to(mut self, store: &dyn LogStore, head: Head) -> Result<State, StoreError> {
+    pub(crate) fn run_to(mut self, store: &dyn LogStore, head: Head) -> Result<State, StoreError> {
         for item in store.records(self.expected, head.0) {
             let (seq, bytes) = item?;
             self.apply(seq, &bytes)?;
@@ -53,7 +53,7 @@ impl Replay {
     }
 
     /// Checks that the records applied end exactly at `head`.
-    pub fn check_ends_at(&self, head: Head) -> Result<(), StoreError> {
+    pub(crate) fn check_ends_at(&self, head: Head) -> Result<(), StoreError> {
         if self.expected != head.0 + 1 || self.prev_hash != head.1 {
             return Err(StoreError::Corrupt { seq: self.expected, reason: "log ends before its head".into() });
         }

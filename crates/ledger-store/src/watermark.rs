@@ -20,7 +20,7 @@ pub(crate) struct Watermark {
 }
 
 impl Watermark {
-    pub fn open(dir: &Path) -> std::io::Result<Watermark> {
+    pub(crate) fn open(dir: &Path) -> std::io::Result<Watermark> {
         let file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -30,7 +30,7 @@ impl Watermark {
         Ok(Watermark { file })
     }
 
-    pub fn write(&self, seq: u64, hash: &ChainHash) -> std::io::Result<()> {
+    pub(crate) fn write(&self, seq: u64, hash: &ChainHash) -> std::io::Result<()> {
         let mut bytes = [0u8; 40];
         bytes[..8].copy_from_slice(&seq.to_be_bytes());
         bytes[8..].copy_from_slice(&hash.0);

@@ -64,7 +64,7 @@ struct Pending {
 }
 
 impl Writer {
-    pub fn new(
+    pub(crate) fn new(
         shared: Arc<Shared>,
         master: MasterKey,
         options: LedgerOptions,
@@ -104,7 +104,7 @@ impl Writer {
         })
     }
 
-    pub fn run(mut self, jobs: mpsc::Receiver<Job>) {
+    pub(crate) fn run(mut self, jobs: mpsc::Receiver<Job>) {
         loop {
             let first = match jobs.recv_timeout(Duration::from_millis(500)) {
                 Ok(job) => Some(job),

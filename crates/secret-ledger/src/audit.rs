@@ -25,12 +25,12 @@ use crate::timeline::{self, PageFacts, Row, SecretRows};
 use crate::trust;
 
 /// A progress bar on a terminal; nothing when stderr is piped or JSON is asked for.
-pub struct Progress {
+pub(crate) struct Progress {
     bar: Option<indicatif::ProgressBar>,
 }
 
 impl Progress {
-    pub fn new(what: &str, quiet: bool) -> Progress {
+    pub(crate) fn new(what: &str, quiet: bool) -> Progress {
         let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
             // Hidden until the first update knows the total (no `0/0` frame).
             let bar = indicatif::ProgressBar::with_draw_target(Some(0), indicatif::ProgressDrawTarget::hidden());
@@ -45,7 +45,7 @@ impl Progress {
         Progress { bar }
     }
 
-    pub fn update(&self, done: u64, total: u64) {
+    pub(crate) fn update(&self, done: u64, total: u64) {
         if let Some(bar) = &self.bar {
             bar.set_length(total.max(done));
             bar.set_position(done);
@@ -55,7 +55,7 @@ impl Progress {
         }
     }
 
-    pub fn finish(&self) {
+    pub(crate) fn finish(&self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
@@ -67,7 +67,7 @@ fn now_ms() -> i64 {
 }
 
 /// Where the log is read: a stopped data dir, or a running server.
-pub enum Source {
+pub(crate) enum Source {
     Dir(PathBuf),
     Remote(Box<Remote>),
 }
@@ -87,7 +87,7 @@ fn clean(text: &str) -> String {
 }
 
 /// Refuses to overwrite an existing `--out` unless `--force`.
-pub fn check_out(out: &Path, force: bool) -> anyhow::Result<()> {
+pub(crate) fn check_out(out: &Path, force: bool) -> anyhow::Result<()> {
     if out.exists() && !force {
         bail!("{} exists: give --force to overwrite it", out.display());
     }
@@ -149,7 +149,7 @@ fn outcome_doc(
 
 /// `verify --data-dir`, `verify --endpoint` or `verify --export`, optionally against a trusted
 /// checkpoint.
-pub fn verify(
+pub(crate) fn verify(
     source: &Source,
     export: Option<&Path>,
     checkpoint: Option<&Path>,
@@ -280,7 +280,7 @@ fn filter_input(filter: &HistoryFilter) -> Value {
 }
 
 /// `history` without `--secret-id`: every event of the ledger the filter keeps.
-pub fn ledger_history(source: &Source, filter: &HistoryFilter, json_out: bool) -> anyhow::Result<ExitCode> {
+pub(crate) fn ledger_history(source: &Source, filter: &HistoryFilter, json_out: bool) -> anyhow::Result<ExitCode> {
     let doc: LedgerHistoryDoc = match source {
         Source::Dir(data_dir) => {
             let log = open(data_dir)?;
@@ -312,7 +312,7 @@ pub fn ledger_history(source: &Source, filter: &HistoryFilter, json_out: bool) -
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn history(
+pub(crate) fn history(
     source: &Source,
     secret_id: &str,
     region: Option<&str>,
@@ -383,7 +383,7 @@ pub fn history(
     Ok(ExitCode::SUCCESS)
 }
 
-pub struct StateArgs<'a> {
+pub(crate) struct StateArgs<'a> {
     pub source: &'a Source,
     pub as_of: &'a str,
     pub secret_id: Option<&'a str>,
@@ -419,7 +419,7 @@ fn open_label_value(
     }))
 }
 
-pub fn state(args: StateArgs<'_>) -> anyhow::Result<ExitCode> {
+pub(crate) fn state(args: StateArgs<'_>) -> anyhow::Result<ExitCode> {
     let doc = match args.source {
         Source::Dir(data_dir) => {
             let log = open(data_dir)?;
@@ -528,7 +528,7 @@ impl<W: Write> Write for LastLine<W> {
     }
 }
 
-pub fn export(source: &Source, out: &Path, origin: Option<String>, json_out: bool) -> anyhow::Result<ExitCode> {
+pub(crate) fn export(source: &Source, out: &Path, origin: Option<String>, json_out: bool) -> anyhow::Result<ExitCode> {
     let file = std::fs::File::create(out).with_context(|| format!("cannot create {}", out.display()))?;
     let mut writer = std::io::BufWriter::new(file);
     let checkpoint = match source {
@@ -573,7 +573,7 @@ pub fn export(source: &Source, out: &Path, origin: Option<String>, json_out: boo
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn checkpoint(
+pub(crate) fn checkpoint(
     source: &Source,
     out: &Path,
     origin: Option<String>,
@@ -615,7 +615,12 @@ fn print_proof(doc: &impl serde::Serialize, verified: bool, json_out: bool) -> a
 
 /// `prove --seq N [--checkpoint C]`: an inclusion proof in the whole log, or in the tree of a
 /// kept checkpoint (checked against its root and head hash).
-pub fn prove_inclusion(source: &Source, seq: u64, kept: Option<&Path>, json_out: bool) -> anyhow::Result<ExitCode> {
+pub(crate) fn prove_inclusion(
+    source: &Source,
+    seq: u64,
+    kept: Option<&Path>,
+    json_out: bool,
+) -> anyhow::Result<ExitCode> {
     let kept = match kept {
         Some(path) => {
             let c = trust::read_checkpoint(path)?;
@@ -653,7 +658,7 @@ pub fn prove_inclusion(source: &Source, seq: u64, kept: Option<&Path>, json_out:
     print_proof(&doc, doc.verified, json_out)
 }
 
-pub fn prove_consistency(source: &Source, from: &Path, to: &Path, json_out: bool) -> anyhow::Result<ExitCode> {
+pub(crate) fn prove_consistency(source: &Source, from: &Path, to: &Path, json_out: bool) -> anyhow::Result<ExitCode> {
     let (a, b) = (trust::read_checkpoint(from)?, trust::read_checkpoint(to)?);
     for (c, path) in [(&a, from), (&b, to)] {
         if let Err(why) = trust::judge(c, &[]) {
@@ -679,7 +684,7 @@ pub fn prove_consistency(source: &Source, from: &Path, to: &Path, json_out: bool
     print_proof(&doc, doc.verified, json_out)
 }
 
-pub fn rebuild(data_dir: &Path, json_out: bool) -> anyhow::Result<ExitCode> {
+pub(crate) fn rebuild(data_dir: &Path, json_out: bool) -> anyhow::Result<ExitCode> {
     let log = open(data_dir)?;
     let progress = Progress::new("rebuilding", json_out);
     let n = ledger_store::rebuild_derived(&log, 100_000, &mut |d, t| progress.update(d, t))?;
@@ -692,7 +697,11 @@ pub fn rebuild(data_dir: &Path, json_out: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn rotate_master_key(data_dir: &Path, master_key_file: Option<&Path>, json_out: bool) -> anyhow::Result<ExitCode> {
+pub(crate) fn rotate_master_key(
+    data_dir: &Path,
+    master_key_file: Option<&Path>,
+    json_out: bool,
+) -> anyhow::Result<ExitCode> {
     let (from, to) = ledger_store::rekey::rotate_master_key(master_key_file, data_dir, &mut |_| true)?;
     let path = ledger_store::master_key::master_key_path(master_key_file, data_dir);
     if json_out {

@@ -19,7 +19,7 @@ const TARGET_PREFIX: &str = "SecretLedger.";
 
 /// Where and as whom to call.
 #[derive(Clone)]
-pub struct EndpointConfig {
+pub(crate) struct EndpointConfig {
     pub url: String,
     pub access_key_id: Option<String>,
     pub secret_access_key: Option<String>,
@@ -31,12 +31,12 @@ pub struct EndpointConfig {
 /// The server refused the request (an AWS error shape).
 #[derive(Debug, thiserror::Error)]
 #[error("the server refused the request: {code}: {message}")]
-pub struct RemoteError {
+pub(crate) struct RemoteError {
     pub code: String,
     pub message: String,
 }
 
-pub struct Remote {
+pub(crate) struct Remote {
     /// `host[:port]` as written in the URL: the `Host` header, which is signed.
     authority: String,
     /// Where to connect (`authority` with the default port added when absent).
@@ -79,7 +79,7 @@ fn tls_connector(ca_file: Option<&std::path::Path>) -> anyhow::Result<tokio_rust
 }
 
 impl Remote {
-    pub fn new(config: EndpointConfig) -> anyhow::Result<Remote> {
+    pub(crate) fn new(config: EndpointConfig) -> anyhow::Result<Remote> {
         let url = config.url.trim();
         let (rest, https) = match (url.strip_prefix("http://"), url.strip_prefix("https://")) {
             (Some(rest), _) => (rest, false),
@@ -142,7 +142,7 @@ impl Remote {
     }
 
     /// Calls `SecretLedger.<operation>` and returns its JSON document.
-    pub fn call(&self, operation: &str, input: &Value) -> anyhow::Result<Value> {
+    pub(crate) fn call(&self, operation: &str, input: &Value) -> anyhow::Result<Value> {
         self.runtime.block_on(async {
             let response = self.send(operation, input).await?;
             let body = response.into_body().collect().await.context("cannot read the response")?.to_bytes();
@@ -151,13 +151,13 @@ impl Remote {
     }
 
     /// Calls `SecretLedger.<operation>` and reads its answer as the typed document `T`.
-    pub fn doc<T: serde::de::DeserializeOwned>(&self, operation: &str, input: &Value) -> anyhow::Result<T> {
+    pub(crate) fn doc<T: serde::de::DeserializeOwned>(&self, operation: &str, input: &Value) -> anyhow::Result<T> {
         let value = self.call(operation, input)?;
         serde_json::from_value(value).with_context(|| format!("the answer to {operation} is not its document"))
     }
 
     /// Calls `SecretLedger.<operation>` and copies the response body to `out` as it arrives.
-    pub fn call_to_writer(&self, operation: &str, input: &Value, out: &mut dyn Write) -> anyhow::Result<u64> {
+    pub(crate) fn call_to_writer(&self, operation: &str, input: &Value, out: &mut dyn Write) -> anyhow::Result<u64> {
         self.runtime.block_on(async {
             let mut body = self.send(operation, input).await?.into_body();
             let mut written = 0u64;

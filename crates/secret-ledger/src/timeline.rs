@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use ledger_core::time::format_rfc3339_ms;
 
 /// One event of a history document, for the text and HTML views.
-pub struct Row {
+pub(crate) struct Row {
     pub seq: u64,
     pub recorded_at_ms: i64,
     pub actor: String,
@@ -30,7 +30,7 @@ pub struct Row {
 }
 
 /// One secret of a history document: who it is, and its events.
-pub struct SecretRows {
+pub(crate) struct SecretRows {
     pub name: String,
     pub region: String,
     pub arn: String,
@@ -38,7 +38,7 @@ pub struct SecretRows {
 }
 
 /// What the page says about the whole log when it was made.
-pub struct PageFacts {
+pub(crate) struct PageFacts {
     pub head_seq: u64,
     pub head_hash: String,
     /// `Ok(events)` if the chain verified, `Err(reason)` if not.
@@ -47,7 +47,7 @@ pub struct PageFacts {
 }
 
 /// Narrowest width of one label change on the axis.
-pub const SLOT_PX_MIN: f64 = 14.0;
+pub(crate) const SLOT_PX_MIN: f64 = 14.0;
 /// Width the lanes fill when the changes fit.
 const LANES_PX: f64 = 960.0;
 
@@ -95,7 +95,7 @@ r.lanes.push({secret:l.dataset.secret,label:l.dataset.label,x:b.left,width:b.wid
 document.getElementById('layout-report').textContent=JSON.stringify(r);})();</script>";
 
 /// The page for the secrets `secret_id` named (one section each).
-pub fn page(secret_id: &str, secrets: &[SecretRows], facts: &PageFacts) -> String {
+pub(crate) fn page(secret_id: &str, secrets: &[SecretRows], facts: &PageFacts) -> String {
     let region = secrets.first().map_or("", |s| s.region.as_str());
     let mut out = String::new();
     out.push_str("<!doctype html><html><head><meta charset=\"utf-8\"><title>History of ");
@@ -204,7 +204,9 @@ fn section(out: &mut String, secret: &SecretRows) {
         out.push_str("</div>");
     }
     out.push_str(&format!("<div class=\"axis\" style=\"width:{width:.1}px\">"));
-    let every = (170.0 / slot_px).ceil().max(1.0) as usize;
+    // A tick every `every` changes, so ticks stand at least 170 px apart: a small count.
+    #[allow(clippy::cast_possible_truncation)]
+    let every = (170.0 / slot_px).ceil().clamp(1.0, 1e6) as usize;
     for (i, row) in changes.iter().enumerate().step_by(every) {
         out.push_str(&format!(
             "<div class=\"tick\" style=\"left:{:.1}px\">seq {}<br>{}</div>",

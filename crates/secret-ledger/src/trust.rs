@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 /// `keygen --out FILE`: a fresh ed25519 key: the 32-byte seed as 64 hex digits in FILE (mode
 /// 0600, never overwritten), the public key in FILE.pub; prints the public key.
-pub fn keygen(out: &Path) -> anyhow::Result<ExitCode> {
+pub(crate) fn keygen(out: &Path) -> anyhow::Result<ExitCode> {
     let public_path = public_path(out);
     let mut seed = zeroize::Zeroizing::new([0u8; 32]);
     rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut seed[..]);
@@ -74,7 +74,7 @@ fn read_hex32(path: &Path, what: &str, flag: &str) -> anyhow::Result<zeroize::Ze
 
 /// The signing key in `path` (a `keygen` FILE; never its `.pub`, whose hex would sign with a
 /// key anyone can rebuild).
-pub fn read_signing_key(path: &Path) -> anyhow::Result<SigningKey> {
+pub(crate) fn read_signing_key(path: &Path) -> anyhow::Result<SigningKey> {
     if path.extension().is_some_and(|e| e == "pub") {
         bail!("--signing-key takes the secret key file made by `secret-ledger keygen`, not its .pub");
     }
@@ -82,7 +82,7 @@ pub fn read_signing_key(path: &Path) -> anyhow::Result<SigningKey> {
 }
 
 /// The public keys in `paths` (`keygen`'s FILE.pub).
-pub fn read_trusted_keys(paths: &[PathBuf]) -> anyhow::Result<Vec<VerifyingKey>> {
+pub(crate) fn read_trusted_keys(paths: &[PathBuf]) -> anyhow::Result<Vec<VerifyingKey>> {
     paths
         .iter()
         .map(|path| {
@@ -94,14 +94,14 @@ pub fn read_trusted_keys(paths: &[PathBuf]) -> anyhow::Result<Vec<VerifyingKey>>
 }
 
 /// A checkpoint file, parsed; its signature is judged by [`judge`].
-pub fn read_checkpoint(path: &Path) -> anyhow::Result<Checkpoint> {
+pub(crate) fn read_checkpoint(path: &Path) -> anyhow::Result<Checkpoint> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     Checkpoint::from_json(text.trim()).with_context(|| format!("{} is not a checkpoint", path.display()))
 }
 
 /// What was checked about a checkpoint's signature, for the report.
 #[derive(Clone, Debug)]
-pub struct Judgement {
+pub(crate) struct Judgement {
     /// `"verified"` or `"unsigned"`.
     pub signature: &'static str,
     pub key: Option<String>,
@@ -110,7 +110,7 @@ pub struct Judgement {
 }
 
 impl Judgement {
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match (&self.key, self.trusted) {
             (None, _) => "checkpoint unsigned: no signature checked".to_string(),
             (Some(key), true) => format!("checkpoint signed by trusted key {key}: signature verified"),
@@ -120,14 +120,14 @@ impl Judgement {
         }
     }
 
-    pub fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         json!({ "signature": self.signature, "key": self.key, "trusted": self.trusted })
     }
 }
 
 /// Judges a checkpoint's signature: `Err(why)` (a verification failure, exit 1) for a signature
 /// that does not verify, a key outside `trusted`, or no signature when `trusted` is not empty.
-pub fn judge(checkpoint: &Checkpoint, trusted: &[VerifyingKey]) -> Result<Judgement, String> {
+pub(crate) fn judge(checkpoint: &Checkpoint, trusted: &[VerifyingKey]) -> Result<Judgement, String> {
     let Some(signature) = &checkpoint.signature else {
         if trusted.is_empty() {
             return Ok(Judgement { signature: "unsigned", key: None, trusted: false });
@@ -147,7 +147,7 @@ pub fn judge(checkpoint: &Checkpoint, trusted: &[VerifyingKey]) -> Result<Judgem
 
 /// `check-proof --proof P --checkpoint C [--checkpoint D]`: an inclusion proof (one checkpoint)
 /// or a consistency proof (two) checked against the kept checkpoints alone.
-pub fn check_proof(
+pub(crate) fn check_proof(
     proof: &Path,
     checkpoints: &[PathBuf],
     trusted: &[PathBuf],

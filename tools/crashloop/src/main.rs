@@ -1,6 +1,9 @@
 //! `crashloop`: SIGKILL `secret-ledger serve` under concurrent SDK traffic, restart it, and check
 //! that no acknowledged write was lost. Exit status 0 when every check passed, 1 otherwise.
 
+// A test tool for 64-bit machines: counts, indexes and nanosecond clocks fit `usize` and `u64`.
+#![allow(clippy::cast_possible_truncation)]
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 

@@ -17,7 +17,7 @@ use crate::workload::{self, ClientMode, ClientTarget, RunConfig, RunReport, Work
 
 /// What `compare` was asked for.
 #[derive(Clone, Debug)]
-pub struct CompareConfig {
+pub(crate) struct CompareConfig {
     pub clients: Vec<usize>,
     pub workloads: Vec<Workload>,
     pub seconds: f64,
@@ -31,7 +31,7 @@ pub struct CompareConfig {
 
 /// One row: the same workload and client count against the ledger and the stub.
 #[derive(Clone, Debug, Serialize)]
-pub struct Row {
+pub(crate) struct Row {
     pub workload: Workload,
     pub clients: usize,
     pub ledger: RunReport,
@@ -102,7 +102,7 @@ fn server_bin(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
 }
 
 /// Runs the comparison; progress goes to stderr, the result is returned.
-pub fn compare(runtime: &tokio::runtime::Runtime, config: &CompareConfig) -> anyhow::Result<Vec<Row>> {
+pub(crate) fn compare(runtime: &tokio::runtime::Runtime, config: &CompareConfig) -> anyhow::Result<Vec<Row>> {
     let dir = match &config.work_dir {
         Some(parent) => tempfile::Builder::new().prefix("loadgen-").tempdir_in(parent),
         None => tempfile::Builder::new().prefix("loadgen-").tempdir(),
@@ -204,7 +204,7 @@ fn cpu(us_per_op: Option<f64>) -> String {
 }
 
 /// The table `compare` prints.
-pub fn table(rows: &[Row]) -> String {
+pub(crate) fn table(rows: &[Row]) -> String {
     let mut out = String::from(
         "| workload | clients | ledger ops/s | p50 ms | p99 ms | max ms | errors | stub ops/s | stub p50 ms | stub p99 ms | ledger % of stub | server CPU us/op (ledger / stub) | loadgen CPU us/op (ledger / stub) | other CPU % (ledger / stub) |\n\
          |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",

@@ -8,7 +8,7 @@ use std::time::Duration;
 const TICKS_PER_SECOND: u64 = 100;
 
 /// User + system CPU time consumed so far by `pid` (`None`: this process).
-pub fn cpu_time(pid: Option<u32>) -> Option<Duration> {
+pub(crate) fn cpu_time(pid: Option<u32>) -> Option<Duration> {
     let path = match pid {
         Some(pid) => format!("/proc/{pid}/stat"),
         None => "/proc/self/stat".to_string(),
@@ -19,7 +19,7 @@ pub fn cpu_time(pid: Option<u32>) -> Option<Duration> {
 
 /// CPU time all cores of the machine spent busy so far (`/proc/stat`: user, nice, system, irq,
 /// softirq, steal), to tell how much of the machine other processes took during a run.
-pub fn machine_busy() -> Option<Duration> {
+pub(crate) fn machine_busy() -> Option<Duration> {
     let text = std::fs::read_to_string("/proc/stat").ok()?;
     parse_proc_stat(&text)
 }

@@ -9,6 +9,9 @@
 //! loadgen compare --clients 1,16,64 --seconds 10 --workload put,get
 //! ```
 
+// A test tool for 64-bit machines: counts, indexes and nanosecond clocks fit `usize` and `u64`.
+#![allow(clippy::cast_possible_truncation)]
+
 mod compare;
 mod cpu;
 mod stub;

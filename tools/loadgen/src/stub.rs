@@ -25,7 +25,7 @@ const VERSION_ID: &str = "11111111-1111-4111-8111-111111111111";
 const DATE: f64 = 1_700_000_000.0;
 
 /// Response bodies, serialized once.
-pub struct Canned {
+pub(crate) struct Canned {
     create: Bytes,
     put: Bytes,
     get: Bytes,
@@ -36,7 +36,7 @@ pub struct Canned {
 
 impl Canned {
     /// `value_bytes`: length of the `SecretString` GetSecretValue returns.
-    pub fn new(value_bytes: usize) -> Canned {
+    pub(crate) fn new(value_bytes: usize) -> Canned {
         let body = |v: serde_json::Value| Bytes::from(v.to_string());
         Canned {
             create: body(serde_json::json!({ "ARN": ARN, "Name": NAME, "VersionId": VERSION_ID })),
@@ -68,13 +68,13 @@ impl Canned {
 }
 
 /// A running stub.
-pub struct Stub {
+pub(crate) struct Stub {
     pub addr: SocketAddr,
     pub task: JoinHandle<std::io::Result<()>>,
 }
 
 /// Binds `listen` and serves in a background task.
-pub async fn start(listen: &str, value_bytes: usize) -> anyhow::Result<Stub> {
+pub(crate) async fn start(listen: &str, value_bytes: usize) -> anyhow::Result<Stub> {
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
     let listener = listener.tap_io(|tcp| {

@@ -20,13 +20,13 @@ use tokio::time::Instant;
 use crate::cpu;
 
 /// Most versions a pre-created secret gets (its first one included).
-pub const VERSIONS_PER_SECRET: u64 = 90;
+pub(crate) const VERSIONS_PER_SECRET: u64 = 90;
 /// Share of puts in the mixed workload, in percent.
-pub const MIXED_PUT_PERCENT: u64 = 10;
+pub(crate) const MIXED_PUT_PERCENT: u64 = 10;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Workload {
+pub(crate) enum Workload {
     /// PutSecretValue (durable write).
     Put,
     /// GetSecretValue of AWSCURRENT.
@@ -36,7 +36,7 @@ pub enum Workload {
 }
 
 impl Workload {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Workload::Put => "put",
             Workload::Get => "get",
@@ -47,7 +47,7 @@ impl Workload {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum ClientMode {
+pub(crate) enum ClientMode {
     /// One SDK client per task (own connection pool, own connection).
     PerTask,
     /// One SDK client shared by all tasks (one pool, one connection per in-flight request).
@@ -56,7 +56,7 @@ pub enum ClientMode {
 
 /// Where and as whom to connect.
 #[derive(Clone, Debug)]
-pub struct ClientTarget {
+pub(crate) struct ClientTarget {
     pub endpoint: String,
     pub access_key_id: String,
     pub secret_access_key: String,
@@ -64,7 +64,7 @@ pub struct ClientTarget {
 }
 
 /// An SDK client for plain HTTP, retries off (see `ledger-sdk-client`).
-pub fn sdk_client(target: &ClientTarget) -> Client {
+pub(crate) fn sdk_client(target: &ClientTarget) -> Client {
     ledger_sdk_client::client(&ledger_sdk_client::Target {
         endpoint: &target.endpoint,
         access_key_id: &target.access_key_id,
@@ -77,7 +77,7 @@ pub fn sdk_client(target: &ClientTarget) -> Client {
 
 /// One run's parameters.
 #[derive(Clone, Debug)]
-pub struct RunConfig {
+pub(crate) struct RunConfig {
     pub workload: Workload,
     pub clients: usize,
     pub seconds: f64,
@@ -91,7 +91,7 @@ pub struct RunConfig {
 
 /// What a run measured (only requests started inside the measured window count).
 #[derive(Clone, Debug, Serialize)]
-pub struct RunReport {
+pub(crate) struct RunReport {
     pub endpoint: String,
     pub workload: Workload,
     pub clients: usize,
@@ -251,7 +251,7 @@ fn percentile(sorted: &[u32], p: f64) -> f64 {
 }
 
 /// Pre-creates the secrets, warms up, runs for `config.seconds` and reports.
-pub async fn run(target: &ClientTarget, config: &RunConfig) -> anyhow::Result<RunReport> {
+pub(crate) async fn run(target: &ClientTarget, config: &RunConfig) -> anyhow::Result<RunReport> {
     anyhow::ensure!(config.clients > 0, "--clients must be at least 1");
     anyhow::ensure!(config.seconds > 0.0, "--seconds must be positive");
     let clients: Vec<Client> = match config.client_mode {
@@ -371,7 +371,7 @@ pub async fn run(target: &ClientTarget, config: &RunConfig) -> anyhow::Result<Ru
 
 impl RunReport {
     /// The human-readable report.
-    pub fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         let mut out = format!(
             "{} against {}: {} clients ({}), {:.1} s measured after {:.1} s warm-up, {} secrets ({} created fresh), {}-byte values\n",
             self.workload.name(),

@@ -1,3 +1,7 @@
+//! The Merkle tree against hand-built trees and a reference implementation (RFC 9162).
+// Small test trees: indexes and counts fit every integer type they are cast to.
+#![allow(clippy::cast_possible_truncation)]
+
 use proptest::prelude::*;
 
 use super::*;

@@ -12,26 +12,26 @@ use hyper::body::Bytes;
 use ledger_server::{start, RunningServer, ServeConfig};
 use serde_json::Value;
 
-pub const AKID: &str = "AKIATESTLEDGER000001";
-pub const SECRET: &str = "test/secret+key:with-colon";
+pub(crate) const AKID: &str = "AKIATESTLEDGER000001";
+pub(crate) const SECRET: &str = "test/secret+key:with-colon";
 
-pub struct TestServer {
+pub(crate) struct TestServer {
     pub server: RunningServer,
     pub dir: tempfile::TempDir,
 }
 
 impl TestServer {
-    pub async fn start() -> TestServer {
+    pub(crate) async fn start() -> TestServer {
         Self::start_with_credentials(&format!("# test credentials\n{AKID}:{SECRET}\n")).await
     }
 
     /// A server whose credentials file holds exactly `credentials`.
-    pub async fn start_with_credentials(credentials: &str) -> TestServer {
+    pub(crate) async fn start_with_credentials(credentials: &str) -> TestServer {
         Self::start_configured(credentials, |_| {}).await
     }
 
     /// A server whose config `tweak` adjusts (clock, rotation functions, …).
-    pub async fn start_configured(credentials: &str, tweak: impl FnOnce(&mut ServeConfig)) -> TestServer {
+    pub(crate) async fn start_configured(credentials: &str, tweak: impl FnOnce(&mut ServeConfig)) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("credentials.txt"), credentials).unwrap();
         let mut config = Self::config(&dir);
@@ -48,12 +48,12 @@ impl TestServer {
     }
 
     /// Shuts down and starts again on the same data dir (on a new port).
-    pub async fn restart(self) -> TestServer {
+    pub(crate) async fn restart(self) -> TestServer {
         self.restart_configured(|_| {}).await
     }
 
     /// [`TestServer::restart`] with the config adjusted as for [`TestServer::start_configured`].
-    pub async fn restart_configured(self, tweak: impl FnOnce(&mut ServeConfig)) -> TestServer {
+    pub(crate) async fn restart_configured(self, tweak: impl FnOnce(&mut ServeConfig)) -> TestServer {
         let TestServer { server, dir } = self;
         server.shutdown().await.unwrap();
         let mut config = Self::config(&dir);
@@ -62,19 +62,19 @@ impl TestServer {
         TestServer { server, dir }
     }
 
-    pub fn addr(&self) -> SocketAddr {
+    pub(crate) fn addr(&self) -> SocketAddr {
         self.server.local_addr()
     }
 
-    pub fn endpoint(&self) -> String {
+    pub(crate) fn endpoint(&self) -> String {
         format!("http://{}", self.addr())
     }
 
-    pub fn client(&self, region: &str) -> Client {
+    pub(crate) fn client(&self, region: &str) -> Client {
         self.client_with(region, AKID, SECRET)
     }
 
-    pub fn client_with(&self, region: &str, akid: &str, secret: &str) -> Client {
+    pub(crate) fn client_with(&self, region: &str, akid: &str, secret: &str) -> Client {
         // Plain-HTTP hyper client of the SDK's own HTTP stack (no TLS needed for loopback).
         let http_client = aws_smithy_http_client::Builder::new().build_with_connector_fn(|settings, _| {
             let mut builder = aws_smithy_http_client::Connector::builder();
@@ -94,17 +94,17 @@ impl TestServer {
     }
 
     /// Head of the log: refused requests must leave it unchanged.
-    pub fn head(&self) -> u64 {
+    pub(crate) fn head(&self) -> u64 {
         self.server.ledger().head().0
     }
 
-    pub async fn stop(self) {
+    pub(crate) async fn stop(self) {
         self.server.shutdown().await.unwrap();
     }
 }
 
 /// A hand-made request; `sign_with` = (access key id, secret, time) or `None` for unsigned.
-pub struct Raw<'a> {
+pub(crate) struct Raw<'a> {
     pub target: Option<&'a str>,
     pub body: Vec<u8>,
     pub region: &'a str,
@@ -113,7 +113,7 @@ pub struct Raw<'a> {
 }
 
 impl<'a> Raw<'a> {
-    pub fn new(target: &'a str, body: impl Into<Vec<u8>>) -> Raw<'a> {
+    pub(crate) fn new(target: &'a str, body: impl Into<Vec<u8>>) -> Raw<'a> {
         Raw {
             target: Some(target),
             body: body.into(),
@@ -124,20 +124,20 @@ impl<'a> Raw<'a> {
     }
 }
 
-pub struct RawResponse {
+pub(crate) struct RawResponse {
     pub status: u16,
     pub headers: hyper::HeaderMap,
     pub body: Vec<u8>,
 }
 
 impl RawResponse {
-    pub fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
     }
 
     /// Asserts a 400 with this `__type` and the protocol's headers; returns the message.
-    pub fn expect_error(&self, code: &str) -> String {
+    pub(crate) fn expect_error(&self, code: &str) -> String {
         let json = self.json();
         assert_eq!(json["__type"], code, "body {json}");
         assert_eq!(self.status, 400, "body {json}");
@@ -145,7 +145,7 @@ impl RawResponse {
         json["Message"].as_str().unwrap().to_string()
     }
 
-    pub fn expect_ok(&self) -> Value {
+    pub(crate) fn expect_ok(&self) -> Value {
         assert_eq!(self.status, 200, "body {}", String::from_utf8_lossy(&self.body));
         self.expect_protocol_headers();
         self.json()
@@ -159,7 +159,7 @@ impl RawResponse {
 }
 
 /// Builds the request the way an SDK would (headers, SigV4) and sends it with hyper.
-pub async fn send(addr: SocketAddr, raw: Raw<'_>) -> RawResponse {
+pub(crate) async fn send(addr: SocketAddr, raw: Raw<'_>) -> RawResponse {
     let mut headers: Vec<(String, String)> =
         vec![("host".into(), addr.to_string()), ("content-type".into(), "application/x-amz-json-1.1".into())];
     if let Some(target) = raw.target {
@@ -175,7 +175,7 @@ pub async fn send(addr: SocketAddr, raw: Raw<'_>) -> RawResponse {
 }
 
 /// Sends exactly these headers and body (after any tampering by the caller).
-pub async fn send_prepared(addr: SocketAddr, headers: Vec<(String, String)>, body: Vec<u8>) -> RawResponse {
+pub(crate) async fn send_prepared(addr: SocketAddr, headers: Vec<(String, String)>, body: Vec<u8>) -> RawResponse {
     let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let io = hyper_util::rt::TokioIo::new(stream);
     let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await.unwrap();
@@ -193,12 +193,12 @@ pub async fn send_prepared(addr: SocketAddr, headers: Vec<(String, String)>, bod
 }
 
 /// A fresh 36-character client request token.
-pub fn token() -> String {
+pub(crate) fn token() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
 /// Headers (including the signature) and body of a request signed now for us-east-1.
-pub fn signed_parts(addr: SocketAddr, target: &str, body: &[u8]) -> (Vec<(String, String)>, Vec<u8>) {
+pub(crate) fn signed_parts(addr: SocketAddr, target: &str, body: &[u8]) -> (Vec<(String, String)>, Vec<u8>) {
     let mut headers: Vec<(String, String)> = vec![
         ("host".into(), addr.to_string()),
         ("content-type".into(), "application/x-amz-json-1.1".into()),
@@ -209,7 +209,12 @@ pub fn signed_parts(addr: SocketAddr, target: &str, body: &[u8]) -> (Vec<(String
 }
 
 /// Appends `x-amz-date` and `authorization` computed by `aws-sigv4` as the SDK does.
-pub fn sign_headers(headers: &mut Vec<(String, String)>, body: &[u8], key: (&str, &str, SystemTime), region: &str) {
+pub(crate) fn sign_headers(
+    headers: &mut Vec<(String, String)>,
+    body: &[u8],
+    key: (&str, &str, SystemTime),
+    region: &str,
+) {
     let (akid, secret, time) = key;
     let identity = Credentials::new(akid, secret, None, None, "raw").into();
     let params = v4::SigningParams::builder()
