@@ -258,6 +258,23 @@ pub fn decide(state: &State, keys: &dyn KeyLookup, cmd: &Command, ctx: &mut Ctx<
         Command::CancelRotateSecret(c) => cancel_rotate_secret(state, c, ctx),
         Command::PutResourcePolicy(c) => put_resource_policy(state, c, ctx),
         Command::DeleteResourcePolicy(c) => delete_resource_policy(state, c, ctx),
+        Command::RecordAccess { .. }
+        | Command::RecordRotationFailure { .. }
+        | Command::RecordReads { .. }
+        | Command::RecordDenied { .. }
+        | Command::RecordMasterKeyRotation { .. } => Ok(Decision::with(record(state, cmd, ctx)?, Reply::Empty)),
+        Command::PurgeDue => {
+            let due: Vec<SecretUid> = state.due_for_purge(ctx.now_ms).collect();
+            let events = due.iter().map(|&secret| Event::SecretPurged { secret }).collect();
+            Ok(Decision { events, reply: Reply::Purged { secrets: due.len() }, new_data_key: None, shredded: due })
+        }
+    }
+}
+
+/// The events of a command that only records (an access, a failed rotation step, released reads
+/// and refusals, a master key rotation): no reply of its own.
+fn record(state: &State, cmd: &Command, ctx: &Ctx<'_>) -> Result<Vec<Event>, SmError> {
+    match cmd {
         Command::RecordAccess { secret, version_id, day_ms } => {
             let fresh = state
                 .secret(*secret)
@@ -269,7 +286,7 @@ pub fn decide(state: &State, keys: &dyn KeyLookup, cmd: &Command, ctx: &mut Ctx<
             } else {
                 Vec::new()
             };
-            Ok(Decision::with(events, Reply::Empty))
+            Ok(events)
         }
         Command::RecordRotationFailure { secret, version_id, step, error } => {
             let exists = state.secret(*secret).is_some_and(|s| s.versions.contains_key(version_id));
@@ -282,7 +299,7 @@ pub fn decide(state: &State, keys: &dyn KeyLookup, cmd: &Command, ctx: &mut Ctx<
                 }],
                 false => Vec::new(),
             };
-            Ok(Decision::with(events, Reply::Empty))
+            Ok(events)
         }
         Command::RecordReads { reads, denied } => {
             let mut events = Vec::with_capacity(reads.len() + denied.len());
@@ -298,24 +315,19 @@ pub fn decide(state: &State, keys: &dyn KeyLookup, cmd: &Command, ctx: &mut Ctx<
             events.extend(denied.iter().map(|r| Event::AccessDenied {
                 resource: r.chars().take(crate::limits::SECRET_ID_CHARS_MAX).collect(),
             }));
-            Ok(Decision::with(events, Reply::Empty))
+            Ok(events)
         }
         Command::RecordDenied { resources } => {
             let events = resources
                 .iter()
                 .map(|r| Event::AccessDenied { resource: r.chars().take(crate::limits::SECRET_ID_CHARS_MAX).collect() })
                 .collect();
-            Ok(Decision::with(events, Reply::Empty))
+            Ok(events)
         }
-        Command::RecordMasterKeyRotation { from_key_id, to_key_id } => Ok(Decision::with(
-            vec![Event::MasterKeyRotated { from_key_id: *from_key_id, to_key_id: *to_key_id }],
-            Reply::Empty,
-        )),
-        Command::PurgeDue => {
-            let due: Vec<SecretUid> = state.due_for_purge(ctx.now_ms).collect();
-            let events = due.iter().map(|&secret| Event::SecretPurged { secret }).collect();
-            Ok(Decision { events, reply: Reply::Purged { secrets: due.len() }, new_data_key: None, shredded: due })
+        Command::RecordMasterKeyRotation { from_key_id, to_key_id } => {
+            Ok(vec![Event::MasterKeyRotated { from_key_id: *from_key_id, to_key_id: *to_key_id }])
         }
+        _ => Ok(Vec::new()),
     }
 }
 
@@ -400,6 +412,17 @@ fn token_retry(secret: &SecretState, key: Option<&DataKey>, token: &str, value: 
     }
 }
 
+/// When AWSCURRENT leaves `old_current`, AWSPREVIOUS follows it there from whoever held it: the
+/// move, or none when `old_current` already holds AWSPREVIOUS. The one place this rule lives.
+fn previous_follows(uid: SecretUid, old_current: &str, old_previous: Option<&str>) -> Option<Event> {
+    (old_previous != Some(old_current)).then(|| Event::LabelMoved {
+        secret: uid,
+        label: AWSPREVIOUS.to_string(),
+        from: old_previous.map(str::to_string),
+        to: Some(old_current.to_string()),
+    })
+}
+
 /// Plans the label moves that give `version_id` the labels `stages` (or, with `None`, the
 /// default AWSCURRENT promotion), as AWS does (spec §4.3 rules 2–4). Returns the events and the
 /// labels the version ends with.
@@ -446,14 +469,8 @@ fn plan_new_version_labels(
         }
         if label == AWSCURRENT && !explicit_previous {
             if let Some(old_current) = &from {
-                let old_previous = labels.get(AWSPREVIOUS).cloned();
-                if old_previous.as_deref() != Some(old_current.as_str()) {
-                    events.push(Event::LabelMoved {
-                        secret: uid,
-                        label: AWSPREVIOUS.to_string(),
-                        from: old_previous,
-                        to: Some(old_current.clone()),
-                    });
+                if let Some(event) = previous_follows(uid, old_current, labels.get(AWSPREVIOUS).map(String::as_str)) {
+                    events.push(event);
                     labels.insert(AWSPREVIOUS.to_string(), old_current.clone());
                 }
             }
@@ -506,6 +523,16 @@ fn plan_pruning(secret: &SecretState, moves: &[Event], now_ms: i64) -> Result<Ve
         .collect())
 }
 
+/// `VersionCreated` of `value` sealed under the secret's data key as version `token`.
+fn version_created(uid: SecretUid, key: &DataKey, token: &str, value: &SecretValue, ctx: &mut Ctx<'_>) -> Event {
+    Event::VersionCreated {
+        secret: uid,
+        version_id: token.to_string(),
+        value: seal_value(key, uid, token, value, fill(ctx.rng)),
+        value_digest: value_digest(key, value),
+    }
+}
+
 /// The events of a new version on an existing secret, or the idempotent answer.
 struct NewVersion {
     events: Vec<Event>,
@@ -525,13 +552,7 @@ fn new_version(
         return Ok(None);
     }
     let key = key.ok_or(SmError::Internal)?;
-    let sealed = seal_value(key, secret.uid, token, value, fill(ctx.rng));
-    let mut events = vec![Event::VersionCreated {
-        secret: secret.uid,
-        version_id: token.to_string(),
-        value: sealed,
-        value_digest: value_digest(key, value),
-    }];
+    let mut events = vec![version_created(secret.uid, key, token, value, ctx)];
     let (moves, labels) = plan_new_version_labels(secret, token, stages)?;
     let prunes = plan_pruning(secret, &moves, ctx.now_ms)?;
     events.extend(moves);
@@ -539,12 +560,8 @@ fn new_version(
     Ok(Some(NewVersion { events, version_id: token.to_string(), stages: labels }))
 }
 
-fn create_secret(
-    state: &State,
-    keys: &dyn KeyLookup,
-    c: &CreateSecret,
-    ctx: &mut Ctx<'_>,
-) -> Result<Decision, SmError> {
+/// The checks of a `CreateSecret` request that need no state.
+fn check_create(c: &CreateSecret) -> Result<(), SmError> {
     check_name(&c.name)?;
     check_token(&c.client_request_token)?;
     check_metadata(&c.description, &c.kms_key_id, &c.secret_type)?;
@@ -557,20 +574,36 @@ fn create_secret(
     if c.value.is_some() && c.client_request_token.is_none() {
         return Err(SmError::TokenMissing);
     }
+    Ok(())
+}
+
+/// A `CreateSecret` of a name that exists: the idempotent answer to a retry of the request that
+/// created it, else the error.
+fn create_existing(existing: &SecretState, keys: &dyn KeyLookup, c: &CreateSecret) -> Result<Decision, SmError> {
+    if existing.is_scheduled() {
+        return Err(SmError::NameScheduledForDeletion);
+    }
+    if let (Some(token), Some(value)) = (&c.client_request_token, &c.value) {
+        if token_retry(existing, keys.data_key(existing.uid), token, value)? {
+            return Ok(Decision::answer(Reply::Secret {
+                arn: existing.arn.clone(),
+                name: existing.name.clone(),
+                version_id: Some(token.clone()),
+            }));
+        }
+    }
+    Err(SmError::NameExists { name: c.name.clone() })
+}
+
+fn create_secret(
+    state: &State,
+    keys: &dyn KeyLookup,
+    c: &CreateSecret,
+    ctx: &mut Ctx<'_>,
+) -> Result<Decision, SmError> {
+    check_create(c)?;
     if let Some(existing) = state.by_name(&ctx.scope.region, &c.name) {
-        if existing.is_scheduled() {
-            return Err(SmError::NameScheduledForDeletion);
-        }
-        if let (Some(token), Some(value)) = (&c.client_request_token, &c.value) {
-            if token_retry(existing, keys.data_key(existing.uid), token, value)? {
-                return Ok(Decision::answer(Reply::Secret {
-                    arn: existing.arn.clone(),
-                    name: existing.name.clone(),
-                    version_id: Some(token.clone()),
-                }));
-            }
-        }
-        return Err(SmError::NameExists { name: c.name.clone() });
+        return create_existing(existing, keys, c);
     }
     let uid = state.next_uid();
     let arn = loop {
@@ -592,13 +625,9 @@ fn create_secret(
     }];
     let mut version_id = None;
     if let (Some(token), Some(value)) = (&c.client_request_token, &c.value) {
-        let sealed = seal_value(&data_key, uid, token, value, fill(ctx.rng));
-        events.push(Event::VersionCreated {
-            secret: uid,
-            version_id: token.clone(),
-            value: sealed,
-            value_digest: value_digest(&data_key, value),
-        });
+        // The first version of a new secret: the same event as every new version, and
+        // AWSCURRENT, which no version held before.
+        events.push(version_created(uid, &data_key, token, value, ctx));
         events.push(Event::LabelMoved {
             secret: uid,
             label: AWSCURRENT.to_string(),
@@ -746,15 +775,7 @@ fn update_version_stage(state: &State, c: &UpdateSecretVersionStage, ctx: &mut C
     if label == AWSCURRENT {
         if let Some(old_current) = holder {
             // The old current becomes AWSPREVIOUS; whoever had it (maybe `move_to`) loses it.
-            let old_previous = secret.holder(AWSPREVIOUS);
-            if old_previous != Some(old_current) {
-                events.push(Event::LabelMoved {
-                    secret: uid,
-                    label: AWSPREVIOUS.to_string(),
-                    from: old_previous.map(str::to_string),
-                    to: Some(old_current.to_string()),
-                });
-            }
+            events.extend(previous_follows(uid, old_current, secret.holder(AWSPREVIOUS)));
         }
     }
     events.push(Event::LabelMoved {

@@ -234,8 +234,14 @@ impl State {
         }
     }
 
+    /// A secret that exists, scheduled for deletion or not.
+    fn any_mut(&mut self, uid: SecretUid) -> Result<&mut SecretState, RuleViolation> {
+        self.secrets.get_mut(&uid).ok_or(RuleViolation::MissingSecret { uid: uid.0 })
+    }
+
+    /// A secret that exists and is not scheduled for deletion: the only kind most events change.
     fn live_mut(&mut self, uid: SecretUid) -> Result<&mut SecretState, RuleViolation> {
-        let secret = self.secrets.get_mut(&uid).ok_or(RuleViolation::MissingSecret { uid: uid.0 })?;
+        let secret = self.any_mut(uid)?;
         if secret.is_scheduled() {
             return Err(RuleViolation::ScheduledSecretChanged { uid: uid.0 });
         }
@@ -246,254 +252,348 @@ impl State {
 /// Applies one event to the state, after checking every rule it must obey.
 /// On error the state is unchanged.
 pub fn evolve(state: &mut State, seq: u64, recorded_at_ms: i64, event: &Event) -> Result<(), RuleViolation> {
+    let at = recorded_at_ms;
     match event {
-        Event::SecretCreated { secret, region, name, arn, description, kms_key_id, secret_type, tags } => {
-            let expected = state.next_uid();
-            if *secret != expected {
-                return Err(RuleViolation::UidOutOfOrder { uid: secret.0, expected: expected.0 });
-            }
-            if !arn_names(arn, region, name) {
-                return Err(RuleViolation::BadArn {
-                    uid: secret.0,
-                    arn: arn.clone(),
-                    name: name.clone(),
-                    region: region.clone(),
-                });
-            }
-            let key = (region.clone(), name.clone());
-            if state.by_name.contains_key(&key) || state.by_arn.contains_key(arn) {
-                return Err(RuleViolation::NameTaken { name: name.clone(), region: region.clone() });
-            }
-            state.by_name.insert(key, *secret);
-            state.by_arn.insert(arn.clone(), *secret);
-            state.next_uid = secret.0 + 1;
-            state.secrets.insert(
-                *secret,
-                SecretState {
-                    uid: *secret,
-                    region: region.clone(),
-                    name: name.clone(),
-                    arn: arn.clone(),
-                    description: description.clone().filter(|d| !d.is_empty()),
-                    kms_key_id: kms_key_id.clone().filter(|k| !k.is_empty()),
-                    secret_type: secret_type.clone(),
-                    tags: tags.clone(),
-                    created_at_ms: recorded_at_ms,
-                    last_changed_at_ms: recorded_at_ms,
-                    deletion: None,
-                    versions: BTreeMap::new(),
-                    labels: BTreeMap::new(),
-                    retired: BTreeMap::new(),
-                    rotation: RotationState::default(),
-                    current_moved_at_ms: None,
-                    resource_policy: None,
-                    last_accessed_day_ms: None,
-                },
-            );
-        }
+        Event::SecretCreated { .. } => secret_created(state, at, event),
         Event::VersionCreated { secret, version_id, value, value_digest } => {
-            let s = state.live_mut(*secret)?;
-            s.add_version(version_id, seq, recorded_at_ms, Some((value.kind, *value_digest)))?;
+            state.live_mut(*secret)?.add_version(version_id, seq, at, Some((value.kind, *value_digest)))
         }
         Event::VersionReserved { secret, version_id } => {
-            let s = state.live_mut(*secret)?;
-            s.add_version(version_id, seq, recorded_at_ms, None)?;
+            state.live_mut(*secret)?.add_version(version_id, seq, at, None)
         }
         Event::VersionValueSet { secret, version_id, value, value_digest } => {
-            let s = state.live_mut(*secret)?;
-            let v = s
-                .versions
-                .get_mut(version_id)
-                .ok_or_else(|| RuleViolation::MissingVersion { uid: secret.0, version_id: version_id.clone() })?;
-            if v.has_value {
-                return Err(RuleViolation::ValueSetTwice { uid: secret.0, version_id: version_id.clone() });
-            }
-            (v.seq, v.kind, v.digest, v.has_value) = (seq, value.kind, *value_digest, true);
-            s.last_changed_at_ms = recorded_at_ms;
+            state.live_mut(*secret)?.set_value(version_id, seq, (value.kind, *value_digest), at)
         }
         Event::RotationConfigured { secret, lambda_arn, rules } => {
-            let s = state.live_mut(*secret)?;
-            if lambda_arn.is_none() && s.rotation.lambda_arn.is_none() {
-                return Err(RuleViolation::RotationWithoutFunction { uid: secret.0 });
-            }
-            let r = &mut s.rotation;
-            r.enabled = true;
-            if lambda_arn.is_some() {
-                r.lambda_arn.clone_from(lambda_arn);
-            }
-            if rules.is_some() {
-                r.rules.clone_from(rules);
-            }
-            r.configured_at_ms = Some(recorded_at_ms);
-            s.last_changed_at_ms = recorded_at_ms;
+            state.live_mut(*secret)?.configure_rotation(lambda_arn, rules, at)
         }
         Event::RotationCancelled { secret } => {
             let s = state.live_mut(*secret)?;
             s.rotation.enabled = false;
-            s.last_changed_at_ms = recorded_at_ms;
+            s.last_changed_at_ms = at;
+            Ok(())
         }
         Event::RotationFailed { secret, version_id, .. } => {
-            let s = state.secrets.get_mut(secret).ok_or(RuleViolation::MissingSecret { uid: secret.0 })?;
-            if !s.versions.contains_key(version_id) {
-                return Err(RuleViolation::MissingVersion { uid: secret.0, version_id: version_id.clone() });
-            }
-            s.rotation.failed_at_ms = Some(recorded_at_ms);
+            let s = state.any_mut(*secret)?;
+            s.version_mut(version_id)?;
+            s.rotation.failed_at_ms = Some(at);
+            Ok(())
         }
         Event::SecretAccessed { secret, version_id, day_ms } => {
-            let s = state.secrets.get_mut(secret).ok_or(RuleViolation::MissingSecret { uid: secret.0 })?;
-            let bad = || RuleViolation::BadAccess { uid: secret.0, version_id: version_id.clone() };
-            let v = s
-                .versions
-                .get_mut(version_id)
-                .ok_or_else(|| RuleViolation::MissingVersion { uid: secret.0, version_id: version_id.clone() })?;
-            // A whole UTC day, not after the record, and at most one event per version and day.
-            if day_ms % DAY_MS != 0 || *day_ms > recorded_at_ms || v.last_accessed_day_ms.is_some_and(|d| d >= *day_ms)
-            {
-                return Err(bad());
-            }
-            v.last_accessed_day_ms = Some(*day_ms);
-            s.last_accessed_day_ms = s.last_accessed_day_ms.max(Some(*day_ms));
+            state.any_mut(*secret)?.accessed(version_id, *day_ms, at)
         }
-        Event::ResourcePolicySet { secret, policy } => {
-            let s = state.live_mut(*secret)?;
-            if policy.is_empty() {
-                return Err(RuleViolation::EmptyPolicy { uid: secret.0 });
-            }
-            s.resource_policy = Some(policy.clone());
-            s.last_changed_at_ms = recorded_at_ms;
+        Event::ResourcePolicySet { secret, policy } => state.live_mut(*secret)?.set_policy(Some(policy), at),
+        Event::ResourcePolicyDeleted { secret } => state.live_mut(*secret)?.set_policy(None, at),
+        Event::SecretRead { .. } | Event::AccessDenied { .. } | Event::MasterKeyRotated { .. } => {
+            check_record_only(state, event)
         }
+        Event::LabelMoved { secret, label, from, to } => state.live_mut(*secret)?.move_label(label, from, to, at),
+        Event::SecretUpdated { secret, description, kms_key_id, secret_type } => {
+            state.live_mut(*secret)?.update(description, kms_key_id, secret_type, at);
+            Ok(())
+        }
+        Event::TagsChanged { secret, set, removed } => {
+            state.live_mut(*secret)?.change_tags(set, removed, at);
+            Ok(())
+        }
+        Event::DeletionScheduled { secret, deletion_date_ms } => {
+            schedule_deletion(state, *secret, *deletion_date_ms, at)
+        }
+        Event::DeletionCancelled { secret } => cancel_deletion(state, *secret, at),
+        Event::SecretPurged { secret } => purge(state, *secret),
+        Event::VersionPruned { secret, version_id } => state.live_mut(*secret)?.prune(version_id, at),
+    }
+}
+
+/// `SecretCreated`: the next uid, an ARN that names the secret, a name free in its region.
+fn secret_created(state: &mut State, at: i64, event: &Event) -> Result<(), RuleViolation> {
+    let Event::SecretCreated { secret, region, name, arn, description, kms_key_id, secret_type, tags } = event else {
+        unreachable!("called for SecretCreated only")
+    };
+    let expected = state.next_uid();
+    if *secret != expected {
+        return Err(RuleViolation::UidOutOfOrder { uid: secret.0, expected: expected.0 });
+    }
+    if !arn_names(arn, region, name) {
+        return Err(RuleViolation::BadArn {
+            uid: secret.0,
+            arn: arn.clone(),
+            name: name.clone(),
+            region: region.clone(),
+        });
+    }
+    let key = (region.clone(), name.clone());
+    if state.by_name.contains_key(&key) || state.by_arn.contains_key(arn) {
+        return Err(RuleViolation::NameTaken { name: name.clone(), region: region.clone() });
+    }
+    state.by_name.insert(key, *secret);
+    state.by_arn.insert(arn.clone(), *secret);
+    state.next_uid = secret.0 + 1;
+    let created = SecretState {
+        uid: *secret,
+        region: region.clone(),
+        name: name.clone(),
+        arn: arn.clone(),
+        description: description.clone().filter(|d| !d.is_empty()),
+        kms_key_id: kms_key_id.clone().filter(|k| !k.is_empty()),
+        secret_type: secret_type.clone(),
+        tags: tags.clone(),
+        created_at_ms: at,
+        last_changed_at_ms: at,
+        deletion: None,
+        versions: BTreeMap::new(),
+        labels: BTreeMap::new(),
+        retired: BTreeMap::new(),
+        rotation: RotationState::default(),
+        current_moved_at_ms: None,
+        resource_policy: None,
+        last_accessed_day_ms: None,
+    };
+    state.secrets.insert(*secret, created);
+    Ok(())
+}
+
+/// Events that change no state, only checked: a read of a version with a value, a refusal of a
+/// resource id of API length, a master key rotation to a newer key.
+fn check_record_only(state: &State, event: &Event) -> Result<(), RuleViolation> {
+    match event {
         Event::SecretRead { secret, version_id } => {
             let s = state.secrets.get(secret).ok_or(RuleViolation::MissingSecret { uid: secret.0 })?;
             if !s.versions.get(version_id).is_some_and(|v| v.has_value) {
                 return Err(RuleViolation::MissingVersion { uid: secret.0, version_id: version_id.clone() });
             }
         }
-        Event::AccessDenied { resource } => {
-            if resource.chars().count() > crate::limits::SECRET_ID_CHARS_MAX {
-                return Err(RuleViolation::LongResource);
-            }
+        Event::AccessDenied { resource } if resource.chars().count() > crate::limits::SECRET_ID_CHARS_MAX => {
+            return Err(RuleViolation::LongResource);
         }
-        Event::MasterKeyRotated { from_key_id, to_key_id } => {
-            if to_key_id <= from_key_id {
-                return Err(RuleViolation::MasterKeyNotNewer { from: *from_key_id, to: *to_key_id });
-            }
+        Event::MasterKeyRotated { from_key_id, to_key_id } if to_key_id <= from_key_id => {
+            return Err(RuleViolation::MasterKeyNotNewer { from: *from_key_id, to: *to_key_id });
         }
-        Event::ResourcePolicyDeleted { secret } => {
-            let s = state.live_mut(*secret)?;
-            if s.resource_policy.take().is_none() {
-                return Err(RuleViolation::NoPolicy { uid: secret.0 });
-            }
-            s.last_changed_at_ms = recorded_at_ms;
-        }
-        Event::LabelMoved { secret, label, from, to } => {
-            let s = state.live_mut(*secret)?;
-            if from == to {
-                return Err(RuleViolation::EmptyMove { label: label.clone() });
-            }
-            if to.is_none() && label == crate::AWSCURRENT {
-                return Err(RuleViolation::CurrentDetached { uid: secret.0 });
-            }
-            let actual = s.labels.get(label);
-            if actual != from.as_ref() {
-                return Err(RuleViolation::WrongLabelHolder {
-                    label: label.clone(),
-                    claimed: from.clone(),
-                    actual: actual.cloned(),
-                });
-            }
-            if let Some(to) = to {
-                let Some(target) = s.versions.get(to) else {
-                    return Err(RuleViolation::MissingVersion { uid: secret.0, version_id: to.clone() });
-                };
-                if label == crate::AWSCURRENT && !target.has_value {
-                    return Err(RuleViolation::CurrentWithoutValue { uid: secret.0, version_id: to.clone() });
-                }
-                if actual.is_none() && s.labels.len() >= LABELS_PER_SECRET_MAX {
-                    return Err(RuleViolation::TooManyLabels { uid: secret.0 });
-                }
-            }
-            if let Some(from) = from {
-                if let Some(v) = s.versions.get_mut(from) {
-                    v.labels.remove(label);
-                }
-                s.labels.remove(label);
-            }
-            if let Some(to) = to {
-                let target = s.versions.get_mut(to).expect("checked above");
-                target.labels.insert(label.clone());
-                if label == crate::AWSCURRENT {
-                    s.current_moved_at_ms = Some(recorded_at_ms);
-                    if target.by_rotation {
-                        s.rotation.last_rotated_at_ms = Some(recorded_at_ms);
-                    }
-                }
-                s.labels.insert(label.clone(), to.clone());
-            }
-            s.last_changed_at_ms = recorded_at_ms;
-        }
-        Event::SecretUpdated { secret, description, kms_key_id, secret_type } => {
-            let s = state.live_mut(*secret)?;
-            if let Some(d) = description {
-                s.description = Some(d.clone()).filter(|d| !d.is_empty());
-            }
-            if let Some(k) = kms_key_id {
-                s.kms_key_id = Some(k.clone()).filter(|k| !k.is_empty());
-            }
-            if let Some(t) = secret_type {
-                s.secret_type = Some(t.clone());
-            }
-            s.last_changed_at_ms = recorded_at_ms;
-        }
-        Event::TagsChanged { secret, set, removed } => {
-            let s = state.live_mut(*secret)?;
-            let tags = s.tags.get_or_insert_with(Vec::new);
-            for tag in set {
-                match tags.iter_mut().find(|t| t.key == tag.key) {
-                    Some(existing) => existing.value = tag.value.clone(),
-                    None => tags.push(tag.clone()),
-                }
-            }
-            tags.retain(|t| !removed.contains(&t.key));
-            s.last_changed_at_ms = recorded_at_ms;
-        }
-        Event::DeletionScheduled { secret, deletion_date_ms } => {
-            let window = deletion_date_ms.checked_sub(recorded_at_ms);
-            let whole_days = window.filter(|w| w % DAY_MS == 0).map(|w| w / DAY_MS);
-            if !whole_days.is_some_and(|d| (RECOVERY_WINDOW_DAYS_MIN..=RECOVERY_WINDOW_DAYS_MAX).contains(&d)) {
-                return Err(RuleViolation::BadDeletionDate { uid: secret.0 });
-            }
-            let s = state.live_mut(*secret)?;
-            s.deletion = Some(Deletion { scheduled_at_ms: recorded_at_ms, deletion_date_ms: *deletion_date_ms });
-            s.last_changed_at_ms = recorded_at_ms;
-            state.due.insert((*deletion_date_ms, *secret));
-        }
-        Event::DeletionCancelled { secret } => {
-            let s = state.secrets.get_mut(secret).ok_or(RuleViolation::MissingSecret { uid: secret.0 })?;
-            let deletion = s.deletion.take().ok_or(RuleViolation::NotScheduled { uid: secret.0 })?;
-            s.last_changed_at_ms = recorded_at_ms;
-            state.due.remove(&(deletion.deletion_date_ms, *secret));
-        }
-        Event::SecretPurged { secret } => {
-            let s = state.secrets.remove(secret).ok_or(RuleViolation::MissingSecret { uid: secret.0 })?;
-            state.by_name.remove(&(s.region, s.name));
-            state.by_arn.remove(&s.arn);
-            if let Some(deletion) = s.deletion {
-                state.due.remove(&(deletion.deletion_date_ms, *secret));
-            }
-        }
-        Event::VersionPruned { secret, version_id } => {
-            let s = state.live_mut(*secret)?;
-            let bad = || RuleViolation::BadPrune { uid: secret.0, version_id: version_id.clone() };
-            let version = s.versions.get(version_id).ok_or_else(bad)?;
-            if !version.labels.is_empty() || version.created_at_ms > recorded_at_ms - PRUNE_GRACE_MS {
-                return Err(bad());
-            }
-            let digest = version.digest;
-            s.versions.remove(version_id);
-            s.retired.insert(version_id.clone(), digest);
-        }
+        _ => {}
     }
     Ok(())
+}
+
+/// `DeletionCancelled`: only of a secret scheduled for deletion.
+fn cancel_deletion(state: &mut State, secret: SecretUid, at: i64) -> Result<(), RuleViolation> {
+    let s = state.any_mut(secret)?;
+    let deletion = s.deletion.take().ok_or(RuleViolation::NotScheduled { uid: secret.0 })?;
+    s.last_changed_at_ms = at;
+    state.due.remove(&(deletion.deletion_date_ms, secret));
+    Ok(())
+}
+
+/// `SecretPurged`: the secret and its name leave the state.
+fn purge(state: &mut State, secret: SecretUid) -> Result<(), RuleViolation> {
+    let s = state.secrets.remove(&secret).ok_or(RuleViolation::MissingSecret { uid: secret.0 })?;
+    state.by_name.remove(&(s.region, s.name));
+    state.by_arn.remove(&s.arn);
+    if let Some(deletion) = s.deletion {
+        state.due.remove(&(deletion.deletion_date_ms, secret));
+    }
+    Ok(())
+}
+
+/// `DeletionScheduled`: a recovery window of whole days within the limits.
+fn schedule_deletion(
+    state: &mut State,
+    secret: SecretUid,
+    deletion_date_ms: i64,
+    at: i64,
+) -> Result<(), RuleViolation> {
+    let window = deletion_date_ms.checked_sub(at);
+    let whole_days = window.filter(|w| w % DAY_MS == 0).map(|w| w / DAY_MS);
+    if !whole_days.is_some_and(|d| (RECOVERY_WINDOW_DAYS_MIN..=RECOVERY_WINDOW_DAYS_MAX).contains(&d)) {
+        return Err(RuleViolation::BadDeletionDate { uid: secret.0 });
+    }
+    let s = state.live_mut(secret)?;
+    s.deletion = Some(Deletion { scheduled_at_ms: at, deletion_date_ms });
+    s.last_changed_at_ms = at;
+    state.due.insert((deletion_date_ms, secret));
+    Ok(())
+}
+
+impl SecretState {
+    fn version_mut(&mut self, version_id: &str) -> Result<&mut VersionState, RuleViolation> {
+        let uid = self.uid.0;
+        self.versions
+            .get_mut(version_id)
+            .ok_or_else(|| RuleViolation::MissingVersion { uid, version_id: version_id.to_string() })
+    }
+
+    /// `VersionValueSet`: the value of a reserved version, set once.
+    fn set_value(
+        &mut self,
+        version_id: &str,
+        seq: u64,
+        (kind, digest): (crate::ValueKind, [u8; 32]),
+        at: i64,
+    ) -> Result<(), RuleViolation> {
+        let uid = self.uid.0;
+        let v = self.version_mut(version_id)?;
+        if v.has_value {
+            return Err(RuleViolation::ValueSetTwice { uid, version_id: version_id.to_string() });
+        }
+        (v.seq, v.kind, v.digest, v.has_value) = (seq, kind, digest, true);
+        self.last_changed_at_ms = at;
+        Ok(())
+    }
+
+    /// `ResourcePolicySet` (a non-empty policy) or `ResourcePolicyDeleted` (of a policy there).
+    fn set_policy(&mut self, policy: Option<&String>, at: i64) -> Result<(), RuleViolation> {
+        let uid = self.uid.0;
+        match policy {
+            Some(p) if p.is_empty() => return Err(RuleViolation::EmptyPolicy { uid }),
+            Some(p) => self.resource_policy = Some(p.clone()),
+            None if self.resource_policy.take().is_none() => return Err(RuleViolation::NoPolicy { uid }),
+            None => {}
+        }
+        self.last_changed_at_ms = at;
+        Ok(())
+    }
+
+    /// `RotationConfigured`: a function given now or before; rules kept unless new ones come.
+    fn configure_rotation(
+        &mut self,
+        lambda_arn: &Option<String>,
+        rules: &Option<RotationRules>,
+        at: i64,
+    ) -> Result<(), RuleViolation> {
+        if lambda_arn.is_none() && self.rotation.lambda_arn.is_none() {
+            return Err(RuleViolation::RotationWithoutFunction { uid: self.uid.0 });
+        }
+        let r = &mut self.rotation;
+        r.enabled = true;
+        if lambda_arn.is_some() {
+            r.lambda_arn.clone_from(lambda_arn);
+        }
+        if rules.is_some() {
+            r.rules.clone_from(rules);
+        }
+        r.configured_at_ms = Some(at);
+        self.last_changed_at_ms = at;
+        Ok(())
+    }
+
+    /// `SecretAccessed`: a whole UTC day, not after the record, and at most one event per
+    /// version and day.
+    fn accessed(&mut self, version_id: &str, day_ms: i64, at: i64) -> Result<(), RuleViolation> {
+        let uid = self.uid.0;
+        let v = self.version_mut(version_id)?;
+        if day_ms % DAY_MS != 0 || day_ms > at || v.last_accessed_day_ms.is_some_and(|d| d >= day_ms) {
+            return Err(RuleViolation::BadAccess { uid, version_id: version_id.to_string() });
+        }
+        v.last_accessed_day_ms = Some(day_ms);
+        self.last_accessed_day_ms = self.last_accessed_day_ms.max(Some(day_ms));
+        Ok(())
+    }
+
+    /// `LabelMoved`: from the label's actual holder to an existing version (AWSCURRENT only to
+    /// one with a value, and never detached), within the label quota.
+    fn move_label(
+        &mut self,
+        label: &str,
+        from: &Option<String>,
+        to: &Option<String>,
+        at: i64,
+    ) -> Result<(), RuleViolation> {
+        self.check_label_move(label, from, to)?;
+        if let Some(from) = from {
+            if let Some(v) = self.versions.get_mut(from) {
+                v.labels.remove(label);
+            }
+            self.labels.remove(label);
+        }
+        if let Some(to) = to {
+            let target = self.versions.get_mut(to).expect("checked above");
+            target.labels.insert(label.to_string());
+            if label == crate::AWSCURRENT {
+                self.current_moved_at_ms = Some(at);
+                if target.by_rotation {
+                    self.rotation.last_rotated_at_ms = Some(at);
+                }
+            }
+            self.labels.insert(label.to_string(), to.clone());
+        }
+        self.last_changed_at_ms = at;
+        Ok(())
+    }
+
+    fn check_label_move(&self, label: &str, from: &Option<String>, to: &Option<String>) -> Result<(), RuleViolation> {
+        let uid = self.uid.0;
+        if from == to {
+            return Err(RuleViolation::EmptyMove { label: label.to_string() });
+        }
+        if to.is_none() && label == crate::AWSCURRENT {
+            return Err(RuleViolation::CurrentDetached { uid });
+        }
+        let actual = self.labels.get(label);
+        if actual != from.as_ref() {
+            return Err(RuleViolation::WrongLabelHolder {
+                label: label.to_string(),
+                claimed: from.clone(),
+                actual: actual.cloned(),
+            });
+        }
+        let Some(to) = to else { return Ok(()) };
+        let Some(target) = self.versions.get(to) else {
+            return Err(RuleViolation::MissingVersion { uid, version_id: to.clone() });
+        };
+        if label == crate::AWSCURRENT && !target.has_value {
+            return Err(RuleViolation::CurrentWithoutValue { uid, version_id: to.clone() });
+        }
+        if actual.is_none() && self.labels.len() >= LABELS_PER_SECRET_MAX {
+            return Err(RuleViolation::TooManyLabels { uid });
+        }
+        Ok(())
+    }
+
+    /// `SecretUpdated`: each member given replaces the old one (an empty one clears it).
+    fn update(
+        &mut self,
+        description: &Option<String>,
+        kms_key_id: &Option<String>,
+        secret_type: &Option<String>,
+        at: i64,
+    ) {
+        if let Some(d) = description {
+            self.description = Some(d.clone()).filter(|d| !d.is_empty());
+        }
+        if let Some(k) = kms_key_id {
+            self.kms_key_id = Some(k.clone()).filter(|k| !k.is_empty());
+        }
+        if let Some(t) = secret_type {
+            self.secret_type = Some(t.clone());
+        }
+        self.last_changed_at_ms = at;
+    }
+
+    /// `TagsChanged`: set tags replace those of their key, then removed keys go.
+    fn change_tags(&mut self, set: &[Tag], removed: &[String], at: i64) {
+        let tags = self.tags.get_or_insert_with(Vec::new);
+        for tag in set {
+            match tags.iter_mut().find(|t| t.key == tag.key) {
+                Some(existing) => existing.value = tag.value.clone(),
+                None => tags.push(tag.clone()),
+            }
+        }
+        tags.retain(|t| !removed.contains(&t.key));
+        self.last_changed_at_ms = at;
+    }
+
+    /// `VersionPruned`: only a version without labels, older than the grace period; its digest
+    /// is kept so the id is never reused for another value.
+    fn prune(&mut self, version_id: &str, at: i64) -> Result<(), RuleViolation> {
+        let bad = || RuleViolation::BadPrune { uid: self.uid.0, version_id: version_id.to_string() };
+        let version = self.versions.get(version_id).ok_or_else(bad)?;
+        if !version.labels.is_empty() || version.created_at_ms > at - PRUNE_GRACE_MS {
+            return Err(bad());
+        }
+        let digest = version.digest;
+        self.versions.remove(version_id);
+        self.retired.insert(version_id.to_string(), digest);
+        Ok(())
+    }
 }
 
 /// Whether `arn` is `arn:<partition>:secretsmanager:<region>:<account>:secret:<name>-<6 letters
