@@ -35,16 +35,9 @@ pub fn describe(event: &Event) -> String {
         }
         Event::LabelMoved { label, from, to, .. } => format!("{label}: {} → {}", opt(from), opt(to)),
         Event::SecretUpdated { description, kms_key_id, secret_type, .. } => {
-            let mut parts = Vec::new();
-            if let Some(d) = description {
-                parts.push(format!("description = {d:?}"));
-            }
-            if let Some(k) = kms_key_id {
-                parts.push(format!("kms key = {k:?}"));
-            }
-            if let Some(t) = secret_type {
-                parts.push(format!("type = {t:?}"));
-            }
+            let parts = [("description", description), ("kms key", kms_key_id), ("type", secret_type)];
+            let parts: Vec<String> =
+                parts.iter().filter_map(|(what, v)| v.as_ref().map(|v| format!("{what} = {v:?}"))).collect();
             format!("updated {}", parts.join(", "))
         }
         Event::TagsChanged { set, removed, .. } => {
@@ -57,24 +50,7 @@ pub fn describe(event: &Event) -> String {
         Event::DeletionCancelled { .. } => "deletion cancelled (restored)".to_string(),
         Event::SecretPurged { .. } => "purged; data key destroyed".to_string(),
         Event::VersionPruned { version_id, .. } => format!("version {version_id} pruned"),
-        Event::RotationConfigured { lambda_arn, rules, .. } => {
-            let mut parts = vec!["rotation on".to_string()];
-            if let Some(arn) = lambda_arn {
-                parts.push(format!("function {arn}"));
-            }
-            if let Some(r) = rules {
-                if let Some(days) = r.automatically_after_days {
-                    parts.push(format!("every {days} days"));
-                }
-                if let Some(e) = &r.schedule_expression {
-                    parts.push(format!("schedule {e}"));
-                }
-                if let Some(d) = &r.duration {
-                    parts.push(format!("window {d}"));
-                }
-            }
-            parts.join(", ")
-        }
+        Event::RotationConfigured { lambda_arn, rules, .. } => describe_rotation(lambda_arn.as_deref(), rules.as_ref()),
         Event::RotationCancelled { .. } => "rotation off".to_string(),
         Event::VersionReserved { version_id, .. } => {
             format!("version {version_id} reserved for a rotation (no value yet)")
@@ -97,6 +73,26 @@ pub fn describe(event: &Event) -> String {
             format!("master key rotated from key {from_key_id} to key {to_key_id}")
         }
     }
+}
+
+/// `RotationConfigured` in words: the function and the rules given.
+fn describe_rotation(lambda_arn: Option<&str>, rules: Option<&ledger_core::RotationRules>) -> String {
+    let mut parts = vec!["rotation on".to_string()];
+    if let Some(arn) = lambda_arn {
+        parts.push(format!("function {arn}"));
+    }
+    if let Some(r) = rules {
+        if let Some(days) = r.automatically_after_days {
+            parts.push(format!("every {days} days"));
+        }
+        if let Some(e) = &r.schedule_expression {
+            parts.push(format!("schedule {e}"));
+        }
+        if let Some(d) = &r.duration {
+            parts.push(format!("window {d}"));
+        }
+    }
+    parts.join(", ")
 }
 
 fn read_record(store: &dyn LogStore, seq: u64) -> Result<Record, StoreError> {

@@ -202,83 +202,119 @@ pub fn verify_export(
     trusted: Option<&Checkpoint>,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Result<VerifyReport, VerifyFailure>, StoreError> {
-    let mut verifier = Verifier::default();
-    let mut trusted_root_seen = false;
-    let mut closing: Option<Checkpoint> = None;
-    let mut declared = 0u64;
-    let bad = |seq: u64, why: String| Ok(Err(VerifyFailure { seq, reason: FailureReason::Undecodable(why) }));
+    let mut check =
+        ExportCheck { verifier: Verifier::default(), trusted, trusted_root_seen: false, closing: None, declared: 0 };
     for (line_no, line) in input.lines().enumerate() {
         let line = line?;
         if line.trim().is_empty() {
             continue;
         }
-        let next = verifier.len() + 1;
+        if let Err(failure) = check.line(line_no + 1, &line, progress) {
+            return Ok(Err(failure));
+        }
+    }
+    let outcome = check.finish();
+    if let Ok(report) = &outcome {
+        progress(report.events, report.events);
+    }
+    Ok(outcome)
+}
+
+/// An export being verified line by line.
+struct ExportCheck<'a> {
+    verifier: Verifier,
+    /// A checkpoint kept elsewhere: the file must hold the log it describes.
+    trusted: Option<&'a Checkpoint>,
+    trusted_root_seen: bool,
+    closing: Option<Checkpoint>,
+    /// The number of events the header announced.
+    declared: u64,
+}
+
+/// A line that is not what an export holds there.
+fn undecodable(seq: u64, why: String) -> VerifyFailure {
+    VerifyFailure { seq, reason: FailureReason::Undecodable(why) }
+}
+
+impl ExportCheck<'_> {
+    /// Checks line `n` (1-based): the header first, then events, then the closing checkpoint.
+    fn line(&mut self, n: usize, line: &str, progress: &mut dyn FnMut(u64, u64)) -> Result<(), VerifyFailure> {
+        let next = self.verifier.len() + 1;
         // Only the members verification needs, borrowed from the line; the rest (the decoded
         // envelope for people) is skipped, not built.
-        let value: ExportLine<'_> = match serde_json::from_str(&line) {
-            Ok(v) => v,
-            Err(e) => return bad(next, format!("line {}: not an export line: {e}", line_no + 1)),
-        };
-        if closing.is_some() {
-            return bad(next, format!("line {}: data after the closing checkpoint", line_no + 1));
+        let value: ExportLine<'_> =
+            serde_json::from_str(line).map_err(|e| undecodable(next, format!("line {n}: not an export line: {e}")))?;
+        if self.closing.is_some() {
+            return Err(undecodable(next, format!("line {n}: data after the closing checkpoint")));
         }
         match value.kind.as_deref() {
-            Some("header") if line_no == 0 => {
+            Some("header") if n == 1 => {
                 if value.format.as_deref() != Some(EXPORT_FORMAT) {
-                    return bad(0, "not a secret-ledger export".into());
+                    return Err(undecodable(0, "not a secret-ledger export".into()));
                 }
-                declared = value.events.unwrap_or(0);
+                self.declared = value.events.unwrap_or(0);
             }
-            Some("event") if line_no > 0 => {
-                let seq = value.seq.unwrap_or(0);
-                let Some(record) = value.record.as_deref() else {
-                    return bad(next, format!("line {}: event without record", line_no + 1));
-                };
-                let bytes = match base64::engine::general_purpose::STANDARD.decode(record) {
-                    Ok(b) => b,
-                    Err(e) => return bad(next, format!("line {}: record is not base64: {e}", line_no + 1)),
-                };
-                if let Err(failure) = verifier.push_checked(seq, &bytes, |r| value.matches(r)) {
-                    return Ok(Err(failure));
-                }
-                if let Some(t) = trusted.filter(|t| t.size == verifier.len()) {
-                    if verifier.merkle_root() != t.merkle_root || verifier.head_hash() != t.head_hash {
-                        return Ok(Err(VerifyFailure { seq: t.size, reason: FailureReason::CheckpointMismatch }));
-                    }
-                    trusted_root_seen = true;
-                }
-                if seq.is_multiple_of(4096) {
-                    progress(seq, declared);
-                }
-            }
-            Some("checkpoint") if line_no > 0 => match Checkpoint::from_json(&line) {
-                Ok(c) => closing = Some(c),
-                Err(e) => return bad(next, format!("line {}: closing checkpoint: {e}", line_no + 1)),
+            Some("event") if n > 1 => self.event(n, &value, progress)?,
+            Some("checkpoint") if n > 1 => match Checkpoint::from_json(line) {
+                Ok(c) => self.closing = Some(c),
+                Err(e) => return Err(undecodable(next, format!("line {n}: closing checkpoint: {e}"))),
             },
-            _ => return bad(next, format!("line {}: unexpected line", line_no + 1)),
+            _ => return Err(undecodable(next, format!("line {n}: unexpected line"))),
         }
+        Ok(())
     }
-    let n = verifier.len();
-    if let Some(t) = trusted {
-        if t.size > n {
-            return Ok(Err(VerifyFailure {
-                seq: n + 1,
-                reason: FailureReason::Truncated { expected: t.size, found: n },
-            }));
+
+    /// An event line: its record checked as `verify` does, its readable envelope against the
+    /// record, and the kept checkpoint when the log reaches its size.
+    fn event(
+        &mut self,
+        n: usize,
+        value: &ExportLine<'_>,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<(), VerifyFailure> {
+        let next = self.verifier.len() + 1;
+        let seq = value.seq.unwrap_or(0);
+        let record =
+            value.record.as_deref().ok_or_else(|| undecodable(next, format!("line {n}: event without record")))?;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(record)
+            .map_err(|e| undecodable(next, format!("line {n}: record is not base64: {e}")))?;
+        self.verifier.push_checked(seq, &bytes, |r| value.matches(r))?;
+        if let Some(t) = self.trusted.filter(|t| t.size == self.verifier.len()) {
+            if self.verifier.merkle_root() != t.merkle_root || self.verifier.head_hash() != t.head_hash {
+                return Err(VerifyFailure { seq: t.size, reason: FailureReason::CheckpointMismatch });
+            }
+            self.trusted_root_seen = true;
         }
-        if !trusted_root_seen && t.size > 0 {
-            return Ok(Err(VerifyFailure { seq: t.size, reason: FailureReason::CheckpointMismatch }));
+        if seq.is_multiple_of(4096) {
+            progress(seq, self.declared);
         }
+        Ok(())
     }
-    let Some(closing) = closing else {
-        return Ok(Err(VerifyFailure {
-            seq: n + 1,
-            reason: FailureReason::NoClosingCheckpoint { announced: declared, found: n },
-        }));
-    };
-    if closing.size != n || closing.merkle_root != verifier.merkle_root() || closing.head_hash != verifier.head_hash() {
-        return Ok(Err(VerifyFailure { seq: closing.size.min(n) + 1, reason: FailureReason::CheckpointMismatch }));
+
+    /// After the last line: the kept checkpoint was reached, and the closing checkpoint matches
+    /// the records.
+    fn finish(self) -> Result<VerifyReport, VerifyFailure> {
+        let n = self.verifier.len();
+        if let Some(t) = self.trusted {
+            if t.size > n {
+                return Err(VerifyFailure {
+                    seq: n + 1,
+                    reason: FailureReason::Truncated { expected: t.size, found: n },
+                });
+            }
+            if !self.trusted_root_seen && t.size > 0 {
+                return Err(VerifyFailure { seq: t.size, reason: FailureReason::CheckpointMismatch });
+            }
+        }
+        let Some(closing) = self.closing else {
+            let reason = FailureReason::NoClosingCheckpoint { announced: self.declared, found: n };
+            return Err(VerifyFailure { seq: n + 1, reason });
+        };
+        let v = &self.verifier;
+        if closing.size != n || closing.merkle_root != v.merkle_root() || closing.head_hash != v.head_hash() {
+            return Err(VerifyFailure { seq: closing.size.min(n) + 1, reason: FailureReason::CheckpointMismatch });
+        }
+        Ok(v.report(0))
     }
-    progress(n, n);
-    Ok(Ok(verifier.report(0)))
 }

@@ -189,6 +189,18 @@ fn now_ms() -> i64 {
     ledger_store::SystemClock::now_ms()
 }
 
+/// One audit request: its members, the log it reads and the durable head it is bounded by.
+struct Request<'a> {
+    app: &'a Arc<App>,
+    input: Members,
+    store: Arc<dyn LogStore>,
+    /// The durable head: the store may already hold the records of a group whose flush is
+    /// running; nothing past what was acknowledged is read or published.
+    head: (u64, ledger_core::ChainHash),
+    region: String,
+    request_id: &'a str,
+}
+
 /// Runs one audit operation. `region` is the request's signing region: a `SecretId` resolves
 /// within it, as in every Secrets Manager call.
 pub async fn dispatch(
@@ -200,90 +212,107 @@ pub async fn dispatch(
 ) -> Result<Response, ApiError> {
     let input = Members::parse(body)?;
     let store = app.ledger.store_handle();
-    // The durable head: sled may already hold the records of a group whose flush is running;
-    // nothing past what was acknowledged is read or published.
     let head = app.ledger.head();
-    let region = region.to_string();
+    let r = Request { app, input, store, head, region: region.to_string(), request_id };
     match operation {
-        Operation::History => {
-            let secret_id = input.string("SecretId")?;
-            let filter = HistoryFilter {
-                actor: input.string("Actor")?,
-                operation: input.string("Operation")?,
-                since: input.seq_or_time("Since")?,
-                until: input.seq_or_time("Until")?,
-            };
-            // The ledger-wide history scans the log: it takes a whole-log slot, as exports do.
-            let permit = if secret_id.is_none() { Some(whole_log_permit()?) } else { None };
-            let response = blocking(request_id, move || match &secret_id {
-                Some(id) => Ok(document(&history::history(&*store, head.0, id, Some(&region), &filter)?)),
-                None => Ok(document(&history::ledger_history(&*store, head.0, &filter)?)),
-            })
-            .await?;
-            drop(permit);
-            Ok(response)
-        }
-        Operation::State => {
-            let as_of = input.as_of()?;
-            let exact = input.0.bool("Exact")?.unwrap_or(false);
-            let secret_id = input.string("SecretId")?;
-            let label = input.string("Label")?;
-            if label.is_some() && secret_id.is_none() {
-                return Err(validation("Label requires SecretId."));
-            }
-            let doc = blocking(request_id, move || {
-                let state = state::state_at(&*store, head.0, &as_of, exact, secret_id.as_deref(), Some(&region))?;
-                Ok(state::StateDoc::new(&state, label.as_deref(), None))
-            })
-            .await?;
-            Ok(document(&doc))
-        }
-        Operation::Checkpoint => {
-            let origin = input.origin(app)?;
-            let checkpoint =
-                blocking(request_id, move || Ok(proofs::checkpoint_upto(&*store, head, &origin, now_ms())?)).await?;
-            Ok(json_response(checkpoint.to_json()))
-        }
-        Operation::Prove => {
-            let seq = input.seq("Seq")?;
-            let from = input.checkpoint("FromCheckpoint")?;
-            let to = input.checkpoint("ToCheckpoint")?;
-            match (seq, from, to) {
-                (Some(seq), None, None) => {
-                    let size = input.seq("TreeSize")?.unwrap_or(head.0);
-                    if size > head.0 {
-                        return Err(validation(format!("TreeSize {size} is past the head of the log ({})", head.0)));
-                    }
-                    Ok(document(&blocking(request_id, move || proofs::inclusion(&*store, size, seq)).await?))
-                }
-                (None, Some(a), Some(b)) => {
-                    Ok(document(&blocking(request_id, move || proofs::consistency(&*store, head.0, &a, &b)).await?))
-                }
-                _ => Err(validation("Prove takes Seq, or FromCheckpoint and ToCheckpoint.")),
-            }
-        }
-        Operation::Verify => {
-            let trusted = input.checkpoint("Checkpoint")?;
-            let app = app.clone();
-            let permit = whole_log_permit()?;
-            let doc = blocking(request_id, move || {
-                let _permit = permit;
-                let started = Instant::now();
-                let mut outcome = app.ledger.verify(&mut |_, _| {})?;
-                if let (Ok(report), Some(t)) = (&outcome, &trusted) {
-                    outcome = proofs::check_against(app.ledger.store(), report, t)?;
-                }
-                Ok(proofs::VerifyDoc::new(&outcome, started.elapsed().as_secs_f64()))
-            })
-            .await?;
-            Ok(document(&doc))
-        }
+        Operation::History => r.history().await,
+        Operation::State => r.state().await,
+        Operation::Checkpoint => r.checkpoint().await,
+        Operation::Prove => r.prove().await,
+        Operation::Verify => r.verify().await,
         Operation::Export => {
-            let origin = input.origin(app)?;
+            let origin = r.input.origin(app)?;
             let permit = whole_log_permit()?;
-            Ok(export(store, head, origin, request_id.to_string(), permit))
+            Ok(export(r.store, r.head, origin, request_id.to_string(), permit))
         }
         other => Err(ApiError::unknown_operation(format!("Operation {} is not an audit operation.", other.name()))),
+    }
+}
+
+impl Request<'_> {
+    async fn history(self) -> Result<Response, ApiError> {
+        let input = &self.input;
+        let secret_id = input.string("SecretId")?;
+        let filter = HistoryFilter {
+            actor: input.string("Actor")?,
+            operation: input.string("Operation")?,
+            since: input.seq_or_time("Since")?,
+            until: input.seq_or_time("Until")?,
+        };
+        // The ledger-wide history scans the log: it takes a whole-log slot, as exports do.
+        let permit = if secret_id.is_none() { Some(whole_log_permit()?) } else { None };
+        let (store, head, region) = (self.store, self.head.0, self.region);
+        let response = blocking(self.request_id, move || match &secret_id {
+            Some(id) => Ok(document(&history::history(&*store, head, id, Some(&region), &filter)?)),
+            None => Ok(document(&history::ledger_history(&*store, head, &filter)?)),
+        })
+        .await?;
+        drop(permit);
+        Ok(response)
+    }
+
+    async fn state(self) -> Result<Response, ApiError> {
+        let input = &self.input;
+        let as_of = input.as_of()?;
+        let exact = input.0.bool("Exact")?.unwrap_or(false);
+        let secret_id = input.string("SecretId")?;
+        let label = input.string("Label")?;
+        if label.is_some() && secret_id.is_none() {
+            return Err(validation("Label requires SecretId."));
+        }
+        let (store, head, region) = (self.store, self.head.0, self.region);
+        let doc = blocking(self.request_id, move || {
+            let state = state::state_at(&*store, head, &as_of, exact, secret_id.as_deref(), Some(&region))?;
+            Ok(state::StateDoc::new(&state, label.as_deref(), None))
+        })
+        .await?;
+        Ok(document(&doc))
+    }
+
+    async fn checkpoint(self) -> Result<Response, ApiError> {
+        let origin = self.input.origin(self.app)?;
+        let (store, head) = (self.store, self.head);
+        let checkpoint =
+            blocking(self.request_id, move || Ok(proofs::checkpoint_upto(&*store, head, &origin, now_ms())?)).await?;
+        Ok(json_response(checkpoint.to_json()))
+    }
+
+    async fn prove(self) -> Result<Response, ApiError> {
+        let input = &self.input;
+        let seq = input.seq("Seq")?;
+        let from = input.checkpoint("FromCheckpoint")?;
+        let to = input.checkpoint("ToCheckpoint")?;
+        let (store, head) = (self.store, self.head.0);
+        match (seq, from, to) {
+            (Some(seq), None, None) => {
+                let size = input.seq("TreeSize")?.unwrap_or(head);
+                if size > head {
+                    return Err(validation(format!("TreeSize {size} is past the head of the log ({head})")));
+                }
+                Ok(document(&blocking(self.request_id, move || proofs::inclusion(&*store, size, seq)).await?))
+            }
+            (None, Some(a), Some(b)) => {
+                Ok(document(&blocking(self.request_id, move || proofs::consistency(&*store, head, &a, &b)).await?))
+            }
+            _ => Err(validation("Prove takes Seq, or FromCheckpoint and ToCheckpoint.")),
+        }
+    }
+
+    async fn verify(self) -> Result<Response, ApiError> {
+        let trusted = self.input.checkpoint("Checkpoint")?;
+        let app = self.app.clone();
+        let permit = whole_log_permit()?;
+        let doc = blocking(self.request_id, move || {
+            let _permit = permit;
+            let started = Instant::now();
+            let mut outcome = app.ledger.verify(&mut |_, _| {})?;
+            if let (Ok(report), Some(t)) = (&outcome, &trusted) {
+                outcome = proofs::check_against(app.ledger.store(), report, t)?;
+            }
+            Ok(proofs::VerifyDoc::new(&outcome, started.elapsed().as_secs_f64()))
+        })
+        .await?;
+        Ok(document(&doc))
     }
 }
 

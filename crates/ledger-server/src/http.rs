@@ -162,6 +162,36 @@ async fn handle(State(app): State<Arc<App>>, request: Request) -> Response {
     response
 }
 
+/// An audit operation, once the request verified: the key's scope first (a refusal is recorded
+/// with `--audit-reads`), then the operation.
+async fn answer_audit(
+    app: &Arc<App>,
+    operation: Operation,
+    verified: sigv4::Verified,
+    access: &crate::access::Access,
+    body: &[u8],
+    request_id: &str,
+) -> Result<Response, ApiError> {
+    if let Err(refusal) = access.check_audit(&verified.access_key_id, operation) {
+        if app.trail.audit_reads {
+            let meta = RequestMeta {
+                scope: Scope::new(&verified.region, &app.account_id),
+                actor: verified.access_key_id.clone(),
+                request_id: request_id.to_string(),
+            };
+            let cmd = ledger_core::Command::RecordDenied { resources: vec![operation.action()] };
+            if let Err(e) = app.ledger.execute_async(cmd, &meta).await {
+                return Err(ApiError::store(&e, request_id));
+            }
+        }
+        return Err(refusal);
+    }
+    let result = audit_ops::dispatch(app, operation, body, &verified.region, request_id).await;
+    let actor = verified.access_key_id;
+    tracing::debug!(request_id, operation = operation.name(), actor, ok = result.is_ok(), "audit request");
+    result
+}
+
 /// `200` with a JSON 1.1 body.
 pub fn json_response(body: String) -> Response {
     let mut response = (StatusCode::OK, body).into_response();
@@ -216,24 +246,7 @@ async fn answer(app: &Arc<App>, request: Request, request_id: &str) -> Result<Re
         )));
     };
     if operation.kind() == Kind::Audit {
-        if let Err(refusal) = access.check_audit(&verified.access_key_id, operation) {
-            if app.trail.audit_reads {
-                let meta = RequestMeta {
-                    scope: Scope::new(&verified.region, &app.account_id),
-                    actor: verified.access_key_id.clone(),
-                    request_id: request_id.to_string(),
-                };
-                let cmd = ledger_core::Command::RecordDenied { resources: vec![operation.action()] };
-                if let Err(e) = app.ledger.execute_async(cmd, &meta).await {
-                    return Err(ApiError::store(&e, request_id));
-                }
-            }
-            return Err(refusal);
-        }
-        let result = audit_ops::dispatch(app, operation, &body, &verified.region, request_id).await;
-        let actor = verified.access_key_id;
-        tracing::debug!(request_id, operation = operation.name(), actor, ok = result.is_ok(), "audit request");
-        return result;
+        return answer_audit(app, operation, verified, access, &body, request_id).await;
     }
     let input = Input::parse(&body)?;
     let meta = RequestMeta {

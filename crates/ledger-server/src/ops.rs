@@ -77,48 +77,11 @@ pub async fn dispatch_with(
         Operation::ListSecrets => list_secrets(ledger, &input, meta, access),
         Operation::GetRandomPassword => get_random_password(&input),
         Operation::RotateSecret => rotate_secret(ledger, &input, meta).await,
-        Operation::CancelRotateSecret => {
-            let secret_id = input.required_string("SecretId", "secretId")?;
-            let reply = execute(ledger, Command::CancelRotateSecret(CancelRotateSecret { secret_id }), meta).await?;
-            json(&secret_ref(reply, meta)?)
-        }
-        Operation::PutResourcePolicy => {
-            let cmd = Command::PutResourcePolicy(PutResourcePolicy {
-                secret_id: input.required_string("SecretId", "secretId")?,
-                resource_policy: input.required_string("ResourcePolicy", "resourcePolicy")?,
-                block_public_policy: input.bool("BlockPublicPolicy")?,
-            });
-            let _policy_name = input.string("PolicyName")?;
-            json(&secret_ref(execute(ledger, cmd, meta).await?, meta)?)
-        }
-        Operation::DeleteResourcePolicy => {
-            let secret_id = input.required_string("SecretId", "secretId")?;
-            let _policy_name = input.string("PolicyName")?;
-            let cmd = Command::DeleteResourcePolicy(DeleteResourcePolicy { secret_id });
-            json(&secret_ref(execute(ledger, cmd, meta).await?, meta)?)
-        }
-        Operation::GetResourcePolicy => {
-            let secret_id = input.required_string("SecretId", "secretId")?;
-            let _policy_name = input.string("PolicyName")?;
-            let out = ledger.with_state(|s| query::get_resource_policy(s, &meta.scope, &secret_id))?;
-            json(&wire::ResourcePolicyOutWire { arn: out.arn, name: out.name, resource_policy: out.policy })
-        }
-        Operation::ValidateResourcePolicy => {
-            let secret_id = input.string("SecretId")?;
-            let policy = input.required_string("ResourcePolicy", "resourcePolicy")?;
-            let findings = ledger
-                .with_state(|s| query::validate_resource_policy(s, &meta.scope, secret_id.as_deref(), &policy))?;
-            json(&wire::ValidationOut {
-                policy_validation_passed: findings.is_empty(),
-                validation_errors: findings
-                    .into_iter()
-                    .map(|f| wire::ValidationErrorOut {
-                        check_name: f.check_name.to_string(),
-                        error_message: f.error_message,
-                    })
-                    .collect(),
-            })
-        }
+        Operation::CancelRotateSecret => cancel_rotate_secret(ledger, &input, meta).await,
+        Operation::PutResourcePolicy => put_resource_policy(ledger, &input, meta).await,
+        Operation::DeleteResourcePolicy => delete_resource_policy(ledger, &input, meta).await,
+        Operation::GetResourcePolicy => get_resource_policy(ledger, &input, meta),
+        Operation::ValidateResourcePolicy => validate_resource_policy(ledger, &input, meta),
         Operation::History
         | Operation::State
         | Operation::Export
@@ -129,6 +92,50 @@ pub async fn dispatch_with(
             operation.name()
         ))),
     }
+}
+
+async fn cancel_rotate_secret(ledger: &Ledger, input: &Input, meta: &RequestMeta) -> Result<String, ApiError> {
+    let secret_id = input.required_string("SecretId", "secretId")?;
+    let reply = execute(ledger, Command::CancelRotateSecret(CancelRotateSecret { secret_id }), meta).await?;
+    json(&secret_ref(reply, meta)?)
+}
+
+async fn put_resource_policy(ledger: &Ledger, input: &Input, meta: &RequestMeta) -> Result<String, ApiError> {
+    let cmd = Command::PutResourcePolicy(PutResourcePolicy {
+        secret_id: input.required_string("SecretId", "secretId")?,
+        resource_policy: input.required_string("ResourcePolicy", "resourcePolicy")?,
+        block_public_policy: input.bool("BlockPublicPolicy")?,
+    });
+    let _policy_name = input.string("PolicyName")?;
+    json(&secret_ref(execute(ledger, cmd, meta).await?, meta)?)
+}
+
+async fn delete_resource_policy(ledger: &Ledger, input: &Input, meta: &RequestMeta) -> Result<String, ApiError> {
+    let secret_id = input.required_string("SecretId", "secretId")?;
+    let _policy_name = input.string("PolicyName")?;
+    let cmd = Command::DeleteResourcePolicy(DeleteResourcePolicy { secret_id });
+    json(&secret_ref(execute(ledger, cmd, meta).await?, meta)?)
+}
+
+fn get_resource_policy(ledger: &Ledger, input: &Input, meta: &RequestMeta) -> Result<String, ApiError> {
+    let secret_id = input.required_string("SecretId", "secretId")?;
+    let _policy_name = input.string("PolicyName")?;
+    let out = ledger.with_state(|s| query::get_resource_policy(s, &meta.scope, &secret_id))?;
+    json(&wire::ResourcePolicyOutWire { arn: out.arn, name: out.name, resource_policy: out.policy })
+}
+
+fn validate_resource_policy(ledger: &Ledger, input: &Input, meta: &RequestMeta) -> Result<String, ApiError> {
+    let secret_id = input.string("SecretId")?;
+    let policy = input.required_string("ResourcePolicy", "resourcePolicy")?;
+    let findings =
+        ledger.with_state(|s| query::validate_resource_policy(s, &meta.scope, secret_id.as_deref(), &policy))?;
+    json(&wire::ValidationOut {
+        policy_validation_passed: findings.is_empty(),
+        validation_errors: findings
+            .into_iter()
+            .map(|f| wire::ValidationErrorOut { check_name: f.check_name.to_string(), error_message: f.error_message })
+            .collect(),
+    })
 }
 
 /// Appends a command; a refusal is the client's error, a storage failure a 500.

@@ -198,28 +198,9 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<RunningServer> {
         ),
         None => None,
     };
-    let data_dir = config.data_dir.clone();
-    // Owner only, whatever the umask: the dir holds the log and, by default, the master key.
-    if !data_dir.exists() {
-        use std::os::unix::fs::DirBuilderExt;
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&data_dir)
-            .with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
-    }
     let mut created = Vec::new();
-    let (master, new_key) = ledger_store::master_key::master_key(config.master_key_file.as_deref(), &data_dir)?;
-    created.extend(new_key.map(Created::MasterKey));
-    let credentials = credentials::credentials(config.credentials_file.as_deref(), &data_dir, &mut created)?;
     let metrics = Arc::new(crate::metrics::Metrics::new());
-    let mut options = config.ledger_options.clone();
-    options.observer = Some(metrics.clone());
-    let open_dir = data_dir.clone();
-    let ledger = tokio::task::spawn_blocking(move || Ledger::open(&open_dir, master, options))
-        .await
-        .context("opening the ledger panicked")?
-        .with_context(|| format!("cannot open the ledger in {}", data_dir.display()))?;
+    let (ledger, credentials) = open_data_dir(&config, metrics.clone(), &mut created).await?;
     let addr = listener.local_addr()?;
     let app = Arc::new(App {
         ledger,
@@ -242,20 +223,97 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<RunningServer> {
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(accept_loop(listener, router(app.clone()), config.limits, tls.clone(), stopped));
     let metrics = match metrics_listener {
-        Some(listener) => {
-            let metrics_addr = listener.local_addr()?;
-            // Stopped by `shutdown` (aborted): it holds no ledger state of its own.
-            let (_keep, never) = oneshot::channel::<()>();
-            let router = crate::http::metrics_router(app.clone());
-            let task = tokio::spawn(async move {
-                let _keep = _keep;
-                accept_loop(listener, router, config.limits, None, never).await
-            });
-            Some((metrics_addr, task))
-        }
+        Some(listener) => Some(serve_metrics(listener, &app, config.limits)?),
         None => None,
     };
     Ok(RunningServer { addr, app, stop: Some(stop), task, created, metrics, tls })
+}
+
+/// Serves one accepted connection (through TLS when `acceptor` is given) until it closes, then
+/// gives back its `slot` among the connections allowed at once.
+async fn serve_connection(
+    tcp: tokio::net::TcpStream,
+    peer: SocketAddr,
+    router: axum::Router,
+    limits: ConnLimits,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    watcher: hyper_util::server::graceful::Watcher,
+    slot: tokio::sync::OwnedSemaphorePermit,
+) {
+    // The peer address reaches the handler for the security log.
+    let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+        request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+        let mut router = router.clone();
+        async move { tower_service::Service::call(&mut router, request.map(axum::body::Body::new)).await }
+    });
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(limits.header_timeout);
+    let served = match acceptor {
+        None => watcher.watch(http.serve_connection(hyper_util::rt::TokioIo::new(tcp), service)).await,
+        // The handshake gets the header timeout too: a silent client is closed.
+        Some(acceptor) => match tokio::time::timeout(limits.header_timeout, acceptor.accept(tcp)).await {
+            Ok(Ok(stream)) => watcher.watch(http.serve_connection(hyper_util::rt::TokioIo::new(stream), service)).await,
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, %peer, "TLS handshake failed");
+                Ok(())
+            }
+            Err(_) => {
+                tracing::debug!(%peer, "TLS handshake timed out");
+                Ok(())
+            }
+        },
+    };
+    if let Err(e) = served {
+        tracing::debug!(error = %e, %peer, "connection ended with an error");
+    }
+    drop(slot);
+}
+
+/// Creates the data dir if needed (owner only), reads or generates the master key and the
+/// credentials, and opens the ledger (on a blocking thread: it replays the log).
+async fn open_data_dir(
+    config: &ServeConfig,
+    metrics: Arc<crate::metrics::Metrics>,
+    created: &mut Vec<Created>,
+) -> anyhow::Result<(Ledger, crate::credentials::CredentialStore)> {
+    let data_dir = config.data_dir.clone();
+    // Owner only, whatever the umask: the dir holds the log and, by default, the master key.
+    if !data_dir.exists() {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&data_dir)
+            .with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
+    }
+    let (master, new_key) = ledger_store::master_key::master_key(config.master_key_file.as_deref(), &data_dir)?;
+    created.extend(new_key.map(Created::MasterKey));
+    let credentials = credentials::credentials(config.credentials_file.as_deref(), &data_dir, created)?;
+    let mut options = config.ledger_options.clone();
+    options.observer = Some(metrics);
+    let open_dir = data_dir.clone();
+    let ledger = tokio::task::spawn_blocking(move || Ledger::open(&open_dir, master, options))
+        .await
+        .context("opening the ledger panicked")?
+        .with_context(|| format!("cannot open the ledger in {}", data_dir.display()))?;
+    Ok((ledger, credentials))
+}
+
+/// Serves `/metrics` on a listener of its own; stopped by `shutdown` (aborted): it holds no
+/// ledger state of its own.
+fn serve_metrics(
+    listener: tokio::net::TcpListener,
+    app: &Arc<App>,
+    limits: ConnLimits,
+) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>)> {
+    let metrics_addr = listener.local_addr()?;
+    let (_keep, never) = oneshot::channel::<()>();
+    let router = crate::http::metrics_router(app.clone());
+    let task = tokio::spawn(async move {
+        let _keep = _keep;
+        accept_loop(listener, router, limits, None, never).await
+    });
+    Ok((metrics_addr, task))
 }
 
 /// What one client can hold: connections, and time to send headers and a body.
@@ -316,42 +374,8 @@ async fn accept_loop(
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(error = %e, "cannot set TCP_NODELAY");
         }
-        let router = router.clone();
-        // The peer address reaches the handler for the security log.
-        let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
-            request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
-            let mut router = router.clone();
-            async move { tower_service::Service::call(&mut router, request.map(axum::body::Body::new)).await }
-        });
-        let mut http = hyper::server::conn::http1::Builder::new();
-        http.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(limits.header_timeout);
-        let watcher = graceful.watcher();
         let acceptor = tls.as_ref().map(|tls| tls.acceptor());
-        tokio::spawn(async move {
-            let served = match acceptor {
-                None => watcher.watch(http.serve_connection(hyper_util::rt::TokioIo::new(tcp), service)).await,
-                Some(acceptor) => {
-                    // The handshake gets the header timeout too: a silent client is closed.
-                    match tokio::time::timeout(limits.header_timeout, acceptor.accept(tcp)).await {
-                        Ok(Ok(stream)) => {
-                            watcher.watch(http.serve_connection(hyper_util::rt::TokioIo::new(stream), service)).await
-                        }
-                        Ok(Err(e)) => {
-                            tracing::debug!(error = %e, %peer, "TLS handshake failed");
-                            Ok(())
-                        }
-                        Err(_) => {
-                            tracing::debug!(%peer, "TLS handshake timed out");
-                            Ok(())
-                        }
-                    }
-                }
-            };
-            if let Err(e) = served {
-                tracing::debug!(error = %e, %peer, "connection ended with an error");
-            }
-            drop(slot);
-        });
+        tokio::spawn(serve_connection(tcp, peer, router.clone(), limits, acceptor, graceful.watcher(), slot));
     }
     drop(listener);
     if tokio::time::timeout(std::time::Duration::from_secs(30), graceful.shutdown()).await.is_err() {

@@ -252,40 +252,18 @@ pub fn verify_store_upto(
     if snapshots.first() == Some(&0) {
         return Ok(Err(VerifyFailure { seq: 0, reason: FailureReason::SnapshotMismatch }));
     }
-    let mut chunk = ledger_core::merkle::MerkleBuilder::new();
-    let mut next_snapshot = snapshots.iter().copied().peekable();
-    let mut verifier = Verifier::default();
-    let mut snapshots_checked = 0;
-    // Two stages on two cores: a reader thread iterates sled and checks each record against its
-    // predecessor; this thread applies the rules, the Merkle tree and the snapshot checks.
-    type Batch = Vec<Result<Record, VerifyFailure>>;
+    let mut stage = StageTwo {
+        store,
+        chunk: ledger_core::merkle::MerkleBuilder::new(),
+        next_snapshot: snapshots.into_iter().peekable(),
+        verifier: Verifier::default(),
+        snapshots_checked: 0,
+    };
+    // Two stages on two cores: a reader thread reads the store and checks each record against
+    // its predecessor; this thread applies the rules, the Merkle tree and the snapshot checks.
     let outcome: Result<Option<VerifyFailure>, StoreError> = std::thread::scope(|scope| {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Batch, StoreError>>(8);
-        scope.spawn(move || {
-            let mut checker = Checker::default();
-            let mut batch: Batch = Vec::with_capacity(1024);
-            for item in store.records(0, head_seq) {
-                let checked = match item {
-                    Ok((seq, bytes)) => checker.check(seq, &bytes),
-                    Err(StoreError::Corrupt { reason, .. }) => {
-                        Err(VerifyFailure { seq: checker.expected, reason: FailureReason::Undecodable(reason) })
-                    }
-                    Err(e) => {
-                        let _ = tx.send(Err(e));
-                        return;
-                    }
-                };
-                let stop = checked.is_err();
-                batch.push(checked);
-                if stop || batch.len() == 1024 {
-                    let sent = tx.send(Ok(std::mem::take(&mut batch)));
-                    if sent.is_err() || stop {
-                        return;
-                    }
-                }
-            }
-            let _ = tx.send(Ok(batch));
-        });
+        scope.spawn(move || stage_one(store, head_seq, &tx));
         for batch in rx {
             for checked in batch? {
                 let record = match checked {
@@ -293,30 +271,8 @@ pub fn verify_store_upto(
                     Err(failure) => return Ok(Some(failure)),
                 };
                 let seq = record.seq;
-                chunk.push_chain_hash(&record.hash);
-                if let Err(failure) = verifier.apply(record) {
+                if let Err(failure) = stage.apply(record)? {
                     return Ok(Some(failure));
-                }
-                // Stored chunk roots (derived, what proofs and checkpoints are built from) must
-                // match the records; a missing one only makes proofs slower.
-                if chunk.len() == layout::MERKLE_CHUNK {
-                    let stored = store.merkle_root((seq - 1) / layout::MERKLE_CHUNK)?;
-                    if stored.is_some_and(|root| root[..] != chunk.root()) {
-                        return Ok(Some(VerifyFailure { seq, reason: FailureReason::MerkleChunkMismatch }));
-                    }
-                    chunk = ledger_core::merkle::MerkleBuilder::new();
-                }
-                while next_snapshot.peek().is_some_and(|&s| s < seq) {
-                    next_snapshot.next();
-                }
-                if next_snapshot.peek() == Some(&seq) {
-                    next_snapshot.next();
-                    let stored = store.snapshot(seq)?;
-                    let encoded = codec::encode(verifier.state());
-                    if stored.as_deref() != Ok(&encoded[..]) {
-                        return Ok(Some(VerifyFailure { seq, reason: FailureReason::SnapshotMismatch }));
-                    }
-                    snapshots_checked += 1;
                 }
                 if seq.is_multiple_of(4096) {
                     progress(seq, head_seq);
@@ -328,14 +284,86 @@ pub fn verify_store_upto(
     if let Some(failure) = outcome? {
         return Ok(Err(failure));
     }
-    let last_seq = verifier.len();
-    if last_seq != head_seq || verifier.head_hash() != head_hash {
+    let last_seq = stage.verifier.len();
+    if last_seq != head_seq || stage.verifier.head_hash() != head_hash {
         let seq = last_seq.min(head_seq) + 1;
         return Ok(Err(VerifyFailure { seq, reason: FailureReason::HeadMismatch { head_seq, last_seq } }));
     }
-    if let Some(&orphan) = next_snapshot.peek() {
+    if let Some(&orphan) = stage.next_snapshot.peek() {
         return Ok(Err(VerifyFailure { seq: orphan, reason: FailureReason::SnapshotMismatch }));
     }
     progress(last_seq, head_seq);
-    Ok(Ok(verifier.report(snapshots_checked)))
+    Ok(Ok(stage.verifier.report(stage.snapshots_checked)))
+}
+
+/// Records checked by stage one, sent to stage two in batches.
+type Batch = Vec<Result<Record, VerifyFailure>>;
+
+/// Stage one, on a thread of its own: reads records `0..=head_seq` and checks each against its
+/// predecessor; stops at the first failure.
+fn stage_one(store: &dyn LogStore, head_seq: u64, tx: &std::sync::mpsc::SyncSender<Result<Batch, StoreError>>) {
+    let mut checker = Checker::default();
+    let mut batch: Batch = Vec::with_capacity(1024);
+    for item in store.records(0, head_seq) {
+        let checked = match item {
+            Ok((seq, bytes)) => checker.check(seq, &bytes),
+            Err(StoreError::Corrupt { reason, .. }) => {
+                Err(VerifyFailure { seq: checker.expected, reason: FailureReason::Undecodable(reason) })
+            }
+            Err(e) => {
+                let _ = tx.send(Err(e));
+                return;
+            }
+        };
+        let stop = checked.is_err();
+        batch.push(checked);
+        if stop || batch.len() == 1024 {
+            let sent = tx.send(Ok(std::mem::take(&mut batch)));
+            if sent.is_err() || stop {
+                return;
+            }
+        }
+    }
+    let _ = tx.send(Ok(batch));
+}
+
+/// Stage two: the rules, the Merkle tree and the derived data checked against the records.
+struct StageTwo<'a> {
+    store: &'a dyn LogStore,
+    chunk: ledger_core::merkle::MerkleBuilder,
+    next_snapshot: std::iter::Peekable<std::vec::IntoIter<u64>>,
+    verifier: Verifier,
+    snapshots_checked: u64,
+}
+
+impl StageTwo<'_> {
+    fn apply(&mut self, record: Record) -> Result<Result<(), VerifyFailure>, StoreError> {
+        let seq = record.seq;
+        self.chunk.push_chain_hash(&record.hash);
+        if let Err(failure) = self.verifier.apply(record) {
+            return Ok(Err(failure));
+        }
+        // Stored chunk roots (derived, what proofs and checkpoints are built from) must match
+        // the records; a missing one only makes proofs slower.
+        if self.chunk.len() == layout::MERKLE_CHUNK {
+            let stored = self.store.merkle_root((seq - 1) / layout::MERKLE_CHUNK)?;
+            if stored.is_some_and(|root| root[..] != self.chunk.root()) {
+                return Ok(Err(VerifyFailure { seq, reason: FailureReason::MerkleChunkMismatch }));
+            }
+            self.chunk = ledger_core::merkle::MerkleBuilder::new();
+        }
+        while self.next_snapshot.peek().is_some_and(|&s| s < seq) {
+            self.next_snapshot.next();
+        }
+        if self.next_snapshot.peek() == Some(&seq) {
+            self.next_snapshot.next();
+            let stored = self.store.snapshot(seq)?;
+            let encoded = codec::encode(self.verifier.state());
+            if stored.as_deref() != Ok(&encoded[..]) {
+                return Ok(Err(VerifyFailure { seq, reason: FailureReason::SnapshotMismatch }));
+            }
+            self.snapshots_checked += 1;
+        }
+        Ok(Ok(()))
+    }
 }

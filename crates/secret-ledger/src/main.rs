@@ -106,68 +106,100 @@ impl RemoteArgs {
     }
 }
 
+/// The options of `serve`.
+#[derive(Args)]
+struct ServeArgs {
+    /// The data dir; created on first start, with a master key and credentials unless given.
+    #[arg(long, env = "SECRET_LEDGER_DATA_DIR", default_value = "./secret-ledger-data")]
+    data_dir: PathBuf,
+    /// HOST:PORT to listen on; port 0 picks a free port.
+    #[arg(long, default_value = ledger_server::serve::DEFAULT_LISTEN)]
+    listen: String,
+    /// ACCESS_KEY_ID:SECRET_ACCESS_KEY lines (default: <data-dir>/credentials, generated).
+    #[arg(long)]
+    credentials: Option<PathBuf>,
+    /// The account id in ARNs.
+    #[arg(long, default_value = ledger_server::serve::DEFAULT_ACCOUNT_ID)]
+    account_id: String,
+    /// 64 hex characters (default: <data-dir>/master.key, generated).
+    #[arg(long, env = "SECRET_LEDGER_MASTER_KEY_FILE")]
+    master_key_file: Option<PathBuf>,
+    /// Run rotation functions: the AWS Lambda Invoke API at this http:// URL (signed with
+    /// AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY). Without it an external rotator drives
+    /// rotations.
+    #[arg(long, env = "SECRET_LEDGER_LAMBDA_ENDPOINT")]
+    lambda_endpoint: Option<String>,
+    /// Seconds one rotation step may take before it counts as failed.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=900))]
+    lambda_timeout: u64,
+    /// Record every value released (a SecretRead event, durable before the value leaves)
+    /// and every refusal of a known access key (AccessDenied). Reads then cost a write.
+    #[arg(long)]
+    audit_reads: bool,
+    /// Connections served at once; more wait in the kernel's backlog.
+    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    max_connections: u64,
+    /// Seconds a client has to send a request's headers (also between requests on a kept-alive
+    /// connection) before the connection is closed.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    header_timeout: u64,
+    /// Seconds a client has to send a request's body before it is refused.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    body_timeout: u64,
+    /// Log lines on stderr as `text` or as one JSON object per line (`json`); each request
+    /// gets one line (target `request`) with operation, outcome, status, latency, access key
+    /// id and request id. `SECRET_LEDGER_LOG` sets the level.
+    #[arg(long, env = "SECRET_LEDGER_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
+    /// Serve the Prometheus metrics (`GET /metrics`) on this HOST:PORT only, instead of on
+    /// the main listener.
+    #[arg(long, env = "SECRET_LEDGER_METRICS_LISTEN")]
+    metrics_listen: Option<String>,
+    /// Serve HTTPS with this PEM certificate (the file may hold the chain); needs --tls-key.
+    /// SIGHUP reloads both files.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Allow plain HTTP on an address other than loopback (when something else, a proxy or a
+    /// private link, encrypts the traffic).
+    #[arg(long)]
+    insecure_http: bool,
+}
+
+impl ServeArgs {
+    /// The server's configuration: these options, and the Lambda credentials from the environment.
+    fn config(self) -> anyhow::Result<ledger_server::ServeConfig> {
+        let mut config = ledger_server::ServeConfig::new(self.data_dir);
+        config.listen = self.listen;
+        config.credentials_file = self.credentials;
+        config.account_id = self.account_id;
+        config.master_key_file = self.master_key_file;
+        config.audit_reads = self.audit_reads;
+        config.log_format = self.log_format.parse().map_err(anyhow::Error::msg)?;
+        config.metrics_listen = self.metrics_listen;
+        config.insecure_http = self.insecure_http;
+        if let (Some(cert), Some(key)) = (self.tls_cert, self.tls_key) {
+            config.tls = Some(ledger_server::tls::TlsFiles { cert, key });
+        }
+        config.limits = ledger_server::serve::ConnLimits {
+            max_connections: usize::try_from(self.max_connections).unwrap_or(usize::MAX),
+            header_timeout: std::time::Duration::from_secs(self.header_timeout),
+            body_timeout: std::time::Duration::from_secs(self.body_timeout),
+        };
+        if let Some(endpoint) = self.lambda_endpoint {
+            let timeout = std::time::Duration::from_secs(self.lambda_timeout);
+            config.lambda = Some(ledger_server::rotation::LambdaConfig::from_env(&endpoint, timeout)?);
+        }
+        Ok(config)
+    }
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Serve the AWS Secrets Manager API (JSON 1.1, SigV4) until SIGINT or SIGTERM.
-    Serve {
-        /// The data dir; created on first start, with a master key and credentials unless given.
-        #[arg(long, env = "SECRET_LEDGER_DATA_DIR", default_value = "./secret-ledger-data")]
-        data_dir: PathBuf,
-        /// HOST:PORT to listen on; port 0 picks a free port.
-        #[arg(long, default_value = ledger_server::serve::DEFAULT_LISTEN)]
-        listen: String,
-        /// ACCESS_KEY_ID:SECRET_ACCESS_KEY lines (default: <data-dir>/credentials, generated).
-        #[arg(long)]
-        credentials: Option<PathBuf>,
-        /// The account id in ARNs.
-        #[arg(long, default_value = ledger_server::serve::DEFAULT_ACCOUNT_ID)]
-        account_id: String,
-        /// 64 hex characters (default: <data-dir>/master.key, generated).
-        #[arg(long, env = "SECRET_LEDGER_MASTER_KEY_FILE")]
-        master_key_file: Option<PathBuf>,
-        /// Run rotation functions: the AWS Lambda Invoke API at this http:// URL (signed with
-        /// AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY). Without it an external rotator drives
-        /// rotations.
-        #[arg(long, env = "SECRET_LEDGER_LAMBDA_ENDPOINT")]
-        lambda_endpoint: Option<String>,
-        /// Seconds one rotation step may take before it counts as failed.
-        #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=900))]
-        lambda_timeout: u64,
-        /// Record every value released (a SecretRead event, durable before the value leaves)
-        /// and every refusal of a known access key (AccessDenied). Reads then cost a write.
-        #[arg(long)]
-        audit_reads: bool,
-        /// Connections served at once; more wait in the kernel's backlog.
-        #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
-        max_connections: u64,
-        /// Seconds a client has to send a request's headers (also between requests on a kept-alive
-        /// connection) before the connection is closed.
-        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
-        header_timeout: u64,
-        /// Seconds a client has to send a request's body before it is refused.
-        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
-        body_timeout: u64,
-        /// Log lines on stderr as `text` or as one JSON object per line (`json`); each request
-        /// gets one line (target `request`) with operation, outcome, status, latency, access key
-        /// id and request id. `SECRET_LEDGER_LOG` sets the level.
-        #[arg(long, env = "SECRET_LEDGER_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
-        log_format: String,
-        /// Serve the Prometheus metrics (`GET /metrics`) on this HOST:PORT only, instead of on
-        /// the main listener.
-        #[arg(long, env = "SECRET_LEDGER_METRICS_LISTEN")]
-        metrics_listen: Option<String>,
-        /// Serve HTTPS with this PEM certificate (the file may hold the chain); needs --tls-key.
-        /// SIGHUP reloads both files.
-        #[arg(long, requires = "tls_key")]
-        tls_cert: Option<PathBuf>,
-        /// The PEM private key of --tls-cert.
-        #[arg(long, requires = "tls_cert")]
-        tls_key: Option<PathBuf>,
-        /// Allow plain HTTP on an address other than loopback (when something else, a proxy or a
-        /// private link, encrypts the traffic).
-        #[arg(long)]
-        insecure_http: bool,
-    },
+    Serve(ServeArgs),
     /// Replay the whole log (data dir or export file): chain, encoding, time order, every label
     /// rule, stored projection, Merkle root; optionally against a checkpoint kept elsewhere.
     Verify {
@@ -451,49 +483,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::RotateMasterKey { data_dir, master_key_file, json } => {
             audit::rotate_master_key(&data_dir, master_key_file.as_deref(), json)
         }
-        Cmd::Serve {
-            data_dir,
-            listen,
-            credentials,
-            account_id,
-            master_key_file,
-            lambda_endpoint,
-            lambda_timeout,
-            audit_reads,
-            max_connections,
-            header_timeout,
-            body_timeout,
-            log_format,
-            metrics_listen,
-            tls_cert,
-            tls_key,
-            insecure_http,
-        } => {
-            let mut config = ledger_server::ServeConfig::new(data_dir);
-            config.listen = listen;
-            config.credentials_file = credentials;
-            config.account_id = account_id;
-            config.master_key_file = master_key_file;
-            config.audit_reads = audit_reads;
-            config.log_format = log_format.parse().map_err(anyhow::Error::msg)?;
-            config.metrics_listen = metrics_listen;
-            config.insecure_http = insecure_http;
-            if let (Some(cert), Some(key)) = (tls_cert, tls_key) {
-                config.tls = Some(ledger_server::tls::TlsFiles { cert, key });
-            }
-            config.limits = ledger_server::serve::ConnLimits {
-                max_connections: usize::try_from(max_connections).unwrap_or(usize::MAX),
-                header_timeout: std::time::Duration::from_secs(header_timeout),
-                body_timeout: std::time::Duration::from_secs(body_timeout),
-            };
-            if let Some(endpoint) = lambda_endpoint {
-                let timeout = std::time::Duration::from_secs(lambda_timeout);
-                config.lambda = Some(ledger_server::rotation::LambdaConfig::from_env(&endpoint, timeout)?);
-            }
-            let runtime =
-                tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start tokio")?;
-            runtime.block_on(ledger_server::serve(config))?;
-            Ok(ExitCode::SUCCESS)
-        }
+        Cmd::Serve(args) => serve(args),
     }
+}
+
+/// Serves until SIGINT or SIGTERM.
+fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let config = args.config()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start tokio")?;
+    runtime.block_on(ledger_server::serve(config))?;
+    Ok(ExitCode::SUCCESS)
 }

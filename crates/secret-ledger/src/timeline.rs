@@ -132,44 +132,81 @@ pub(crate) fn page(secret_id: &str, secrets: &[SecretRows], facts: &PageFacts) -
     out
 }
 
-fn section(out: &mut String, secret: &SecretRows) {
-    let rows = &secret.rows;
-    // The changes, in order: the slots of the axis.
-    let changes: Vec<&Row> = rows.iter().filter(|r| r.label_move.is_some()).collect();
-    let mut spans: BTreeMap<String, Vec<Span>> = BTreeMap::new();
-    let mut first_seen: Vec<String> = Vec::new();
-    for (i, row) in changes.iter().enumerate() {
-        let Some((label, _, to)) = &row.label_move else { continue };
-        let list = spans.entry(label.clone()).or_default();
-        if let Some(last) = list.last_mut().filter(|s| s.until.is_none()) {
-            last.until = Some((i, row.seq, row.recorded_at_ms));
-        }
-        if let Some(version) = to {
-            if !first_seen.contains(version) {
-                first_seen.push(version.clone());
+/// A secret's label changes laid out on the axis: the spans of every label, one slot per change.
+struct Layout<'a> {
+    /// The changes, in order: the slots of the axis.
+    changes: Vec<&'a Row>,
+    spans: BTreeMap<String, Vec<Span>>,
+    /// The versions in the order they first got a label: the order of their colours.
+    first_seen: Vec<String>,
+    /// One per change, and the last one running to now.
+    slots: usize,
+    slot_px: f64,
+}
+
+impl<'a> Layout<'a> {
+    /// The spans of the label changes among `rows`.
+    fn new(rows: &'a [Row]) -> Self {
+        let changes: Vec<&Row> = rows.iter().filter(|r| r.label_move.is_some()).collect();
+        let mut spans: BTreeMap<String, Vec<Span>> = BTreeMap::new();
+        let mut first_seen: Vec<String> = Vec::new();
+        for (i, row) in changes.iter().enumerate() {
+            let Some((label, _, to)) = &row.label_move else { continue };
+            let list = spans.entry(label.clone()).or_default();
+            if let Some(last) = list.last_mut().filter(|s| s.until.is_none()) {
+                last.until = Some((i, row.seq, row.recorded_at_ms));
             }
-            let span = Span {
-                from: i,
-                seq: row.seq,
-                at_ms: row.recorded_at_ms,
-                version: version.clone(),
-                actor: row.actor.clone(),
-                until: None,
-            };
-            list.push(span);
+            if let Some(version) = to {
+                if !first_seen.contains(version) {
+                    first_seen.push(version.clone());
+                }
+                let span = Span {
+                    from: i,
+                    seq: row.seq,
+                    at_ms: row.recorded_at_ms,
+                    version: version.clone(),
+                    actor: row.actor.clone(),
+                    until: None,
+                };
+                list.push(span);
+            }
         }
+        let slots = changes.len() + 1;
+        let slot_px = (LANES_PX / slots as f64).max(SLOT_PX_MIN);
+        Layout { changes, spans, first_seen, slots, slot_px }
     }
-    let hue = |version: &str| colour(first_seen.iter().position(|v| v == version).unwrap_or(0));
-    let slots = changes.len() + 1; // the last one runs to now
-    let slot_px = (LANES_PX / slots as f64).max(SLOT_PX_MIN);
-    let width = slot_px * slots as f64;
+
+    /// The width of the lanes and the axis, in pixels.
+    fn width(&self) -> f64 {
+        self.slot_px * self.slots as f64
+    }
+
+    /// The colour of `version`, as in the legend.
+    fn hue(&self, version: &str) -> String {
+        colour(self.first_seen.iter().position(|v| v == version).unwrap_or(0))
+    }
+}
+
+/// One secret's section: heading, lanes, legend, and the spans and events in words.
+fn section(out: &mut String, secret: &SecretRows) {
+    let layout = Layout::new(&secret.rows);
+    heading(out, secret, layout.changes.len());
+    lanes(out, secret, &layout);
+    legend(out, &layout);
+    span_table(out, &layout.spans);
+    event_table(out, &secret.rows);
+}
+
+/// The secret's heading: name, region, ARN, counts and time range, and how to read the lanes.
+fn heading(out: &mut String, secret: &SecretRows, changes: usize) {
+    let rows = &secret.rows;
     out.push_str(&format!(
         "<h2>{} in {}</h2><p>ARN <code>{}</code>. {} events, {} label changes{}.</p>",
         escape(&secret.name),
         escape(&secret.region),
         escape(&secret.arn),
         rows.len(),
-        changes.len(),
+        changes,
         match (rows.first(), rows.last()) {
             (Some(a), Some(b)) =>
                 format!(" from {} to {}", format_rfc3339_ms(a.recorded_at_ms), format_rfc3339_ms(b.recorded_at_ms)),
@@ -182,8 +219,12 @@ fn section(out: &mut String, secret: &SecretRows) {
          Scroll sideways for long histories.</p><p class=\"printnote\">The lanes are on screen only; the table of spans \
          below says the same in words.</p>",
     );
-    out.push_str(&format!("<div class=\"scroll\"><div class=\"lanes\" style=\"width:{width:.1}px\">"));
-    for (label, list) in &spans {
+}
+
+/// The scrolling lanes: one per label, a coloured span per version that held it, the axis below.
+fn lanes(out: &mut String, secret: &SecretRows, layout: &Layout<'_>) {
+    out.push_str(&format!("<div class=\"scroll\"><div class=\"lanes\" style=\"width:{:.1}px\">", layout.width()));
+    for (label, list) in &layout.spans {
         out.push_str(&format!(
             "<div class=\"lbl\">{}</div><div class=\"lane\" data-secret=\"{}\" data-label=\"{}\">",
             escape(label),
@@ -191,37 +232,49 @@ fn section(out: &mut String, secret: &SecretRows) {
             escape(label)
         ));
         for s in list {
-            let end = s.until.map_or(slots, |(i, _, _)| i);
-            let (left, span_px) = (s.from as f64 * slot_px, (end - s.from) as f64 * slot_px);
+            let end = s.until.map_or(layout.slots, |(i, _, _)| i);
+            let (left, span_px) = (s.from as f64 * layout.slot_px, (end - s.from) as f64 * layout.slot_px);
             out.push_str(&format!(
                 "<div class=\"span\" data-version=\"{}\" data-current=\"{}\" style=\"left:{left:.1}px;width:{span_px:.1}px;background:{}\">{}</div>",
                 escape(&s.version),
                 u8::from(s.until.is_none()),
-                hue(&s.version),
+                layout.hue(&s.version),
                 escape(&s.version)
             ));
         }
         out.push_str("</div>");
     }
-    out.push_str(&format!("<div class=\"axis\" style=\"width:{width:.1}px\">"));
+    axis(out, layout);
+    out.push_str("</div></div>");
+}
+
+/// The axis under the lanes: ticks with the seq and time of a change, and `now` at the end.
+fn axis(out: &mut String, layout: &Layout<'_>) {
+    out.push_str(&format!("<div class=\"axis\" style=\"width:{:.1}px\">", layout.width()));
     // A tick every `every` changes, so ticks stand at least 170 px apart: a small count.
     #[allow(clippy::cast_possible_truncation)]
-    let every = (170.0 / slot_px).ceil().clamp(1.0, 1e6) as usize;
-    for (i, row) in changes.iter().enumerate().step_by(every) {
+    let every = (170.0 / layout.slot_px).ceil().clamp(1.0, 1e6) as usize;
+    for (i, row) in layout.changes.iter().enumerate().step_by(every) {
         out.push_str(&format!(
             "<div class=\"tick\" style=\"left:{:.1}px\">seq {}<br>{}</div>",
-            i as f64 * slot_px,
+            i as f64 * layout.slot_px,
             row.seq,
             escape(&format_rfc3339_ms(row.recorded_at_ms))
         ));
     }
-    out.push_str(&format!("<div class=\"tick\" style=\"left:{:.1}px\">now</div>", (slots - 1) as f64 * slot_px));
-    out.push_str("</div></div></div>");
+    out.push_str(&format!(
+        "<div class=\"tick\" style=\"left:{:.1}px\">now</div>",
+        (layout.slots - 1) as f64 * layout.slot_px
+    ));
+    out.push_str("</div>");
+}
 
-    // Legend: one colour per version, with its full id.
+/// The legend: one colour per version, with its full id and the labels it holds now.
+fn legend(out: &mut String, layout: &Layout<'_>) {
     out.push_str("<h3>Versions</h3><table><tr><th>colour</th><th>version id</th><th>labels now</th></tr>");
-    for (index, version) in first_seen.iter().enumerate() {
-        let now: Vec<&str> = spans
+    for (index, version) in layout.first_seen.iter().enumerate() {
+        let now: Vec<&str> = layout
+            .spans
             .iter()
             .filter(|(_, list)| list.last().is_some_and(|s| s.until.is_none() && &s.version == version))
             .map(|(label, _)| label.as_str())
@@ -234,10 +287,12 @@ fn section(out: &mut String, secret: &SecretRows) {
         ));
     }
     out.push_str("</table>");
+}
 
-    // Every span in words.
+/// The table of every span in words: label, version, from, until, and who moved it there.
+fn span_table(out: &mut String, spans: &BTreeMap<String, Vec<Span>>) {
     out.push_str("<h3>Spans</h3><table><tr><th>label</th><th>version</th><th>from</th><th>until</th><th>moved there by</th></tr>");
-    for (label, list) in &spans {
+    for (label, list) in spans {
         for s in list {
             let until = s
                 .until
@@ -254,7 +309,10 @@ fn section(out: &mut String, secret: &SecretRows) {
         }
     }
     out.push_str("</table>");
+}
 
+/// The table of every event of the secret.
+fn event_table(out: &mut String, rows: &[Row]) {
     out.push_str("<h3>Events</h3><table><tr><th>seq</th><th>time</th><th>actor</th><th>operation</th><th>request</th><th>event</th><th>change</th></tr>");
     for e in rows {
         out.push_str(&format!(

@@ -264,53 +264,91 @@ pub(crate) async fn run(target: &ClientTarget, config: &RunConfig) -> anyhow::Re
     let names = precreate(&clients, &run_id, secrets, &value).await?;
     let pool = Arc::new(Pool { run_id, names, next_put: AtomicU64::new(0), fresh: AtomicU64::new(0), value });
 
-    let warmup = Duration::from_secs_f64(config.warmup_seconds.max(0.0));
-    let measured = Duration::from_secs_f64(config.seconds);
-    let measure_start = Instant::now() + warmup;
-    let end = measure_start + measured;
+    let window = Window::new(config);
     let mut tasks = Vec::with_capacity(config.clients);
     for (i, client) in clients.into_iter().enumerate() {
-        let pool = pool.clone();
-        let workload = config.workload;
-        tasks.push(tokio::spawn(async move {
-            let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ ((i as u64 + 1) << 17));
-            let mut stats = TaskStats::default();
-            loop {
-                let started = Instant::now();
-                if started >= end {
-                    break;
-                }
-                let outcome = match workload {
-                    Workload::Put => put(&client, &pool).await,
-                    Workload::Get => get(&client, &pool, &mut rng).await,
-                    Workload::Mixed if rng.next() % 100 < MIXED_PUT_PERCENT => put(&client, &pool).await,
-                    Workload::Mixed => get(&client, &pool, &mut rng).await,
-                };
-                let done = Instant::now();
-                if started < measure_start {
-                    continue;
-                }
-                stats.last_done = Some(done);
-                match outcome {
-                    Ok(()) => stats
-                        .latencies_us
-                        .push(u32::try_from(done.duration_since(started).as_micros()).unwrap_or(u32::MAX)),
-                    Err(code) => *stats.errors.entry(code).or_default() += 1,
-                }
-            }
-            stats
-        }));
+        tasks.push(tokio::spawn(load_task(client, pool.clone(), config.workload, i, window)));
     }
     // CPU over the measured window.
-    let server_pid = config.server_pid;
-    let sampler = tokio::spawn(async move {
-        tokio::time::sleep_until(measure_start).await;
-        let before = (cpu::cpu_time(None), server_pid.and_then(|p| cpu::cpu_time(Some(p))), cpu::machine_busy());
-        tokio::time::sleep_until(end).await;
-        let after = (cpu::cpu_time(None), server_pid.and_then(|p| cpu::cpu_time(Some(p))), cpu::machine_busy());
-        (before, after)
-    });
+    let sampler = tokio::spawn(cpu_window(config.server_pid, window));
+    let totals = collect(tasks, window.end).await?;
+    let cpu = sampler.await.context("the CPU sampler panicked")?;
+    Ok(report(target, config, &pool, window, totals, cpu))
+}
 
+/// The warm-up and the measured window of a run.
+#[derive(Clone, Copy)]
+struct Window {
+    warmup: Duration,
+    measured: Duration,
+    /// Requests started from here on are measured.
+    start: Instant,
+    /// No request starts from here on.
+    end: Instant,
+}
+
+impl Window {
+    /// The window of `config`: the measured part starts after the warm-up from now.
+    fn new(config: &RunConfig) -> Window {
+        let warmup = Duration::from_secs_f64(config.warmup_seconds.max(0.0));
+        let measured = Duration::from_secs_f64(config.seconds);
+        let start = Instant::now() + warmup;
+        Window { warmup, measured, start, end: start + measured }
+    }
+}
+
+/// One closed-loop task: its next request as soon as the previous one answered, until the end.
+async fn load_task(client: Client, pool: Arc<Pool>, workload: Workload, i: usize, window: Window) -> TaskStats {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ ((i as u64 + 1) << 17));
+    let mut stats = TaskStats::default();
+    loop {
+        let started = Instant::now();
+        if started >= window.end {
+            break;
+        }
+        let outcome = match workload {
+            Workload::Put => put(&client, &pool).await,
+            Workload::Get => get(&client, &pool, &mut rng).await,
+            Workload::Mixed if rng.next() % 100 < MIXED_PUT_PERCENT => put(&client, &pool).await,
+            Workload::Mixed => get(&client, &pool, &mut rng).await,
+        };
+        let done = Instant::now();
+        if started < window.start {
+            continue;
+        }
+        stats.last_done = Some(done);
+        match outcome {
+            Ok(()) => {
+                stats.latencies_us.push(u32::try_from(done.duration_since(started).as_micros()).unwrap_or(u32::MAX))
+            }
+            Err(code) => *stats.errors.entry(code).or_default() += 1,
+        }
+    }
+    stats
+}
+
+/// CPU times at one instant: this process, the server (if its pid is known), the whole machine busy.
+type CpuTimes = (Option<Duration>, Option<Duration>, Option<Duration>);
+
+/// The CPU times at the start and at the end of the measured window.
+async fn cpu_window(server_pid: Option<u32>, window: Window) -> (CpuTimes, CpuTimes) {
+    tokio::time::sleep_until(window.start).await;
+    let before = (cpu::cpu_time(None), server_pid.and_then(|p| cpu::cpu_time(Some(p))), cpu::machine_busy());
+    tokio::time::sleep_until(window.end).await;
+    let after = (cpu::cpu_time(None), server_pid.and_then(|p| cpu::cpu_time(Some(p))), cpu::machine_busy());
+    (before, after)
+}
+
+/// What all tasks measured together.
+struct Totals {
+    latencies_us: Vec<u32>,
+    errors: BTreeMap<String, u64>,
+    /// When the last measured request answered (the end of the window at the earliest).
+    last_done: Instant,
+}
+
+/// Waits for the tasks and merges what they measured.
+async fn collect(tasks: Vec<tokio::task::JoinHandle<TaskStats>>, end: Instant) -> anyhow::Result<Totals> {
     let mut latencies = Vec::new();
     let mut errors: BTreeMap<String, u64> = BTreeMap::new();
     let mut last_done = end;
@@ -322,13 +360,25 @@ pub(crate) async fn run(target: &ClientTarget, config: &RunConfig) -> anyhow::Re
         }
         last_done = last_done.max(stats.last_done.unwrap_or(end));
     }
-    let ((self_before, server_before, machine_before), (self_after, server_after, machine_after)) =
-        sampler.await.context("the CPU sampler panicked")?;
+    Ok(Totals { latencies_us: latencies, errors, last_done })
+}
+
+/// The report of a run from what its tasks and the CPU sampler measured.
+fn report(
+    target: &ClientTarget,
+    config: &RunConfig,
+    pool: &Pool,
+    window: Window,
+    totals: Totals,
+    cpu: (CpuTimes, CpuTimes),
+) -> RunReport {
+    let Totals { latencies_us: mut latencies, errors, last_done } = totals;
+    let ((self_before, server_before, machine_before), (self_after, server_after, machine_after)) = cpu;
     latencies.sort_unstable();
-    let seconds = last_done.duration_since(measure_start).as_secs_f64();
+    let seconds = last_done.duration_since(window.start).as_secs_f64();
     let ops = latencies.len() as u64;
     let error_count: u64 = errors.values().sum();
-    let window = measured.as_secs_f64();
+    let measured = window.measured.as_secs_f64();
     let cpu_delta = |before: Option<Duration>, after: Option<Duration>| match (before, after) {
         (Some(b), Some(a)) => Some(a.saturating_sub(b).as_secs_f64()),
         _ => None,
@@ -340,12 +390,12 @@ pub(crate) async fn run(target: &ClientTarget, config: &RunConfig) -> anyhow::Re
     let other = machine_busy.map(|m| (m - loadgen_cpu - server_cpu.unwrap_or(0.0)).max(0.0));
     let mean_ms =
         if ops > 0 { latencies.iter().map(|&l| f64::from(l)).sum::<f64>() / ops as f64 / 1000.0 } else { 0.0 };
-    Ok(RunReport {
+    RunReport {
         endpoint: target.endpoint.clone(),
         workload: config.workload,
         clients: config.clients,
         client_mode: config.client_mode,
-        warmup_seconds: warmup.as_secs_f64(),
+        warmup_seconds: window.warmup.as_secs_f64(),
         seconds,
         ops,
         ops_per_sec: ops as f64 / seconds,
@@ -359,14 +409,14 @@ pub(crate) async fn run(target: &ClientTarget, config: &RunConfig) -> anyhow::Re
         fresh_secrets: pool.fresh.load(Ordering::Relaxed),
         value_bytes: config.value_bytes,
         loadgen_cpu_seconds: loadgen_cpu,
-        loadgen_cpu_percent: loadgen_cpu * 100.0 / window,
+        loadgen_cpu_percent: loadgen_cpu * 100.0 / measured,
         loadgen_cpu_us_per_op: per_op(loadgen_cpu),
         server_cpu_seconds: server_cpu,
-        server_cpu_percent: server_cpu.map(|c| c * 100.0 / window),
+        server_cpu_percent: server_cpu.map(|c| c * 100.0 / measured),
         server_cpu_us_per_op: server_cpu.map(per_op),
-        machine_busy_percent: machine_busy.map(|c| c * 100.0 / window),
-        other_cpu_percent: other.map(|c| c * 100.0 / window),
-    })
+        machine_busy_percent: machine_busy.map(|c| c * 100.0 / measured),
+        other_cpu_percent: other.map(|c| c * 100.0 / measured),
+    }
 }
 
 impl RunReport {

@@ -22,7 +22,7 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, ExitCode, Stdio};
+use std::process::{Child, ChildStdout, Command, ExitCode, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -268,34 +268,7 @@ async fn task(c: Client, prefix: String, names: Vec<String>, deadline: Instant, 
             76..=78 => {
                 let _ = s.count("ListSecretVersionIds", c.list_secret_version_ids().secret_id(name).send().await);
             }
-            79..=92 => {
-                // Rotation: a pending version, then AWSCURRENT moves to it.
-                let put = c.put_secret_value().secret_id(name).secret_string(rng.value()).version_stages("AWSPENDING");
-                let pending = match s.count("PutSecretValue", put.send().await) {
-                    Ok(out) => out.version_id().map(str::to_string),
-                    Err(code) => {
-                        if code == EXPECTED {
-                            recreate(&c, &mut s, &mut rng, name).await;
-                        }
-                        continue;
-                    }
-                };
-                let Ok(d) = s.count("DescribeSecret", c.describe_secret().secret_id(name).send().await) else {
-                    continue;
-                };
-                let current = d.version_ids_to_stages().and_then(|m| {
-                    m.iter().find(|(_, stages)| stages.iter().any(|st| st == "AWSCURRENT")).map(|(id, _)| id.clone())
-                });
-                let mv = c
-                    .update_secret_version_stage()
-                    .secret_id(name)
-                    .version_stage("AWSCURRENT")
-                    .set_move_to_version_id(pending)
-                    .set_remove_from_version_id(current)
-                    .send()
-                    .await;
-                let _ = s.count("UpdateSecretVersionStage", mv);
-            }
+            79..=92 => rotate(&c, &mut s, &mut rng, name).await,
             93..=96 => {
                 let del = c.delete_secret().secret_id(name).recovery_window_in_days(7).send().await;
                 if s.count("DeleteSecret", del).is_ok() {
@@ -306,6 +279,35 @@ async fn task(c: Client, prefix: String, names: Vec<String>, deadline: Instant, 
         }
     }
     s
+}
+
+/// Rotation: a pending version, then AWSCURRENT moves to it.
+async fn rotate(c: &Client, s: &mut Stats, rng: &mut Rng, name: &str) {
+    let put = c.put_secret_value().secret_id(name).secret_string(rng.value()).version_stages("AWSPENDING");
+    let pending = match s.count("PutSecretValue", put.send().await) {
+        Ok(out) => out.version_id().map(str::to_string),
+        Err(code) => {
+            if code == EXPECTED {
+                recreate(c, s, rng, name).await;
+            }
+            return;
+        }
+    };
+    let Ok(d) = s.count("DescribeSecret", c.describe_secret().secret_id(name).send().await) else {
+        return;
+    };
+    let current = d.version_ids_to_stages().and_then(|m| {
+        m.iter().find(|(_, stages)| stages.iter().any(|st| st == "AWSCURRENT")).map(|(id, _)| id.clone())
+    });
+    let mv = c
+        .update_secret_version_stage()
+        .secret_id(name)
+        .version_stage("AWSCURRENT")
+        .set_move_to_version_id(pending)
+        .set_remove_from_version_id(current)
+        .send()
+        .await;
+    let _ = s.count("UpdateSecretVersionStage", mv);
 }
 
 fn mean(samples: &[(f64, u64)], from: f64, to: f64) -> Option<f64> {
@@ -331,6 +333,7 @@ fn slope_mib_per_min(samples: &[(f64, u64)], from: f64) -> f64 {
     }
 }
 
+/// Starts the server, runs the traffic while sampling RSS, stops and verifies, and reports.
 fn run(cli: &Cli) -> anyhow::Result<bool> {
     anyhow::ensure!(cli.seconds >= 6 && cli.clients > 0 && cli.secrets_per_client > 0, "nothing to run");
     let bin = server_bin(cli.server_bin.as_deref())?;
@@ -344,45 +347,13 @@ fn run(cli: &Cli) -> anyhow::Result<bool> {
     let endpoint = server.endpoint.clone();
     println!("soak: {} (pid {pid}) at {endpoint}, {} s, {} clients", bin.display(), cli.seconds, cli.clients);
 
-    // RSS every second from a plain thread, so a busy runtime does not delay the samples.
     let started = Instant::now();
-    let stop = Arc::new(AtomicBool::new(false));
-    let samples: Arc<Mutex<Vec<(f64, u64)>>> = Arc::default();
-    let sampler = {
-        let (stop, samples) = (stop.clone(), samples.clone());
-        std::thread::spawn(move || {
-            let mut next = Instant::now();
-            while !stop.load(Ordering::Relaxed) {
-                if let Some(rss) = rss_kib(pid) {
-                    samples.lock().unwrap_or_else(|e| e.into_inner()).push((started.elapsed().as_secs_f64(), rss));
-                }
-                next += Duration::from_secs(1);
-                std::thread::sleep(next.saturating_duration_since(Instant::now()));
-            }
-        })
-    };
-
+    let sampler = Sampler::start(pid, started);
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let deadline = started + Duration::from_secs(cli.seconds);
-    let run_id = uuid::Uuid::new_v4().simple().to_string();
-    let stats = runtime.block_on(async {
-        let c = client(&endpoint, akid, &secret);
-        let mut handles = Vec::new();
-        for t in 0..cli.clients {
-            let prefix = format!("soak/{}/{t}/", &run_id[..8]);
-            let names = (0..cli.secrets_per_client).map(|i| format!("{prefix}{i}")).collect();
-            let seed = u64::from_le_bytes(uuid::Uuid::new_v4().as_bytes()[..8].try_into().unwrap_or([7; 8]));
-            handles.push(tokio::spawn(task(c.clone(), prefix, names, deadline, seed)));
-        }
-        let mut total = Stats::default();
-        for h in handles {
-            total.merge(h.await.context("a client task panicked")?);
-        }
-        anyhow::Ok(total)
-    })?;
+    let stats = runtime.block_on(traffic(cli, &endpoint, akid, &secret, deadline))?;
     let elapsed = started.elapsed().as_secs_f64();
-    stop.store(true, Ordering::Relaxed);
-    let _ = sampler.join();
+    let samples = sampler.finish();
     let data_bytes = dir_bytes(&data_dir);
     server.stop()?;
     let verify = Command::new(&bin)
@@ -392,23 +363,103 @@ fn run(cli: &Cli) -> anyhow::Result<bool> {
         .stdout(Stdio::null())
         .status()
         .context("cannot run secret-ledger verify")?;
+    Ok(report(cli, &stats, &samples, elapsed, data_bytes, verify))
+}
 
-    let samples = samples.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    let n = cli.seconds as f64;
-    let warm = cli.warmup_seconds.map_or(n / 2.0, |w| w as f64).min(n - 4.0);
-    let mid = warm + (n - warm) / 2.0;
-    let early = mean(&samples, warm, mid);
-    let late = mean(&samples, mid, n + 1.0);
-    let slope = slope_mib_per_min(&samples, warm);
-    let first = samples.first().map_or(0, |s| s.1);
-    let last = samples.last().map_or(0, |s| s.1);
-    let max = samples.iter().map(|s| s.1).max().unwrap_or(0);
+/// The server's RSS, sampled every second as (seconds since the start, KiB).
+struct Sampler {
+    stop: Arc<AtomicBool>,
+    samples: Arc<Mutex<Vec<(f64, u64)>>>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Sampler {
+    /// RSS every second from a plain thread, so a busy runtime does not delay the samples.
+    fn start(pid: u32, started: Instant) -> Sampler {
+        let stop = Arc::new(AtomicBool::new(false));
+        let samples: Arc<Mutex<Vec<(f64, u64)>>> = Arc::default();
+        let thread = {
+            let (stop, samples) = (stop.clone(), samples.clone());
+            std::thread::spawn(move || {
+                let mut next = Instant::now();
+                while !stop.load(Ordering::Relaxed) {
+                    if let Some(rss) = rss_kib(pid) {
+                        samples.lock().unwrap_or_else(|e| e.into_inner()).push((started.elapsed().as_secs_f64(), rss));
+                    }
+                    next += Duration::from_secs(1);
+                    std::thread::sleep(next.saturating_duration_since(Instant::now()));
+                }
+            })
+        };
+        Sampler { stop, samples, thread }
+    }
+
+    /// Stops the sampling thread and returns the samples.
+    fn finish(self) -> Vec<(f64, u64)> {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.thread.join();
+        let samples = self.samples.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        samples
+    }
+}
+
+/// Runs the client tasks, each on its own secrets, until `deadline`, and merges their stats.
+async fn traffic(cli: &Cli, endpoint: &str, akid: &str, secret: &str, deadline: Instant) -> anyhow::Result<Stats> {
+    let run_id = uuid::Uuid::new_v4().simple().to_string();
+    let c = client(endpoint, akid, secret);
+    let mut handles = Vec::new();
+    for t in 0..cli.clients {
+        let prefix = format!("soak/{}/{t}/", &run_id[..8]);
+        let names = (0..cli.secrets_per_client).map(|i| format!("{prefix}{i}")).collect();
+        let seed = u64::from_le_bytes(uuid::Uuid::new_v4().as_bytes()[..8].try_into().unwrap_or([7; 8]));
+        handles.push(tokio::spawn(task(c.clone(), prefix, names, deadline, seed)));
+    }
+    let mut total = Stats::default();
+    for h in handles {
+        total.merge(h.await.context("a client task panicked")?);
+    }
+    Ok(total)
+}
+
+/// The RSS figures of a run, in KiB, over the windows after warm-up.
+struct Rss {
+    n: f64,
+    warm: f64,
+    mid: f64,
+    early: Option<f64>,
+    late: Option<f64>,
+    slope: f64,
+    first: u64,
+    last: u64,
+    max: u64,
+    growth: Option<f64>,
+}
+
+impl Rss {
+    /// Splits the time after warm-up in two halves and compares their mean RSS.
+    fn new(cli: &Cli, samples: &[(f64, u64)]) -> Rss {
+        let n = cli.seconds as f64;
+        let warm = cli.warmup_seconds.map_or(n / 2.0, |w| w as f64).min(n - 4.0);
+        let mid = warm + (n - warm) / 2.0;
+        let early = mean(samples, warm, mid);
+        let late = mean(samples, mid, n + 1.0);
+        let slope = slope_mib_per_min(samples, warm);
+        let first = samples.first().map_or(0, |s| s.1);
+        let last = samples.last().map_or(0, |s| s.1);
+        let max = samples.iter().map(|s| s.1).max().unwrap_or(0);
+        let growth = match (early, late) {
+            (Some(e), Some(l)) if e > 0.0 => Some((l / e - 1.0) * 100.0),
+            _ => None,
+        };
+        Rss { n, warm, mid, early, late, slope, first, last, max, growth }
+    }
+}
+
+/// Prints the calls, errors, RSS and data dir of the run; `true` when it passed.
+fn report(cli: &Cli, stats: &Stats, samples: &[(f64, u64)], elapsed: f64, data_bytes: u64, verify: ExitStatus) -> bool {
+    let Rss { n, warm, mid, early, late, slope, first, last, max, growth } = Rss::new(cli, samples);
     let ops: u64 = stats.calls.values().sum();
     let unexpected: u64 = stats.errors.iter().filter(|(code, _)| code.as_str() != EXPECTED).map(|(_, n)| n).sum();
-    let growth = match (early, late) {
-        (Some(e), Some(l)) if e > 0.0 => Some((l / e - 1.0) * 100.0),
-        _ => None,
-    };
 
     println!("duration: {elapsed:.1} s, {ops} calls ({:.0}/s)", ops as f64 / elapsed);
     for (op, count) in &stats.calls {
@@ -427,7 +478,11 @@ fn run(cli: &Cli) -> anyhow::Result<bool> {
     let timeline: Vec<String> = samples.iter().step_by(10).map(|(t, rss)| format!("{t:.0}s:{}", rss / 1024)).collect();
     println!("RSS timeline (MiB, every 10 s): {}", timeline.join(" "));
     println!("data dir: {:.1} MiB; verify: {verify}", data_bytes as f64 / (1024.0 * 1024.0));
+    verdict(cli, unexpected, growth, verify)
+}
 
+/// Prints each failed criterion, then PASS or FAIL; `true` when none failed.
+fn verdict(cli: &Cli, unexpected: u64, growth: Option<f64>, verify: ExitStatus) -> bool {
     let mut ok = true;
     if unexpected > 0 {
         println!("FAIL: {unexpected} unexpected errors");
@@ -449,7 +504,7 @@ fn run(cli: &Cli) -> anyhow::Result<bool> {
         ok = false;
     }
     println!("{}", if ok { "PASS" } else { "FAIL" });
-    Ok(ok)
+    ok
 }
 
 fn dir_bytes(path: &Path) -> u64 {

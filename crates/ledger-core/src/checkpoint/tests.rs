@@ -1,3 +1,5 @@
+//! Checkpoints: JSON round trips, signatures, and what a forged one fails.
+
 use super::*;
 use crate::merkle::{leaf_hash, MerkleBuilder};
 

@@ -1,3 +1,5 @@
+//! Rotation schedules: rates, cron expressions and windows, against known answers.
+
 use super::*;
 use crate::time::parse_rfc3339;
 
