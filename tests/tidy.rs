@@ -5,7 +5,9 @@
 //! - no function there is longer than [`FN_LINES_MAX`] lines (from the line of `fn` to its
 //!   closing brace);
 //! - no `pub` item of a crate is without a user: its name appears somewhere besides its own
-//!   definition (in the workspace's code, tests, tools or fuzz targets).
+//!   definition (in the workspace's code, tests, tools or fuzz targets);
+//! - no import circles: within a crate, the top-level modules' references to each other
+//!   (`crate::module`, outside tests) form no cycle.
 //!
 //! The function lengths come from a small lexer that skips comments, strings and character
 //! literals, so braces inside them do not count.
@@ -238,6 +240,80 @@ fn every_pub_item_has_a_user() {
         }
     }
     assert!(unused.is_empty(), "pub items nothing uses: {unused:#?}");
+}
+
+/// Top-level module → the top-level modules it names as `crate::module`, for one crate's `src`
+/// (test code, from a file's first `#[cfg(test)]` on, and `tests.rs` files left out).
+fn module_graph(src: &Path) -> HashMap<String, Vec<String>> {
+    let mut files = Vec::new();
+    rust_files(src, &mut files);
+    let mut graph: HashMap<String, Vec<String>> = HashMap::new();
+    for file in files.iter().filter(|f| !f.ends_with("tests.rs")) {
+        let rel = file.strip_prefix(src).unwrap().with_extension("");
+        let first = rel.components().next().unwrap().as_os_str().to_string_lossy().to_string();
+        let module = if matches!(first.as_str(), "lib" | "main") { "(root)".to_string() } else { first };
+        let code = code_only(&std::fs::read_to_string(file).unwrap());
+        let code = code.split("#[cfg(test)]").next().unwrap_or("");
+        let deps = graph.entry(module.clone()).or_default();
+        for (at, _) in code.match_indices("crate::") {
+            let name: String = code[at + 7..]
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
+                .collect();
+            if !name.is_empty() && name != module && !deps.contains(&name) {
+                deps.push(name);
+            }
+        }
+    }
+    graph
+}
+
+/// A cycle in `graph`, if there is one, as the modules along it.
+fn find_cycle(graph: &HashMap<String, Vec<String>>) -> Option<Vec<String>> {
+    fn visit(
+        node: &str,
+        graph: &HashMap<String, Vec<String>>,
+        path: &mut Vec<String>,
+        done: &mut Vec<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(at) = path.iter().position(|n| n == node) {
+            return Some(path[at..].iter().cloned().chain([node.to_string()]).collect());
+        }
+        if done.iter().any(|n| n == node) {
+            return None;
+        }
+        path.push(node.to_string());
+        for next in graph.get(node).into_iter().flatten().filter(|n| graph.contains_key(*n)) {
+            if let Some(cycle) = visit(next, graph, path, done) {
+                return Some(cycle);
+            }
+        }
+        path.pop();
+        done.push(node.to_string());
+        None
+    }
+    let mut nodes: Vec<&String> = graph.keys().collect();
+    nodes.sort();
+    let mut done = Vec::new();
+    nodes.into_iter().find_map(|n| visit(n, graph, &mut Vec::new(), &mut done))
+}
+
+#[test]
+fn no_import_circles() {
+    let mut cycles = Vec::new();
+    for group in ["crates", "tools"] {
+        for member in std::fs::read_dir(root().join(group)).unwrap() {
+            let src = member.unwrap().path().join("src");
+            if let Some(cycle) = find_cycle(&module_graph(&src)) {
+                cycles.push(format!("{}: {}", relative(&src), cycle.join(" → ")));
+            }
+        }
+    }
+    assert!(cycles.is_empty(), "import circles: {cycles:#?}");
+    let circle: HashMap<String, Vec<String>> = [("a", vec!["b"]), ("b", vec!["c"]), ("c", vec!["a"])]
+        .map(|(k, v)| (k.into(), v.into_iter().map(Into::into).collect()))
+        .into();
+    assert_eq!(find_cycle(&circle).map(|c| c.len()), Some(4));
 }
 
 /// The kind and name of a plain `pub` item declared on `line` (not `pub(crate)`).

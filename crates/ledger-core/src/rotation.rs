@@ -12,8 +12,9 @@
 use crate::error::SmError;
 use crate::event::RotationRules;
 use crate::limits::DAY_MS;
-use crate::state::SecretState;
+use crate::state::{SecretState, State};
 use crate::time::civil_from_days;
+use crate::SecretUid;
 
 const HOUR_MS: i64 = 60 * 60 * 1000;
 const MINUTE_MS: i64 = 60 * 1000;
@@ -217,3 +218,16 @@ impl Cron {
 
 #[cfg(test)]
 mod tests;
+
+/// Secrets whose rotation is due at `now_ms` (rotation on, a function configured, not
+/// scheduled for deletion, next rotation date reached, or a rotation interrupted before it
+/// failed or finished), with the version of the rotation under way if one is (to be
+/// resumed or reattempted with its token).
+pub fn due_rotations(state: &State, now_ms: i64) -> Vec<(SecretUid, Option<String>)> {
+    state
+        .secrets()
+        .filter(|s| !s.is_scheduled() && s.rotation.enabled && s.rotation.lambda_arn.is_some())
+        .filter(|s| s.rotation_interrupted() || next_rotation(s).is_some_and(|next| next <= now_ms))
+        .map(|s| (s.uid, s.rotation_in_progress().then(|| s.holder(crate::AWSPENDING).map(str::to_string)).flatten()))
+        .collect()
+}

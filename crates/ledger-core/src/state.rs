@@ -186,23 +186,6 @@ impl State {
         self.secrets.get(uid)
     }
 
-    /// Secrets whose rotation is due at `now_ms` (rotation on, a function configured, not
-    /// scheduled for deletion, next rotation date reached, or a rotation interrupted before it
-    /// failed or finished), with the version of the rotation under way if one is (to be
-    /// resumed or reattempted with its token).
-    pub fn due_rotations(&self, now_ms: i64) -> Vec<(SecretUid, Option<String>)> {
-        self.secrets
-            .values()
-            .filter(|s| !s.is_scheduled() && s.rotation.enabled && s.rotation.lambda_arn.is_some())
-            .filter(|s| {
-                s.rotation_interrupted() || crate::rotation::next_rotation(s).is_some_and(|next| next <= now_ms)
-            })
-            .map(|s| {
-                (s.uid, s.rotation_in_progress().then(|| s.holder(crate::AWSPENDING).map(str::to_string)).flatten())
-            })
-            .collect()
-    }
-
     pub fn by_arn(&self, arn: &str) -> Option<&SecretState> {
         self.secrets.get(self.by_arn.get(arn)?)
     }

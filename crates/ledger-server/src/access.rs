@@ -231,21 +231,4 @@ mod tests {
         assert!(Access::is_option("ro") && Access::is_option("noaudit") && Access::is_option("prefix=x"));
         assert!(!Access::is_option("colons") && !Access::is_option("RO"));
     }
-
-    #[test]
-    fn credential_lines_with_options() {
-        use std::path::Path;
-        let text = "A1:s1\nA2:s/2+=:with:colon:ro\nA3:s3:prefix=app/:prefix=lib/\nA4:s4:ro:noaudit\nA5:s5:colons\n";
-        let store = crate::credentials::parse_credentials(text, Path::new("c")).unwrap();
-        assert_eq!(store.access("A1"), Some(&Access::full()));
-        assert_eq!(store.access("A2"), Some(&Access { read_only: true, ..Access::default() }));
-        assert_eq!(store.access("A3"), Some(&scoped(&["app/", "lib/"])));
-        assert_eq!(store.access("A4"), Some(&Access { read_only: true, no_audit: true, ..Access::default() }));
-        assert_eq!(store.access("A5"), Some(&Access::full()));
-        for bad in ["A:s:prefix=", "A:s:prefix=a%b", "A:ro", "A::ro"] {
-            let parsed = crate::credentials::parse_credentials(bad, Path::new("c"));
-            // `A:ro` is the key `ro` with full access; the others are refused.
-            assert_eq!(parsed.is_ok(), bad == "A:ro", "{bad}");
-        }
-    }
 }

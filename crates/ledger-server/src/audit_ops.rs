@@ -43,8 +43,8 @@ use ledger_core::checkpoint::Checkpoint;
 use ledger_store::LogStore;
 use serde_json::Value;
 
+use crate::app::{json_response, App};
 use crate::error::ApiError;
-use crate::http::{json_response, App};
 use crate::operation::Operation;
 use crate::wire::Input;
 

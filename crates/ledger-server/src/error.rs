@@ -7,8 +7,6 @@ use axum::response::{IntoResponse, Response};
 use ledger_core::SmError;
 use ledger_store::StoreError;
 
-use crate::sigv4::AuthError;
-
 /// The content type of every request and response of the protocol.
 pub const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
 
@@ -79,12 +77,6 @@ impl From<SmError> for ApiError {
             _ => StatusCode::BAD_REQUEST,
         };
         ApiError { code: code.as_str(), status, message: e.to_string() }
-    }
-}
-
-impl From<AuthError> for ApiError {
-    fn from(e: AuthError) -> ApiError {
-        ApiError { code: e.code(), status: StatusCode::BAD_REQUEST, message: e.to_string() }
     }
 }
 

@@ -13,11 +13,11 @@ use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use ledger_core::Scope;
-use ledger_store::{Ledger, RequestMeta};
+use ledger_store::RequestMeta;
 
+use crate::app::{json_response, App};
 use crate::audit_ops;
-use crate::credentials::CredentialStore;
-use crate::error::{ApiError, CONTENT_TYPE};
+use crate::error::ApiError;
 use crate::operation::{Kind, Operation};
 use crate::ops;
 use crate::sigv4::{self, AuthError};
@@ -26,23 +26,6 @@ use crate::wire::Input;
 /// Largest request body accepted. A 64 KiB binary value is about 88 KiB of base64, so this
 /// leaves ample room for every legitimate request.
 pub const BODY_BYTES_MAX: usize = 1024 * 1024;
-
-/// What every request handler shares.
-pub struct App {
-    pub ledger: Ledger,
-    pub credentials: CredentialStore,
-    pub account_id: String,
-    pub body_bytes_max: usize,
-    /// A body not received whole within this is refused.
-    pub body_timeout: std::time::Duration,
-    /// Runs rotation functions (`--lambda-endpoint`); `None`: an external rotator does.
-    pub rotator: Option<Arc<crate::rotation::Rotator>>,
-    /// What is recorded beyond writes (`--audit-reads`).
-    pub trail: ops::Trail,
-    pub metrics: Arc<crate::metrics::Metrics>,
-    /// `GET /metrics` on the main listener (no `--metrics-listen`).
-    pub metrics_on_main: bool,
-}
 
 pub fn router(app: Arc<App>) -> Router {
     Router::new().fallback(handle).with_state(app)
@@ -192,13 +175,6 @@ async fn answer_audit(
     result
 }
 
-/// `200` with a JSON 1.1 body.
-pub fn json_response(body: String) -> Response {
-    let mut response = (StatusCode::OK, body).into_response();
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
-    response
-}
-
 /// The request's length-limit error, told apart from other body errors.
 fn body_error(error: axum::Error, limit: usize) -> ApiError {
     let inner = error.into_inner();
@@ -256,7 +232,8 @@ async fn answer(app: &Arc<App>, request: Request, request_id: &str) -> Result<Re
     };
     let result = ops::dispatch_with(&app.ledger, operation, input, &meta, access, app.trail).await;
     if let (Ok(response), Some(rotator), Operation::RotateSecret) = (&result, &app.rotator, operation) {
-        rotator.after_rotate_secret(app, response);
+        let host: Arc<dyn crate::rotation::Host> = app.clone();
+        rotator.after_rotate_secret(&host, response);
     }
     tracing::debug!(
         request_id,

@@ -24,6 +24,7 @@
 //! each access key may do.
 
 pub mod access;
+pub mod app;
 pub mod audit_ops;
 pub mod credentials;
 pub mod error;

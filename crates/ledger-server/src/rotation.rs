@@ -28,9 +28,14 @@ use aws_sdk_lambda::config::retry::RetryConfig;
 use aws_sdk_lambda::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_lambda::primitives::Blob;
 use ledger_core::{Command, Reply, RotateSecret, Scope, SecretUid, AWSCURRENT, AWSPENDING};
-use ledger_store::RequestMeta;
+use ledger_store::{Ledger, RequestMeta};
 
-use crate::http::App;
+/// What the rotator needs from the server it runs in: the ledger, the metrics and the account.
+pub trait Host: Send + Sync + 'static {
+    fn ledger(&self) -> &Ledger;
+    fn metrics(&self) -> &crate::metrics::Metrics;
+    fn account_id(&self) -> &str;
+}
 
 /// The four steps, in order.
 pub const STEPS: [&str; 4] = ["createSecret", "setSecret", "testSecret", "finishSecret"];
@@ -132,7 +137,7 @@ impl Rotator {
     }
 
     /// Starts the scheduler.
-    pub fn start_scheduler(self: &Arc<Rotator>, app: Arc<App>) {
+    pub fn start_scheduler(self: &Arc<Rotator>, app: Arc<dyn Host>) {
         let rotator = self.clone();
         let tick = self.config.tick;
         self.spawn(async move {
@@ -163,23 +168,23 @@ impl Rotator {
 
     /// After RotateSecret answered `response` (`{"ARN", "Name", "VersionId"}`): runs the
     /// rotation of that version if one is under way for it.
-    pub fn after_rotate_secret(self: &Arc<Rotator>, app: &Arc<App>, response: &str) {
+    pub fn after_rotate_secret(self: &Arc<Rotator>, app: &Arc<dyn Host>, response: &str) {
         let Ok(reply) = serde_json::from_str::<serde_json::Value>(response) else { return };
         let (Some(arn), Some(token)) = (reply["ARN"].as_str(), reply["VersionId"].as_str()) else { return };
-        if let Some(run) = pending_run(app, arn, token) {
+        if let Some(run) = pending_run(&**app, arn, token) {
             self.launch(app.clone(), run);
         }
     }
 
     /// Starts every due rotation that is not running: a new one, or the unfinished one again.
-    async fn start_due(self: &Arc<Rotator>, app: &Arc<App>) {
-        let due = app.ledger.with_state(|s| {
-            s.due_rotations(app.ledger.now_ms())
+    async fn start_due(self: &Arc<Rotator>, app: &Arc<dyn Host>) {
+        let due = app.ledger().with_state(|s| {
+            ledger_core::rotation::due_rotations(s, app.ledger().now_ms())
                 .into_iter()
                 .filter_map(|(uid, pending)| Some((s.secret(uid)?.arn.clone(), uid, pending)))
                 .collect::<Vec<_>>()
         });
-        let now = app.ledger.now_ms();
+        let now = app.ledger().now_ms();
         for (arn, uid, pending) in due {
             if self.active.lock().unwrap_or_else(|e| e.into_inner()).contains(&uid.0) {
                 continue;
@@ -198,13 +203,13 @@ impl Rotator {
                     }
                 },
             };
-            if let Some(run) = pending_run(app, &arn, &token) {
+            if let Some(run) = pending_run(&**app, &arn, &token) {
                 self.launch(app.clone(), run);
             }
         }
     }
 
-    fn launch(self: &Arc<Rotator>, app: Arc<App>, run: Run) {
+    fn launch(self: &Arc<Rotator>, app: Arc<dyn Host>, run: Run) {
         if !self.active.lock().unwrap_or_else(|e| e.into_inner()).insert(run.uid.0) {
             return; // already rotating
         }
@@ -217,12 +222,12 @@ impl Rotator {
     }
 
     /// The four steps; the first that fails is recorded and ends the rotation.
-    async fn run(&self, app: &Arc<App>, run: Run) {
+    async fn run(&self, app: &Arc<dyn Host>, run: Run) {
         tracing::info!(secret = %run.arn, version = %run.token, function = %run.lambda_arn, "rotation started");
-        app.metrics.rotation_started();
+        app.metrics().rotation_started();
         for step in STEPS {
             if let Err(error) = self.invoke(&run, step).await {
-                app.metrics.rotation_failed();
+                app.metrics().rotation_failed();
                 tracing::warn!(secret = %run.arn, version = %run.token, step, error = %error, "rotation step failed");
                 let cmd = Command::RecordRotationFailure {
                     secret: run.uid,
@@ -230,8 +235,8 @@ impl Rotator {
                     step: step.to_string(),
                     error,
                 };
-                let meta = system_meta(&run.region, app);
-                if let Err(e) = app.ledger.execute_async(cmd, &meta).await {
+                let meta = system_meta(&run.region, &**app);
+                if let Err(e) = app.ledger().execute_async(cmd, &meta).await {
                     tracing::error!(secret = %run.arn, error = %e, "cannot record the failed rotation step");
                 }
                 return;
@@ -309,8 +314,8 @@ impl Rotator {
 
 /// The rotation to run for `token`, if it is under way: `AWSPENDING` on that version and not on
 /// `AWSCURRENT`'s, a function configured, the secret not scheduled for deletion.
-fn pending_run(app: &App, arn: &str, token: &str) -> Option<Run> {
-    app.ledger.with_state(|s| -> Option<Run> {
+fn pending_run(app: &dyn Host, arn: &str, token: &str) -> Option<Run> {
+    app.ledger().with_state(|s| -> Option<Run> {
         let secret = s.by_arn(arn)?;
         let rotating = secret.holder(AWSPENDING) == Some(token) && secret.holder(AWSCURRENT) != Some(token);
         if !rotating || secret.is_scheduled() {
@@ -327,14 +332,14 @@ fn pending_run(app: &App, arn: &str, token: &str) -> Option<Run> {
 }
 
 /// A rotation that fell due: RotateSecret as the runner (same function and rules).
-async fn start_rotation(app: &Arc<App>, arn: &str) -> Option<String> {
+async fn start_rotation(app: &Arc<dyn Host>, arn: &str) -> Option<String> {
     let region = arn.split(':').nth(3).unwrap_or_default();
     let cmd = Command::RotateSecret(RotateSecret {
         secret_id: arn.to_string(),
         client_request_token: Some(uuid::Uuid::new_v4().to_string()),
         ..RotateSecret::default()
     });
-    match app.ledger.execute_async(cmd, &system_meta(region, app)).await {
+    match app.ledger().execute_async(cmd, &system_meta(region, &**app)).await {
         Ok(Ok(Reply::Secret { version_id, .. })) => version_id,
         Ok(Ok(_)) => None,
         Ok(Err(refusal)) => {
@@ -348,9 +353,9 @@ async fn start_rotation(app: &Arc<App>, arn: &str) -> Option<String> {
     }
 }
 
-fn system_meta(region: &str, app: &App) -> RequestMeta {
+fn system_meta(region: &str, app: &dyn Host) -> RequestMeta {
     RequestMeta {
-        scope: Scope::new(region, &app.account_id),
+        scope: Scope::new(region, app.account_id()),
         actor: ACTOR.to_string(),
         request_id: uuid::Uuid::new_v4().to_string(),
     }

@@ -14,8 +14,9 @@ use ledger_store::{Ledger, LedgerOptions};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use crate::app::App;
 use crate::credentials::{self, Created};
-use crate::http::{router, App, BODY_BYTES_MAX};
+use crate::http::{router, BODY_BYTES_MAX};
 
 /// Everything `serve` needs; [`ServeConfig::new`] gives the CLI's defaults for a data dir.
 #[derive(Debug, Clone)]

@@ -44,6 +44,12 @@ pub enum AuthError {
     Invalid(String),
 }
 
+impl From<AuthError> for crate::error::ApiError {
+    fn from(e: AuthError) -> crate::error::ApiError {
+        crate::error::ApiError { code: e.code(), status: axum::http::StatusCode::BAD_REQUEST, message: e.to_string() }
+    }
+}
+
 impl AuthError {
     pub fn code(&self) -> &'static str {
         match self {

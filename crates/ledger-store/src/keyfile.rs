@@ -23,11 +23,10 @@ use std::path::Path;
 
 use ledger_core::codec;
 use ledger_core::crypto::{unwrap_key, DataKeys, MasterKey, WrappedKey};
-use ledger_core::{SecretUid, State};
+use ledger_core::SecretUid;
 use serde::{Deserialize, Serialize};
 
 use crate::error::StoreError;
-use crate::store::LogStore;
 
 /// The file's name in the data dir.
 pub const KEYS_FILE: &str = "keys";
@@ -95,49 +94,6 @@ impl KeyFile {
         }
         Ok(keys)
     }
-}
-
-/// The key file of `dir` for a ledger whose projection is `state`, moving the keys of an older
-/// data dir out of sled first (they lived in its `k` key space: written to the file, then
-/// deleted from sled), and dropping the keys of secrets that are not live (purged, or never
-/// durably created). A live secret without a key (a deleted or replaced file) is refused before
-/// anything is written: its values could never be read again, and carrying on would hide that.
-/// Returns the file and its keys, unwrapped.
-pub(crate) fn load(store: &dyn LogStore, master: &MasterKey, state: &State) -> Result<(KeyFile, DataKeys), StoreError> {
-    let legacy = store.legacy_keys()?;
-    let (mut file, mut changed) = match store.key_file()? {
-        Some(file) => (file, false),
-        None => {
-            let file = KeyFile { master_key_id: master.id, keys: legacy.iter().cloned().collect() };
-            (file, !legacy.is_empty())
-        }
-    };
-    let missing = state.secrets().filter(|s| !file.keys.contains_key(&s.uid.0)).count();
-    if missing > 0 {
-        return Err(damaged(format!(
-            "{missing} live secret(s) have no data key in the key file of {}; restore it from the same backup as the log",
-            store.location()
-        )));
-    }
-    // Moved or kept only under the key that wraps them: a wrong key changes nothing.
-    let mut keys = file.unwrap_all(master)?;
-    let before = file.keys.len();
-    file.keys.retain(|uid, _| state.secret(SecretUid(*uid)).is_some());
-    if file.keys.len() != before {
-        tracing::info!(dropped = before - file.keys.len(), "data keys of secrets that are gone removed");
-        keys = file.unwrap_all(master)?;
-        changed = true;
-    }
-    if changed {
-        if !legacy.is_empty() {
-            tracing::info!(store = %store.location(), keys = file.keys.len(), "moving the data keys out of sled into their own file");
-        }
-        store.write_key_file(&file)?;
-    }
-    if !legacy.is_empty() {
-        store.drop_legacy_keys(&legacy.iter().map(|(uid, _)| *uid).collect::<Vec<_>>())?;
-    }
-    Ok((file, keys))
 }
 
 /// Re-wraps every data key in `dir`'s key file from `old` to `new` and replaces the file (the

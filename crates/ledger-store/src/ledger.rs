@@ -1,150 +1,24 @@
 //! The `Ledger` handle: open, reads, writes through the writer thread, close.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
 
-use ledger_core::codec::{self, decode_record};
+use ledger_core::codec::decode_record;
 use ledger_core::crypto::{open_value, DataKeys, KeyLookup, MasterKey};
 use ledger_core::limits::DAY_MS;
 use ledger_core::query::{self, ValueLocation};
-use ledger_core::{ChainHash, Command, Reply, Scope, SecretValue, SmError, State};
+use ledger_core::{ChainHash, Command, Reply, Scope, SecretUid, SecretValue, SmError, State};
 
 use crate::error::StoreError;
+use crate::keyfile::KeyFile;
+use crate::options::{Clock, LedgerOptions, RequestMeta};
+use crate::replay::newest_snapshot_at_or_below;
 use crate::sled_store::{guard_engine, SledOptions, SledStore};
 use crate::store::{Head, LogStore};
+use crate::view::{ReadView, Shared};
 use crate::writer::{Job, Writer};
-
-/// Milliseconds since the Unix epoch. Injected so tests decide time.
-pub trait Clock: Send + Sync {
-    fn now_ms(&self) -> i64;
-}
-
-#[derive(Debug, Default)]
-pub struct SystemClock;
-
-impl SystemClock {
-    /// Milliseconds since the Unix epoch now (0 before 1970, saturating far ahead).
-    pub fn now_ms() -> i64 {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-        i64::try_from(now.as_millis()).unwrap_or(i64::MAX)
-    }
-}
-
-impl Clock for SystemClock {
-    fn now_ms(&self) -> i64 {
-        SystemClock::now_ms()
-    }
-}
-
-/// A clock tests move by hand.
-#[derive(Debug, Default)]
-pub struct ManualClock(AtomicI64);
-
-impl ManualClock {
-    pub fn new(now_ms: i64) -> ManualClock {
-        ManualClock(AtomicI64::new(now_ms))
-    }
-
-    pub fn set(&self, now_ms: i64) {
-        self.0.store(now_ms, Ordering::SeqCst);
-    }
-
-    pub fn advance(&self, delta_ms: i64) {
-        self.0.fetch_add(delta_ms, Ordering::SeqCst);
-    }
-}
-
-impl Clock for ManualClock {
-    fn now_ms(&self) -> i64 {
-        self.0.load(Ordering::SeqCst)
-    }
-}
-
-#[derive(Clone)]
-pub struct LedgerOptions {
-    pub clock: Arc<dyn Clock>,
-    /// Seeds the writer's RNG (nonces, data keys, ARN suffixes) for reproducible tests; `None`
-    /// seeds from the OS. Honoured only with the `test-rng` feature: otherwise `open` refuses
-    /// a seed, so no service build can run on a predictable RNG.
-    pub rng_seed: Option<[u8; 32]>,
-    /// A projection snapshot is written each time the head crosses a multiple of this.
-    pub snapshot_every: u64,
-    /// Most requests one group commit takes.
-    pub group_max: usize,
-    /// sled's page cache. Reads of values go to the log's records, so this bounds memory, not
-    /// correctness.
-    pub cache_bytes: u64,
-    /// Injected storage failures, for tests of the failure paths (`None` in service).
-    pub faults: Option<Arc<crate::faults::FaultPlan>>,
-    /// Skip `flush` + `fdatasync` (benchmarks of the non-durable path only; never in service).
-    pub unsafe_no_sync: bool,
-    /// Told about every durable group commit (the server's metrics).
-    pub observer: Option<Arc<dyn CommitObserver>>,
-}
-
-/// Sees every group commit that became durable, on the writer thread: keep it cheap.
-pub trait CommitObserver: Send + Sync {
-    /// `requests` requests appending `events` events were made durable; `sync` is the time the
-    /// durable write took (sled's batch, flush and `fdatasync`).
-    fn group_committed(&self, requests: usize, events: usize, sync: std::time::Duration);
-}
-
-impl Default for LedgerOptions {
-    fn default() -> LedgerOptions {
-        LedgerOptions {
-            clock: Arc::new(SystemClock),
-            rng_seed: None,
-            snapshot_every: 100_000,
-            group_max: 512,
-            cache_bytes: 256 << 20,
-            faults: None,
-            unsafe_no_sync: false,
-            observer: None,
-        }
-    }
-}
-
-impl std::fmt::Debug for LedgerOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LedgerOptions")
-            .field("snapshot_every", &self.snapshot_every)
-            .field("group_max", &self.group_max)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Who asks, where, under which request id.
-#[derive(Clone, Debug)]
-pub struct RequestMeta {
-    pub scope: Scope,
-    pub actor: String,
-    pub request_id: String,
-}
-
-impl RequestMeta {
-    /// An in-process caller: actor `local`, a fresh request id.
-    pub fn local(scope: Scope) -> RequestMeta {
-        RequestMeta { scope, actor: "local".to_string(), request_id: uuid::Uuid::new_v4().to_string() }
-    }
-}
-
-/// What the readers see: only durable state.
-pub(crate) struct ReadView {
-    pub state: State,
-    pub keys: DataKeys,
-    pub head_seq: u64,
-    pub head_hash: ChainHash,
-}
-
-pub(crate) struct Shared {
-    pub store: Arc<dyn LogStore>,
-    pub read: RwLock<ReadView>,
-    /// Why writes stopped (a failed group commit), if they did.
-    pub stopped: std::sync::Mutex<Option<String>>,
-}
 
 /// A value read back: where it lives and its plaintext.
 #[derive(Debug)]
@@ -190,28 +64,6 @@ pub(crate) fn load_state(store: &dyn LogStore) -> Result<(State, Head), StoreErr
     Ok((state, head))
 }
 
-/// The newest intact snapshot at or below `seq`, decoded: `(snapshot seq, state)`, or
-/// `(0, empty)` when there is none. Damaged ones are skipped (they are derived data; `verify`
-/// reports them).
-pub(crate) fn newest_snapshot_at_or_below(store: &dyn LogStore, seq: u64) -> Result<(u64, State), StoreError> {
-    // No snapshot is ever written at seq 0 (there is nothing to snapshot); one there is forged.
-    for snap in store.snapshot_seqs()?.into_iter().rev().filter(|&s| s > 0 && s <= seq) {
-        match store.snapshot(snap)? {
-            Ok(encoded) => match codec::decode::<State>(&encoded) {
-                Ok(mut state) => {
-                    state.rebuild_indexes();
-                    return Ok((snap, state));
-                }
-                Err(e) => {
-                    tracing::warn!(seq = snap, error = %e, "projection snapshot undecodable; replaying further back")
-                }
-            },
-            Err(why) => tracing::warn!(seq = snap, why, "projection snapshot damaged; replaying further back"),
-        }
-    }
-    Ok((0, State::default()))
-}
-
 impl Ledger {
     /// Opens (or creates) the ledger in the sled data dir `path`. Rebuilds the projection from
     /// the newest snapshot and the log after it, checking chain and rules on the way.
@@ -252,7 +104,7 @@ impl Ledger {
         }
         let (state, head) = load_state(&*store)?;
         crate::watermark::check(&*store, head.0)?;
-        let (key_file, keys) = crate::keyfile::load(&*store, &master, &state)?;
+        let (key_file, keys) = load_keys(&*store, &master, &state)?;
         let writer_keys = keys.clone();
         // The key file unwraps under `master`; if the log last recorded an older key, a
         // rotation finished on disk and is recorded below, once the writer runs.
@@ -542,4 +394,49 @@ fn rotated_from(store: &dyn LogStore, master_id: u32) -> Result<Option<u32>, Sto
 /// The last day a located version was read, as the projection knows it.
 fn last_access(state: &State, location: &ValueLocation) -> Option<i64> {
     state.secret(location.secret)?.versions.get(&location.version_id)?.last_accessed_day_ms
+}
+
+/// The key file of `store` for a ledger whose projection is `state`, moving the keys of an older
+/// data dir out of sled first (they lived in its `k` key space: written to the file, then
+/// deleted from sled), and dropping the keys of secrets that are not live (purged, or never
+/// durably created). A live secret without a key (a deleted or replaced file) is refused before
+/// anything is written: its values could never be read again, and carrying on would hide that.
+/// Returns the file and its keys, unwrapped.
+fn load_keys(store: &dyn LogStore, master: &MasterKey, state: &State) -> Result<(KeyFile, DataKeys), StoreError> {
+    let legacy = store.legacy_keys()?;
+    let (mut file, mut changed) = match store.key_file()? {
+        Some(file) => (file, false),
+        None => {
+            let file = KeyFile { master_key_id: master.id, keys: legacy.iter().cloned().collect() };
+            (file, !legacy.is_empty())
+        }
+    };
+    let missing = state.secrets().filter(|s| !file.keys.contains_key(&s.uid.0)).count();
+    if missing > 0 {
+        let reason = format!(
+            "data key file: {missing} live secret(s) have no data key in the key file of {}; restore it from the same \
+             backup as the log",
+            store.location()
+        );
+        return Err(StoreError::Corrupt { seq: 0, reason });
+    }
+    // Moved or kept only under the key that wraps them: a wrong key changes nothing.
+    let mut keys = file.unwrap_all(master)?;
+    let before = file.keys.len();
+    file.keys.retain(|uid, _| state.secret(SecretUid(*uid)).is_some());
+    if file.keys.len() != before {
+        tracing::info!(dropped = before - file.keys.len(), "data keys of secrets that are gone removed");
+        keys = file.unwrap_all(master)?;
+        changed = true;
+    }
+    if changed {
+        if !legacy.is_empty() {
+            tracing::info!(store = %store.location(), keys = file.keys.len(), "moving the data keys out of sled into their own file");
+        }
+        store.write_key_file(&file)?;
+    }
+    if !legacy.is_empty() {
+        store.drop_legacy_keys(&legacy.iter().map(|(uid, _)| *uid).collect::<Vec<_>>())?;
+    }
+    Ok((file, keys))
 }

@@ -30,6 +30,7 @@ pub mod keyfile;
 pub mod layout;
 mod ledger;
 pub mod master_key;
+mod options;
 mod rebuild;
 pub mod rekey;
 mod replay;
@@ -37,14 +38,14 @@ mod sled_store;
 mod snapshots;
 mod store;
 mod verify;
+mod view;
 pub mod watermark;
 mod writer;
 
 pub use error::StoreError;
 pub use layout::MERKLE_CHUNK;
-pub use ledger::{
-    BatchValues, Clock, CommitObserver, Ledger, LedgerOptions, ManualClock, RequestMeta, SecretValueOut, SystemClock,
-};
+pub use ledger::{BatchValues, Ledger, SecretValueOut};
+pub use options::{Clock, CommitObserver, LedgerOptions, ManualClock, RequestMeta, SystemClock};
 pub use rebuild::rebuild_derived;
 pub use replay::state_at;
 pub use sled_store::{SledOptions, SledStore};

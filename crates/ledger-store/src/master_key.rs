@@ -9,6 +9,8 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use ledger_core::crypto::MasterKey;
+
+use crate::keyfile::KeyFile;
 use rand_core::{OsRng, RngCore};
 use zeroize::Zeroizing;
 
@@ -113,5 +115,39 @@ pub fn master_key(explicit: Option<&Path>, data_dir: &Path) -> Result<(MasterKey
         created = Some(path.clone());
     }
     let key = parse_master_key(&read_secret(&path)?, &path)?;
-    Ok((crate::rekey::finish_interrupted(&path, data_dir, key)?, created))
+    Ok((finish_interrupted(&path, data_dir, key)?, created))
+}
+
+/// After a start-up read `key` from `path`: if a rotation passed its commit point (the data-key
+/// file is wrapped by the next key waiting beside `path`), moves the next key into place and
+/// returns it; if a rotation stopped before it, removes the stale next key. Anything it cannot
+/// read is left for the ledger's open to report.
+pub(crate) fn finish_interrupted(path: &Path, data_dir: &Path, key: MasterKey) -> Result<MasterKey, SecretFileError> {
+    let next_path = next_key_path(path);
+    if !next_path.exists() {
+        return Ok(key);
+    }
+    let Ok(Some(KeyFile { master_key_id: wrapped_by, .. })) = KeyFile::read(data_dir) else {
+        return Ok(key);
+    };
+    let next = parse_master_key(&read_secret(&next_path)?, &next_path)?;
+    if wrapped_by == next.id && key.id != next.id {
+        tracing::info!(path = %path.display(), key_id = next.id, "finishing an interrupted master key rotation");
+        replace_key(&next_path, path).map_err(|source| SecretFileError::Create { path: path.to_path_buf(), source })?;
+        return Ok(next);
+    }
+    if wrapped_by == key.id {
+        tracing::info!(path = %next_path.display(), "removing the next master key of a rotation that did not finish");
+        let _ = std::fs::remove_file(&next_path);
+    }
+    Ok(key)
+}
+
+/// Renames the next key over the key file, durably (the directory is synced).
+pub(crate) fn replace_key(next_path: &Path, path: &Path) -> std::io::Result<()> {
+    std::fs::rename(next_path, path)?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::File::open(dir).and_then(|d| d.sync_all())?;
+    }
+    Ok(())
 }

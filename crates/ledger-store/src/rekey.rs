@@ -14,9 +14,6 @@
 
 use std::path::Path;
 
-use ledger_core::crypto::MasterKey;
-
-use crate::keyfile::KeyFile;
 use crate::master_key::{self as files, SecretFileError as FileError};
 use crate::{Ledger, LedgerOptions, StoreError};
 
@@ -74,7 +71,7 @@ pub fn rotate_master_key(
     if !at(Step::KeysRewrapped) {
         return stop(Step::KeysRewrapped);
     }
-    replace(&next_path, &path).map_err(|source| RekeyError::Replace { path: path.clone(), source })?;
+    files::replace_key(&next_path, &path).map_err(|source| RekeyError::Replace { path: path.clone(), source })?;
     if !at(Step::KeyReplaced) {
         return stop(Step::KeyReplaced);
     }
@@ -83,44 +80,4 @@ pub fn rotate_master_key(
         return stop(Step::Recorded);
     }
     Ok((old.id, new_id))
-}
-
-fn read(path: &Path) -> Result<zeroize::Zeroizing<String>, FileError> {
-    std::fs::read_to_string(path)
-        .map(zeroize::Zeroizing::new)
-        .map_err(|source| FileError::Read { path: path.to_path_buf(), source })
-}
-
-/// Renames the next key over the key file, durably (the directory is synced).
-fn replace(next_path: &Path, path: &Path) -> std::io::Result<()> {
-    std::fs::rename(next_path, path)?;
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::File::open(dir).and_then(|d| d.sync_all())?;
-    }
-    Ok(())
-}
-
-/// After a start-up read `key` from `path`: if a rotation passed its commit point (the data-key
-/// file is wrapped by the next key waiting beside `path`), moves the next key into place and
-/// returns it; if a rotation stopped before it, removes the stale next key. Anything it cannot
-/// read is left for the ledger's open to report.
-pub(crate) fn finish_interrupted(path: &Path, data_dir: &Path, key: MasterKey) -> Result<MasterKey, FileError> {
-    let next_path = files::next_key_path(path);
-    if !next_path.exists() {
-        return Ok(key);
-    }
-    let Ok(Some(KeyFile { master_key_id: wrapped_by, .. })) = KeyFile::read(data_dir) else {
-        return Ok(key);
-    };
-    let next = files::parse_master_key(&read(&next_path)?, &next_path)?;
-    if wrapped_by == next.id && key.id != next.id {
-        tracing::info!(path = %path.display(), key_id = next.id, "finishing an interrupted master key rotation");
-        replace(&next_path, path).map_err(|source| FileError::Create { path: path.to_path_buf(), source })?;
-        return Ok(next);
-    }
-    if wrapped_by == key.id {
-        tracing::info!(path = %next_path.display(), "removing the next master key of a rotation that did not finish");
-        let _ = std::fs::remove_file(&next_path);
-    }
-    Ok(key)
 }

@@ -64,7 +64,7 @@ impl Replay {
 /// The whole projection as it stood after `seq`: the newest snapshot at or below it, then the
 /// records after the snapshot, each checked.
 pub fn state_at(store: &dyn LogStore, seq: u64) -> Result<State, StoreError> {
-    let (from, state) = crate::ledger::newest_snapshot_at_or_below(store, seq)?;
+    let (from, state) = newest_snapshot_at_or_below(store, seq)?;
     let prev_hash = if from == 0 { ChainHash::GENESIS } else { store.record_hash(from)? };
     let mut replay = Replay::after(from, prev_hash, state);
     for item in store.records(from + 1, seq) {
@@ -72,4 +72,26 @@ pub fn state_at(store: &dyn LogStore, seq: u64) -> Result<State, StoreError> {
         replay.apply(s, &bytes)?;
     }
     Ok(replay.state)
+}
+
+/// The newest intact snapshot at or below `seq`, decoded: `(snapshot seq, state)`, or
+/// `(0, empty)` when there is none. Damaged ones are skipped (they are derived data; `verify`
+/// reports them).
+pub(crate) fn newest_snapshot_at_or_below(store: &dyn LogStore, seq: u64) -> Result<(u64, State), StoreError> {
+    // No snapshot is ever written at seq 0 (there is nothing to snapshot); one there is forged.
+    for snap in store.snapshot_seqs()?.into_iter().rev().filter(|&s| s > 0 && s <= seq) {
+        match store.snapshot(snap)? {
+            Ok(encoded) => match codec::decode::<State>(&encoded) {
+                Ok(mut state) => {
+                    state.rebuild_indexes();
+                    return Ok((snap, state));
+                }
+                Err(e) => {
+                    tracing::warn!(seq = snap, error = %e, "projection snapshot undecodable; replaying further back")
+                }
+            },
+            Err(why) => tracing::warn!(seq = snap, why, "projection snapshot damaged; replaying further back"),
+        }
+    }
+    Ok((0, State::default()))
 }

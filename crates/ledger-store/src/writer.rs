@@ -12,8 +12,9 @@ use rand_core::{RngCore, SeedableRng};
 
 use crate::derive::Deriver;
 use crate::error::StoreError;
-use crate::ledger::{LedgerOptions, RequestMeta, Shared};
+use crate::options::{LedgerOptions, RequestMeta};
 use crate::store::{Appended, Derived, Group, Head};
+use crate::view::Shared;
 
 pub(crate) type Outcome = Result<Result<Reply, SmError>, StoreError>;
 
