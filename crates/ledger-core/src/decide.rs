@@ -14,6 +14,7 @@ use crate::ids::{Scope, SecretUid};
 use crate::limits::*;
 use crate::names::{arn_suffix, check_name, parse_secret_id, resolve, secret_arn, SecretRef};
 use crate::state::{SecretState, State};
+use crate::validate::{check_count, check_label, check_len, check_metadata, check_tags, check_token};
 use crate::value::SecretValue;
 use crate::{AWSCURRENT, AWSPENDING, AWSPREVIOUS};
 
@@ -331,56 +332,6 @@ fn record(state: &State, cmd: &Command, ctx: &Ctx<'_>) -> Result<Vec<Event>, SmE
     }
 }
 
-fn check_len(member: &str, value: &str, min: usize, max: usize) -> Result<(), SmError> {
-    let n = value.chars().count();
-    if n < min {
-        return Err(SmError::validation(member, &format!("Member must have length greater than or equal to {min}")));
-    }
-    if n > max {
-        return Err(SmError::validation(member, &format!("Member must have length less than or equal to {max}")));
-    }
-    Ok(())
-}
-
-fn check_token(token: &Option<String>) -> Result<(), SmError> {
-    match token {
-        Some(t) => check_len("clientRequestToken", t, TOKEN_CHARS_MIN, TOKEN_CHARS_MAX),
-        None => Ok(()),
-    }
-}
-
-fn check_metadata(
-    description: &Option<String>,
-    kms_key_id: &Option<String>,
-    secret_type: &Option<String>,
-) -> Result<(), SmError> {
-    if let Some(d) = description {
-        check_len("description", d, 0, DESCRIPTION_CHARS_MAX)?;
-    }
-    if let Some(k) = kms_key_id {
-        check_len("kmsKeyId", k, 0, KMS_KEY_ID_CHARS_MAX)?;
-    }
-    if let Some(t) = secret_type {
-        check_len("type", t, 0, TYPE_CHARS_MAX)?;
-    }
-    Ok(())
-}
-
-fn check_tags(tags: &[Tag]) -> Result<(), SmError> {
-    for (i, tag) in tags.iter().enumerate() {
-        check_len(&format!("tags.{}.member.key", i + 1), &tag.key, 1, TAG_KEY_CHARS_MAX)?;
-        check_len(&format!("tags.{}.member.value", i + 1), &tag.value, 0, TAG_VALUE_CHARS_MAX)?;
-        if tag.key.starts_with("aws:") {
-            return Err(SmError::ReservedTagKey);
-        }
-    }
-    Ok(())
-}
-
-fn check_label(member: &str, label: &str) -> Result<(), SmError> {
-    check_len(member, label, 1, LABEL_CHARS_MAX)
-}
-
 /// A secret that may be changed: resolved and not scheduled for deletion.
 fn live<'s>(state: &'s State, scope: &Scope, secret_id: &str) -> Result<&'s SecretState, SmError> {
     let secret = resolve(state, scope, secret_id)?;
@@ -566,7 +517,7 @@ fn check_create(c: &CreateSecret) -> Result<(), SmError> {
     check_token(&c.client_request_token)?;
     check_metadata(&c.description, &c.kms_key_id, &c.secret_type)?;
     if let Some(tags) = &c.tags {
-        check_tags(tags)?;
+        check_tags(tags.iter().map(|t| (t.key.as_str(), t.value.as_str())))?;
         if tags.len() > TAGS_PER_SECRET_MAX {
             return Err(SmError::TooManyTags { name: c.name.clone(), max: TAGS_PER_SECRET_MAX });
         }
@@ -652,12 +603,7 @@ fn put_secret_value(
 ) -> Result<Decision, SmError> {
     check_token(&c.client_request_token)?;
     if let Some(stages) = &c.version_stages {
-        if stages.is_empty() {
-            return Err(SmError::validation("versionStages", "Member must have length greater than or equal to 1"));
-        }
-        if stages.len() > LABELS_PER_SECRET_MAX {
-            return Err(SmError::validation("versionStages", "Member must have length less than or equal to 20"));
-        }
+        check_count("versionStages", stages.len(), 1, LABELS_PER_SECRET_MAX)?;
         for stage in stages {
             check_label("versionStages.member", stage)?;
         }
@@ -851,7 +797,7 @@ fn tag_resource(state: &State, c: &TagResource, ctx: &mut Ctx<'_>) -> Result<Dec
         let secret = live(state, ctx.scope, &c.secret_id)?;
         return Err(SmError::TooManyTags { name: secret.name.clone(), max: TAGS_PER_SECRET_MAX });
     }
-    check_tags(&c.tags)?;
+    check_tags(c.tags.iter().map(|t| (t.key.as_str(), t.value.as_str())))?;
     let secret = live(state, ctx.scope, &c.secret_id)?;
     let current = secret.tags.clone().unwrap_or_default();
     // Last value wins for a key repeated within one request, at its last position: O(n log n).

@@ -66,7 +66,11 @@ pub enum SmError {
     MarkedForDeletion,
     #[error("You tried to perform the operation on a secret that's currently marked deleted.")]
     AlreadyScheduled,
-    #[error("The RecoveryWindowInDays value must be between 7 and 30 days (inclusive).")]
+    #[error(
+        "The RecoveryWindowInDays value must be between {} and {} days (inclusive).",
+        crate::limits::RECOVERY_WINDOW_DAYS_MIN,
+        crate::limits::RECOVERY_WINDOW_DAYS_MAX
+    )]
     RecoveryWindowOutOfRange,
     #[error("You can't use ForceDeleteWithoutRecovery in conjunction with RecoveryWindowInDays.")]
     ForceWithWindow,
@@ -186,7 +190,7 @@ pub enum RuleViolation {
     WrongLabelHolder { label: String, claimed: Option<String>, actual: Option<String> },
     #[error("label {label} move is empty (from and to both absent or equal)")]
     EmptyMove { label: String },
-    #[error("secret uid {uid} would carry more than 20 labels")]
+    #[error("secret uid {uid} would carry more than {} labels", crate::limits::LABELS_PER_SECRET_MAX)]
     TooManyLabels { uid: u64 },
     #[error("version {version_id} of secret uid {uid} pruned while it still carries labels or is too young")]
     BadPrune { uid: u64, version_id: String },

@@ -46,6 +46,7 @@ pub mod query;
 pub mod rotation;
 mod state;
 pub mod time;
+pub mod validate;
 mod value;
 
 pub use crypto::KeyLookup;

@@ -31,6 +31,10 @@ pub const FILTER_VALUE_CHARS_MAX: usize = 512;
 pub const NEXT_TOKEN_CHARS_MAX: usize = 4096;
 pub const PASSWORD_LENGTH_MAX: i64 = 4096;
 pub const PASSWORD_LENGTH_DEFAULT: i64 = 32;
+/// Longest `ExcludeCharacters` of GetRandomPassword.
+pub const EXCLUDE_CHARACTERS_CHARS_MAX: usize = 4096;
 pub const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+/// Longest resource policy document, in characters.
+pub const POLICY_CHARS_MAX: usize = 20_480;
 /// Longest `RotationLambdaARN`.
 pub const ROTATION_LAMBDA_ARN_CHARS_MAX: usize = 2048;

@@ -15,12 +15,7 @@ fn is_name_char(c: char) -> bool {
 
 /// Checks a CreateSecret `Name`: 1–512 characters from letters, digits and `/_+=.@-`.
 pub fn check_name(name: &str) -> Result<(), SmError> {
-    if name.is_empty() {
-        return Err(SmError::validation("name", "Member must have length greater than or equal to 1"));
-    }
-    if name.chars().count() > NAME_CHARS_MAX {
-        return Err(SmError::validation("name", "Member must have length less than or equal to 512"));
-    }
+    crate::validate::check_len("name", name, 1, NAME_CHARS_MAX)?;
     if !name.chars().all(is_name_char) {
         return Err(SmError::InvalidName);
     }
@@ -61,12 +56,7 @@ pub enum SecretRef<'a> {
 
 /// Classifies a `SecretId`, checking its length and, for names, its characters.
 pub fn parse_secret_id<'a>(scope: &Scope, secret_id: &'a str) -> Result<SecretRef<'a>, SmError> {
-    if secret_id.is_empty() {
-        return Err(SmError::validation("secretId", "Member must have length greater than or equal to 1"));
-    }
-    if secret_id.chars().count() > SECRET_ID_CHARS_MAX {
-        return Err(SmError::validation("secretId", "Member must have length less than or equal to 2048"));
-    }
+    crate::validate::check_len("secretId", secret_id, 1, SECRET_ID_CHARS_MAX)?;
     let Some(rest) = secret_id.strip_prefix("arn:") else {
         if !secret_id.chars().all(is_name_char) {
             return Err(SmError::InvalidName);

@@ -4,7 +4,7 @@ use rand_core::RngCore;
 use zeroize::Zeroizing;
 
 use crate::error::SmError;
-use crate::limits::{PASSWORD_LENGTH_DEFAULT, PASSWORD_LENGTH_MAX};
+use crate::limits::{EXCLUDE_CHARACTERS_CHARS_MAX, PASSWORD_LENGTH_DEFAULT, PASSWORD_LENGTH_MAX};
 
 #[derive(Clone, Debug, Default)]
 pub struct GetRandomPassword {
@@ -35,12 +35,11 @@ fn uniform(rng: &mut dyn RngCore, n: usize) -> usize {
 pub fn get_random_password(q: &GetRandomPassword, rng: &mut dyn RngCore) -> Result<Zeroizing<String>, SmError> {
     let length = q.password_length.unwrap_or(PASSWORD_LENGTH_DEFAULT);
     if !(1..=PASSWORD_LENGTH_MAX).contains(&length) {
-        return Err(SmError::validation("passwordLength", "Member must have value between 1 and 4096"));
+        let message = format!("Member must have value between 1 and {PASSWORD_LENGTH_MAX}");
+        return Err(SmError::validation("passwordLength", &message));
     }
     let exclude = q.exclude_characters.clone().unwrap_or_default();
-    if exclude.chars().count() > 4096 {
-        return Err(SmError::validation("excludeCharacters", "Member must have length less than or equal to 4096"));
-    }
+    crate::validate::check_len("excludeCharacters", &exclude, 0, EXCLUDE_CHARACTERS_CHARS_MAX)?;
     let mut classes: Vec<Vec<char>> = Vec::new();
     let mut add = |on: bool, chars: &mut dyn Iterator<Item = char>| {
         if on {

@@ -4,9 +4,7 @@
 use serde_json::Value;
 
 use crate::error::SmError;
-
-/// Longest policy document, in characters.
-pub const POLICY_CHARS_MAX: usize = 20_480;
+use crate::limits::POLICY_CHARS_MAX;
 
 /// One finding of ValidateResourcePolicy.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -94,14 +92,7 @@ pub fn findings(doc: &Value) -> Vec<Finding> {
 
 /// The length check shared by both operations (before any lookup).
 pub fn check_len(text: &str) -> Result<(), SmError> {
-    let n = text.chars().count();
-    if n == 0 {
-        return Err(SmError::validation("resourcePolicy", "Member must have length greater than or equal to 1"));
-    }
-    if n > POLICY_CHARS_MAX {
-        return Err(SmError::validation("resourcePolicy", "Member must have length less than or equal to 20480"));
-    }
-    Ok(())
+    crate::validate::check_len("resourcePolicy", text, 1, POLICY_CHARS_MAX)
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use crate::ids::{Scope, SecretUid};
 use crate::limits::*;
 use crate::names::resolve;
 use crate::state::{SecretState, State};
+use crate::validate::check_len;
 use crate::value::ValueKind;
 use crate::AWSCURRENT;
 
@@ -169,17 +170,6 @@ pub struct VersionList {
     pub next_token: Option<String>,
 }
 
-fn check_len(member: &str, value: &str, min: usize, max: usize) -> Result<(), SmError> {
-    let n = value.chars().count();
-    if n < min {
-        return Err(SmError::validation(member, &format!("Member must have length greater than or equal to {min}")));
-    }
-    if n > max {
-        return Err(SmError::validation(member, &format!("Member must have length less than or equal to {max}")));
-    }
-    Ok(())
-}
-
 fn page_size(max_results: Option<i64>, max: usize) -> Result<usize, SmError> {
     match max_results {
         None => Ok(max),
@@ -281,9 +271,7 @@ const FILTER_KEYS: [&str; 7] =
     ["description", "name", "tag-key", "tag-value", "primary-region", "owning-service", "all"];
 
 pub fn check_filters(filters: &[Filter]) -> Result<(), SmError> {
-    if filters.len() > FILTERS_MAX {
-        return Err(SmError::validation("filters", "Member must have length less than or equal to 10"));
-    }
+    crate::validate::check_count("filters", filters.len(), 0, FILTERS_MAX)?;
     for (i, f) in filters.iter().enumerate() {
         if !FILTER_KEYS.contains(&f.key.as_str()) {
             return Err(SmError::Validation(format!(
@@ -295,7 +283,7 @@ pub fn check_filters(filters: &[Filter]) -> Result<(), SmError> {
         if f.values.is_empty() || f.values.len() > FILTER_VALUES_MAX {
             return Err(SmError::validation(
                 &format!("filters.{}.member.values", i + 1),
-                "Member must have length between 1 and 10",
+                &format!("Member must have length between 1 and {FILTER_VALUES_MAX}"),
             ));
         }
         for v in &f.values {
@@ -497,7 +485,8 @@ pub fn batch_get_secret_value(
                 ));
             }
             if ids.is_empty() || ids.len() > BATCH_IDS_MAX {
-                return Err(SmError::validation("secretIdList", "Member must have length between 1 and 20"));
+                let message = format!("Member must have length between 1 and {BATCH_IDS_MAX}");
+                return Err(SmError::validation("secretIdList", &message));
             }
             let mut values = Vec::new();
             let mut errors = Vec::new();

@@ -86,12 +86,7 @@ impl SecretValue {
             ValueKind::String => "secretString",
             ValueKind::Binary => "secretBinary",
         };
-        if len == 0 {
-            return Err(SmError::validation(field, "Member must have length greater than or equal to 1"));
-        }
-        if len > SECRET_VALUE_BYTES_MAX {
-            return Err(SmError::validation(field, "Member must have length less than or equal to 65536"));
-        }
+        crate::validate::check_count(field, len, 1, SECRET_VALUE_BYTES_MAX)?;
         Ok(Some(value))
     }
 }

@@ -39,9 +39,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use ledger_audit::history::{self, HistoryFilter};
 use ledger_audit::{export, proofs, state, AuditError};
-use ledger_core::checkpoint::Checkpoint;
 use ledger_store::LogStore;
-use serde_json::Value;
 
 use crate::app::{json_response, App};
 use crate::error::ApiError;
@@ -78,86 +76,21 @@ fn whole_log_permit() -> Result<tokio::sync::SemaphorePermit<'static>, ApiError>
 fn into_api(e: AuditError, request_id: &str) -> ApiError {
     match e {
         AuditError::NotFound(m) => ApiError::new("ResourceNotFoundException", StatusCode::BAD_REQUEST, m),
-        AuditError::Invalid(m) | AuditError::Ambiguous(m) => validation(m),
+        AuditError::Invalid(m) | AuditError::Ambiguous(m) => ApiError::validation(m),
         AuditError::Store(e) => ApiError::store(&e, request_id),
     }
-}
-
-fn validation(message: impl Into<String>) -> ApiError {
-    ApiError::new("ValidationException", StatusCode::BAD_REQUEST, message)
 }
 
 // ---------------------------------------------------------------------------------------------
 // The operations.
 
-/// The members of an audit request, parsed as every other request is (an empty body is `{}`).
-struct Members(Input);
-
-impl Members {
-    fn parse(body: &[u8]) -> Result<Members, ApiError> {
-        Input::parse(body).map(Members)
+/// `Origin`, or where the store is: the name a checkpoint or export carries.
+fn origin(input: &Input, app: &App) -> Result<String, ApiError> {
+    let origin = input.string("Origin")?.unwrap_or_else(|| app.ledger.store().location());
+    if origin.is_empty() || origin.chars().any(char::is_control) {
+        return Err(ApiError::validation("Origin must be non-empty and free of control characters."));
     }
-
-    fn get(&self, name: &str) -> Option<&Value> {
-        self.0.get(name)
-    }
-
-    fn string(&self, name: &str) -> Result<Option<String>, ApiError> {
-        self.0.string(name)
-    }
-
-    /// A seq: a JSON number, or a string of digits.
-    fn seq(&self, name: &str) -> Result<Option<u64>, ApiError> {
-        match self.get(name) {
-            None => Ok(None),
-            Some(Value::Number(n)) => {
-                n.as_u64().map(Some).ok_or_else(|| validation(format!("{name} must be a non-negative integer.")))
-            }
-            Some(Value::String(s)) => {
-                s.parse().map(Some).map_err(|_| validation(format!("{name} must be a non-negative integer.")))
-            }
-            Some(_) => Err(ApiError::serialization(format!("Value of member '{name}' must be an integer."))),
-        }
-    }
-
-    /// A seq number, or a string (a seq or an RFC 3339 time).
-    fn seq_or_time(&self, name: &str) -> Result<Option<String>, ApiError> {
-        match self.get(name) {
-            None => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(Value::Number(n)) if n.is_u64() => Ok(Some(n.to_string())),
-            Some(_) => Err(validation(format!("{name} takes a seq (a number) or an RFC 3339 time (a string)."))),
-        }
-    }
-
-    /// `AsOf`: a seq number, or a string (a seq or an RFC 3339 time).
-    fn as_of(&self) -> Result<String, ApiError> {
-        self.seq_or_time("AsOf")?.ok_or_else(|| ApiError::missing_member("AsOf"))
-    }
-
-    /// A checkpoint JSON object (a JSON string holding one is accepted too); a signed one must
-    /// verify against the key it names.
-    fn checkpoint(&self, name: &str) -> Result<Option<Checkpoint>, ApiError> {
-        let text = match self.get(name) {
-            None => return Ok(None),
-            Some(Value::String(s)) => s.clone(),
-            Some(v @ Value::Object(_)) => v.to_string(),
-            Some(_) => return Err(ApiError::serialization(format!("Value of member '{name}' must be an object."))),
-        };
-        let checkpoint = Checkpoint::from_json(&text).map_err(|e| validation(format!("{name}: {e}")))?;
-        if checkpoint.signature.is_some() {
-            checkpoint.verify_signature().map_err(|e| validation(format!("{name}: {e}")))?;
-        }
-        Ok(Some(checkpoint))
-    }
-
-    fn origin(&self, app: &App) -> Result<String, ApiError> {
-        let origin = self.string("Origin")?.unwrap_or_else(|| app.ledger.store().location());
-        if origin.is_empty() || origin.chars().any(char::is_control) {
-            return Err(validation("Origin must be non-empty and free of control characters."));
-        }
-        Ok(origin)
-    }
+    Ok(origin)
 }
 
 /// A document as the response body.
@@ -192,7 +125,7 @@ fn now_ms() -> i64 {
 /// One audit request: its members, the log it reads and the durable head it is bounded by.
 struct Request<'a> {
     app: &'a Arc<App>,
-    input: Members,
+    input: Input,
     store: Arc<dyn LogStore>,
     /// The durable head: the store may already hold the records of a group whose flush is
     /// running; nothing past what was acknowledged is read or published.
@@ -210,7 +143,7 @@ pub async fn dispatch(
     region: &str,
     request_id: &str,
 ) -> Result<Response, ApiError> {
-    let input = Members::parse(body)?;
+    let input = Input::parse(body)?;
     let store = app.ledger.store_handle();
     let head = app.ledger.head();
     let r = Request { app, input, store, head, region: region.to_string(), request_id };
@@ -221,7 +154,7 @@ pub async fn dispatch(
         Operation::Prove => r.prove().await,
         Operation::Verify => r.verify().await,
         Operation::Export => {
-            let origin = r.input.origin(app)?;
+            let origin = origin(&r.input, app)?;
             let permit = whole_log_permit()?;
             Ok(export(r.store, r.head, origin, request_id.to_string(), permit))
         }
@@ -253,12 +186,12 @@ impl Request<'_> {
 
     async fn state(self) -> Result<Response, ApiError> {
         let input = &self.input;
-        let as_of = input.as_of()?;
-        let exact = input.0.bool("Exact")?.unwrap_or(false);
+        let as_of = input.seq_or_time("AsOf")?.ok_or_else(|| ApiError::missing_member("AsOf"))?;
+        let exact = input.bool("Exact")?.unwrap_or(false);
         let secret_id = input.string("SecretId")?;
         let label = input.string("Label")?;
         if label.is_some() && secret_id.is_none() {
-            return Err(validation("Label requires SecretId."));
+            return Err(ApiError::validation("Label requires SecretId."));
         }
         let (store, head, region) = (self.store, self.head.0, self.region);
         let doc = blocking(self.request_id, move || {
@@ -270,7 +203,7 @@ impl Request<'_> {
     }
 
     async fn checkpoint(self) -> Result<Response, ApiError> {
-        let origin = self.input.origin(self.app)?;
+        let origin = origin(&self.input, self.app)?;
         let (store, head) = (self.store, self.head);
         let checkpoint =
             blocking(self.request_id, move || Ok(proofs::checkpoint_upto(&*store, head, &origin, now_ms())?)).await?;
@@ -287,14 +220,14 @@ impl Request<'_> {
             (Some(seq), None, None) => {
                 let size = input.seq("TreeSize")?.unwrap_or(head);
                 if size > head {
-                    return Err(validation(format!("TreeSize {size} is past the head of the log ({head})")));
+                    return Err(ApiError::validation(format!("TreeSize {size} is past the head of the log ({head})")));
                 }
                 Ok(document(&blocking(self.request_id, move || proofs::inclusion(&*store, size, seq)).await?))
             }
             (None, Some(a), Some(b)) => {
                 Ok(document(&blocking(self.request_id, move || proofs::consistency(&*store, head, &a, &b)).await?))
             }
-            _ => Err(validation("Prove takes Seq, or FromCheckpoint and ToCheckpoint.")),
+            _ => Err(ApiError::validation("Prove takes Seq, or FromCheckpoint and ToCheckpoint.")),
         }
     }
 

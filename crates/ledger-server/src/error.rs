@@ -35,6 +35,11 @@ impl ApiError {
     }
 
     /// 400 `ValidationException` for a required member that is absent (Coral wording).
+    /// `ValidationException` (400): a member with an unusable value.
+    pub fn validation(message: impl Into<String>) -> ApiError {
+        ApiError::new("ValidationException", StatusCode::BAD_REQUEST, message)
+    }
+
     pub fn missing_member(member: &str) -> ApiError {
         ApiError::new(
             "ValidationException",

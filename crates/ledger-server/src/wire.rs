@@ -8,6 +8,7 @@
 //! epoch seconds with millisecond fraction.
 
 use base64::Engine;
+use ledger_core::checkpoint::Checkpoint;
 use ledger_core::query::{self, BatchError, Filter, SecretDescription, SecretList, VersionList};
 use ledger_core::{SecretValue, SmError, Tag};
 use ledger_store::SecretValueOut;
@@ -51,6 +52,49 @@ impl Input {
                 e.column()
             ))),
         }
+    }
+
+    /// A seq: a JSON number, or a string of digits.
+    pub(crate) fn seq(&self, name: &str) -> Result<Option<u64>, ApiError> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(Value::Number(n)) => n
+                .as_u64()
+                .map(Some)
+                .ok_or_else(|| ApiError::validation(format!("{name} must be a non-negative integer."))),
+            Some(Value::String(s)) => {
+                s.parse().map(Some).map_err(|_| ApiError::validation(format!("{name} must be a non-negative integer.")))
+            }
+            Some(_) => Err(ApiError::serialization(format!("Value of member '{name}' must be an integer."))),
+        }
+    }
+
+    /// A seq number, or a string (a seq or an RFC 3339 time).
+    pub(crate) fn seq_or_time(&self, name: &str) -> Result<Option<String>, ApiError> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(Value::Number(n)) if n.is_u64() => Ok(Some(n.to_string())),
+            Some(_) => {
+                Err(ApiError::validation(format!("{name} takes a seq (a number) or an RFC 3339 time (a string).")))
+            }
+        }
+    }
+
+    /// A checkpoint JSON object (a JSON string holding one is accepted too); a signed one must
+    /// verify against the key it names.
+    pub(crate) fn checkpoint(&self, name: &str) -> Result<Option<Checkpoint>, ApiError> {
+        let text = match self.get(name) {
+            None => return Ok(None),
+            Some(Value::String(s)) => s.clone(),
+            Some(v @ Value::Object(_)) => v.to_string(),
+            Some(_) => return Err(ApiError::serialization(format!("Value of member '{name}' must be an object."))),
+        };
+        let checkpoint = Checkpoint::from_json(&text).map_err(|e| ApiError::validation(format!("{name}: {e}")))?;
+        if checkpoint.signature.is_some() {
+            checkpoint.verify_signature().map_err(|e| ApiError::validation(format!("{name}: {e}")))?;
+        }
+        Ok(Some(checkpoint))
     }
 
     /// A member that is present and not `null`.
