@@ -39,7 +39,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use ledger_audit::history::{self, HistoryFilter};
 use ledger_audit::{export, proofs, state, AuditError};
-use ledger_store::LogStore;
+use ledger_store::{LogStore, SystemClock};
 
 use crate::app::{json_response, App};
 use crate::error::ApiError;
@@ -116,10 +116,6 @@ async fn blocking<T: Send + 'static>(
             Err(ApiError::internal())
         }
     }
-}
-
-fn now_ms() -> i64 {
-    ledger_store::SystemClock::now_ms()
 }
 
 /// One audit request: its members, the log it reads and the durable head it is bounded by.
@@ -205,8 +201,10 @@ impl Request<'_> {
     async fn checkpoint(self) -> Result<Response, ApiError> {
         let origin = origin(&self.input, self.app)?;
         let (store, head) = (self.store, self.head);
-        let checkpoint =
-            blocking(self.request_id, move || Ok(proofs::checkpoint_upto(&*store, head, &origin, now_ms())?)).await?;
+        let checkpoint = blocking(self.request_id, move || {
+            Ok(proofs::checkpoint_upto(&*store, head, &origin, SystemClock::now_ms())?)
+        })
+        .await?;
         Ok(json_response(checkpoint.to_json()))
     }
 
@@ -262,7 +260,7 @@ fn export(
     tokio::task::spawn_blocking(move || {
         let _permit = permit;
         let mut out = ChunkWriter { tx, buf: Vec::with_capacity(EXPORT_CHUNK_BYTES), runtime };
-        if let Err(e) = export::export_upto(&*store, head, &mut out, &origin, now_ms(), &mut |_, _| {}) {
+        if let Err(e) = export::export_upto(&*store, head, &mut out, &origin, SystemClock::now_ms(), &mut |_, _| {}) {
             // The body is cut short: the file has no closing checkpoint and will not verify.
             tracing::warn!(request_id, error = %e, "export stopped");
             let _ = out.tx.try_send(Err(std::io::Error::other("export stopped")));

@@ -56,8 +56,7 @@ impl std::fmt::Debug for Ledger {
 pub(crate) fn load_state(store: &dyn LogStore) -> Result<(State, Head), StoreError> {
     let head = store.head()?;
     let (snap_seq, state) = newest_snapshot_at_or_below(store, head.0)?;
-    let prev_hash = if snap_seq == 0 { ChainHash::GENESIS } else { store.record_hash(snap_seq)? };
-    let state = crate::replay::Replay::after(snap_seq, prev_hash, state).run_to(store, head)?;
+    let state = crate::replay::Replay::after(store, snap_seq, state)?.run_to(store, head)?;
     if let Some(seq) = store.first_record_above(head.0)? {
         return Err(StoreError::Corrupt { seq, reason: "record beyond the head".into() });
     }

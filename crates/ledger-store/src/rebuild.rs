@@ -1,7 +1,7 @@
 //! Rebuilding derived data (indexes, Merkle chunk roots, snapshots) from the log: after an
 //! upgrade of the projection's encoding, or by `secret-ledger rebuild`.
 
-use ledger_core::{codec, State};
+use ledger_core::codec;
 
 use crate::derive::Deriver;
 use crate::error::StoreError;
@@ -18,7 +18,7 @@ pub fn rebuild_derived(
     store.clear_derived()?;
     let (head, head_hash) = store.head()?;
     let every = snapshot_every.max(1);
-    let mut replay = Replay::after(0, ledger_core::ChainHash::GENESIS, State::default());
+    let mut replay = Replay::from_genesis();
     let mut deriver = Deriver::default();
     let (mut derived, mut snapshots) = (Derived::default(), Vec::new());
     for item in store.records(1, head) {

@@ -1,50 +1,56 @@
-//! The replay loop: records applied to a projection in seq order, each checked on the way (seq
-//! continuity, its own hash, the link to its predecessor, the rules). Open, point-in-time
-//! reads and rebuild all replay through it; verify adds the checks only a full pass can make.
+//! The replay loop: records applied to a projection in seq order, each checked on the way by
+//! verify's first stage ([`Checker`]: seq continuity, encoding, its own hash, the link to its
+//! predecessor, time order), then the rules ([`evolve`]). Open, point-in-time reads and rebuild
+//! all replay through it; verify runs the same checks on two threads and adds what only a full
+//! pass can check.
 
-use ledger_core::codec::{self, decode_record};
-use ledger_core::{evolve, ChainHash, Record, State};
+use ledger_core::codec;
+use ledger_core::{evolve, Record, State};
 
 use crate::error::StoreError;
 use crate::store::{Head, LogStore};
+use crate::verify::Checker;
 
 /// A projection being brought forward record by record.
 #[derive(Debug)]
 pub(crate) struct Replay {
-    expected: u64,
-    prev_hash: ChainHash,
-    pub state: State,
+    checker: Checker,
+    pub(crate) state: State,
 }
 
 impl Replay {
-    /// Continues after record `seq` (0: from the start), whose hash is `prev_hash`, with the
-    /// projection `state` as it stood after it.
-    pub(crate) fn after(seq: u64, prev_hash: ChainHash, state: State) -> Replay {
-        Replay { expected: seq + 1, prev_hash, state }
+    /// From the start of the log.
+    pub(crate) fn from_genesis() -> Replay {
+        Replay { checker: Checker::default(), state: State::default() }
+    }
+
+    /// Continues after the record at `seq` of `store` (0: from the start), with the projection
+    /// `state` as it stood after it.
+    pub(crate) fn after(store: &dyn LogStore, seq: u64, state: State) -> Result<Replay, StoreError> {
+        if seq == 0 {
+            return Ok(Replay { state, ..Replay::from_genesis() });
+        }
+        let bytes = store.existing_record(seq)?;
+        let corrupt = |e: codec::DecodeError| StoreError::Corrupt { seq, reason: e.to_string() };
+        let (header, _) = codec::decode_header(&bytes).map_err(corrupt)?;
+        let time = codec::record_time(&bytes).map_err(corrupt)?;
+        Ok(Replay { checker: Checker::after(seq, header.hash, time), state })
     }
 
     /// Checks and applies the record stored under `seq`; returns it decoded.
     pub(crate) fn apply(&mut self, seq: u64, bytes: &[u8]) -> Result<Record, StoreError> {
-        let corrupt = |reason: String| StoreError::Corrupt { seq: self.expected, reason };
-        if seq != self.expected {
-            return Err(corrupt(format!("gap: found seq {seq}")));
-        }
-        if !codec::verify_record_hash(bytes).map_err(|e| corrupt(e.to_string()))? {
-            return Err(corrupt("hash does not match the record".into()));
-        }
-        let record = decode_record(bytes).map_err(|e| corrupt(e.to_string()))?;
-        if record.prev_hash != self.prev_hash || record.seq != seq {
-            return Err(corrupt("chain link broken".into()));
-        }
-        evolve(&mut self.state, seq, record.recorded_at_ms, &record.event).map_err(|e| corrupt(e.to_string()))?;
-        self.prev_hash = record.hash;
-        self.expected += 1;
+        let record = self
+            .checker
+            .check(seq, bytes)
+            .map_err(|failure| StoreError::Corrupt { seq: failure.seq, reason: failure.reason.to_string() })?;
+        evolve(&mut self.state, seq, record.recorded_at_ms, &record.event)
+            .map_err(|e| StoreError::Corrupt { seq, reason: e.to_string() })?;
         Ok(record)
     }
 
     /// Applies every record up to `head` and checks that the log ends exactly there.
     pub(crate) fn run_to(mut self, store: &dyn LogStore, head: Head) -> Result<State, StoreError> {
-        for item in store.records(self.expected, head.0) {
+        for item in store.records(self.checker.expected, head.0) {
             let (seq, bytes) = item?;
             self.apply(seq, &bytes)?;
         }
@@ -54,19 +60,17 @@ impl Replay {
 
     /// Checks that the records applied end exactly at `head`.
     pub(crate) fn check_ends_at(&self, head: Head) -> Result<(), StoreError> {
-        if self.expected != head.0 + 1 || self.prev_hash != head.1 {
-            return Err(StoreError::Corrupt { seq: self.expected, reason: "log ends before its head".into() });
+        if self.checker.expected != head.0 + 1 || self.checker.prev_hash != head.1 {
+            return Err(StoreError::Corrupt { seq: self.checker.expected, reason: "log ends before its head".into() });
         }
         Ok(())
     }
 }
-
 /// The whole projection as it stood after `seq`: the newest snapshot at or below it, then the
 /// records after the snapshot, each checked.
 pub fn state_at(store: &dyn LogStore, seq: u64) -> Result<State, StoreError> {
     let (from, state) = newest_snapshot_at_or_below(store, seq)?;
-    let prev_hash = if from == 0 { ChainHash::GENESIS } else { store.record_hash(from)? };
-    let mut replay = Replay::after(from, prev_hash, state);
+    let mut replay = Replay::after(store, from, state)?;
     for item in store.records(from + 1, seq) {
         let (s, bytes) = item?;
         replay.apply(s, &bytes)?;

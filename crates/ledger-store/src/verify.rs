@@ -111,9 +111,9 @@ pub fn verify_store(
 /// on another core.
 #[derive(Clone, Debug)]
 pub struct Checker {
-    prev_hash: ChainHash,
+    pub(crate) prev_hash: ChainHash,
     prev_time: i64,
-    expected: u64,
+    pub(crate) expected: u64,
 }
 
 impl Default for Checker {
@@ -123,6 +123,12 @@ impl Default for Checker {
 }
 
 impl Checker {
+    /// Continues after record `seq` (0: from the start), whose hash is `prev_hash` and time
+    /// `prev_time`.
+    pub(crate) fn after(seq: u64, prev_hash: ChainHash, prev_time: i64) -> Checker {
+        Checker { prev_hash, prev_time, expected: seq + 1 }
+    }
+
     /// Checks and decodes the record stored under `seq`.
     pub fn check(&mut self, seq: u64, bytes: &[u8]) -> Result<Record, VerifyFailure> {
         let expected = self.expected;

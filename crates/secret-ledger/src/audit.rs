@@ -17,7 +17,7 @@ use ledger_core::checkpoint::Checkpoint;
 use ledger_core::crypto::MasterKey;
 use ledger_core::time::{format_rfc3339_ms, parse_rfc3339};
 use ledger_core::SecretValue;
-use ledger_store::{LogStore, SledStore};
+use ledger_store::{LogStore, SledStore, SystemClock};
 use serde_json::{json, Value};
 
 use crate::remote::{Remote, RemoteError};
@@ -60,10 +60,6 @@ impl Progress {
             bar.finish_and_clear();
         }
     }
-}
-
-fn now_ms() -> i64 {
-    ledger_store::SystemClock::now_ms()
 }
 
 /// Where the log is read: a stopped data dir, or a running server.
@@ -261,7 +257,7 @@ fn page_facts(source: &Source) -> anyhow::Result<PageFacts> {
             (events, doc.head_hash.unwrap_or_default(), verified)
         }
     };
-    Ok(PageFacts { head_seq, head_hash, verified, generated_at_ms: now_ms() })
+    Ok(PageFacts { head_seq, head_hash, verified, generated_at_ms: SystemClock::now_ms() })
 }
 
 /// `history`: the secrets `secret_id` names in `region` (offline, `None` accepts a name used in
@@ -537,7 +533,9 @@ pub(crate) fn export(source: &Source, out: &Path, origin: Option<String>, json_o
             let origin = origin.unwrap_or_else(|| data_dir.display().to_string());
             let progress = Progress::new("exporting", json_out);
             let checkpoint =
-                ledger_audit::export::export(&log, &mut writer, &origin, now_ms(), &mut |d, t| progress.update(d, t))?;
+                ledger_audit::export::export(&log, &mut writer, &origin, SystemClock::now_ms(), &mut |d, t| {
+                    progress.update(d, t)
+                })?;
             progress.finish();
             checkpoint
         }
@@ -583,7 +581,7 @@ pub(crate) fn checkpoint(
         Source::Dir(data_dir) => {
             let log = open(data_dir)?;
             let origin = origin.unwrap_or_else(|| data_dir.display().to_string());
-            proofs::checkpoint(&log, &origin, now_ms())?
+            proofs::checkpoint(&log, &origin, SystemClock::now_ms())?
         }
         Source::Remote(remote) => {
             let input = match &origin {
