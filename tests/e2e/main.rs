@@ -11,6 +11,7 @@ mod fuzz_export;
 mod kat;
 mod model;
 mod old_format;
+mod pg;
 mod rekey;
 mod rotation;
 mod shredding;

@@ -46,6 +46,8 @@ pub struct ServeConfig {
     pub tls: Option<crate::tls::TlsFiles>,
     /// `--insecure-http`: allow plain HTTP on an address other than loopback.
     pub insecure_http: bool,
+    /// Keep the log in PostgreSQL instead of sled files in the data dir.
+    pub database: Option<Database>,
 }
 
 /// `--log-format`: human-readable lines, or one JSON object per line for log pipelines.
@@ -64,6 +66,21 @@ impl std::str::FromStr for LogFormat {
             "json" => Ok(LogFormat::Json),
             _ => Err(format!("unknown log format {s:?}: expected json or text")),
         }
+    }
+}
+
+/// A PostgreSQL database holding the log (`--database-url`).
+#[derive(Clone)]
+pub struct Database {
+    pub url: String,
+    /// The longest a statement may run.
+    pub statement_timeout: std::time::Duration,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL may hold a password.
+        f.debug_struct("Database").field("statement_timeout", &self.statement_timeout).finish_non_exhaustive()
     }
 }
 
@@ -87,6 +104,7 @@ impl ServeConfig {
             metrics_listen: None,
             tls: None,
             insecure_http: false,
+            database: None,
         }
     }
 }
@@ -293,10 +311,22 @@ async fn open_data_dir(
     let mut options = config.ledger_options.clone();
     options.observer = Some(metrics);
     let open_dir = data_dir.clone();
-    let ledger = tokio::task::spawn_blocking(move || Ledger::open(&open_dir, master, options))
-        .await
-        .context("opening the ledger panicked")?
-        .with_context(|| format!("cannot open the ledger in {}", data_dir.display()))?;
+    let database = config.database.clone();
+    let location = match &database {
+        Some(_) => "the database".to_string(),
+        None => data_dir.display().to_string(),
+    };
+    let ledger = tokio::task::spawn_blocking(move || match database {
+        Some(db) => {
+            let pg = ledger_pg::PgOptions { statement_timeout: db.statement_timeout, ..Default::default() };
+            let store = ledger_pg::PgStore::connect(&db.url, pg)?;
+            Ledger::open_store(Arc::new(store), master, options)
+        }
+        None => Ledger::open(&open_dir, master, options),
+    })
+    .await
+    .context("opening the ledger panicked")?
+    .with_context(|| format!("cannot open the ledger in {location}"))?;
     Ok((ledger, credentials))
 }
 

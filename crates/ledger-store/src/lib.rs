@@ -43,7 +43,7 @@ pub mod watermark;
 mod writer;
 
 pub use error::StoreError;
-pub use layout::MERKLE_CHUNK;
+pub use layout::{MERKLE_CHUNK, PROJECTION_FORMAT};
 pub use ledger::{BatchValues, Ledger, SecretValueOut};
 pub use options::{Clock, CommitObserver, LedgerOptions, ManualClock, RequestMeta, SystemClock};
 pub use rebuild::rebuild_derived;

@@ -37,6 +37,14 @@ pub struct RecordBytes(pub(crate) Bytes);
 
 pub(crate) enum Bytes {
     Sled(sled::IVec),
+    Owned(Vec<u8>),
+}
+
+impl RecordBytes {
+    /// Bytes a backend read into a buffer of its own.
+    pub fn owned(bytes: Vec<u8>) -> RecordBytes {
+        RecordBytes(Bytes::Owned(bytes))
+    }
 }
 
 impl Deref for RecordBytes {
@@ -45,6 +53,7 @@ impl Deref for RecordBytes {
     fn deref(&self) -> &[u8] {
         match &self.0 {
             Bytes::Sled(v) => v,
+            Bytes::Owned(v) => v,
         }
     }
 }

@@ -62,15 +62,47 @@ impl Progress {
     }
 }
 
-/// Where the log is read: a stopped data dir, or a running server.
+/// Where the log is read: a stopped data dir or a PostgreSQL database, or a running server.
 pub(crate) enum Source {
-    Dir(PathBuf),
+    Dir(Local),
     Remote(Box<Remote>),
 }
 
-fn open(data_dir: &Path) -> anyhow::Result<SledStore> {
-    // The store's errors name the data dir themselves.
-    Ok(SledStore::open_existing(data_dir)?)
+/// A log read directly: the sled data dir, or the PostgreSQL database given with
+/// `--database-url` (the data dir then only holds the master key).
+pub(crate) struct Local {
+    pub(crate) data_dir: PathBuf,
+    pub(crate) database_url: Option<String>,
+}
+
+impl Local {
+    /// The store, opened for reading (a sled data dir must not be in use).
+    fn open(&self) -> anyhow::Result<Box<dyn LogStore>> {
+        // The store's errors name the data dir or database themselves.
+        Ok(match &self.database_url {
+            Some(url) => Box::new(ledger_pg::PgStore::connect(url, ledger_pg::PgOptions::default())?),
+            None => Box::new(SledStore::open_existing(&self.data_dir)?),
+        })
+    }
+
+    /// Verifies the whole log, with the acknowledged head.
+    fn verify(
+        &self,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> anyhow::Result<Result<ledger_store::VerifyReport, ledger_store::VerifyFailure>> {
+        Ok(match &self.database_url {
+            Some(_) => ledger_store::verify_store(&*self.open()?, progress)?,
+            None => ledger_store::verify_dir(&self.data_dir, progress)?,
+        })
+    }
+
+    /// Where the log is, for an export's or checkpoint's default origin.
+    fn origin(&self) -> String {
+        match &self.database_url {
+            Some(_) => self.open().map(|s| s.location()).unwrap_or_default(),
+            None => self.data_dir.display().to_string(),
+        }
+    }
 }
 
 /// Text for a terminal: control characters (escape sequences, line breaks in a tag value, a
@@ -174,12 +206,12 @@ pub(crate) fn verify(
                 })?;
             outcome_doc(outcome, started)
         }
-        (None, Source::Dir(data_dir)) => {
-            let outcome = ledger_store::verify_dir(data_dir, &mut |d, t| progress.update(d, t))?;
+        (None, Source::Dir(local)) => {
+            let outcome = local.verify(&mut |d, t| progress.update(d, t))?;
             let outcome = match (outcome, &trusted) {
                 (Ok(report), Some(t)) => {
-                    let log = open(data_dir)?;
-                    proofs::check_against(&log, &report, t)?
+                    let log = local.open()?;
+                    proofs::check_against(&*log, &report, t)?
                 }
                 (outcome, _) => outcome,
             };
@@ -238,10 +270,10 @@ fn secret_rows(doc: &HistoryDoc) -> anyhow::Result<Vec<SecretRows>> {
 /// The head and a verification of the whole log, for the timeline page.
 fn page_facts(source: &Source) -> anyhow::Result<PageFacts> {
     let (head_seq, head_hash, verified) = match source {
-        Source::Dir(data_dir) => {
-            let log = open(data_dir)?;
+        Source::Dir(local) => {
+            let log = local.open()?;
             let (seq, hash) = log.head()?;
-            let verified = match ledger_store::verify_store_upto(&log, (seq, hash), &mut |_, _| {})? {
+            let verified = match ledger_store::verify_store_upto(&*log, (seq, hash), &mut |_, _| {})? {
                 Ok(report) => Ok(report.events),
                 Err(failure) => Err(failure.to_string()),
             };
@@ -278,9 +310,9 @@ fn filter_input(filter: &HistoryFilter) -> Value {
 /// `history` without `--secret-id`: every event of the ledger the filter keeps.
 pub(crate) fn ledger_history(source: &Source, filter: &HistoryFilter, json_out: bool) -> anyhow::Result<ExitCode> {
     let doc: LedgerHistoryDoc = match source {
-        Source::Dir(data_dir) => {
-            let log = open(data_dir)?;
-            history::ledger_history(&log, log.head()?.0, filter)?
+        Source::Dir(local) => {
+            let log = local.open()?;
+            history::ledger_history(&*log, log.head()?.0, filter)?
         }
         Source::Remote(remote) => remote.doc("History", &filter_input(filter))?,
     };
@@ -317,9 +349,9 @@ pub(crate) fn history(
     html: Option<&Path>,
 ) -> anyhow::Result<ExitCode> {
     let found = match source {
-        Source::Dir(data_dir) => {
-            let log = open(data_dir)?;
-            match history::history(&log, log.head()?.0, secret_id, region, filter) {
+        Source::Dir(local) => {
+            let log = local.open()?;
+            match history::history(&*log, log.head()?.0, secret_id, region, filter) {
                 Ok(doc) => Ok(doc),
                 Err(AuditError::NotFound(message)) => Err(message),
                 Err(e) => return Err(e.into()),
@@ -417,13 +449,13 @@ fn open_label_value(
 
 pub(crate) fn state(args: StateArgs<'_>) -> anyhow::Result<ExitCode> {
     let doc = match args.source {
-        Source::Dir(data_dir) => {
-            let log = open(data_dir)?;
-            let state = state::state_at(&log, log.head()?.0, args.as_of, args.exact, args.secret_id, args.region)?;
+        Source::Dir(local) => {
+            let log = local.open()?;
+            let state = state::state_at(&*log, log.head()?.0, args.as_of, args.exact, args.secret_id, args.region)?;
             let value = match args.reveal_value {
                 true => {
-                    let key_file = args.master_key_file.clone().unwrap_or_else(|| data_dir.join("master.key"));
-                    open_label_value(&log, &key_file, &state, args.label)?
+                    let key_file = args.master_key_file.clone().unwrap_or_else(|| local.data_dir.join("master.key"));
+                    open_label_value(&*log, &key_file, &state, args.label)?
                 }
                 false => None,
             };
@@ -528,12 +560,12 @@ pub(crate) fn export(source: &Source, out: &Path, origin: Option<String>, json_o
     let file = std::fs::File::create(out).with_context(|| format!("cannot create {}", out.display()))?;
     let mut writer = std::io::BufWriter::new(file);
     let checkpoint = match source {
-        Source::Dir(data_dir) => {
-            let log = open(data_dir)?;
-            let origin = origin.unwrap_or_else(|| data_dir.display().to_string());
+        Source::Dir(local) => {
+            let log = local.open()?;
+            let origin = origin.unwrap_or_else(|| local.origin());
             let progress = Progress::new("exporting", json_out);
             let checkpoint =
-                ledger_audit::export::export(&log, &mut writer, &origin, SystemClock::now_ms(), &mut |d, t| {
+                ledger_audit::export::export(&*log, &mut writer, &origin, SystemClock::now_ms(), &mut |d, t| {
                     progress.update(d, t)
                 })?;
             progress.finish();
@@ -578,10 +610,10 @@ pub(crate) fn checkpoint(
     signing_key: Option<&Path>,
 ) -> anyhow::Result<ExitCode> {
     let mut checkpoint = match source {
-        Source::Dir(data_dir) => {
-            let log = open(data_dir)?;
-            let origin = origin.unwrap_or_else(|| data_dir.display().to_string());
-            proofs::checkpoint(&log, &origin, SystemClock::now_ms())?
+        Source::Dir(local) => {
+            let log = local.open()?;
+            let origin = origin.unwrap_or_else(|| local.origin());
+            proofs::checkpoint(&*log, &origin, SystemClock::now_ms())?
         }
         Source::Remote(remote) => {
             let input = match &origin {
@@ -630,14 +662,14 @@ pub(crate) fn prove_inclusion(
         None => None,
     };
     let mut doc: InclusionDoc = match source {
-        Source::Dir(data_dir) => {
-            let log = open(data_dir)?;
+        Source::Dir(local) => {
+            let log = local.open()?;
             let head = log.head()?.0;
             let size = kept.as_ref().map_or(head, |c| c.size);
             if size > head {
                 bail!("the checkpoint covers {size} records; the log has {head}: the log was cut short");
             }
-            proofs::inclusion(&log, size, seq)?
+            proofs::inclusion(&*log, size, seq)?
         }
         Source::Remote(remote) => {
             let mut input = json!({ "Seq": seq });
@@ -667,9 +699,9 @@ pub(crate) fn prove_consistency(source: &Source, from: &Path, to: &Path, json_ou
         bail!("the first checkpoint ({}) is larger than the second ({})", a.size, b.size);
     }
     let doc: ConsistencyDoc = match source {
-        Source::Dir(data_dir) => {
-            let log = open(data_dir)?;
-            proofs::consistency(&log, log.head()?.0, &a, &b)?
+        Source::Dir(local) => {
+            let log = local.open()?;
+            proofs::consistency(&*log, log.head()?.0, &a, &b)?
         }
         Source::Remote(remote) => {
             let input = json!({ "FromCheckpoint": checkpoint_value(&a)?, "ToCheckpoint": checkpoint_value(&b)? });
@@ -682,10 +714,10 @@ pub(crate) fn prove_consistency(source: &Source, from: &Path, to: &Path, json_ou
     print_proof(&doc, doc.verified, json_out)
 }
 
-pub(crate) fn rebuild(data_dir: &Path, json_out: bool) -> anyhow::Result<ExitCode> {
-    let log = open(data_dir)?;
+pub(crate) fn rebuild(local: &Local, json_out: bool) -> anyhow::Result<ExitCode> {
+    let log = local.open()?;
     let progress = Progress::new("rebuilding", json_out);
-    let n = ledger_store::rebuild_derived(&log, 100_000, &mut |d, t| progress.update(d, t))?;
+    let n = ledger_store::rebuild_derived(&*log, 100_000, &mut |d, t| progress.update(d, t))?;
     progress.finish();
     if json_out {
         println!("{}", json!({ "ok": true, "events": n }));

@@ -48,6 +48,10 @@ struct RemoteArgs {
     /// system's (as AWS_CA_BUNDLE does for the AWS tools).
     #[arg(long, env = "AWS_CA_BUNDLE")]
     ca_file: Option<PathBuf>,
+    /// Read the log from this PostgreSQL database (postgres://… or key=value form) instead of
+    /// the data dir's sled files; the data dir then only holds the master key.
+    #[arg(long, env = "SECRET_LEDGER_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
 }
 
 impl RemoteArgs {
@@ -88,7 +92,7 @@ impl RemoteArgs {
     /// The data dir, or the server when --endpoint is given (signing for `region`).
     fn source(self, data_dir: PathBuf, region: Option<String>) -> anyhow::Result<audit::Source> {
         Ok(match self.endpoint {
-            None => audit::Source::Dir(data_dir),
+            None => audit::Source::Dir(audit::Local { data_dir, database_url: self.database_url }),
             Some(url) => audit::Source::Remote(Box::new(remote::Remote::new(remote::EndpointConfig {
                 url,
                 access_key_id: self.access_key_id,
@@ -166,6 +170,13 @@ struct ServeArgs {
     /// private link, encrypts the traffic).
     #[arg(long)]
     insecure_http: bool,
+    /// Keep the log in this PostgreSQL database (postgres://… or key=value form) instead of
+    /// sled files in the data dir, which then holds only the master key and credentials.
+    #[arg(long, env = "SECRET_LEDGER_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// With --database-url: the longest a statement may run, in seconds.
+    #[arg(long, default_value_t = 5)]
+    statement_timeout: u64,
 }
 
 impl ServeArgs {
@@ -180,6 +191,10 @@ impl ServeArgs {
         config.log_format = self.log_format.parse().map_err(anyhow::Error::msg)?;
         config.metrics_listen = self.metrics_listen;
         config.insecure_http = self.insecure_http;
+        config.database = self.database_url.map(|url| ledger_server::serve::Database {
+            url,
+            statement_timeout: std::time::Duration::from_secs(self.statement_timeout.max(1)),
+        });
         if let (Some(cert), Some(key)) = (self.tls_cert, self.tls_key) {
             config.tls = Some(ledger_server::tls::TlsFiles { cert, key });
         }
@@ -370,6 +385,9 @@ enum Cmd {
     Rebuild {
         #[arg(long, env = "SECRET_LEDGER_DATA_DIR", default_value = "./secret-ledger-data")]
         data_dir: PathBuf,
+        /// Rebuild in this PostgreSQL database instead of the data dir.
+        #[arg(long, env = "SECRET_LEDGER_DATABASE_URL", hide_env_values = true)]
+        database_url: Option<String>,
         /// Print one JSON document instead of text.
         #[arg(long)]
         json: bool,
@@ -479,7 +497,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 _ => anyhow::bail!("prove takes --seq N, or --from-checkpoint A --to-checkpoint B"),
             }
         }
-        Cmd::Rebuild { data_dir, json } => audit::rebuild(&data_dir, json),
+        Cmd::Rebuild { data_dir, database_url, json } => audit::rebuild(&audit::Local { data_dir, database_url }, json),
         Cmd::RotateMasterKey { data_dir, master_key_file, json } => {
             audit::rotate_master_key(&data_dir, master_key_file.as_deref(), json)
         }

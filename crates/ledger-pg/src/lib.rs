@@ -1,0 +1,593 @@
+//! [`PgStore`]: the ledger's log in PostgreSQL, a second [`LogStore`] beside the embedded sled
+//! one. The same record bytes, so the same hashes: a log verifies, exports and proves exactly as
+//! it does in sled.
+//!
+//! Tables (schema version [`SCHEMA_VERSION`], created and checked by [`PgStore::connect`]):
+//!
+//! | table | rows |
+//! |---|---|
+//! | `ledger_schema` | one: `version` |
+//! | `ledger_head` | one: `seq`, `hash`: the head, moved by every append |
+//! | `ledger_records` | `seq` → `bytes`, the log |
+//! | `ledger_index` | `(uid, first_seq)` → `len`: per-secret index runs |
+//! | `ledger_names` | `(name, uid)` → `region` |
+//! | `ledger_merkle` | `chunk` → `root` |
+//! | `ledger_snapshots` | `seq` → `digest`, `encoded` (projection snapshots) |
+//! | `ledger_meta` | `projection_format`, `master_key_id` |
+//! | `ledger_keys` | one: the data-key file, encoded |
+//!
+//! An append is one transaction: the head row is locked (`SELECT … FOR UPDATE`), compared with
+//! the head the writer decided against (a conflict writes nothing), then records, derived rows
+//! and the new head are written, and the transaction commits with `synchronous_commit` on,
+//! whatever the server's default. The acknowledged head is the head row itself: PostgreSQL
+//! commits it with the records or not at all.
+//!
+//! The trait is synchronous and the ledger calls it from its writer thread and from request
+//! handlers alike, so each call runs on the store's own small tokio runtime and the caller waits
+//! on a channel (never `block_on` inside another runtime). Every statement has a timeout
+//! (`statement_timeout`, [`PgOptions::statement_timeout`]).
+
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ledger_core::chain::snapshot_digest;
+use ledger_core::codec;
+use ledger_core::crypto::WrappedKey;
+use ledger_core::ChainHash;
+use ledger_store::keyfile::KeyFile;
+use ledger_store::{Appended, Derived, Group, Head, LogStore, RecordBytes, Records, StoreError};
+use tokio_postgres::{Client, NoTls};
+
+/// The schema this build writes; a database with a newer one is refused.
+pub const SCHEMA_VERSION: i32 = 1;
+
+/// Rows fetched per round trip when streaming records.
+const PAGE_ROWS: i64 = 2048;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS ledger_schema (id int PRIMARY KEY CHECK (id = 1), version int NOT NULL);
+CREATE TABLE IF NOT EXISTS ledger_head (id int PRIMARY KEY CHECK (id = 1), seq bigint NOT NULL, hash bytea NOT NULL);
+CREATE TABLE IF NOT EXISTS ledger_records (seq bigint PRIMARY KEY, bytes bytea NOT NULL);
+CREATE TABLE IF NOT EXISTS ledger_index (uid bigint NOT NULL, first_seq bigint NOT NULL, len bigint NOT NULL,
+    PRIMARY KEY (uid, first_seq));
+CREATE TABLE IF NOT EXISTS ledger_names (name text NOT NULL, uid bigint NOT NULL, region text NOT NULL,
+    PRIMARY KEY (name, uid));
+CREATE TABLE IF NOT EXISTS ledger_merkle (chunk bigint PRIMARY KEY, root bytea NOT NULL);
+CREATE TABLE IF NOT EXISTS ledger_snapshots (seq bigint PRIMARY KEY, digest bytea NOT NULL, encoded bytea NOT NULL);
+CREATE TABLE IF NOT EXISTS ledger_meta (key text PRIMARY KEY, value bigint NOT NULL);
+CREATE TABLE IF NOT EXISTS ledger_keys (id int PRIMARY KEY CHECK (id = 1), file bytea NOT NULL);
+INSERT INTO ledger_head (id, seq, hash) VALUES (1, 0, '\\x0000000000000000000000000000000000000000000000000000000000000000')
+    ON CONFLICT (id) DO NOTHING;
+";
+
+/// How a [`PgStore`] connects.
+#[derive(Clone, Debug)]
+pub struct PgOptions {
+    /// Longest a statement may run before the server cancels it.
+    pub statement_timeout: Duration,
+    /// Connections kept open (the writer and readers share them).
+    pub connections: usize,
+}
+
+impl Default for PgOptions {
+    fn default() -> PgOptions {
+        PgOptions { statement_timeout: Duration::from_secs(5), connections: 4 }
+    }
+}
+
+/// The ledger's log in a PostgreSQL database.
+pub struct PgStore {
+    runtime: tokio::runtime::Runtime,
+    db: Arc<Db>,
+    location: String,
+}
+
+struct Db {
+    config: tokio_postgres::Config,
+    clients: Vec<tokio::sync::Mutex<Option<Client>>>,
+    next: AtomicUsize,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore").field("location", &self.location).finish_non_exhaustive()
+    }
+}
+
+/// A PostgreSQL error as a storage error: the server's message (never a parameter value), or
+/// the client's error and its cause.
+fn engine(e: tokio_postgres::Error) -> StoreError {
+    let reason = match (e.as_db_error(), std::error::Error::source(&e)) {
+        (Some(db), _) => format!("{} ({})", db.message(), db.code().code()),
+        (None, Some(cause)) => format!("{e}: {cause}"),
+        (None, None) => e.to_string(),
+    };
+    StoreError::Engine(format!("postgres: {reason}"))
+}
+
+fn corrupt(reason: impl Into<String>) -> StoreError {
+    StoreError::Corrupt { seq: 0, reason: reason.into() }
+}
+
+fn seq_i64(seq: u64) -> Result<i64, StoreError> {
+    i64::try_from(seq).map_err(|_| corrupt(format!("seq {seq} does not fit PostgreSQL's bigint")))
+}
+
+fn seq_u64(seq: i64) -> Result<u64, StoreError> {
+    u64::try_from(seq).map_err(|_| corrupt(format!("negative seq {seq} in the database")))
+}
+
+fn hash_of(bytes: &[u8]) -> Result<ChainHash, StoreError> {
+    <[u8; 32]>::try_from(bytes).map(ChainHash).map_err(|_| corrupt("a stored hash is not 32 bytes"))
+}
+
+/// Where the database is, for people: host, port and database, never the password.
+fn describe(config: &tokio_postgres::Config) -> String {
+    let host = match config.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+        Some(tokio_postgres::config::Host::Unix(p)) => p.display().to_string(),
+        None => "localhost".to_string(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    format!("postgres://{host}:{port}/{}", config.get_dbname().unwrap_or(""))
+}
+
+impl Db {
+    /// A connection, reconnecting one the server closed.
+    async fn client(&self) -> Result<tokio::sync::MutexGuard<'_, Option<Client>>, StoreError> {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.clients.len();
+        let mut guard = self.clients[i].lock().await;
+        if guard.as_ref().is_none_or(Client::is_closed) {
+            let (client, connection) = self.config.connect(NoTls).await.map_err(engine)?;
+            tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    tracing::warn!(error = %e, "PostgreSQL connection ended");
+                }
+            });
+            *guard = Some(client);
+        }
+        Ok(guard)
+    }
+}
+
+impl PgStore {
+    /// Connects to `url` (`postgres://…` or a libpq key-value string), creates the schema if the
+    /// database has none, and refuses a schema newer than this build's.
+    pub fn connect(url: &str, options: PgOptions) -> Result<PgStore, StoreError> {
+        let mut config: tokio_postgres::Config =
+            url.parse().map_err(|e| StoreError::Engine(format!("bad database URL: {e}")))?;
+        let timeout_ms = options.statement_timeout.as_millis();
+        config.options(format!("-c statement_timeout={timeout_ms}"));
+        config.connect_timeout(options.statement_timeout);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("ledger-pg")
+            .enable_all()
+            .build()?;
+        let clients = (0..options.connections.max(1)).map(|_| tokio::sync::Mutex::new(None)).collect();
+        let location = describe(&config);
+        let db = Arc::new(Db { config, clients, next: AtomicUsize::new(0) });
+        let store = PgStore { runtime, db, location };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// Runs `f` with a connection on the store's runtime and waits for it, from any thread.
+    fn run<T, F, Fut>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Arc<Db>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, StoreError>> + Send,
+    {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let db = self.db.clone();
+        self.runtime.spawn(async move {
+            let _ = tx.send(f(db).await);
+        });
+        rx.recv().map_err(|_| StoreError::Engine("the PostgreSQL runtime stopped".into()))?
+    }
+
+    fn migrate(&self) -> Result<(), StoreError> {
+        self.run(|db| async move {
+            let guard = db.client().await?;
+            let client = guard.as_ref().expect("connected");
+            // One migration at a time, even when several nodes start together.
+            client.batch_execute("SELECT pg_advisory_lock(7361827364)").await.map_err(engine)?;
+            let result = migrate_locked(client).await;
+            client.batch_execute("SELECT pg_advisory_unlock(7361827364)").await.map_err(engine)?;
+            result
+        })
+    }
+
+    /// One statement's rows, with parameters that own their data.
+    fn query(
+        &self,
+        sql: &'static str,
+        params: Vec<Box<dyn tokio_postgres::types::ToSql + Send + Sync>>,
+    ) -> Result<Vec<tokio_postgres::Row>, StoreError> {
+        self.run(move |db| async move {
+            let guard = db.client().await?;
+            let client = guard.as_ref().expect("connected");
+            let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+                params.iter().map(|p| p.as_ref() as &(dyn tokio_postgres::types::ToSql + Sync)).collect();
+            client.query(sql, &refs).await.map_err(engine)
+        })
+    }
+
+    fn execute(
+        &self,
+        sql: &'static str,
+        params: Vec<Box<dyn tokio_postgres::types::ToSql + Send + Sync>>,
+    ) -> Result<u64, StoreError> {
+        self.run(move |db| async move {
+            let guard = db.client().await?;
+            let client = guard.as_ref().expect("connected");
+            let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+                params.iter().map(|p| p.as_ref() as &(dyn tokio_postgres::types::ToSql + Sync)).collect();
+            client.execute(sql, &refs).await.map_err(engine)
+        })
+    }
+
+    fn meta(&self, key: &'static str) -> Result<Option<i64>, StoreError> {
+        let rows = self.query("SELECT value FROM ledger_meta WHERE key = $1", vec![Box::new(key)])?;
+        Ok(rows.first().map(|r| r.get(0)))
+    }
+
+    fn set_meta(&self, key: &'static str, value: i64) -> Result<(), StoreError> {
+        self.execute(
+            "INSERT INTO ledger_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = $2",
+            vec![Box::new(key), Box::new(value)],
+        )?;
+        Ok(())
+    }
+}
+
+async fn migrate_locked(client: &Client) -> Result<(), StoreError> {
+    client
+        .batch_execute(
+            "CREATE TABLE IF NOT EXISTS ledger_schema (id int PRIMARY KEY CHECK (id = 1), version int NOT NULL)",
+        )
+        .await
+        .map_err(engine)?;
+    let found: Option<i32> = client
+        .query_opt("SELECT version FROM ledger_schema WHERE id = 1", &[])
+        .await
+        .map_err(engine)?
+        .map(|r| r.get(0));
+    match found {
+        Some(v) if v > SCHEMA_VERSION => Err(StoreError::Engine(format!(
+            "the database has schema version {v}, newer than this build's {SCHEMA_VERSION}: upgrade secret-ledger"
+        ))),
+        Some(_) => Ok(()),
+        None => {
+            client.batch_execute(SCHEMA).await.map_err(engine)?;
+            client
+                .execute("INSERT INTO ledger_schema (id, version) VALUES (1, $1)", &[&SCHEMA_VERSION])
+                .await
+                .map_err(engine)?;
+            Ok(())
+        }
+    }
+}
+
+/// Writes a group in one transaction, if the head is still the expected one.
+async fn append_group(client: &mut Client, group: Group) -> Result<Appended, StoreError> {
+    let tx = client.transaction().await.map_err(engine)?;
+    tx.batch_execute("SET LOCAL synchronous_commit = on").await.map_err(engine)?;
+    let row = tx.query_one("SELECT seq, hash FROM ledger_head WHERE id = 1 FOR UPDATE", &[]).await.map_err(engine)?;
+    let stored: Head = (seq_u64(row.get(0))?, hash_of(row.get(1))?);
+    if stored != group.expected {
+        tx.rollback().await.map_err(engine)?;
+        return Ok(Appended::Conflict { head: stored });
+    }
+    let mut seqs = Vec::with_capacity(group.records.len());
+    let mut bytes = Vec::with_capacity(group.records.len());
+    for (seq, b) in group.records {
+        seqs.push(seq_i64(seq)?);
+        bytes.push(b);
+    }
+    tx.execute(
+        "INSERT INTO ledger_records (seq, bytes) SELECT * FROM unnest($1::bigint[], $2::bytea[])",
+        &[&seqs, &bytes],
+    )
+    .await
+    .map_err(engine)?;
+    write_derived(&tx, &group.derived).await?;
+    if let Some(id) = group.master_key_id {
+        tx.execute(
+            "INSERT INTO ledger_meta (key, value) VALUES ('master_key_id', $1) ON CONFLICT (key) DO UPDATE SET value = $1",
+            &[&i64::from(id)],
+        )
+        .await
+        .map_err(engine)?;
+    }
+    let (seq, hash) = group.head;
+    tx.execute("UPDATE ledger_head SET seq = $1, hash = $2 WHERE id = 1", &[&seq_i64(seq)?, &&hash.0[..]])
+        .await
+        .map_err(engine)?;
+    tx.commit().await.map_err(engine)?;
+    Ok(Appended::Durable)
+}
+
+async fn write_derived(tx: &tokio_postgres::Transaction<'_>, derived: &Derived) -> Result<(), StoreError> {
+    if !derived.index_runs.is_empty() {
+        let uids: Vec<i64> = derived.index_runs.iter().map(|r| seq_i64(r.uid)).collect::<Result<_, _>>()?;
+        let firsts: Vec<i64> = derived.index_runs.iter().map(|r| seq_i64(r.first)).collect::<Result<_, _>>()?;
+        let lens: Vec<i64> = derived.index_runs.iter().map(|r| i64::from(r.len)).collect();
+        tx.execute(
+            "INSERT INTO ledger_index (uid, first_seq, len) SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[])
+             ON CONFLICT (uid, first_seq) DO UPDATE SET len = EXCLUDED.len",
+            &[&uids, &firsts, &lens],
+        )
+        .await
+        .map_err(engine)?;
+    }
+    for (name, uid, region) in &derived.names {
+        tx.execute(
+            "INSERT INTO ledger_names (name, uid, region) VALUES ($1, $2, $3) ON CONFLICT (name, uid) DO NOTHING",
+            &[name, &seq_i64(*uid)?, region],
+        )
+        .await
+        .map_err(engine)?;
+    }
+    for (chunk, root) in &derived.merkle_roots {
+        tx.execute(
+            "INSERT INTO ledger_merkle (chunk, root) VALUES ($1, $2) ON CONFLICT (chunk) DO UPDATE SET root = $2",
+            &[&seq_i64(*chunk)?, &&root[..]],
+        )
+        .await
+        .map_err(engine)?;
+    }
+    Ok(())
+}
+
+impl LogStore for PgStore {
+    fn location(&self) -> String {
+        self.location.clone()
+    }
+
+    fn head(&self) -> Result<Head, StoreError> {
+        let rows = self.query("SELECT seq, hash FROM ledger_head WHERE id = 1", vec![])?;
+        let row = rows.first().ok_or_else(|| corrupt("the head row is missing"))?;
+        Ok((seq_u64(row.get(0))?, hash_of(row.get(1))?))
+    }
+
+    fn record(&self, seq: u64) -> Result<Option<RecordBytes>, StoreError> {
+        let rows = self.query("SELECT bytes FROM ledger_records WHERE seq = $1", vec![Box::new(seq_i64(seq)?)])?;
+        Ok(rows.first().map(|r| RecordBytes::owned(r.get(0))))
+    }
+
+    fn records(&self, first: u64, last: u64) -> Records<'_> {
+        Box::new(RecordPages {
+            store: self,
+            next: first,
+            last,
+            page: std::collections::VecDeque::new(),
+            done: first > last,
+        })
+    }
+
+    fn first_record_above(&self, seq: u64) -> Result<Option<u64>, StoreError> {
+        let rows = self.query("SELECT min(seq) FROM ledger_records WHERE seq > $1", vec![Box::new(seq_i64(seq)?)])?;
+        rows.first().and_then(|r| r.get::<_, Option<i64>>(0)).map(seq_u64).transpose()
+    }
+
+    fn begin_writing(&self, _head: &Head) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    fn append(&self, group: Group) -> Result<Appended, StoreError> {
+        self.run(move |db| async move {
+            let mut guard = db.client().await?;
+            let client = guard.as_mut().expect("connected");
+            append_group(client, group).await
+        })
+    }
+
+    fn acknowledged_head(&self) -> Result<Option<Head>, StoreError> {
+        // Committed with the records in one transaction: the head row is the acknowledged head.
+        self.head().map(Some)
+    }
+
+    fn index_runs(&self, uid: u64) -> Result<Vec<(u64, u64)>, StoreError> {
+        let rows = self.query(
+            "SELECT first_seq, len FROM ledger_index WHERE uid = $1 ORDER BY first_seq",
+            vec![Box::new(seq_i64(uid)?)],
+        )?;
+        rows.iter().map(|r| Ok((seq_u64(r.get(0))?, seq_u64(r.get(1))?))).collect()
+    }
+
+    fn names(&self, name: &str) -> Result<Vec<(u64, String)>, StoreError> {
+        let rows = self.query(
+            "SELECT uid, region FROM ledger_names WHERE name = $1 ORDER BY uid",
+            vec![Box::new(name.to_string())],
+        )?;
+        rows.iter().map(|r| Ok((seq_u64(r.get(0))?, r.get(1)))).collect()
+    }
+
+    fn merkle_roots(&self, first: u64, last: u64) -> Result<Vec<[u8; 32]>, StoreError> {
+        let rows = self.query(
+            "SELECT chunk, root FROM ledger_merkle WHERE chunk >= $1 AND chunk < $2 ORDER BY chunk",
+            vec![Box::new(seq_i64(first)?), Box::new(seq_i64(last)?)],
+        )?;
+        let mut out = Vec::new();
+        for row in &rows {
+            let expected = first + out.len() as u64;
+            match <[u8; 32]>::try_from(row.get::<_, &[u8]>(1)) {
+                Ok(root) if seq_u64(row.get(0))? == expected => out.push(root),
+                _ => break,
+            }
+        }
+        Ok(out)
+    }
+
+    fn merkle_root(&self, chunk: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        let rows = self.query("SELECT root FROM ledger_merkle WHERE chunk = $1", vec![Box::new(seq_i64(chunk)?)])?;
+        Ok(rows.first().map(|r| r.get(0)))
+    }
+
+    fn snapshot_seqs(&self) -> Result<Vec<u64>, StoreError> {
+        if self.projection_format()? != Some(ledger_store::PROJECTION_FORMAT) {
+            return Ok(Vec::new());
+        }
+        let rows = self.query("SELECT seq FROM ledger_snapshots ORDER BY seq", vec![])?;
+        rows.iter().map(|r| seq_u64(r.get(0))).collect()
+    }
+
+    fn snapshot(&self, seq: u64) -> Result<Result<Vec<u8>, String>, StoreError> {
+        let rows =
+            self.query("SELECT digest, encoded FROM ledger_snapshots WHERE seq = $1", vec![Box::new(seq_i64(seq)?)])?;
+        let Some(row) = rows.first() else { return Ok(Err("missing".into())) };
+        let (digest, encoded): (&[u8], Vec<u8>) = (row.get(0), row.get(1));
+        if snapshot_digest(&encoded)[..] != *digest {
+            return Ok(Err("digest mismatch".into()));
+        }
+        Ok(Ok(encoded))
+    }
+
+    fn put_snapshot(&self, seq: u64, encoded: &[u8]) -> Result<(), StoreError> {
+        self.execute(
+            "INSERT INTO ledger_snapshots (seq, digest, encoded) VALUES ($1, $2, $3)
+             ON CONFLICT (seq) DO UPDATE SET digest = $2, encoded = $3",
+            vec![Box::new(seq_i64(seq)?), Box::new(snapshot_digest(encoded).to_vec()), Box::new(encoded.to_vec())],
+        )?;
+        Ok(())
+    }
+
+    fn projection_format(&self) -> Result<Option<u8>, StoreError> {
+        Ok(self.meta("projection_format")?.map(|v| u8::try_from(v).unwrap_or(0)))
+    }
+
+    fn init_projection_format(&self) -> Result<(), StoreError> {
+        self.set_meta("projection_format", i64::from(ledger_store::PROJECTION_FORMAT))
+    }
+
+    fn clear_derived(&self) -> Result<(), StoreError> {
+        self.run(|db| async move {
+            let guard = db.client().await?;
+            let client = guard.as_ref().expect("connected");
+            client
+                .batch_execute(
+                    "DELETE FROM ledger_index; DELETE FROM ledger_names; DELETE FROM ledger_merkle; \
+                     DELETE FROM ledger_snapshots;",
+                )
+                .await
+                .map_err(engine)
+        })
+    }
+
+    fn put_derived(&self, derived: Derived, snapshots: Vec<(u64, Vec<u8>)>, done: bool) -> Result<(), StoreError> {
+        self.run(move |db| async move {
+            let mut guard = db.client().await?;
+            let client = guard.as_mut().expect("connected");
+            let tx = client.transaction().await.map_err(engine)?;
+            write_derived(&tx, &derived).await?;
+            for (seq, encoded) in &snapshots {
+                let digest = snapshot_digest(encoded).to_vec();
+                tx.execute(
+                    "INSERT INTO ledger_snapshots (seq, digest, encoded) VALUES ($1, $2, $3)
+                     ON CONFLICT (seq) DO UPDATE SET digest = $2, encoded = $3",
+                    &[&seq_i64(*seq)?, &digest, encoded],
+                )
+                .await
+                .map_err(engine)?;
+            }
+            if done {
+                tx.execute(
+                    "INSERT INTO ledger_meta (key, value) VALUES ('projection_format', $1)
+                     ON CONFLICT (key) DO UPDATE SET value = $1",
+                    &[&i64::from(ledger_store::PROJECTION_FORMAT)],
+                )
+                .await
+                .map_err(engine)?;
+            }
+            tx.commit().await.map_err(engine)
+        })
+    }
+
+    fn master_key_id(&self) -> Result<Option<u32>, StoreError> {
+        self.meta("master_key_id")?
+            .map(|v| u32::try_from(v).map_err(|_| corrupt("bad master key id entry")))
+            .transpose()
+    }
+
+    fn init_master_key_id(&self, id: u32) -> Result<(), StoreError> {
+        self.set_meta("master_key_id", i64::from(id))
+    }
+
+    fn key_file(&self) -> Result<Option<KeyFile>, StoreError> {
+        let rows = self.query("SELECT file FROM ledger_keys WHERE id = 1", vec![])?;
+        rows.first()
+            .map(|r| codec::decode::<KeyFile>(r.get::<_, &[u8]>(0)).map_err(|e| corrupt(format!("data key row: {e}"))))
+            .transpose()
+    }
+
+    fn write_key_file(&self, file: &KeyFile) -> Result<(), StoreError> {
+        self.execute(
+            "INSERT INTO ledger_keys (id, file) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET file = $1",
+            vec![Box::new(codec::encode(file))],
+        )?;
+        Ok(())
+    }
+
+    fn legacy_keys(&self) -> Result<Vec<(u64, WrappedKey)>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    fn drop_legacy_keys(&self, _uids: &[u64]) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+/// Records streamed a page at a time.
+struct RecordPages<'a> {
+    store: &'a PgStore,
+    next: u64,
+    last: u64,
+    page: std::collections::VecDeque<(u64, Vec<u8>)>,
+    done: bool,
+}
+
+impl RecordPages<'_> {
+    fn fetch(&mut self) -> Result<(), StoreError> {
+        let rows = self.store.query(
+            "SELECT seq, bytes FROM ledger_records WHERE seq >= $1 AND seq <= $2 ORDER BY seq LIMIT $3",
+            vec![Box::new(seq_i64(self.next)?), Box::new(seq_i64(self.last)?), Box::new(PAGE_ROWS)],
+        )?;
+        if (rows.len() as i64) < PAGE_ROWS {
+            self.done = true;
+        }
+        for row in rows {
+            self.page.push_back((seq_u64(row.get(0))?, row.get(1)));
+        }
+        match self.page.back() {
+            Some(&(seq, _)) if seq < self.last => self.next = seq + 1,
+            _ => self.done = true,
+        }
+        Ok(())
+    }
+}
+
+impl Iterator for RecordPages<'_> {
+    type Item = Result<(u64, RecordBytes), StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.page.is_empty() && !self.done {
+            if let Err(e) = self.fetch() {
+                self.done = true;
+                return Some(Err(e));
+            }
+        }
+        self.page.pop_front().map(|(seq, bytes)| Ok((seq, RecordBytes::owned(bytes))))
+    }
+}
