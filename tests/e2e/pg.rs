@@ -121,6 +121,22 @@ impl PgCluster {
     fn socket_dir(&self) -> &Path {
         self.dir.path()
     }
+
+    /// `pg_ctl stop -m immediate`: a crash of the server (no checkpoint, WAL replay on start).
+    pub(crate) fn crash(&self) {
+        self.run("pg_ctl", &["-D", self.data_dir().to_str().unwrap(), "-m", "immediate", "stop"]);
+    }
+
+    /// Starts the server again after [`PgCluster::crash`].
+    pub(crate) fn restart(&self) {
+        let data = self.data_dir();
+        let server_options = format!("-c listen_addresses='' -k {} -p {}", self.dir.path().display(), self.port);
+        let log = self.dir.path().join("log");
+        self.run(
+            "pg_ctl",
+            &["-D", data.to_str().unwrap(), "-l", log.to_str().unwrap(), "-o", &server_options, "-w", "start"],
+        );
+    }
 }
 
 impl Drop for PgCluster {
@@ -234,6 +250,8 @@ fn an_append_against_a_stale_head_writes_nothing() {
         head: (head.0 + 1, ChainHash::GENESIS),
         derived: Default::default(),
         master_key_id: None,
+        new_keys: Vec::new(),
+        destroyed_keys: Vec::new(),
     };
     assert_eq!(other.append(stale).unwrap(), Appended::Conflict { head });
     assert_eq!(other.head().unwrap(), head);
@@ -278,6 +296,8 @@ fn a_stuck_statement_is_answered_with_an_error_within_the_timeout() {
         head: (1, ChainHash::GENESIS),
         derived: Default::default(),
         master_key_id: None,
+        new_keys: Vec::new(),
+        destroyed_keys: Vec::new(),
     };
     let started = Instant::now();
     let err = store.append(group).unwrap_err();
@@ -286,4 +306,143 @@ fn a_stuck_statement_is_answered_with_an_error_within_the_timeout() {
     assert!(waited < Duration::from_secs(3), "answered after {waited:?}");
     holder.join().unwrap();
     assert_eq!(store.head().unwrap().0, 0, "nothing written");
+}
+
+/// A node: a ledger on its own connections to the shared database, with the system clock.
+fn node(url: &str, options: PgOptions) -> Ledger {
+    let store = Arc::new(PgStore::connect(url, options).unwrap());
+    Ledger::open_store(store, master(), LedgerOptions::default()).unwrap()
+}
+
+fn meta(actor: &str) -> RequestMeta {
+    RequestMeta { actor: actor.into(), ..RequestMeta::local(Scope::new("us-east-1", "123456789012")) }
+}
+
+fn put(
+    ledger: &Ledger,
+    id: &str,
+    token: &str,
+    value: &str,
+) -> Result<Result<Reply, SmError>, ledger_store::StoreError> {
+    ledger.execute(
+        Command::PutSecretValue(PutSecretValue {
+            secret_id: id.into(),
+            client_request_token: Some(token.into()),
+            value: Some(SecretValue::string(value)),
+            ..PutSecretValue::default()
+        }),
+        &meta("node"),
+    )
+}
+
+fn create(ledger: &Ledger, name: &str, value: &str) {
+    let meta = meta("node");
+    let cmd = Command::CreateSecret(CreateSecret {
+        name: name.into(),
+        client_request_token: Some(meta.request_id.clone()),
+        value: Some(SecretValue::string(value)),
+        ..CreateSecret::default()
+    });
+    ledger.execute(cmd, &meta).unwrap().unwrap();
+}
+
+/// The current value of `id` on `ledger`, if it has one.
+fn current(ledger: &Ledger, id: &str) -> Option<SecretValue> {
+    let q = ledger_core::query::GetSecretValue { secret_id: id.into(), ..Default::default() };
+    ledger.get_secret_value(&Scope::new("us-east-1", "123456789012"), &q).unwrap().ok().map(|v| v.value)
+}
+
+/// Waits up to `limit` for `check` to hold; returns how long it took.
+fn within(limit: Duration, mut check: impl FnMut() -> bool) -> Option<Duration> {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if check() {
+            return Some(started.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+#[test]
+fn two_nodes_share_one_chain() {
+    let Some(pg) = PgCluster::start("two_nodes_share_one_chain") else { return };
+    let url = pg.database("two_nodes");
+    let (a, b) = (node(&url, PgOptions::default()), node(&url, PgOptions::default()));
+    create(&a, "shared/one", "from a");
+    // At once on the node that wrote it, within a second on the other.
+    assert_eq!(current(&a, "shared/one"), Some(SecretValue::string("from a")));
+    let seen = within(Duration::from_secs(1), || current(&b, "shared/one").is_some());
+    assert!(seen.is_some(), "node b did not see node a's write within a second");
+    // Writes from both nodes interleave into one chain.
+    for i in 0..10 {
+        let (x, y) = (format!("{:0>32}", 2 * i), format!("{:0>32}", 2 * i + 1));
+        put(&a, "shared/one", &x, &format!("a{i}")).unwrap().unwrap();
+        put(&b, "shared/one", &y, &format!("b{i}")).unwrap().unwrap();
+    }
+    assert_eq!(current(&b, "shared/one"), Some(SecretValue::string("b9")));
+    assert!(within(Duration::from_secs(1), || current(&a, "shared/one") == Some(SecretValue::string("b9"))).is_some());
+    assert!(within(Duration::from_secs(1), || a.head() == b.head()).is_some(), "{:?} {:?}", a.head(), b.head());
+    let report = a.verify(&mut |_, _| {}).unwrap().unwrap();
+    assert_eq!(report.events, a.head().0);
+}
+
+#[test]
+fn the_same_token_sent_to_two_nodes_at_once_makes_one_version() {
+    let Some(pg) = PgCluster::start("the_same_token_sent_to_two_nodes_at_once_makes_one_version") else { return };
+    let url = pg.database("token_race");
+    let (a, b) = (node(&url, PgOptions::default()), node(&url, PgOptions::default()));
+    create(&a, "race/one", "v0");
+    assert!(within(Duration::from_secs(1), || current(&b, "race/one").is_some()).is_some());
+    for round in 0..10 {
+        let token = format!("{round:0>40}");
+        let barrier = std::sync::Barrier::new(2);
+        let (ra, rb) = std::thread::scope(|s| {
+            let ta = s.spawn(|| {
+                barrier.wait();
+                put(&a, "race/one", &token, "same value")
+            });
+            let tb = s.spawn(|| {
+                barrier.wait();
+                put(&b, "race/one", &token, "same value")
+            });
+            (ta.join().unwrap(), tb.join().unwrap())
+        });
+        assert!(matches!(ra, Ok(Ok(_))) && matches!(rb, Ok(Ok(_))), "round {round}: {ra:?} {rb:?}");
+    }
+    assert!(within(Duration::from_secs(1), || a.head() == b.head()).is_some());
+    let created = ledger_audit::events::log_history(a.store(), 1, a.head().0, &|r| r.event.name() == "VersionCreated")
+        .unwrap()
+        .len();
+    assert_eq!(created, 1 + 10, "one version per token");
+    a.verify(&mut |_, _| {}).unwrap().unwrap();
+}
+
+#[test]
+fn writes_fail_fast_while_postgres_is_down_and_resume_when_it_is_back() {
+    let Some(pg) = PgCluster::start("writes_fail_fast_while_postgres_is_down_and_resume_when_it_is_back") else {
+        return;
+    };
+    let url = pg.database("restart");
+    let options = PgOptions { statement_timeout: Duration::from_secs(1), ..PgOptions::default() };
+    let ledger = node(&url, options);
+    create(&ledger, "crash/one", "before");
+    let acknowledged = ledger.head();
+    pg.crash();
+    let started = Instant::now();
+    let refused = put(&ledger, "crash/one", &tok(1), "during");
+    assert!(refused.is_err(), "{refused:?}");
+    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+    // A value read needs its record from the database: a typed error too, not a hang.
+    let q = ledger_core::query::GetSecretValue { secret_id: "crash/one".into(), ..Default::default() };
+    assert!(ledger.get_secret_value(&Scope::new("us-east-1", "123456789012"), &q).is_err());
+    pg.restart();
+    let resumed =
+        within(Duration::from_secs(10), || put(&ledger, "crash/one", &tok(2), "after").is_ok_and(|r| r.is_ok()));
+    assert!(resumed.is_some(), "writes did not resume");
+    assert_eq!(current(&ledger, "crash/one"), Some(SecretValue::string("after")));
+    let report = ledger.verify(&mut |_, _| {}).unwrap().unwrap();
+    assert!(report.events > acknowledged.0, "nothing acknowledged before the crash was lost");
+    let store = ledger.store();
+    assert_eq!(store.record_hash(acknowledged.0).unwrap(), acknowledged.1);
 }

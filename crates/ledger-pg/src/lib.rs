@@ -14,11 +14,12 @@
 //! | `ledger_merkle` | `chunk` → `root` |
 //! | `ledger_snapshots` | `seq` → `digest`, `encoded` (projection snapshots) |
 //! | `ledger_meta` | `projection_format`, `master_key_id` |
-//! | `ledger_keys` | one: the data-key file, encoded |
+//! | `ledger_data_keys` | `uid` → `wrapped`: each live secret's data key, wrapped |
 //!
 //! An append is one transaction: the head row is locked (`SELECT … FOR UPDATE`), compared with
 //! the head the writer decided against (a conflict writes nothing), then records, derived rows
-//! and the new head are written, and the transaction commits with `synchronous_commit` on,
+//! the data keys of secrets the group creates (and the deletion of those it purges) and the new
+//! head are written, and the transaction commits with `synchronous_commit` on,
 //! whatever the server's default. The acknowledged head is the head row itself: PostgreSQL
 //! commits it with the records or not at all.
 //!
@@ -57,7 +58,7 @@ CREATE TABLE IF NOT EXISTS ledger_names (name text NOT NULL, uid bigint NOT NULL
 CREATE TABLE IF NOT EXISTS ledger_merkle (chunk bigint PRIMARY KEY, root bytea NOT NULL);
 CREATE TABLE IF NOT EXISTS ledger_snapshots (seq bigint PRIMARY KEY, digest bytea NOT NULL, encoded bytea NOT NULL);
 CREATE TABLE IF NOT EXISTS ledger_meta (key text PRIMARY KEY, value bigint NOT NULL);
-CREATE TABLE IF NOT EXISTS ledger_keys (id int PRIMARY KEY CHECK (id = 1), file bytea NOT NULL);
+CREATE TABLE IF NOT EXISTS ledger_data_keys (uid bigint PRIMARY KEY, wrapped bytea NOT NULL);
 INSERT INTO ledger_head (id, seq, hash) VALUES (1, 0, '\\x0000000000000000000000000000000000000000000000000000000000000000')
     ON CONFLICT (id) DO NOTHING;
 ";
@@ -295,6 +296,7 @@ async fn append_group(client: &mut Client, group: Group) -> Result<Appended, Sto
     .await
     .map_err(engine)?;
     write_derived(&tx, &group.derived).await?;
+    write_keys(&tx, &group.new_keys, &group.destroyed_keys).await?;
     if let Some(id) = group.master_key_id {
         tx.execute(
             "INSERT INTO ledger_meta (key, value) VALUES ('master_key_id', $1) ON CONFLICT (key) DO UPDATE SET value = $1",
@@ -309,6 +311,27 @@ async fn append_group(client: &mut Client, group: Group) -> Result<Appended, Sto
         .map_err(engine)?;
     tx.commit().await.map_err(engine)?;
     Ok(Appended::Durable)
+}
+
+/// Data keys added and destroyed with a group (or on their own), in its transaction.
+async fn write_keys(
+    tx: &tokio_postgres::Transaction<'_>,
+    new_keys: &[(u64, WrappedKey)],
+    destroyed: &[u64],
+) -> Result<(), StoreError> {
+    for (uid, wrapped) in new_keys {
+        tx.execute(
+            "INSERT INTO ledger_data_keys (uid, wrapped) VALUES ($1, $2) ON CONFLICT (uid) DO UPDATE SET wrapped = $2",
+            &[&seq_i64(*uid)?, &codec::encode(wrapped)],
+        )
+        .await
+        .map_err(engine)?;
+    }
+    if !destroyed.is_empty() {
+        let uids: Vec<i64> = destroyed.iter().map(|u| seq_i64(*u)).collect::<Result<_, _>>()?;
+        tx.execute("DELETE FROM ledger_data_keys WHERE uid = ANY($1)", &[&uids]).await.map_err(engine)?;
+    }
+    Ok(())
 }
 
 async fn write_derived(tx: &tokio_postgres::Transaction<'_>, derived: &Derived) -> Result<(), StoreError> {
@@ -376,6 +399,10 @@ impl LogStore for PgStore {
 
     fn begin_writing(&self, _head: &Head) -> Result<(), StoreError> {
         Ok(())
+    }
+
+    fn shared(&self) -> bool {
+        true
     }
 
     fn append(&self, group: Group) -> Result<Appended, StoreError> {
@@ -518,18 +545,35 @@ impl LogStore for PgStore {
     }
 
     fn key_file(&self) -> Result<Option<KeyFile>, StoreError> {
-        let rows = self.query("SELECT file FROM ledger_keys WHERE id = 1", vec![])?;
-        rows.first()
-            .map(|r| codec::decode::<KeyFile>(r.get::<_, &[u8]>(0)).map_err(|e| corrupt(format!("data key row: {e}"))))
-            .transpose()
+        let rows = self.query("SELECT uid, wrapped FROM ledger_data_keys ORDER BY uid", vec![])?;
+        let mut keys = std::collections::BTreeMap::new();
+        for row in &rows {
+            let wrapped: WrappedKey =
+                codec::decode(row.get::<_, &[u8]>(1)).map_err(|e| corrupt(format!("data key row: {e}")))?;
+            keys.insert(seq_u64(row.get(0))?, wrapped);
+        }
+        let Some(master_key_id) = keys.values().next().map(|w| w.master_key_id) else { return Ok(None) };
+        Ok(Some(KeyFile { master_key_id, keys }))
     }
 
-    fn write_key_file(&self, file: &KeyFile) -> Result<(), StoreError> {
-        self.execute(
-            "INSERT INTO ledger_keys (id, file) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET file = $1",
-            vec![Box::new(codec::encode(file))],
-        )?;
-        Ok(())
+    fn put_data_keys(&self, keys: &[(u64, WrappedKey)]) -> Result<(), StoreError> {
+        let keys = keys.to_vec();
+        self.run(move |db| async move {
+            let mut guard = db.client().await?;
+            let tx = guard.as_mut().expect("connected").transaction().await.map_err(engine)?;
+            write_keys(&tx, &keys, &[]).await?;
+            tx.commit().await.map_err(engine)
+        })
+    }
+
+    fn delete_data_keys(&self, uids: &[u64]) -> Result<(), StoreError> {
+        let uids = uids.to_vec();
+        self.run(move |db| async move {
+            let mut guard = db.client().await?;
+            let tx = guard.as_mut().expect("connected").transaction().await.map_err(engine)?;
+            write_keys(&tx, &[], &uids).await?;
+            tx.commit().await.map_err(engine)
+        })
     }
 
     fn legacy_keys(&self) -> Result<Vec<(u64, WrappedKey)>, StoreError> {

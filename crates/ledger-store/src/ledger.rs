@@ -103,7 +103,7 @@ impl Ledger {
         }
         let (state, head) = load_state(&*store)?;
         crate::watermark::check(&*store, head.0)?;
-        let (key_file, keys) = load_keys(&*store, &master, &state)?;
+        let keys = load_keys(&*store, &master, &state)?;
         let writer_keys = keys.clone();
         // The key file unwraps under `master`; if the log last recorded an older key, a
         // rotation finished on disk and is recorded below, once the writer runs.
@@ -116,7 +116,7 @@ impl Ledger {
         });
         let (tx, rx) = mpsc::channel();
         let clock = options.clock.clone();
-        let writer = Writer::new(shared.clone(), master, options, state, (writer_keys, key_file), head)?;
+        let writer = Writer::new(shared.clone(), master, options, state, writer_keys, head)?;
         let handle = std::thread::Builder::new().name("ledger-writer".into()).spawn(move || writer.run(rx))?;
         let ledger = Ledger {
             shared,
@@ -394,21 +394,17 @@ fn rotated_from(store: &dyn LogStore, master_id: u32) -> Result<Option<u32>, Sto
 fn last_access(state: &State, location: &ValueLocation) -> Option<i64> {
     state.secret(location.secret)?.versions.get(&location.version_id)?.last_accessed_day_ms
 }
-
-/// The key file of `store` for a ledger whose projection is `state`, moving the keys of an older
-/// data dir out of sled first (they lived in its `k` key space: written to the file, then
-/// deleted from sled), and dropping the keys of secrets that are not live (purged, or never
-/// durably created). A live secret without a key (a deleted or replaced file) is refused before
-/// anything is written: its values could never be read again, and carrying on would hide that.
-/// Returns the file and its keys, unwrapped.
-fn load_keys(store: &dyn LogStore, master: &MasterKey, state: &State) -> Result<(KeyFile, DataKeys), StoreError> {
+/// The data keys of a ledger whose projection is `state`, unwrapped. Keys of an older data dir
+/// move out of sled first (they lived in its `k` key space). A live secret without a key (a
+/// deleted or replaced key file) is refused before anything changes: its values could never be
+/// read again, and carrying on would hide that. Keys of secrets that are gone (below the next
+/// uid and not live: purged, or never durably created) are destroyed; a key above the next uid
+/// belongs to a secret another writer of a shared store is creating, and is kept.
+fn load_keys(store: &dyn LogStore, master: &MasterKey, state: &State) -> Result<DataKeys, StoreError> {
     let legacy = store.legacy_keys()?;
-    let (mut file, mut changed) = match store.key_file()? {
-        Some(file) => (file, false),
-        None => {
-            let file = KeyFile { master_key_id: master.id, keys: legacy.iter().cloned().collect() };
-            (file, !legacy.is_empty())
-        }
+    let file = match store.key_file()? {
+        Some(file) => file,
+        None => KeyFile { master_key_id: master.id, keys: legacy.iter().cloned().collect() },
     };
     let missing = state.secrets().filter(|s| !file.keys.contains_key(&s.uid.0)).count();
     if missing > 0 {
@@ -419,23 +415,24 @@ fn load_keys(store: &dyn LogStore, master: &MasterKey, state: &State) -> Result<
         );
         return Err(StoreError::Corrupt { seq: 0, reason });
     }
-    // Moved or kept only under the key that wraps them: a wrong key changes nothing.
+    // Unwrapped before anything changes: a wrong master key changes nothing.
     let mut keys = file.unwrap_all(master)?;
-    let before = file.keys.len();
-    file.keys.retain(|uid, _| state.secret(SecretUid(*uid)).is_some());
-    if file.keys.len() != before {
-        tracing::info!(dropped = before - file.keys.len(), "data keys of secrets that are gone removed");
-        keys = file.unwrap_all(master)?;
-        changed = true;
+    if !legacy.is_empty() && store.key_file()?.is_none() {
+        tracing::info!(store = %store.location(), keys = legacy.len(), "moving the data keys out of sled into their own file");
+        store.put_data_keys(&legacy)?;
     }
-    if changed {
-        if !legacy.is_empty() {
-            tracing::info!(store = %store.location(), keys = file.keys.len(), "moving the data keys out of sled into their own file");
+    let next = state.next_uid().0;
+    let gone: Vec<u64> =
+        file.keys.keys().copied().filter(|&uid| uid < next && state.secret(SecretUid(uid)).is_none()).collect();
+    if !gone.is_empty() {
+        tracing::info!(dropped = gone.len(), "data keys of secrets that are gone removed");
+        store.delete_data_keys(&gone)?;
+        for uid in &gone {
+            keys.remove(SecretUid(*uid));
         }
-        store.write_key_file(&file)?;
     }
     if !legacy.is_empty() {
         store.drop_legacy_keys(&legacy.iter().map(|(uid, _)| *uid).collect::<Vec<_>>())?;
     }
-    Ok((file, keys))
+    Ok(keys)
 }

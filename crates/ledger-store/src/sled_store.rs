@@ -278,11 +278,17 @@ impl LogStore for SledStore {
         Ok(())
     }
 
+    fn shared(&self) -> bool {
+        false
+    }
+
+    /// The key file gets new keys before the batch is durable and loses destroyed ones after.
     fn append(&self, group: Group) -> Result<Appended, StoreError> {
         let stored = read_head(&self.tree)?;
         if stored != group.expected {
             return Ok(Appended::Conflict { head: stored });
         }
+        self.put_data_keys(&group.new_keys)?;
         let mut batch = sled::Batch::default();
         for (seq, bytes) in group.records {
             batch.insert(&layout::event_key(seq), bytes);
@@ -295,6 +301,9 @@ impl LogStore for SledStore {
         self.inject(FaultStep::ApplyBatch)?;
         self.tree.apply_batch(batch)?;
         self.sync(&group.head)?;
+        if !group.destroyed_keys.is_empty() {
+            self.delete_data_keys(&group.destroyed_keys)?;
+        }
         Ok(Appended::Durable)
     }
 
@@ -408,7 +417,20 @@ impl LogStore for SledStore {
         KeyFile::read(&self.path)
     }
 
-    fn write_key_file(&self, file: &KeyFile) -> Result<(), StoreError> {
+    /// One writer per data dir: read, change and rewrite the whole file.
+    fn put_data_keys(&self, keys: &[(u64, WrappedKey)]) -> Result<(), StoreError> {
+        let Some((_, first)) = keys.first() else { return Ok(()) };
+        let mut file = KeyFile::read(&self.path)?
+            .unwrap_or(KeyFile { master_key_id: first.master_key_id, keys: Default::default() });
+        file.keys.extend(keys.iter().cloned());
+        file.write(&self.path)
+    }
+
+    fn delete_data_keys(&self, uids: &[u64]) -> Result<(), StoreError> {
+        let Some(mut file) = KeyFile::read(&self.path)? else { return Ok(()) };
+        for uid in uids {
+            file.keys.remove(uid);
+        }
         file.write(&self.path)
     }
 

@@ -17,7 +17,8 @@
 //! - **Derived data may be lost, never wrong.** Per-secret index, name index, Merkle chunk roots
 //!   and projection snapshots can be rebuilt from the records; verify checks them against the
 //!   records.
-//! - **Data keys are mutable and deletable** (purge destroys them): they live outside the log.
+//! - **Data keys are mutable and deletable** (purge destroys them): they live outside the log, and
+//!   are added and destroyed key by key, so writers that share a store never undo each other.
 
 use std::fmt::Debug;
 use std::ops::Deref;
@@ -101,6 +102,12 @@ pub struct Group {
     pub derived: Derived,
     /// A `MasterKeyRotated` in the group: the key id the log now records.
     pub master_key_id: Option<u32>,
+    /// Wrapped data keys of secrets the group creates: stored before the records are durable,
+    /// or atomically with them.
+    pub new_keys: Vec<(u64, WrappedKey)>,
+    /// Secrets the group purges: their data keys are destroyed once the records are durable,
+    /// or atomically with them, and before the append returns.
+    pub destroyed_keys: Vec<u64>,
 }
 
 /// What became of an append.
@@ -137,7 +144,13 @@ pub trait LogStore: Send + Sync + Debug {
     /// writes its watermark, so that a new data dir has one from the start).
     fn begin_writing(&self, head: &Head) -> Result<(), StoreError>;
 
-    /// Appends a group if the head is still `group.expected` (see [`Appended`]), durably.
+    /// Whether other writers may append to this store (a database several servers share): a
+    /// writer then follows their appends, and after a failed append re-reads the store instead
+    /// of stopping.
+    fn shared(&self) -> bool;
+
+    /// Appends a group if the head is still `group.expected` (see [`Appended`]), durably, with
+    /// its data keys.
     fn append(&self, group: Group) -> Result<Appended, StoreError>;
 
     /// The head last acknowledged as durable, kept apart from the log; `None` if never written.
@@ -183,11 +196,15 @@ pub trait LogStore: Send + Sync + Debug {
     /// Records the master key id of a new store.
     fn init_master_key_id(&self, id: u32) -> Result<(), StoreError>;
 
-    /// The data-key file, if there is one.
+    /// The data keys, if any were ever stored.
     fn key_file(&self) -> Result<Option<KeyFile>, StoreError>;
 
-    /// Replaces the data-key file atomically and durably.
-    fn write_key_file(&self, file: &KeyFile) -> Result<(), StoreError>;
+    /// Adds (or replaces) wrapped data keys, atomically and durably, outside an append (moving
+    /// keys of an older layout).
+    fn put_data_keys(&self, keys: &[(u64, WrappedKey)]) -> Result<(), StoreError>;
+
+    /// Destroys the data keys of `uids` (a purge's crypto-shredding), atomically and durably.
+    fn delete_data_keys(&self, uids: &[u64]) -> Result<(), StoreError>;
 
     /// Data keys of an older layout kept beside the log, to move into the key file.
     fn legacy_keys(&self) -> Result<Vec<(u64, WrappedKey)>, StoreError>;

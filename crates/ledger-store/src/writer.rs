@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ledger_core::codec::{self, seal_record};
-use ledger_core::crypto::{wrap_key, DataKeys, MasterKey};
-use ledger_core::{decide, evolve, ChainHash, Command, Ctx, Event, Record, Reply, SmError, State};
+use ledger_core::crypto::{unwrap_key, wrap_key, DataKey, DataKeys, MasterKey};
+use ledger_core::{decide, evolve, ChainHash, Command, Ctx, Event, Record, Reply, SecretUid, SmError, State};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 
@@ -30,8 +30,6 @@ pub(crate) struct Writer {
     options: LedgerOptions,
     state: State,
     keys: DataKeys,
-    /// The wrapped keys, as in the data-key file (see [`crate::keyfile`]).
-    key_file: crate::keyfile::KeyFile,
     head_seq: u64,
     head_hash: ChainHash,
     last_time_ms: i64,
@@ -40,6 +38,8 @@ pub(crate) struct Writer {
     deriver: Deriver,
     /// Why writes stopped, after a failed group commit.
     poisoned: Option<String>,
+    /// The store may hold appends the writer has not applied (a shared store after a failure).
+    behind: bool,
 }
 
 /// What a group has decided so far.
@@ -50,18 +50,40 @@ struct Draft {
     bytes: Vec<(u64, Vec<u8>)>,
     derived: Derived,
     master_key_id: Option<u32>,
-    new_keys: Vec<(ledger_core::SecretUid, ledger_core::crypto::DataKey)>,
-    shredded: Vec<ledger_core::SecretUid>,
-    pending: Vec<Pending>,
+    new_keys: Vec<(SecretUid, DataKey)>,
+    /// `new_keys` wrapped under the master key, for the store.
+    wrapped: Vec<(u64, ledger_core::crypto::WrappedKey)>,
+    shredded: Vec<SecretUid>,
+    /// One answer per request of the group, in order, sent once the group is durable.
+    answers: Vec<Result<Reply, SmError>>,
 }
 
 /// A group given up: a decided event broke a rule.
 struct Abandon;
 
-/// One decided request of a group, waiting for the group's flush.
-struct Pending {
-    reply: Option<tokio::sync::oneshot::Sender<Outcome>>,
-    answer: Result<Reply, SmError>,
+/// How often an idle writer looks for appends of other writers (and due purges).
+const FOLLOW_EVERY: Duration = Duration::from_millis(250);
+
+/// Appends that lost the race to another writer before a group is refused.
+const CONFLICT_RETRIES: u32 = 8;
+
+/// Answers every request of a group with `outcome`.
+fn answer_all(group: Vec<Job>, outcome: impl Fn(&Job) -> Outcome) {
+    for job in group {
+        let out = outcome(&job);
+        if let Some(tx) = job.reply {
+            let _ = tx.send(out);
+        }
+    }
+}
+
+/// Answers each request of a group with its own answer.
+fn answer_each(group: Vec<Job>, answers: Vec<Result<Reply, SmError>>) {
+    for (job, answer) in group.into_iter().zip(answers) {
+        if let Some(tx) = job.reply {
+            let _ = tx.send(Ok(answer));
+        }
+    }
 }
 
 impl Writer {
@@ -70,7 +92,7 @@ impl Writer {
         master: MasterKey,
         options: LedgerOptions,
         state: State,
-        (keys, key_file): (DataKeys, crate::keyfile::KeyFile),
+        keys: DataKeys,
         (head_seq, head_hash): Head,
     ) -> Result<Writer, StoreError> {
         let rng = match options.rng_seed {
@@ -95,21 +117,24 @@ impl Writer {
             options,
             state,
             keys,
-            key_file,
             head_seq,
             head_hash,
             last_time_ms,
             rng,
             deriver,
             poisoned: None,
+            behind: false,
         })
     }
 
     pub(crate) fn run(mut self, jobs: mpsc::Receiver<Job>) {
         loop {
-            let first = match jobs.recv_timeout(Duration::from_millis(500)) {
+            let first = match jobs.recv_timeout(FOLLOW_EVERY) {
                 Ok(job) => Some(job),
-                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Timeout) => {
+                    self.follow();
+                    None
+                }
                 Err(RecvTimeoutError::Disconnected) => break,
             };
             let mut group = Vec::new();
@@ -131,6 +156,18 @@ impl Writer {
         }
     }
 
+    /// On a shared store, while idle: applies what other writers appended, so this node's
+    /// readers see it within [`FOLLOW_EVERY`].
+    fn follow(&mut self) {
+        if !self.shared.store.shared() || self.poisoned.is_some() {
+            return;
+        }
+        if let Err(e) = self.catch_up() {
+            tracing::debug!(error = %e, "cannot follow the shared store; trying again");
+            self.behind = true;
+        }
+    }
+
     fn now_ms(&mut self) -> i64 {
         let now = self.options.clock.now_ms().max(self.last_time_ms);
         self.last_time_ms = now;
@@ -145,57 +182,80 @@ impl Writer {
 
     fn commit_group(&mut self, group: Vec<Job>) {
         if let Some(reason) = &self.poisoned {
-            for job in group {
-                if let Some(tx) = job.reply {
-                    let _ = tx.send(Err(StoreError::Poisoned { reason: reason.clone() }));
-                }
-            }
+            let reason = reason.clone();
+            answer_all(group, |_| Err(StoreError::Poisoned { reason: reason.clone() }));
             return;
         }
-        let start = (self.head_seq, self.head_hash);
-        let mut draft = Draft::default();
-        let mut jobs = group.into_iter();
-        for job in jobs.by_ref() {
-            if let Err(Abandon) = self.decide_one(job, &mut draft) {
-                self.reset_from_read_view(start);
-                let unanswered = draft.pending.into_iter().map(|p| p.reply).chain(jobs.map(|job| job.reply));
-                for tx in unanswered.flatten() {
-                    let _ = tx.send(Ok(Err(SmError::Internal)));
-                }
-                return;
-            }
-        }
-        self.deriver.end_run(&mut draft.derived);
-        if !draft.records.is_empty() {
-            let started = std::time::Instant::now();
-            if let Err(e) = self.write_group(start, &mut draft) {
-                // Nothing of this group is acknowledged. Its records may or may not reach the
-                // disk (the append is atomic either way), so the writer's projection can no
-                // longer be trusted to match it: stop writing, keep serving durable reads.
-                tracing::error!(error = %e, "group commit failed; writes disabled until restart");
+        if self.behind {
+            if let Err(e) = self.catch_up() {
+                // The shared store is out of reach: fail fast, try again with the next group.
                 let reason = e.to_string();
-                self.poison(reason.clone());
-                for tx in draft.pending.into_iter().filter_map(|p| p.reply) {
-                    let _ = tx.send(Err(StoreError::Poisoned { reason: reason.clone() }));
-                }
+                answer_all(group, |_| Err(StoreError::Engine(reason.clone())));
                 return;
             }
-            if let Some(observer) = &self.options.observer {
-                observer.group_committed(draft.pending.len(), draft.records.len(), started.elapsed());
-            }
-            self.publish(&draft.records, std::mem::take(&mut draft.new_keys), &draft.shredded);
-            self.maybe_snapshot(start.0);
         }
-        for p in draft.pending {
-            if let Some(tx) = p.reply {
-                let _ = tx.send(Ok(p.answer));
+        for attempt in 1.. {
+            let start = (self.head_seq, self.head_hash);
+            let mut draft = Draft::default();
+            for job in &group {
+                if let Err(Abandon) = self.decide_one(job, &mut draft) {
+                    self.reset_from_read_view(start);
+                    answer_all(group, |_| Ok(Err(SmError::Internal)));
+                    return;
+                }
             }
+            self.deriver.end_run(&mut draft.derived);
+            if draft.records.is_empty() {
+                return answer_each(group, draft.answers);
+            }
+            let started = std::time::Instant::now();
+            match self.write_group(start, &mut draft) {
+                Ok(Appended::Durable) => {
+                    if let Some(observer) = &self.options.observer {
+                        observer.group_committed(group.len(), draft.records.len(), started.elapsed());
+                    }
+                    self.publish(&draft.records, std::mem::take(&mut draft.new_keys), &draft.shredded);
+                    self.maybe_snapshot(start.0);
+                    return answer_each(group, draft.answers);
+                }
+                // Another writer appended first: follow it, then decide the group again.
+                Ok(Appended::Conflict { .. }) if attempt < CONFLICT_RETRIES => {
+                    self.reset_from_read_view(start);
+                    if let Err(e) = self.catch_up() {
+                        return self.failed(group, start, e);
+                    }
+                }
+                Ok(Appended::Conflict { head }) => {
+                    let e = StoreError::Engine(format!("the head kept moving (now seq {}); try again", head.0));
+                    return self.failed(group, start, e);
+                }
+                Err(e) => return self.failed(group, start, e),
+            }
+        }
+    }
+
+    /// A group whose append failed: nothing of it is acknowledged. On a shared store the
+    /// writer re-reads the store before the next group (the append may or may not have
+    /// committed; reading tells). Alone, its records may or may not reach the disk, so the
+    /// writer's projection can no longer be trusted to match it: stop writing, keep serving
+    /// durable reads.
+    fn failed(&mut self, group: Vec<Job>, start: Head, e: StoreError) {
+        let reason = e.to_string();
+        if self.shared.store.shared() {
+            tracing::warn!(error = %e, "group commit failed; the next group re-reads the store");
+            self.reset_from_read_view(start);
+            self.behind = true;
+            answer_all(group, |_| Err(StoreError::Engine(reason.clone())));
+        } else {
+            tracing::error!(error = %e, "group commit failed; writes disabled until restart");
+            self.poison(reason.clone());
+            answer_all(group, |_| Err(StoreError::Poisoned { reason: reason.clone() }));
         }
     }
 
     /// Decides one request and adds its events to the group. `Err(Abandon)` when a decided event
     /// breaks a rule (a bug): the whole group is given up.
-    fn decide_one(&mut self, job: Job, draft: &mut Draft) -> Result<(), Abandon> {
+    fn decide_one(&mut self, job: &Job, draft: &mut Draft) -> Result<(), Abandon> {
         let now_ms = self.now_ms();
         let mut ctx = Ctx { scope: &job.meta.scope, now_ms, rng: &mut self.rng };
         // decide is pure, so a panic in it (a bug) leaves nothing half-done: refuse this one
@@ -206,12 +266,12 @@ impl Writer {
         let decision = match decided {
             Ok(Ok(d)) => d,
             Ok(Err(e)) => {
-                draft.pending.push(Pending { reply: job.reply, answer: Err(e) });
+                draft.answers.push(Err(e));
                 return Ok(());
             }
             Err(_) => {
                 tracing::error!(command = job.cmd.name(), "decide panicked; request refused");
-                draft.pending.push(Pending { reply: job.reply, answer: Err(SmError::Internal) });
+                draft.answers.push(Err(SmError::Internal));
                 return Ok(());
             }
         };
@@ -223,7 +283,6 @@ impl Writer {
             if let Err(violation) = evolve(&mut self.state, seq, now_ms, &record.event) {
                 // decide produced an event its own rules refuse: a bug. Give up the group.
                 tracing::error!(seq, %violation, "decided event breaks a rule; group abandoned");
-                draft.pending.push(Pending { reply: job.reply, answer: Err(SmError::Internal) });
                 return Err(Abandon);
             }
             self.deriver.push(&mut draft.derived, &record);
@@ -238,8 +297,7 @@ impl Writer {
         if let Some((uid, key)) = decision.new_data_key {
             let mut nonce = [0u8; 24];
             self.rng.fill_bytes(&mut nonce);
-            let wrapped = wrap_key(&self.master, uid, &key, nonce);
-            self.key_file.keys.insert(uid.0, wrapped);
+            draft.wrapped.push((uid.0, wrap_key(&self.master, uid, &key, nonce)));
             self.keys.insert(uid, key.clone());
             draft.new_keys.push((uid, key));
         }
@@ -247,49 +305,95 @@ impl Writer {
             self.keys.remove(uid);
             draft.shredded.push(uid);
         }
-        draft.pending.push(Pending { reply: job.reply, answer: Ok(decision.reply) });
+        draft.answers.push(Ok(decision.reply));
         Ok(())
     }
 
-    /// Makes the group durable: new data keys first (on disk before the events that use them),
-    /// then the append, then the key file without the purged keys (they leave the disk after
-    /// their purge is durable, and before it is answered).
-    fn write_group(&mut self, start: Head, draft: &mut Draft) -> Result<(), StoreError> {
-        if !draft.new_keys.is_empty() {
-            self.shared.store.write_key_file(&self.key_file)?;
-        }
+    /// Appends the group with its new data keys and the keys its purges destroy (the store
+    /// orders them around the records, see [`Group`]).
+    fn write_group(&mut self, start: Head, draft: &mut Draft) -> Result<Appended, StoreError> {
         let group = Group {
             expected: start,
             records: std::mem::take(&mut draft.bytes),
             head: (self.head_seq, self.head_hash),
             derived: std::mem::take(&mut draft.derived),
             master_key_id: draft.master_key_id,
+            new_keys: std::mem::take(&mut draft.wrapped),
+            destroyed_keys: draft.shredded.iter().map(|uid| uid.0).collect(),
         };
-        match self.shared.store.append(group)? {
-            Appended::Durable => {}
-            Appended::Conflict { head } => {
-                return Err(StoreError::Engine(format!(
-                    "another writer moved the head to seq {} while this one decided on seq {}",
-                    head.0, start.0
-                )))
-            }
+        self.shared.store.append(group)
+    }
+
+    /// Follows the store to its head: records other writers appended are checked (as verify's
+    /// first stage does) and applied to the writer's projection and the readers', with the data
+    /// keys of the secrets they create.
+    fn catch_up(&mut self) -> Result<(), StoreError> {
+        let store = self.shared.store.clone();
+        let target = store.head()?;
+        if target == (self.head_seq, self.head_hash) {
+            self.behind = false;
+            return Ok(());
         }
-        if !draft.shredded.is_empty() {
-            for uid in &draft.shredded {
-                self.key_file.keys.remove(&uid.0);
-            }
-            self.shared.store.write_key_file(&self.key_file)?;
+        let head_time = if self.head_seq == 0 { i64::MIN } else { store.record_time(self.head_seq)? };
+        let mut checker = crate::verify::Checker::after(self.head_seq, self.head_hash, head_time);
+        let mut records = Vec::new();
+        for item in store.records(self.head_seq + 1, target.0) {
+            let (seq, bytes) = item?;
+            let corrupt = |reason: String| StoreError::Corrupt { seq, reason };
+            let record = checker.check(seq, &bytes).map_err(|f| corrupt(f.reason.to_string()))?;
+            evolve(&mut self.state, seq, record.recorded_at_ms, &record.event).map_err(|e| corrupt(e.to_string()))?;
+            self.last_time_ms = self.last_time_ms.max(record.recorded_at_ms);
+            records.push(record);
         }
+        if checker.expected != target.0 + 1 || checker.prev_hash != target.1 {
+            return Err(StoreError::Corrupt { seq: checker.expected, reason: "the log ends before its head".into() });
+        }
+        let (new_keys, purged) = self.follow_keys(&*store, &records)?;
+        (self.head_seq, self.head_hash) = target;
+        self.deriver = Deriver::with_chunk(crate::derive::chunk_in_progress(&*store, target.0)?);
+        self.publish(&records, new_keys, &purged);
+        self.behind = false;
         Ok(())
     }
 
-    /// Makes durable events visible to readers.
-    fn publish(
+    /// The data keys of the secrets `records` create (unwrapped from the store) and the uids
+    /// they purge.
+    #[allow(clippy::type_complexity)]
+    fn follow_keys(
         &mut self,
+        store: &dyn crate::store::LogStore,
         records: &[Record],
-        new_keys: Vec<(ledger_core::SecretUid, ledger_core::crypto::DataKey)>,
-        shredded: &[ledger_core::SecretUid],
-    ) {
+    ) -> Result<(Vec<(SecretUid, DataKey)>, Vec<SecretUid>), StoreError> {
+        let created: Vec<SecretUid> = records
+            .iter()
+            .filter(|r| matches!(r.event, Event::SecretCreated { .. }))
+            .map(|r| r.event.secret())
+            .collect();
+        let purged: Vec<SecretUid> = records
+            .iter()
+            .filter(|r| matches!(r.event, Event::SecretPurged { .. }))
+            .map(|r| r.event.secret())
+            .collect();
+        let mut new_keys = Vec::new();
+        if !created.is_empty() {
+            let file = store.key_file()?.unwrap_or_default();
+            for uid in created {
+                let missing =
+                    || StoreError::Corrupt { seq: 0, reason: format!("no data key for secret uid {}", uid.0) };
+                let wrapped = file.keys.get(&uid.0).ok_or_else(missing)?;
+                let key = unwrap_key(&self.master, uid, wrapped).ok_or(StoreError::WrongMasterKey)?;
+                self.keys.insert(uid, key.clone());
+                new_keys.push((uid, key));
+            }
+        }
+        for uid in &purged {
+            self.keys.remove(*uid);
+        }
+        Ok((new_keys, purged))
+    }
+
+    /// Makes durable events visible to readers.
+    fn publish(&mut self, records: &[Record], new_keys: Vec<(SecretUid, DataKey)>, shredded: &[SecretUid]) {
         let mut view = self.shared.read.write().unwrap_or_else(|e| e.into_inner());
         for record in records {
             evolve(&mut view.state, record.seq, record.recorded_at_ms, &record.event)
@@ -308,18 +412,16 @@ impl Writer {
     fn reset_from_read_view(&mut self, (head_seq, head_hash): Head) {
         let view = self.shared.read.read().unwrap_or_else(|e| e.into_inner());
         self.state = view.state.clone();
-        // The durable keys; a key the abandoned group added to the file goes with the file's
-        // next rewrite (or the next open).
         self.keys = view.keys.clone();
         drop(view);
-        let keys = &self.keys;
-        self.key_file
-            .keys
-            .retain(|uid, _| ledger_core::crypto::KeyLookup::data_key(keys, ledger_core::SecretUid(*uid)).is_some());
         self.head_seq = head_seq;
         self.head_hash = head_hash;
         match crate::derive::chunk_in_progress(&*self.shared.store, head_seq) {
             Ok(chunk) => self.deriver = Deriver::with_chunk(chunk),
+            Err(e) if self.shared.store.shared() => {
+                tracing::warn!(error = %e, "cannot reload the Merkle chunk; the next group re-reads the store");
+                self.behind = true;
+            }
             Err(e) => {
                 tracing::error!(error = %e, "cannot reload the Merkle chunk; writes disabled");
                 self.poison(e.to_string());

@@ -100,6 +100,14 @@ async fn read_only_key_reads_but_cannot_write() {
     assert_eq!(batch.secret_values().len(), 1);
     assert_eq!(ro.get_random_password().password_length(12).send().await.unwrap().random_password().unwrap().len(), 12);
 
+    // The reads' access date is appended without being waited for: let it land first.
+    for _ in 0..200 {
+        let d = full.describe_secret().secret_id("shared/db").send().await.unwrap();
+        if d.last_accessed_date().is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     let head = t.head();
     for id in ["shared/db", arn.as_str(), "shared/new"] {
         every_write_refused(&ro, RO_AKID, id).await;
