@@ -446,3 +446,48 @@ fn writes_fail_fast_while_postgres_is_down_and_resume_when_it_is_back() {
     let store = ledger.store();
     assert_eq!(store.record_hash(acknowledged.0).unwrap(), acknowledged.1);
 }
+
+#[test]
+fn one_node_leads_background_work_and_another_takes_over_when_it_dies() {
+    let Some(pg) = PgCluster::start("one_node_leads_background_work_and_another_takes_over_when_it_dies") else {
+        return;
+    };
+    let url = pg.database("leader");
+    let a = PgStore::connect(&url, PgOptions::default()).unwrap();
+    let b = PgStore::connect(&url, PgOptions::default()).unwrap();
+    assert!(a.is_leader());
+    assert!(!b.is_leader(), "two leaders");
+    assert!(a.is_leader(), "the leader keeps its lock");
+    drop(a); // its connections close, as when a node dies
+    assert!(within(Duration::from_secs(5), || b.is_leader()).is_some(), "nobody took over");
+}
+
+#[test]
+fn migrate_copies_a_log_verbatim_both_ways() {
+    let Some(pg) = PgCluster::start("migrate_copies_a_log_verbatim_both_ways") else { return };
+    let url = pg.database("migrated");
+    let dir = tempfile::tempdir().unwrap();
+    let sled: Arc<dyn LogStore> = Arc::new(SledStore::open(&dir.path().join("a"), SledOptions::streaming()).unwrap());
+    story(sled.clone()).close().unwrap();
+    let on_pg = PgStore::connect(&url, PgOptions::default()).unwrap();
+    let head = ledger_store::copy_log(&*sled, &on_pg, &mut |_, _| {}).unwrap();
+    assert_eq!(head, sled.head().unwrap());
+    let back = SledStore::open(&dir.path().join("b"), SledOptions::streaming()).unwrap();
+    assert_eq!(ledger_store::copy_log(&on_pg, &back, &mut |_, _| {}).unwrap(), head);
+    let reports: Vec<_> = [&*sled, &on_pg as &dyn LogStore, &back]
+        .iter()
+        .map(|s| ledger_store::verify_store(*s, &mut |_, _| {}).unwrap().unwrap())
+        .collect();
+    assert!(reports.iter().all(|r| (r.head_hash, r.merkle_root) == (reports[0].head_hash, reports[0].merkle_root)));
+    assert_eq!(export_text(&on_pg), export_text(&*sled));
+    assert_eq!(export_text(&back), export_text(&*sled));
+    // A copy into a store that holds a log is refused, changing nothing.
+    let err = ledger_store::copy_log(&*sled, &on_pg, &mut |_, _| {}).unwrap_err();
+    assert!(err.to_string().contains("already holds a log"), "{err}");
+    // The copy opens with the master key and reads the values.
+    let clock = Arc::new(ManualClock::new(T0 + 86_400_000));
+    let ledger = Ledger::open_store(Arc::new(on_pg), master(), options(&clock)).unwrap();
+    let q = ledger_core::query::GetSecretValue { secret_id: "db/prod".into(), ..Default::default() };
+    let value = ledger.get_secret_value(&Scope::new("us-east-1", "123456789012"), &q).unwrap().unwrap().value;
+    assert_eq!(value, SecretValue::string("p19"));
+}

@@ -83,7 +83,12 @@ pub struct PgStore {
     runtime: tokio::runtime::Runtime,
     db: Arc<Db>,
     location: String,
+    /// A connection of its own for the leadership lock, and whether it holds the lock.
+    leader: Arc<tokio::sync::Mutex<(Option<Client>, bool)>>,
 }
+
+/// The session advisory lock whose holder runs background work.
+const LEADER_LOCK: i64 = 7_361_827_365;
 
 struct Db {
     config: tokio_postgres::Config,
@@ -170,7 +175,7 @@ impl PgStore {
         let clients = (0..options.connections.max(1)).map(|_| tokio::sync::Mutex::new(None)).collect();
         let location = describe(&config);
         let db = Arc::new(Db { config, clients, next: AtomicUsize::new(0) });
-        let store = PgStore { runtime, db, location };
+        let store = PgStore { runtime, db, location, leader: Arc::new(tokio::sync::Mutex::new((None, false))) };
         store.migrate()?;
         Ok(store)
     }
@@ -403,6 +408,30 @@ impl LogStore for PgStore {
 
     fn shared(&self) -> bool {
         true
+    }
+
+    /// The holder of a session advisory lock on a connection of its own: when the node dies,
+    /// its connection closes, the lock is released and another node takes it on its next try.
+    fn is_leader(&self) -> bool {
+        let leader = self.leader.clone();
+        let held = self.run(move |db| async move {
+            let mut guard = leader.lock().await;
+            let (client, holds) = &mut *guard;
+            if client.as_ref().is_none_or(Client::is_closed) {
+                let (fresh, connection) = db.config.connect(NoTls).await.map_err(engine)?;
+                tokio::spawn(async move {
+                    let _ = connection.await;
+                });
+                (*client, *holds) = (Some(fresh), false);
+            }
+            if !*holds {
+                let c = client.as_ref().expect("connected above");
+                let row = c.query_one("SELECT pg_try_advisory_lock($1)", &[&LEADER_LOCK]).await.map_err(engine)?;
+                *holds = row.get(0);
+            }
+            Ok(*holds)
+        });
+        held.unwrap_or(false)
     }
 
     fn append(&self, group: Group) -> Result<Appended, StoreError> {

@@ -178,6 +178,11 @@ impl Rotator {
 
     /// Starts every due rotation that is not running: a new one, or the unfinished one again.
     async fn start_due(self: &Arc<Rotator>, app: &Arc<dyn Host>) {
+        // One node of several sharing a database runs the schedule.
+        let ledger = app.clone();
+        if !tokio::task::spawn_blocking(move || ledger.ledger().is_leader()).await.unwrap_or(false) {
+            return;
+        }
         let due = app.ledger().with_state(|s| {
             ledger_core::rotation::due_rotations(s, app.ledger().now_ms())
                 .into_iter()

@@ -146,6 +146,11 @@ impl Ledger {
         Ok(())
     }
 
+    /// Whether this ledger runs background work (see [`LogStore::is_leader`]).
+    pub fn is_leader(&self) -> bool {
+        self.shared.store.is_leader()
+    }
+
     /// The store the ledger reads and appends through.
     pub fn store(&self) -> &dyn LogStore {
         &*self.shared.store

@@ -282,6 +282,10 @@ impl LogStore for SledStore {
         false
     }
 
+    fn is_leader(&self) -> bool {
+        true
+    }
+
     /// The key file gets new keys before the batch is durable and loses destroyed ones after.
     fn append(&self, group: Group) -> Result<Appended, StoreError> {
         let stored = read_head(&self.tree)?;

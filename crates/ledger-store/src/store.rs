@@ -149,6 +149,11 @@ pub trait LogStore: Send + Sync + Debug {
     /// of stopping.
     fn shared(&self) -> bool;
 
+    /// Whether this holder of the store may run background work (purge sweeps, scheduled
+    /// rotations): always with one writer; on a shared store, only the one node holding the
+    /// leadership (taken over when that node dies).
+    fn is_leader(&self) -> bool;
+
     /// Appends a group if the head is still `group.expected` (see [`Appended`]), durably, with
     /// its data keys.
     fn append(&self, group: Group) -> Result<Appended, StoreError>;

@@ -138,7 +138,7 @@ impl Writer {
                 Err(RecvTimeoutError::Disconnected) => break,
             };
             let mut group = Vec::new();
-            if self.state.due_for_purge(self.options.clock.now_ms()).next().is_some() {
+            if self.state.due_for_purge(self.options.clock.now_ms()).next().is_some() && self.shared.store.is_leader() {
                 let scope = ledger_core::Scope::new("", "");
                 let meta = RequestMeta { scope, actor: "system".into(), request_id: uuid::Uuid::new_v4().to_string() };
                 group.push(Job { cmd: Command::PurgeDue, meta, reply: None });

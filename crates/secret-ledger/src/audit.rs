@@ -727,6 +727,25 @@ pub(crate) fn rebuild(local: &Local, json_out: bool) -> anyhow::Result<ExitCode>
     Ok(ExitCode::SUCCESS)
 }
 
+/// `migrate`: the log of `from` copied verbatim into the empty `to`.
+pub(crate) fn migrate(from: &Local, to: &Local, json_out: bool) -> anyhow::Result<ExitCode> {
+    let source = from.open()?;
+    let destination: Box<dyn LogStore> = match &to.database_url {
+        Some(url) => Box::new(ledger_pg::PgStore::connect(url, ledger_pg::PgOptions::default())?),
+        None => Box::new(SledStore::open(&to.data_dir, ledger_store::SledOptions::streaming())?),
+    };
+    let progress = Progress::new("copying", json_out);
+    let (events, hash) = ledger_store::copy_log(&*source, &*destination, &mut |d, t| progress.update(d, t))?;
+    progress.finish();
+    if json_out {
+        let doc = json!({ "ok": true, "events": events, "head_hash": hash.to_hex(), "to": destination.location() });
+        println!("{doc}");
+    } else {
+        println!("copied {events} events to {}; head {}", destination.location(), hash.to_hex());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 pub(crate) fn rotate_master_key(
     data_dir: &Path,
     master_key_file: Option<&Path>,

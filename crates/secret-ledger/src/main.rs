@@ -392,6 +392,26 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Copy a log verbatim, with its data keys, from a data dir to a PostgreSQL database or back
+    /// (both stopped, the destination empty): `verify` on both ends then reports the same head
+    /// hash and Merkle root. The master key file stays where it is; copy it yourself.
+    Migrate {
+        /// The sled data dir to copy from.
+        #[arg(long, required_unless_present = "from_database_url", conflicts_with = "from_database_url")]
+        from_data_dir: Option<PathBuf>,
+        /// The PostgreSQL database to copy from.
+        #[arg(long)]
+        from_database_url: Option<String>,
+        /// The sled data dir to copy to (created).
+        #[arg(long, required_unless_present = "to_database_url", conflicts_with = "to_database_url")]
+        to_data_dir: Option<PathBuf>,
+        /// The PostgreSQL database to copy to (its tables are created).
+        #[arg(long)]
+        to_database_url: Option<String>,
+        /// Print one JSON document instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Replace the master key (the server must be stopped): a new key with the next id, every
     /// data key re-wrapped under it, a MasterKeyRotated event in the log. Afterwards the old key
     /// opens nothing in the data dir. Safe to kill at any point: the data dir then opens with the
@@ -498,6 +518,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Cmd::Rebuild { data_dir, database_url, json } => audit::rebuild(&audit::Local { data_dir, database_url }, json),
+        Cmd::Migrate { from_data_dir, from_database_url, to_data_dir, to_database_url, json } => {
+            let from = audit::Local { data_dir: from_data_dir.unwrap_or_default(), database_url: from_database_url };
+            let to = audit::Local { data_dir: to_data_dir.unwrap_or_default(), database_url: to_database_url };
+            audit::migrate(&from, &to, json)
+        }
         Cmd::RotateMasterKey { data_dir, master_key_file, json } => {
             audit::rotate_master_key(&data_dir, master_key_file.as_deref(), json)
         }
