@@ -87,6 +87,9 @@ pub struct PgStore {
     leader: Arc<tokio::sync::Mutex<(Option<Client>, bool)>>,
 }
 
+/// The notification channel every append notifies on commit.
+const CHANNEL: &str = "ledger_append";
+
 /// The session advisory lock whose holder runs background work.
 const LEADER_LOCK: i64 = 7_361_827_365;
 
@@ -278,6 +281,33 @@ async fn migrate_locked(client: &Client) -> Result<(), StoreError> {
     }
 }
 
+/// Listens for appends until the store is dropped (its runtime with it), reconnecting after a
+/// second when the connection is lost.
+async fn listen(config: tokio_postgres::Config, wake: Box<dyn Fn() + Send + Sync>) {
+    use futures_util::StreamExt;
+    loop {
+        if let Ok((client, mut connection)) = config.connect(NoTls).await {
+            let (tx, mut heard) = tokio::sync::mpsc::unbounded_channel();
+            let driver = tokio::spawn(async move {
+                let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+                while let Some(Ok(message)) = messages.next().await {
+                    if let tokio_postgres::AsyncMessage::Notification(_) = message {
+                        let _ = tx.send(());
+                    }
+                }
+            });
+            if client.batch_execute(&format!("LISTEN {CHANNEL}")).await.is_ok() {
+                wake();
+                while heard.recv().await.is_some() {
+                    wake();
+                }
+            }
+            driver.abort();
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
 /// Writes a group in one transaction, if the head is still the expected one.
 async fn append_group(client: &mut Client, group: Group) -> Result<Appended, StoreError> {
     let tx = client.transaction().await.map_err(engine)?;
@@ -314,6 +344,8 @@ async fn append_group(client: &mut Client, group: Group) -> Result<Appended, Sto
     tx.execute("UPDATE ledger_head SET seq = $1, hash = $2 WHERE id = 1", &[&seq_i64(seq)?, &&hash.0[..]])
         .await
         .map_err(engine)?;
+    // Delivered to the listeners when (and only if) the transaction commits.
+    tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &seq.to_string()]).await.map_err(engine)?;
     tx.commit().await.map_err(engine)?;
     Ok(Appended::Durable)
 }
@@ -408,6 +440,12 @@ impl LogStore for PgStore {
 
     fn shared(&self) -> bool {
         true
+    }
+
+    /// `LISTEN` on a connection of its own, outside the pool: `wake` on every notification, and
+    /// after every (re)connection, since appends while it was away were not heard.
+    fn on_append(&self, wake: Box<dyn Fn() + Send + Sync>) {
+        self.runtime.spawn(listen(self.db.config.clone(), wake));
     }
 
     /// The holder of a session advisory lock on a connection of its own: when the node dies,

@@ -18,7 +18,7 @@ use crate::replay::newest_snapshot_at_or_below;
 use crate::sled_store::{guard_engine, SledOptions, SledStore};
 use crate::store::{Head, LogStore};
 use crate::view::{ReadView, Shared};
-use crate::writer::{Job, Writer};
+use crate::writer::{Job, Msg, Writer};
 
 /// A value read back: where it lives and its plaintext.
 #[derive(Debug)]
@@ -37,7 +37,8 @@ pub struct BatchValues {
 
 pub struct Ledger {
     shared: Arc<Shared>,
-    jobs: Option<mpsc::Sender<Job>>,
+    /// To the writer; taken (closing the channel) on close. The store's wake-ups hold it weakly.
+    jobs: Arc<RwLock<Option<mpsc::Sender<Msg>>>>,
     writer: Option<JoinHandle<()>>,
     clock: Arc<dyn Clock>,
     /// The UTC day and the (secret, version) reads already sent to the writer for it, so a
@@ -118,9 +119,18 @@ impl Ledger {
         let clock = options.clock.clone();
         let writer = Writer::new(shared.clone(), master, options, state, writer_keys, head)?;
         let handle = std::thread::Builder::new().name("ledger-writer".into()).spawn(move || writer.run(rx))?;
+        let jobs = Arc::new(RwLock::new(Some(tx)));
+        let weak = Arc::downgrade(&jobs);
+        shared.store.on_append(Box::new(move || {
+            if let Some(jobs) = weak.upgrade() {
+                if let Some(tx) = &*jobs.read().unwrap_or_else(|e| e.into_inner()) {
+                    let _ = tx.send(Msg::Follow);
+                }
+            }
+        }));
         let ledger = Ledger {
             shared,
-            jobs: Some(tx),
+            jobs,
             writer: Some(handle),
             clock,
             accessed: std::sync::Mutex::new((i64::MIN, Default::default())),
@@ -184,7 +194,8 @@ impl Ledger {
     ) -> Result<tokio::sync::oneshot::Receiver<crate::writer::Outcome>, StoreError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let job = Job { cmd, meta: meta.clone(), reply: Some(tx) };
-        self.jobs.as_ref().ok_or(StoreError::Closed)?.send(job).map_err(|_| StoreError::Closed)?;
+        let jobs = self.jobs.read().unwrap_or_else(|e| e.into_inner());
+        jobs.as_ref().ok_or(StoreError::Closed)?.send(Msg::Job(job)).map_err(|_| StoreError::Closed)?;
         Ok(rx)
     }
 
@@ -262,8 +273,8 @@ impl Ledger {
         drop(sent);
         let cmd =
             Command::RecordAccess { secret: location.secret, version_id: location.version_id.clone(), day_ms: day };
-        if let Some(jobs) = &self.jobs {
-            let _ = jobs.send(Job { cmd, meta: meta.clone(), reply: None });
+        if let Some(jobs) = &*self.jobs.read().unwrap_or_else(|e| e.into_inner()) {
+            let _ = jobs.send(Msg::Job(Job { cmd, meta: meta.clone(), reply: None }));
         }
     }
 
@@ -361,7 +372,7 @@ impl Ledger {
     }
 
     fn shutdown(&mut self) -> Result<(), StoreError> {
-        drop(self.jobs.take());
+        drop(self.jobs.write().unwrap_or_else(|e| e.into_inner()).take());
         if let Some(handle) = self.writer.take() {
             let _ = handle.join();
         }

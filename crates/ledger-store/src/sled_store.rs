@@ -286,6 +286,8 @@ impl LogStore for SledStore {
         true
     }
 
+    fn on_append(&self, _wake: Box<dyn Fn() + Send + Sync>) {}
+
     /// The key file gets new keys before the batch is durable and loses destroyed ones after.
     fn append(&self, group: Group) -> Result<Appended, StoreError> {
         let stored = read_head(&self.tree)?;

@@ -149,6 +149,11 @@ pub trait LogStore: Send + Sync + Debug {
     /// of stopping.
     fn shared(&self) -> bool;
 
+    /// Has `wake` called when another writer may have appended (a shared store: as soon as it
+    /// hears of a commit, and after losing and regaining the database); a store with one
+    /// writer never calls it.
+    fn on_append(&self, wake: Box<dyn Fn() + Send + Sync>);
+
     /// Whether this holder of the store may run background work (purge sweeps, scheduled
     /// rotations): always with one writer; on a shared store, only the one node holding the
     /// leadership (taken over when that node dies).

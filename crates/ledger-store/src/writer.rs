@@ -18,6 +18,14 @@ use crate::view::Shared;
 
 pub(crate) type Outcome = Result<Result<Reply, SmError>, StoreError>;
 
+/// What the writer is sent: a request, or word that another writer appended.
+// A request moves through the channel once: boxing it would cost an allocation per request.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Msg {
+    Job(Job),
+    Follow,
+}
+
 pub(crate) struct Job {
     pub cmd: Command,
     pub meta: RequestMeta,
@@ -127,11 +135,11 @@ impl Writer {
         })
     }
 
-    pub(crate) fn run(mut self, jobs: mpsc::Receiver<Job>) {
+    pub(crate) fn run(mut self, jobs: mpsc::Receiver<Msg>) {
         loop {
             let first = match jobs.recv_timeout(FOLLOW_EVERY) {
-                Ok(job) => Some(job),
-                Err(RecvTimeoutError::Timeout) => {
+                Ok(Msg::Job(job)) => Some(job),
+                Ok(Msg::Follow) | Err(RecvTimeoutError::Timeout) => {
                     self.follow();
                     None
                 }
@@ -146,7 +154,8 @@ impl Writer {
             group.extend(first);
             while group.len() < self.options.group_max {
                 match jobs.try_recv() {
-                    Ok(job) => group.push(job),
+                    Ok(Msg::Job(job)) => group.push(job),
+                    Ok(Msg::Follow) => self.behind = self.shared.store.shared(),
                     Err(_) => break,
                 }
             }
