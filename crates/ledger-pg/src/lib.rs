@@ -83,12 +83,17 @@ pub struct PgStore {
     runtime: tokio::runtime::Runtime,
     db: Arc<Db>,
     location: String,
+    /// A connection of its own for the writers' turn lock (see [`LogStore::begin_group`]).
+    turn: Arc<tokio::sync::Mutex<Option<Client>>>,
     /// A connection of its own for the leadership lock, and whether it holds the lock.
     leader: Arc<tokio::sync::Mutex<(Option<Client>, bool)>>,
 }
 
 /// The notification channel every append notifies on commit.
 const CHANNEL: &str = "ledger_append";
+
+/// The session advisory lock writers take turns with.
+const TURN_LOCK: i64 = 7_361_827_366;
 
 /// The session advisory lock whose holder runs background work.
 const LEADER_LOCK: i64 = 7_361_827_365;
@@ -178,7 +183,13 @@ impl PgStore {
         let clients = (0..options.connections.max(1)).map(|_| tokio::sync::Mutex::new(None)).collect();
         let location = describe(&config);
         let db = Arc::new(Db { config, clients, next: AtomicUsize::new(0) });
-        let store = PgStore { runtime, db, location, leader: Arc::new(tokio::sync::Mutex::new((None, false))) };
+        let store = PgStore {
+            runtime,
+            db,
+            location,
+            leader: Arc::new(tokio::sync::Mutex::new((None, false))),
+            turn: Arc::new(tokio::sync::Mutex::new(None)),
+        };
         store.migrate()?;
         Ok(store)
     }
@@ -440,6 +451,40 @@ impl LogStore for PgStore {
 
     fn shared(&self) -> bool {
         true
+    }
+
+    /// A session advisory lock on a connection of its own, waited for (within the statement
+    /// timeout).
+    fn begin_group(&self) -> Result<(), StoreError> {
+        let turn = self.turn.clone();
+        self.run(move |db| async move {
+            let mut guard = turn.lock().await;
+            if guard.as_ref().is_none_or(Client::is_closed) {
+                let (fresh, connection) = db.config.connect(NoTls).await.map_err(engine)?;
+                tokio::spawn(async move {
+                    let _ = connection.await;
+                });
+                *guard = Some(fresh);
+            }
+            let client = guard.as_ref().expect("connected above");
+            client.execute("SELECT pg_advisory_lock($1)", &[&TURN_LOCK]).await.map_err(engine)?;
+            Ok(())
+        })
+    }
+
+    fn end_group(&self) {
+        let turn = self.turn.clone();
+        let released = self.run(move |_| async move {
+            let guard = turn.lock().await;
+            if let Some(client) = guard.as_ref() {
+                client.execute("SELECT pg_advisory_unlock($1)", &[&TURN_LOCK]).await.map_err(engine)?;
+            }
+            Ok(())
+        });
+        if let Err(e) = released {
+            // A lost connection released the lock with it.
+            tracing::debug!(error = %e, "writer turn not released");
+        }
     }
 
     /// `LISTEN` on a connection of its own, outside the pool: `wake` on every notification, and

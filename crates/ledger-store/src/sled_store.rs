@@ -288,6 +288,12 @@ impl LogStore for SledStore {
 
     fn on_append(&self, _wake: Box<dyn Fn() + Send + Sync>) {}
 
+    fn begin_group(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    fn end_group(&self) {}
+
     /// The key file gets new keys before the batch is durable and loses destroyed ones after.
     fn append(&self, group: Group) -> Result<Appended, StoreError> {
         let stored = read_head(&self.tree)?;

@@ -149,6 +149,15 @@ pub trait LogStore: Send + Sync + Debug {
     /// of stopping.
     fn shared(&self) -> bool;
 
+    /// Before a writer decides a group: on a shared store, waits until no other writer is
+    /// between its own `begin_group` and `end_group`, so that busy writers take turns instead of
+    /// losing the compare-and-set to each other. Only for throughput: the compare-and-set keeps
+    /// the chain whole whatever happens to this lock.
+    fn begin_group(&self) -> Result<(), StoreError>;
+
+    /// After a writer's group is appended, or given up.
+    fn end_group(&self);
+
     /// Has `wake` called when another writer may have appended (a shared store: as soon as it
     /// hears of a commit, and after losing and regaining the database); a store with one
     /// writer never calls it.

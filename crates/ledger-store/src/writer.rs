@@ -73,7 +73,7 @@ struct Abandon;
 const FOLLOW_EVERY: Duration = Duration::from_millis(250);
 
 /// Appends that lost the race to another writer before a group is refused.
-const CONFLICT_RETRIES: u32 = 8;
+const CONFLICT_RETRIES: u32 = 64;
 
 /// Answers every request of a group with `outcome`.
 fn answer_all(group: Vec<Job>, outcome: impl Fn(&Job) -> Outcome) {
@@ -195,14 +195,26 @@ impl Writer {
             answer_all(group, |_| Err(StoreError::Poisoned { reason: reason.clone() }));
             return;
         }
-        if self.behind {
-            if let Err(e) = self.catch_up() {
+        let store = self.shared.store.clone();
+        if store.shared() {
+            // Take the turn, then read what the others appended while we waited.
+            let ready = store.begin_group().and_then(|()| self.catch_up());
+            if let Err(e) = ready {
                 // The shared store is out of reach: fail fast, try again with the next group.
+                store.end_group();
                 let reason = e.to_string();
                 answer_all(group, |_| Err(StoreError::Engine(reason.clone())));
                 return;
             }
+            self.decide_and_append(group);
+            store.end_group();
+        } else {
+            self.decide_and_append(group);
         }
+    }
+
+    /// Decides the group and appends it, deciding again after losing a race to another writer.
+    fn decide_and_append(&mut self, group: Vec<Job>) {
         for attempt in 1.. {
             let start = (self.head_seq, self.head_hash);
             let mut draft = Draft::default();
@@ -227,8 +239,14 @@ impl Writer {
                     self.maybe_snapshot(start.0);
                     return answer_each(group, draft.answers);
                 }
-                // Another writer appended first: follow it, then decide the group again.
+                // Another writer appended first: follow it, then decide the group again. After
+                // the first loss, wait a random while growing with the losses, so that two busy
+                // writers do not keep colliding.
                 Ok(Appended::Conflict { .. }) if attempt < CONFLICT_RETRIES => {
+                    if attempt > 1 {
+                        let most_us = 500u32 << attempt.min(6);
+                        std::thread::sleep(Duration::from_micros(u64::from(rand_core::OsRng.next_u32() % most_us)));
+                    }
                     self.reset_from_read_view(start);
                     if let Err(e) = self.catch_up() {
                         return self.failed(group, start, e);
