@@ -18,6 +18,8 @@ pub(crate) struct Fixture {
     pub options: LedgerOptions,
     /// Version ids in creation order, so traces can say v1, v2, ….
     pub created: Vec<String>,
+    /// The PostgreSQL database the ledger lives in, instead of the temp dir's sled files.
+    pub database_url: Option<String>,
 }
 
 pub(crate) fn master() -> MasterKey {
@@ -47,6 +49,36 @@ impl Fixture {
             scope: Scope::new("us-east-1", "123456789012"),
             options,
             created: Vec::new(),
+            database_url: None,
+        }
+    }
+
+    /// A fixture whose ledger lives in the (empty) PostgreSQL database at `url`.
+    pub(crate) fn on_postgres(url: &str) -> Fixture {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let clock = Arc::new(ManualClock::new(T0));
+        let options = LedgerOptions { clock: clock.clone(), rng_seed: Some([7; 32]), ..LedgerOptions::default() };
+        let mut f = Fixture {
+            dir,
+            ledger: None,
+            clock,
+            scope: Scope::new("us-east-1", "123456789012"),
+            options,
+            created: Vec::new(),
+            database_url: Some(url.to_string()),
+        };
+        f.ledger = Some(f.open_ledger());
+        f
+    }
+
+    /// Opens the ledger on the fixture's store.
+    fn open_ledger(&self) -> Ledger {
+        match &self.database_url {
+            Some(url) => {
+                let store = ledger_pg::PgStore::connect(url, ledger_pg::PgOptions::default()).expect("connect");
+                Ledger::open_store(Arc::new(store), master(), self.options.clone()).expect("open ledger")
+            }
+            None => Ledger::open(self.dir.path(), master(), self.options.clone()).expect("open ledger"),
         }
     }
 
@@ -62,7 +94,7 @@ impl Fixture {
     /// Closes the sled db and opens it again: the projection comes back from disk.
     pub(crate) fn reopen(&mut self) {
         self.ledger.take().expect("open").close().expect("close");
-        self.ledger = Some(Ledger::open(self.dir.path(), master(), self.options.clone()).expect("reopen"));
+        self.ledger = Some(self.open_ledger());
     }
 
     pub(crate) fn exec(&mut self, cmd: Command) -> Result<Reply, SmError> {

@@ -521,7 +521,10 @@ fn check_equal(f: &Fixture, model: &Model) -> Result<(), TestCaseError> {
 }
 
 fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
-    let mut f = Fixture::new();
+    run_on(Fixture::new(), ops)
+}
+
+fn run_on(mut f: Fixture, ops: Vec<Op>) -> Result<(), TestCaseError> {
     let mut model = Model { now: crate::fixture::T0, ..Model::default() };
     for (step, op) in ops.iter().enumerate() {
         match op {
@@ -575,5 +578,29 @@ proptest! {
         let mut all: Vec<Op> = (0..NAMES.len()).map(|name| Op::Create { name, token: name, value: Some(name) }).collect();
         all.extend(ops);
         run(all)?;
+    }
+}
+
+/// The same model test with the ledger in PostgreSQL: fewer cases (each gets a fresh database).
+#[test]
+fn store_equals_model_on_postgres() {
+    let Some(pg) = crate::pg::PgCluster::start("store_equals_model_on_postgres") else { return };
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: 24,
+        max_shrink_iters: 50,
+        ..ProptestConfig::default()
+    });
+    let case = std::cell::Cell::new(0u32);
+    let strategy = proptest::collection::vec(op(), 1..40);
+    let result = runner.run(&strategy, |ops| {
+        case.set(case.get() + 1);
+        let url = pg.database(&format!("model_{}", case.get()));
+        let mut all: Vec<Op> =
+            (0..NAMES.len()).map(|name| Op::Create { name, token: name, value: Some(name) }).collect();
+        all.extend(ops);
+        run_on(Fixture::on_postgres(&url), all)
+    });
+    if let Err(e) = result {
+        panic!("{e}");
     }
 }
