@@ -491,3 +491,68 @@ fn migrate_copies_a_log_verbatim_both_ways() {
     let value = ledger.get_secret_value(&Scope::new("us-east-1", "123456789012"), &q).unwrap().unwrap().value;
     assert_eq!(value, SecretValue::string("p19"));
 }
+
+fn force_delete(ledger: &Ledger, name: &str) {
+    let cmd = Command::DeleteSecret(DeleteSecret {
+        secret_id: name.into(),
+        force_delete_without_recovery: Some(true),
+        ..DeleteSecret::default()
+    });
+    ledger.execute(cmd, &meta("node")).unwrap().unwrap();
+}
+
+#[test]
+fn a_node_follows_secrets_created_and_purged_while_it_was_not_looking() {
+    let Some(pg) = PgCluster::start("a_node_follows_secrets_created_and_purged_while_it_was_not_looking") else {
+        return;
+    };
+    let url = pg.database("purged_between");
+    let (a, b) = (node(&url, PgOptions::default()), node(&url, PgOptions::default()));
+    create(&b, "b/own", "v");
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for i in 0..60 {
+                let name = format!("gone/{i}");
+                create(&a, &name, "short-lived");
+                force_delete(&a, &name);
+            }
+        });
+        for i in 0..90 {
+            let r = put(&b, "b/own", &format!("{i:0>36}"), "b");
+            assert!(matches!(r, Ok(Ok(_))), "write {i} on b: {r:?}");
+        }
+    });
+    assert!(within(Duration::from_secs(2), || a.head() == b.head()).is_some(), "{:?} {:?}", a.head(), b.head());
+    assert!(b.writes_stopped().is_none());
+    b.verify(&mut |_, _| {}).unwrap().unwrap();
+}
+
+#[test]
+fn a_node_starts_while_another_writes() {
+    let Some(pg) = PgCluster::start("a_node_starts_while_another_writes") else { return };
+    let url = pg.database("busy_start");
+    let a = node(&url, PgOptions::default());
+    create(&a, "busy/one", "v");
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut i = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let cmd = Command::UpdateSecret(UpdateSecret {
+                    secret_id: "busy/one".into(),
+                    description: Some(format!("change {i}")),
+                    ..UpdateSecret::default()
+                });
+                a.execute(cmd, &meta("node")).unwrap().unwrap();
+                i += 1;
+            }
+        });
+        for _ in 0..5 {
+            let b = node(&url, PgOptions::default());
+            assert!(within(Duration::from_secs(2), || current(&b, "busy/one").is_some()).is_some());
+            b.close().unwrap();
+        }
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    a.verify(&mut |_, _| {}).unwrap().unwrap();
+}

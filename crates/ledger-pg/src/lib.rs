@@ -80,11 +80,14 @@ impl Default for PgOptions {
 
 /// The ledger's log in a PostgreSQL database.
 pub struct PgStore {
-    runtime: tokio::runtime::Runtime,
+    /// Taken on drop and shut down without waiting: dropping a runtime inside another
+    /// runtime's thread would panic.
+    runtime: Option<tokio::runtime::Runtime>,
     db: Arc<Db>,
     location: String,
-    /// A connection of its own for the writers' turn lock (see [`LogStore::begin_group`]).
-    turn: Arc<tokio::sync::Mutex<Option<Client>>>,
+    /// A connection of its own for the writers' turn lock (see [`LogStore::begin_group`]), and
+    /// whether this store holds the turn.
+    turn: Arc<tokio::sync::Mutex<(Option<Client>, bool)>>,
     /// A connection of its own for the leadership lock, and whether it holds the lock.
     leader: Arc<tokio::sync::Mutex<(Option<Client>, bool)>>,
 }
@@ -95,13 +98,26 @@ const CHANNEL: &str = "ledger_append";
 /// The session advisory lock writers take turns with.
 const TURN_LOCK: i64 = 7_361_827_366;
 
+/// How long a writer tries for the turn before it writes without it.
+const TURN_WAIT: Duration = Duration::from_secs(1);
+
 /// The session advisory lock whose holder runs background work.
 const LEADER_LOCK: i64 = 7_361_827_365;
 
 struct Db {
     config: tokio_postgres::Config,
+    /// The statement timeout, also the client's deadline for a COMMIT.
+    timeout: Duration,
     clients: Vec<tokio::sync::Mutex<Option<Client>>>,
     next: AtomicUsize,
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 impl std::fmt::Debug for PgStore {
@@ -175,6 +191,10 @@ impl PgStore {
         let timeout_ms = options.statement_timeout.as_millis();
         config.options(format!("-c statement_timeout={timeout_ms}"));
         config.connect_timeout(options.statement_timeout);
+        // A peer that vanished without closing (a cut cable) is noticed within about 20 s, so
+        // the locks its session held (the writers' turn, the leadership) are released.
+        config.keepalives(true).keepalives_idle(Duration::from_secs(5)).keepalives_interval(Duration::from_secs(5));
+        config.keepalives_retries(3);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("ledger-pg")
@@ -182,16 +202,20 @@ impl PgStore {
             .build()?;
         let clients = (0..options.connections.max(1)).map(|_| tokio::sync::Mutex::new(None)).collect();
         let location = describe(&config);
-        let db = Arc::new(Db { config, clients, next: AtomicUsize::new(0) });
+        let db = Arc::new(Db { config, timeout: options.statement_timeout, clients, next: AtomicUsize::new(0) });
         let store = PgStore {
-            runtime,
+            runtime: Some(runtime),
             db,
             location,
             leader: Arc::new(tokio::sync::Mutex::new((None, false))),
-            turn: Arc::new(tokio::sync::Mutex::new(None)),
+            turn: Arc::new(tokio::sync::Mutex::new((None, false))),
         };
         store.migrate()?;
         Ok(store)
+    }
+
+    fn runtime(&self) -> &tokio::runtime::Runtime {
+        self.runtime.as_ref().expect("the runtime lives until the store is dropped")
     }
 
     /// Runs `f` with a connection on the store's runtime and waits for it, from any thread.
@@ -203,7 +227,7 @@ impl PgStore {
     {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         let db = self.db.clone();
-        self.runtime.spawn(async move {
+        self.runtime().spawn(async move {
             let _ = tx.send(f(db).await);
         });
         rx.recv().map_err(|_| StoreError::Engine("the PostgreSQL runtime stopped".into()))?
@@ -320,7 +344,7 @@ async fn listen(config: tokio_postgres::Config, wake: Box<dyn Fn() + Send + Sync
 }
 
 /// Writes a group in one transaction, if the head is still the expected one.
-async fn append_group(client: &mut Client, group: Group) -> Result<Appended, StoreError> {
+async fn append_group(client: &mut Client, group: Group, timeout: Duration) -> Result<Appended, StoreError> {
     let tx = client.transaction().await.map_err(engine)?;
     tx.batch_execute("SET LOCAL synchronous_commit = on").await.map_err(engine)?;
     let row = tx.query_one("SELECT seq, hash FROM ledger_head WHERE id = 1 FOR UPDATE", &[]).await.map_err(engine)?;
@@ -357,7 +381,14 @@ async fn append_group(client: &mut Client, group: Group) -> Result<Appended, Sto
         .map_err(engine)?;
     // Delivered to the listeners when (and only if) the transaction commits.
     tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &seq.to_string()]).await.map_err(engine)?;
-    tx.commit().await.map_err(engine)?;
+    // A statement timeout during COMMIT would cancel only the wait for a synchronous standby
+    // and commit locally anyway, reported as success: no server-side timeout on the COMMIT,
+    // a client-side deadline instead, whose expiry leaves the outcome for the next read to tell.
+    tx.batch_execute("SET LOCAL statement_timeout = 0").await.map_err(engine)?;
+    match tokio::time::timeout(timeout, tx.commit()).await {
+        Ok(committed) => committed.map_err(engine)?,
+        Err(_) => return Err(StoreError::Engine("postgres: COMMIT did not finish in time; outcome unknown".into())),
+    }
     Ok(Appended::Durable)
 }
 
@@ -453,31 +484,46 @@ impl LogStore for PgStore {
         true
     }
 
-    /// A session advisory lock on a connection of its own, waited for (within the statement
-    /// timeout).
+    /// A session advisory lock on a connection of its own, tried for up to [`TURN_WAIT`]: a
+    /// writer that cannot get the turn (its holder hung, or the lock connection is down) goes
+    /// ahead without it, since the compare-and-set keeps the chain whole anyway.
     fn begin_group(&self) -> Result<(), StoreError> {
         let turn = self.turn.clone();
-        self.run(move |db| async move {
+        let took = self.run(move |db| async move {
             let mut guard = turn.lock().await;
-            if guard.as_ref().is_none_or(Client::is_closed) {
+            let (client, holds) = &mut *guard;
+            if client.as_ref().is_none_or(Client::is_closed) {
                 let (fresh, connection) = db.config.connect(NoTls).await.map_err(engine)?;
                 tokio::spawn(async move {
                     let _ = connection.await;
                 });
-                *guard = Some(fresh);
+                (*client, *holds) = (Some(fresh), false);
             }
-            let client = guard.as_ref().expect("connected above");
-            client.execute("SELECT pg_advisory_lock($1)", &[&TURN_LOCK]).await.map_err(engine)?;
-            Ok(())
-        })
+            let c = client.as_ref().expect("connected above");
+            let deadline = tokio::time::Instant::now() + TURN_WAIT;
+            while !*holds && tokio::time::Instant::now() < deadline {
+                let row = c.query_one("SELECT pg_try_advisory_lock($1)", &[&TURN_LOCK]).await.map_err(engine)?;
+                *holds = row.get(0);
+                if !*holds {
+                    tokio::time::sleep(Duration::from_micros(500)).await;
+                }
+            }
+            Ok(*holds)
+        });
+        if let Ok(false) | Err(_) = took {
+            tracing::debug!("writing without the writers' turn");
+        }
+        Ok(())
     }
 
     fn end_group(&self) {
         let turn = self.turn.clone();
         let released = self.run(move |_| async move {
-            let guard = turn.lock().await;
-            if let Some(client) = guard.as_ref() {
-                client.execute("SELECT pg_advisory_unlock($1)", &[&TURN_LOCK]).await.map_err(engine)?;
+            let mut guard = turn.lock().await;
+            let (client, holds) = &mut *guard;
+            if let (Some(c), true) = (client.as_ref(), *holds) {
+                *holds = false;
+                c.execute("SELECT pg_advisory_unlock($1)", &[&TURN_LOCK]).await.map_err(engine)?;
             }
             Ok(())
         });
@@ -490,7 +536,7 @@ impl LogStore for PgStore {
     /// `LISTEN` on a connection of its own, outside the pool: `wake` on every notification, and
     /// after every (re)connection, since appends while it was away were not heard.
     fn on_append(&self, wake: Box<dyn Fn() + Send + Sync>) {
-        self.runtime.spawn(listen(self.db.config.clone(), wake));
+        self.runtime().spawn(listen(self.db.config.clone(), wake));
     }
 
     /// The holder of a session advisory lock on a connection of its own: when the node dies,
@@ -521,7 +567,7 @@ impl LogStore for PgStore {
         self.run(move |db| async move {
             let mut guard = db.client().await?;
             let client = guard.as_mut().expect("connected");
-            append_group(client, group).await
+            append_group(client, group, db.timeout).await
         })
     }
 

@@ -315,7 +315,14 @@ async fn get_secret_value(
         version_id: input.string("VersionId")?,
         version_stage: input.string("VersionStage")?,
     };
-    match ledger.get_secret_value_for(meta, &q) {
+    // A sled read is a page-cache lookup; a read from a shared database is a round trip, which
+    // must not hold a worker.
+    let read = if ledger.store().shared() {
+        off_the_worker(|| ledger.get_secret_value_for(meta, &q))
+    } else {
+        ledger.get_secret_value_for(meta, &q)
+    };
+    match read {
         Ok(Ok(out)) => {
             if trail.audit_reads {
                 // The value leaves only once its SecretRead is durable.

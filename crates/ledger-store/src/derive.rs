@@ -10,7 +10,7 @@ use crate::layout::MERKLE_CHUNK;
 use crate::store::{Derived, IndexRun, LogStore};
 
 /// Follows the log record by record, collecting derived entries into a [`Derived`].
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Deriver {
     /// The index run in progress (one entry per request, not per event).
     run: Option<IndexRun>,

@@ -58,8 +58,12 @@ pub(crate) fn load_state(store: &dyn LogStore) -> Result<(State, Head), StoreErr
     let head = store.head()?;
     let (snap_seq, state) = newest_snapshot_at_or_below(store, head.0)?;
     let state = crate::replay::Replay::after(store, snap_seq, state)?.run_to(store, head)?;
-    if let Some(seq) = store.first_record_above(head.0)? {
-        return Err(StoreError::Corrupt { seq, reason: "record beyond the head".into() });
+    // Other writers of a shared store may have appended since the head was read: records
+    // beyond it are theirs, not damage (the head commits with its records there).
+    if !store.shared() {
+        if let Some(seq) = store.first_record_above(head.0)? {
+            return Err(StoreError::Corrupt { seq, reason: "record beyond the head".into() });
+        }
     }
     Ok((state, head))
 }
@@ -95,6 +99,14 @@ impl Ledger {
     ) -> Result<Ledger, StoreError> {
         match store.projection_format()? {
             None => store.init_projection_format()?,
+            Some(format) if format != crate::layout::PROJECTION_FORMAT && store.shared() => {
+                return Err(StoreError::Engine(format!(
+                    "the derived data in {} is of projection format {format}, this build writes {}: stop every \
+                     server, run `secret-ledger rebuild --database-url …`, then start them with this build",
+                    store.location(),
+                    crate::layout::PROJECTION_FORMAT
+                )));
+            }
             Some(format) if format != crate::layout::PROJECTION_FORMAT => {
                 // Written by an older build: its snapshots encode an older projection.
                 tracing::info!(store = ?store, "upgrading the derived data to this build's projection format");
@@ -103,7 +115,9 @@ impl Ledger {
             Some(_) => {}
         }
         let (state, head) = load_state(&*store)?;
-        crate::watermark::check(&*store, head.0)?;
+        if !store.shared() {
+            crate::watermark::check(&*store, head.0)?;
+        }
         let keys = load_keys(&*store, &master, &state)?;
         let writer_keys = keys.clone();
         // The key file unwraps under `master`; if the log last recorded an older key, a
@@ -423,7 +437,11 @@ fn load_keys(store: &dyn LogStore, master: &MasterKey, state: &State) -> Result<
         None => KeyFile { master_key_id: master.id, keys: legacy.iter().cloned().collect() },
     };
     let missing = state.secrets().filter(|s| !file.keys.contains_key(&s.uid.0)).count();
-    if missing > 0 {
+    if missing > 0 && store.shared() {
+        // Purged by another writer since the state was read, most likely; a key that is truly
+        // gone shows as a decryption error on read.
+        tracing::warn!(missing, "live secrets without a data key at open; another server may have purged them");
+    } else if missing > 0 {
         let reason = format!(
             "data key file: {missing} live secret(s) have no data key in the key file of {}; restore it from the same \
              backup as the log",

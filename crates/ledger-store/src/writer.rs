@@ -46,8 +46,8 @@ pub(crate) struct Writer {
     deriver: Deriver,
     /// Why writes stopped, after a failed group commit.
     poisoned: Option<String>,
-    /// The store may hold appends the writer has not applied (a shared store after a failure).
-    behind: bool,
+    /// The Merkle chunk in progress could not be reloaded: reload it before the next group.
+    chunk_stale: bool,
 }
 
 /// What a group has decided so far.
@@ -131,7 +131,7 @@ impl Writer {
             rng,
             deriver,
             poisoned: None,
-            behind: false,
+            chunk_stale: false,
         })
     }
 
@@ -155,7 +155,8 @@ impl Writer {
             while group.len() < self.options.group_max {
                 match jobs.try_recv() {
                     Ok(Msg::Job(job)) => group.push(job),
-                    Ok(Msg::Follow) => self.behind = self.shared.store.shared(),
+                    // The group catches up first anyway (see `commit_group`).
+                    Ok(Msg::Follow) => {}
                     Err(_) => break,
                 }
             }
@@ -173,7 +174,6 @@ impl Writer {
         }
         if let Err(e) = self.catch_up() {
             tracing::debug!(error = %e, "cannot follow the shared store; trying again");
-            self.behind = true;
         }
     }
 
@@ -217,6 +217,8 @@ impl Writer {
     fn decide_and_append(&mut self, group: Vec<Job>) {
         for attempt in 1.. {
             let start = (self.head_seq, self.head_hash);
+            // Restored after a lost race instead of re-read from the store.
+            let deriver = self.deriver.clone();
             let mut draft = Draft::default();
             for job in &group {
                 if let Err(Abandon) = self.decide_one(job, &mut draft) {
@@ -244,10 +246,14 @@ impl Writer {
                 // writers do not keep colliding.
                 Ok(Appended::Conflict { .. }) if attempt < CONFLICT_RETRIES => {
                     if attempt > 1 {
+                        // Out of turn while waiting, so the other writer can go.
                         let most_us = 500u32 << attempt.min(6);
+                        self.shared.store.end_group();
                         std::thread::sleep(Duration::from_micros(u64::from(rand_core::OsRng.next_u32() % most_us)));
+                        let _ = self.shared.store.begin_group();
                     }
-                    self.reset_from_read_view(start);
+                    self.reset_state_from_read_view(start);
+                    self.deriver = deriver;
                     if let Err(e) = self.catch_up() {
                         return self.failed(group, start, e);
                     }
@@ -271,7 +277,7 @@ impl Writer {
         if self.shared.store.shared() {
             tracing::warn!(error = %e, "group commit failed; the next group re-reads the store");
             self.reset_from_read_view(start);
-            self.behind = true;
+            self.set_unavailable(Some(reason.clone()));
             answer_all(group, |_| Err(StoreError::Engine(reason.clone())));
         } else {
             tracing::error!(error = %e, "group commit failed; writes disabled until restart");
@@ -355,31 +361,61 @@ impl Writer {
     /// first stage does) and applied to the writer's projection and the readers', with the data
     /// keys of the secrets they create.
     fn catch_up(&mut self) -> Result<(), StoreError> {
+        match self.follow_to_head() {
+            Ok(()) => {
+                self.set_unavailable(None);
+                Ok(())
+            }
+            Err(e) => {
+                // Nothing half-applied stays: the next try starts from the durable view.
+                let view = self.shared.read.read().unwrap_or_else(|e| e.into_inner());
+                let head = (view.head_seq, view.head_hash);
+                drop(view);
+                self.reset_from_read_view(head);
+                self.set_unavailable(Some(e.to_string()));
+                Err(e)
+            }
+        }
+    }
+
+    /// On a shared store, tells `/health` that writes fail (`Some(why)`) or work again.
+    fn set_unavailable(&self, why: Option<String>) {
+        if self.shared.store.shared() {
+            *self.shared.stopped.lock().unwrap_or_else(|e| e.into_inner()) = why;
+        }
+    }
+
+    fn follow_to_head(&mut self) -> Result<(), StoreError> {
         let store = self.shared.store.clone();
         let target = store.head()?;
-        if target == (self.head_seq, self.head_hash) {
-            self.behind = false;
+        if target == (self.head_seq, self.head_hash) && !self.chunk_stale {
             return Ok(());
         }
         let head_time = if self.head_seq == 0 { i64::MIN } else { store.record_time(self.head_seq)? };
         let mut checker = crate::verify::Checker::after(self.head_seq, self.head_hash, head_time);
         let mut records = Vec::new();
+        // The other writers stored the derived entries; only the chunk in progress is kept.
+        let mut stored_elsewhere = Derived::default();
         for item in store.records(self.head_seq + 1, target.0) {
             let (seq, bytes) = item?;
             let corrupt = |reason: String| StoreError::Corrupt { seq, reason };
             let record = checker.check(seq, &bytes).map_err(|f| corrupt(f.reason.to_string()))?;
             evolve(&mut self.state, seq, record.recorded_at_ms, &record.event).map_err(|e| corrupt(e.to_string()))?;
             self.last_time_ms = self.last_time_ms.max(record.recorded_at_ms);
+            self.deriver.push(&mut stored_elsewhere, &record);
             records.push(record);
         }
+        self.deriver.end_run(&mut stored_elsewhere);
         if checker.expected != target.0 + 1 || checker.prev_hash != target.1 {
             return Err(StoreError::Corrupt { seq: checker.expected, reason: "the log ends before its head".into() });
         }
         let (new_keys, purged) = self.follow_keys(&*store, &records)?;
         (self.head_seq, self.head_hash) = target;
-        self.deriver = Deriver::with_chunk(crate::derive::chunk_in_progress(&*store, target.0)?);
+        if self.chunk_stale {
+            self.deriver = Deriver::with_chunk(crate::derive::chunk_in_progress(&*store, target.0)?);
+            self.chunk_stale = false;
+        }
         self.publish(&records, new_keys, &purged);
-        self.behind = false;
         Ok(())
     }
 
@@ -401,10 +437,12 @@ impl Writer {
             .filter(|r| matches!(r.event, Event::SecretPurged { .. }))
             .map(|r| r.event.secret())
             .collect();
+        // A secret created and purged within the range has no key left, and needs none.
+        let live: Vec<SecretUid> = created.into_iter().filter(|uid| !purged.contains(uid)).collect();
         let mut new_keys = Vec::new();
-        if !created.is_empty() {
+        if !live.is_empty() {
             let file = store.key_file()?.unwrap_or_default();
-            for uid in created {
+            for uid in live {
                 let missing =
                     || StoreError::Corrupt { seq: 0, reason: format!("no data key for secret uid {}", uid.0) };
                 let wrapped = file.keys.get(&uid.0).ok_or_else(missing)?;
@@ -436,18 +474,25 @@ impl Writer {
         view.head_hash = self.head_hash;
     }
 
-    fn reset_from_read_view(&mut self, (head_seq, head_hash): Head) {
+    /// The writer's projection, keys and head back to the durable view's.
+    fn reset_state_from_read_view(&mut self, (head_seq, head_hash): Head) {
         let view = self.shared.read.read().unwrap_or_else(|e| e.into_inner());
         self.state = view.state.clone();
         self.keys = view.keys.clone();
         drop(view);
         self.head_seq = head_seq;
         self.head_hash = head_hash;
-        match crate::derive::chunk_in_progress(&*self.shared.store, head_seq) {
+    }
+
+    /// [`Writer::reset_state_from_read_view`], and the Merkle chunk in progress re-read from
+    /// the store.
+    fn reset_from_read_view(&mut self, head: Head) {
+        self.reset_state_from_read_view(head);
+        match crate::derive::chunk_in_progress(&*self.shared.store, head.0) {
             Ok(chunk) => self.deriver = Deriver::with_chunk(chunk),
             Err(e) if self.shared.store.shared() => {
                 tracing::warn!(error = %e, "cannot reload the Merkle chunk; the next group re-reads the store");
-                self.behind = true;
+                self.chunk_stale = true;
             }
             Err(e) => {
                 tracing::error!(error = %e, "cannot reload the Merkle chunk; writes disabled");

@@ -400,13 +400,13 @@ enum Cmd {
         #[arg(long, required_unless_present = "from_database_url", conflicts_with = "from_database_url")]
         from_data_dir: Option<PathBuf>,
         /// The PostgreSQL database to copy from.
-        #[arg(long)]
+        #[arg(long, env = "SECRET_LEDGER_FROM_DATABASE_URL", hide_env_values = true)]
         from_database_url: Option<String>,
         /// The sled data dir to copy to (created).
         #[arg(long, required_unless_present = "to_database_url", conflicts_with = "to_database_url")]
         to_data_dir: Option<PathBuf>,
         /// The PostgreSQL database to copy to (its tables are created).
-        #[arg(long)]
+        #[arg(long, env = "SECRET_LEDGER_TO_DATABASE_URL", hide_env_values = true)]
         to_database_url: Option<String>,
         /// Print one JSON document instead of text.
         #[arg(long)]
