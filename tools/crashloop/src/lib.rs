@@ -59,6 +59,8 @@ pub struct Options {
     pub startup_kill_percent: u64,
     /// One line per iteration on stderr.
     pub verbose: bool,
+    /// Keep the log in this (empty) PostgreSQL database instead of the data dir.
+    pub database_url: Option<String>,
 }
 
 impl Options {
@@ -73,6 +75,7 @@ impl Options {
             traffic_ms: (50, 500),
             startup_kill_percent: 10,
             verbose: false,
+            database_url: None,
         }
     }
 }
@@ -268,7 +271,7 @@ impl Harness {
     }
 
     fn spawn(&self) -> anyhow::Result<Server> {
-        Server::spawn(&self.options.bin, &self.data_dir, &self.log)
+        Server::spawn(&self.options.bin, &self.data_dir, self.options.database_url.as_deref(), &self.log)
     }
 
     fn clients(&mut self, endpoint: &str, n: usize) -> anyhow::Result<Vec<Client>> {
@@ -344,9 +347,10 @@ impl Harness {
     /// Start, check, SIGTERM, verify; `full` re-reads every value. Before starting, verify
     /// must already pass on the data dir the SIGKILL left.
     async fn verify_round(&mut self, full: bool) -> anyhow::Result<()> {
-        if self.data_dir.join("db").exists() {
+        if self.data_dir.join("db").exists() || (self.options.database_url.is_some() && self.data_dir.exists()) {
+            let url = self.options.database_url.as_deref();
             self.summary.log_events =
-                server::verify(&self.options.bin, &self.data_dir).context("verify after SIGKILL")?;
+                server::verify(&self.options.bin, &self.data_dir, url).context("verify after SIGKILL")?;
             self.summary.verify_runs += 1;
         }
         let mut server = self.spawn()?;
@@ -354,7 +358,9 @@ impl Harness {
         let checker = self.clients(&endpoint, 1)?.pop().context("no client")?;
         self.check(&checker, full).await?;
         server.terminate()?;
-        self.summary.log_events = server::verify(&self.options.bin, &self.data_dir).context("verify after SIGTERM")?;
+        let url = self.options.database_url.as_deref();
+        self.summary.log_events =
+            server::verify(&self.options.bin, &self.data_dir, url).context("verify after SIGTERM")?;
         self.summary.verify_runs += 1;
         self.say(&format!("SIGTERM + verify ok ({} events)", self.summary.log_events));
         Ok(())

@@ -42,6 +42,9 @@ struct Cli {
     /// Print one line per iteration.
     #[arg(long, short)]
     verbose: bool,
+    /// Keep the log in this (empty) PostgreSQL database instead of the data dir's sled files.
+    #[arg(long, env = "SECRET_LEDGER_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -63,6 +66,7 @@ fn main() -> ExitCode {
     options.traffic_ms = (cli.min_traffic_ms, cli.max_traffic_ms.max(cli.min_traffic_ms));
     options.startup_kill_percent = cli.startup_kill_percent.min(100);
     options.verbose = cli.verbose;
+    options.database_url = cli.database_url;
     match run(&options) {
         Ok(summary) => {
             println!("crashloop: ok, seed {seed}: {summary}");

@@ -21,12 +21,16 @@ pub struct Server {
 }
 
 impl Server {
-    /// Spawns `BIN serve --listen 127.0.0.1:0 --data-dir DIR`; stderr goes to `log`.
-    pub fn spawn(bin: &Path, data_dir: &Path, log: &Path) -> anyhow::Result<Server> {
+    /// Spawns `BIN serve --listen 127.0.0.1:0 --data-dir DIR [--database-url URL]`; stderr goes
+    /// to `log`.
+    pub fn spawn(bin: &Path, data_dir: &Path, database_url: Option<&str>, log: &Path) -> anyhow::Result<Server> {
         let stderr = File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
-        let mut child = Command::new(bin)
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir)
+        let mut command = Command::new(bin);
+        command.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"]).arg(data_dir);
+        if let Some(url) = database_url {
+            command.args(["--database-url", url]);
+        }
+        let mut child = command
             .env("SECRET_LEDGER_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -128,14 +132,15 @@ pub fn log_tail(log: &Path) -> String {
     }
 }
 
-/// `BIN verify --data-dir DIR --json` must exit 0 and print `"ok": true`. Returns its events.
-pub fn verify(bin: &Path, data_dir: &Path) -> anyhow::Result<u64> {
-    let out = Command::new(bin)
-        .args(["verify", "--json", "--data-dir"])
-        .arg(data_dir)
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("cannot run {} verify", bin.display()))?;
+/// `BIN verify --data-dir DIR [--database-url URL] --json` must exit 0 and print `"ok": true`.
+/// Returns its events.
+pub fn verify(bin: &Path, data_dir: &Path, database_url: Option<&str>) -> anyhow::Result<u64> {
+    let mut command = Command::new(bin);
+    command.args(["verify", "--json", "--data-dir"]).arg(data_dir);
+    if let Some(url) = database_url {
+        command.args(["--database-url", url]);
+    }
+    let out = command.stdin(Stdio::null()).output().with_context(|| format!("cannot run {} verify", bin.display()))?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let json: serde_json::Value =
         stdout.lines().rev().find_map(|l| serde_json::from_str(l).ok()).unwrap_or(serde_json::Value::Null);
