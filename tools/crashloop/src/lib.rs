@@ -61,6 +61,9 @@ pub struct Options {
     pub verbose: bool,
     /// Keep the log in this (empty) PostgreSQL database instead of the data dir.
     pub database_url: Option<String>,
+    /// With `database_url`: a second server on the same database, never killed, which must keep
+    /// serving through every kill of the first and pass the same checks.
+    pub second_node: bool,
 }
 
 impl Options {
@@ -76,6 +79,7 @@ impl Options {
             startup_kill_percent: 10,
             verbose: false,
             database_url: None,
+            second_node: false,
         }
     }
 }
@@ -180,6 +184,7 @@ pub fn run(options: &Options) -> Result<Summary, Box<Failure>> {
         creds: None,
         summary: Summary::default(),
         iteration: 0,
+        second: None,
     };
     let started = Instant::now();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build();
@@ -229,6 +234,8 @@ struct Harness {
     creds: Option<(String, String)>,
     summary: Summary,
     iteration: u32,
+    /// The second node, once started, and a client of it.
+    second: Option<(Server, Client)>,
 }
 
 impl Harness {
@@ -267,7 +274,38 @@ impl Harness {
                 self.verify_round(false).await?;
             }
         }
-        self.verify_round(true).await
+        self.verify_round(true).await?;
+        if let Some((server, _)) = self.second.take() {
+            server.terminate().context("the second node did not stop cleanly")?;
+        }
+        Ok(())
+    }
+
+    /// Starts the second node once the first wrote the key files.
+    fn start_second(&mut self) -> anyhow::Result<()> {
+        if !self.options.second_node || self.second.is_some() {
+            return Ok(());
+        }
+        let dir = self.data_dir.with_extension("node2");
+        let log = self.data_dir.with_extension("node2.log");
+        let url = self.options.database_url.as_deref();
+        let mut server = Server::spawn_with(&self.options.bin, &dir, url, Some(&self.data_dir), &log)?;
+        let endpoint = server.wait_listening()?;
+        let client = self.clients(&endpoint, 1)?.pop().context("no client")?;
+        self.say(&format!("second node listening on {endpoint}"));
+        self.second = Some((server, client));
+        Ok(())
+    }
+
+    /// The second node, with the first one dead: it must answer, and hold every acknowledged
+    /// write (it follows the database).
+    async fn check_second(&mut self) -> anyhow::Result<()> {
+        let Some((server, client)) = self.second.take() else { return Ok(()) };
+        // It hears of each commit at once; give the last one a moment to arrive.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let checked = self.check(&client, false).await.context("the second node, after the first was killed");
+        self.second = Some((server, client));
+        checked
     }
 
     fn spawn(&self) -> anyhow::Result<Server> {
@@ -305,6 +343,7 @@ impl Harness {
         let checker = clients.pop().context("no client")?;
         self.check(&checker, false).await?;
         self.ensure_secrets(&checker).await?;
+        self.start_second()?;
 
         // Traffic, then SIGKILL at the planned moment.
         let stop = Arc::new(AtomicBool::new(false));
@@ -341,7 +380,7 @@ impl Harness {
         }
         let acked = lock(&self.model).counters.acked_writes;
         self.say(&format!("killed after {} ms of traffic; {acked} acknowledged writes so far", plan.traffic_ms));
-        Ok(())
+        self.check_second().await
     }
 
     /// Start, check, SIGTERM, verify; `full` re-reads every value. Before starting, verify

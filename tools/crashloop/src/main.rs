@@ -45,6 +45,10 @@ struct Cli {
     /// Keep the log in this (empty) PostgreSQL database instead of the data dir's sled files.
     #[arg(long, env = "SECRET_LEDGER_DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
+    /// With --database-url: run a second server on the same database that is never killed; it
+    /// must keep serving through every kill of the first and hold every acknowledged write.
+    #[arg(long, requires = "database_url")]
+    second_node: bool,
 }
 
 fn main() -> ExitCode {
@@ -67,6 +71,7 @@ fn main() -> ExitCode {
     options.startup_kill_percent = cli.startup_kill_percent.min(100);
     options.verbose = cli.verbose;
     options.database_url = cli.database_url;
+    options.second_node = cli.second_node;
     match run(&options) {
         Ok(summary) => {
             println!("crashloop: ok, seed {seed}: {summary}");

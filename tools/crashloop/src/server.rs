@@ -24,11 +24,27 @@ impl Server {
     /// Spawns `BIN serve --listen 127.0.0.1:0 --data-dir DIR [--database-url URL]`; stderr goes
     /// to `log`.
     pub fn spawn(bin: &Path, data_dir: &Path, database_url: Option<&str>, log: &Path) -> anyhow::Result<Server> {
+        Server::spawn_with(bin, data_dir, database_url, None, log)
+    }
+
+    /// [`Server::spawn`] with the master key and credentials files of `keys_from` (another
+    /// node's data dir).
+    pub fn spawn_with(
+        bin: &Path,
+        data_dir: &Path,
+        database_url: Option<&str>,
+        keys_from: Option<&Path>,
+        log: &Path,
+    ) -> anyhow::Result<Server> {
         let stderr = File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
         let mut command = Command::new(bin);
         command.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"]).arg(data_dir);
         if let Some(url) = database_url {
             command.args(["--database-url", url]);
+        }
+        if let Some(dir) = keys_from {
+            command.arg("--master-key-file").arg(dir.join("master.key"));
+            command.arg("--credentials").arg(dir.join("credentials"));
         }
         let mut child = command
             .env("SECRET_LEDGER_LOG", "warn")
