@@ -556,3 +556,40 @@ fn a_node_starts_while_another_writes() {
     });
     a.verify(&mut |_, _| {}).unwrap().unwrap();
 }
+
+#[test]
+fn the_master_key_rotates_in_postgres_and_an_interrupted_rotation_finishes_on_start() {
+    let Some(pg) = PgCluster::start("the_master_key_rotates_in_postgres") else { return };
+    let url = pg.database("rekey");
+    let dir = tempfile::tempdir().unwrap();
+    let key_path = dir.path().join("master.key");
+    std::fs::write(&key_path, format!("{}\n", "42".repeat(32))).unwrap();
+    story(Arc::new(PgStore::connect(&url, PgOptions::default()).unwrap())).close().unwrap();
+    let open = || -> Result<Arc<dyn LogStore>, ledger_store::StoreError> {
+        Ok(Arc::new(PgStore::connect(&url, PgOptions::default())?))
+    };
+    let rotate = |stop: Option<ledger_store::rekey::Step>| {
+        ledger_store::rekey::rotate_master_key_of(&open, Some(&key_path), dir.path(), &mut |s| Some(s) != stop)
+    };
+    assert_eq!(rotate(None).unwrap(), (1, 2));
+    // Stopped right after its commit point (the keys re-wrapped, the file not yet replaced).
+    assert!(rotate(Some(ledger_store::rekey::Step::KeysRewrapped)).is_err());
+    let store = open().unwrap();
+    let wrapped_by = store.key_file().unwrap().map(|f| f.master_key_id);
+    assert_eq!(wrapped_by, Some(3));
+    let (key, _) = ledger_store::master_key::master_key_for(Some(&key_path), dir.path(), true, wrapped_by).unwrap();
+    assert_eq!(key.id, 3, "the start finished the rotation");
+    let clock = Arc::new(ManualClock::new(T0 + 86_400_000));
+    let ledger = Ledger::open_store(store.clone(), key, options(&clock)).unwrap();
+    let q = ledger_core::query::GetSecretValue { secret_id: "db/prod".into(), ..Default::default() };
+    let value = ledger.get_secret_value(&Scope::new("us-east-1", "123456789012"), &q).unwrap().unwrap().value;
+    assert_eq!(value, SecretValue::string("p19"));
+    let rotations = ledger_audit::events::log_history(ledger.store(), 1, ledger.head().0, &|r| {
+        r.event.name() == "MasterKeyRotated"
+    })
+    .unwrap();
+    assert_eq!(rotations.len(), 2, "{rotations:?}");
+    ledger.close().unwrap();
+    let err = Ledger::open_store(store, master(), options(&clock)).unwrap_err();
+    assert!(matches!(err, ledger_store::StoreError::WrongMasterKey), "the old key opens nothing: {err}");
+}

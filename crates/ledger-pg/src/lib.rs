@@ -724,6 +724,18 @@ impl LogStore for PgStore {
         })
     }
 
+    /// One transaction: every row deleted and the new ones inserted.
+    fn replace_data_keys(&self, file: &KeyFile) -> Result<(), StoreError> {
+        let keys: Vec<(u64, WrappedKey)> = file.keys.iter().map(|(u, w)| (*u, w.clone())).collect();
+        self.run(move |db| async move {
+            let mut guard = db.client().await?;
+            let tx = guard.as_mut().expect("connected").transaction().await.map_err(engine)?;
+            tx.batch_execute("DELETE FROM ledger_data_keys").await.map_err(engine)?;
+            write_keys(&tx, &keys, &[]).await?;
+            tx.commit().await.map_err(engine)
+        })
+    }
+
     fn delete_data_keys(&self, uids: &[u64]) -> Result<(), StoreError> {
         let uids = uids.to_vec();
         self.run(move |db| async move {

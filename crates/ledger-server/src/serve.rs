@@ -305,23 +305,38 @@ async fn open_data_dir(
             .create(&data_dir)
             .with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
     }
-    let (master, new_key) = ledger_store::master_key::master_key(config.master_key_file.as_deref(), &data_dir)?;
+    // With a database, the data keys (and so whether a master key may be generated, and which
+    // key wraps them after an interrupted rotation) are in the database.
+    let store = match config.database.clone() {
+        Some(db) => {
+            let pg = ledger_pg::PgOptions { statement_timeout: db.statement_timeout, ..Default::default() };
+            let connected = tokio::task::spawn_blocking(move || ledger_pg::PgStore::connect(&db.url, pg))
+                .await
+                .context("connecting to the database panicked")?
+                .context("cannot open the ledger in the database")?;
+            Some(Arc::new(connected) as Arc<dyn ledger_store::LogStore>)
+        }
+        None => None,
+    };
+    let explicit = config.master_key_file.as_deref();
+    let (master, new_key) = match &store {
+        Some(store) => {
+            let wrapped_by = store.key_file()?.map(|f| f.master_key_id);
+            ledger_store::master_key::master_key_for(explicit, &data_dir, wrapped_by.is_some(), wrapped_by)?
+        }
+        None => ledger_store::master_key::master_key(explicit, &data_dir)?,
+    };
     created.extend(new_key.map(Created::MasterKey));
     let credentials = credentials::credentials(config.credentials_file.as_deref(), &data_dir, created)?;
     let mut options = config.ledger_options.clone();
     options.observer = Some(metrics);
     let open_dir = data_dir.clone();
-    let database = config.database.clone();
-    let location = match &database {
-        Some(_) => "the database".to_string(),
+    let location = match &store {
+        Some(store) => store.location(),
         None => data_dir.display().to_string(),
     };
-    let ledger = tokio::task::spawn_blocking(move || match database {
-        Some(db) => {
-            let pg = ledger_pg::PgOptions { statement_timeout: db.statement_timeout, ..Default::default() };
-            let store = ledger_pg::PgStore::connect(&db.url, pg)?;
-            Ledger::open_store(Arc::new(store), master, options)
-        }
+    let ledger = tokio::task::spawn_blocking(move || match store {
+        Some(store) => Ledger::open_store(store, master, options),
         None => Ledger::open(&open_dir, master, options),
     })
     .await

@@ -95,25 +95,23 @@ impl KeyFile {
         Ok(keys)
     }
 }
-
-/// Re-wraps every data key in `dir`'s key file from `old` to `new` and replaces the file (the
-/// commit point of a master-key rotation). Refused, changing nothing, unless the file is
-/// wrapped by `old` and `new` is a newer key id.
-pub fn rewrap(dir: &Path, old: &MasterKey, new: &MasterKey) -> Result<KeyFile, StoreError> {
-    let file = KeyFile::read(dir)?.unwrap_or(KeyFile { master_key_id: old.id, keys: BTreeMap::new() });
+/// Every data key of `file` (none: an empty file wrapped by `old`) re-wrapped from `old` to
+/// `new`: the new key set of a master-key rotation. Refused unless `file` is wrapped by `old`
+/// and `new` is a newer key id.
+pub fn rewrapped(file: Option<KeyFile>, old: &MasterKey, new: &MasterKey) -> Result<KeyFile, StoreError> {
+    let file = file.unwrap_or(KeyFile { master_key_id: old.id, keys: BTreeMap::new() });
     if new.id <= old.id {
         return Err(damaged(format!("the new master key id {} is not above the current {}", new.id, old.id)));
     }
+    if !file.keys.is_empty() && file.master_key_id != old.id {
+        return Err(StoreError::WrongMasterKey);
+    }
     let mut rewrapped = KeyFile { master_key_id: new.id, keys: BTreeMap::new() };
     for (uid, wrapped) in &file.keys {
-        if file.master_key_id != old.id {
-            return Err(StoreError::WrongMasterKey);
-        }
         let key = unwrap_key(old, SecretUid(*uid), wrapped).ok_or(StoreError::WrongMasterKey)?;
         let mut nonce = [0u8; 24];
         rand_core::OsRng.fill_bytes(&mut nonce);
         rewrapped.keys.insert(*uid, ledger_core::crypto::wrap_key(new, SecretUid(*uid), &key, nonce));
     }
-    rewrapped.write(dir)?;
     Ok(rewrapped)
 }

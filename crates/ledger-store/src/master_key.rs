@@ -107,29 +107,44 @@ pub fn master_key_path(explicit: Option<&Path>, data_dir: &Path) -> PathBuf {
 /// was interrupted after its commit point (see [`crate::rekey`]). Returns the key, and the path
 /// of the file when this call created it.
 pub fn master_key(explicit: Option<&Path>, data_dir: &Path) -> Result<(MasterKey, Option<PathBuf>), SecretFileError> {
+    let keys_exist = data_dir.join(crate::keyfile::KEYS_FILE).exists();
+    let wrapped_by = KeyFile::read(data_dir).ok().flatten().map(|f| f.master_key_id);
+    master_key_for(explicit, data_dir, keys_exist, wrapped_by)
+}
+
+/// [`master_key`] for a store whose data keys are elsewhere (a database): `keys_exist` says
+/// whether it holds any, `wrapped_by` which master key wraps them.
+pub fn master_key_for(
+    explicit: Option<&Path>,
+    data_dir: &Path,
+    keys_exist: bool,
+    wrapped_by: Option<u32>,
+) -> Result<(MasterKey, Option<PathBuf>), SecretFileError> {
     let path = master_key_path(explicit, data_dir);
     let mut created = None;
-    if !path.exists() && !data_dir.join(crate::keyfile::KEYS_FILE).exists() && !next_key_path(&path).exists() {
+    if !path.exists() && !keys_exist && !next_key_path(&path).exists() {
         let (_, text) = new_master_key(GENERATED_MASTER_KEY_ID);
         create_private(&path, text.as_bytes())?;
         created = Some(path.clone());
     }
     let key = parse_master_key(&read_secret(&path)?, &path)?;
-    Ok((finish_interrupted(&path, data_dir, key)?, created))
+    Ok((finish_interrupted(&path, wrapped_by, key)?, created))
 }
 
 /// After a start-up read `key` from `path`: if a rotation passed its commit point (the data-key
 /// file is wrapped by the next key waiting beside `path`), moves the next key into place and
 /// returns it; if a rotation stopped before it, removes the stale next key. Anything it cannot
 /// read is left for the ledger's open to report.
-pub(crate) fn finish_interrupted(path: &Path, data_dir: &Path, key: MasterKey) -> Result<MasterKey, SecretFileError> {
+pub(crate) fn finish_interrupted(
+    path: &Path,
+    wrapped_by: Option<u32>,
+    key: MasterKey,
+) -> Result<MasterKey, SecretFileError> {
     let next_path = next_key_path(path);
     if !next_path.exists() {
         return Ok(key);
     }
-    let Ok(Some(KeyFile { master_key_id: wrapped_by, .. })) = KeyFile::read(data_dir) else {
-        return Ok(key);
-    };
+    let Some(wrapped_by) = wrapped_by else { return Ok(key) };
     let next = parse_master_key(&read_secret(&next_path)?, &next_path)?;
     if wrapped_by == next.id && key.id != next.id {
         tracing::info!(path = %path.display(), key_id = next.id, "finishing an interrupted master key rotation");

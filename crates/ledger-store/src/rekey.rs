@@ -13,9 +13,10 @@
 //! place ([`finish_interrupted`]); a kill before 5 finishes leaves the event to the next open.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use crate::master_key::{self as files, SecretFileError as FileError};
-use crate::{Ledger, LedgerOptions, StoreError};
+use crate::{Ledger, LedgerOptions, LogStore, StoreError};
 
 /// The points a rotation passes, for fault-injection tests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,12 +50,28 @@ pub fn rotate_master_key(
     data_dir: &Path,
     at: &mut dyn FnMut(Step) -> bool,
 ) -> Result<(u32, u32), RekeyError> {
+    let open = || -> Result<Arc<dyn LogStore>, StoreError> {
+        Ok(Arc::new(crate::SledStore::open(data_dir, crate::SledOptions::streaming())?))
+    };
+    rotate_master_key_of(&open, explicit, data_dir, at)
+}
+
+/// [`rotate_master_key`] of the log in the store `open` opens (every server stopped); the
+/// master key file is `explicit` or `<data_dir>/master.key`.
+pub fn rotate_master_key_of(
+    open: &dyn Fn() -> Result<Arc<dyn LogStore>, StoreError>,
+    explicit: Option<&Path>,
+    data_dir: &Path,
+    at: &mut dyn FnMut(Step) -> bool,
+) -> Result<(u32, u32), RekeyError> {
     let path = files::master_key_path(explicit, data_dir);
     if !path.exists() {
         return Err(RekeyError::NoKey(path));
     }
-    let (old, _) = files::master_key(explicit, data_dir)?;
-    Ledger::open(data_dir, old.clone(), LedgerOptions::default())?.close()?;
+    let store = open()?;
+    let wrapped_by = store.key_file()?.map(|f| f.master_key_id);
+    let (old, _) = files::master_key_for(explicit, data_dir, wrapped_by.is_some(), wrapped_by)?;
+    Ledger::open_store(store.clone(), old.clone(), LedgerOptions::default())?.close()?;
     let stop = |step| Err(RekeyError::Stopped(step));
     if !at(Step::Checked) {
         return stop(Step::Checked);
@@ -67,7 +84,7 @@ pub fn rotate_master_key(
     if !at(Step::NextKeyWritten) {
         return stop(Step::NextKeyWritten);
     }
-    crate::keyfile::rewrap(data_dir, &old, &new)?;
+    store.replace_data_keys(&crate::keyfile::rewrapped(store.key_file()?, &old, &new)?)?;
     if !at(Step::KeysRewrapped) {
         return stop(Step::KeysRewrapped);
     }
@@ -75,7 +92,7 @@ pub fn rotate_master_key(
     if !at(Step::KeyReplaced) {
         return stop(Step::KeyReplaced);
     }
-    Ledger::open(data_dir, new, LedgerOptions::default())?.close()?;
+    Ledger::open_store(store, new, LedgerOptions::default())?.close()?;
     if !at(Step::Recorded) {
         return stop(Step::Recorded);
     }

@@ -438,6 +438,10 @@ impl LogStore for SledStore {
         file.write(&self.path)
     }
 
+    fn replace_data_keys(&self, file: &KeyFile) -> Result<(), StoreError> {
+        file.write(&self.path)
+    }
+
     fn delete_data_keys(&self, uids: &[u64]) -> Result<(), StoreError> {
         let Some(mut file) = KeyFile::read(&self.path)? else { return Ok(()) };
         for uid in uids {

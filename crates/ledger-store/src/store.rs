@@ -222,6 +222,10 @@ pub trait LogStore: Send + Sync + Debug {
     /// keys of an older layout).
     fn put_data_keys(&self, keys: &[(u64, WrappedKey)]) -> Result<(), StoreError>;
 
+    /// Replaces every data key at once, atomically and durably: the commit point of a master
+    /// key rotation (`file` holds every key, wrapped under the new master key).
+    fn replace_data_keys(&self, file: &KeyFile) -> Result<(), StoreError>;
+
     /// Destroys the data keys of `uids` (a purge's crypto-shredding), atomically and durably.
     fn delete_data_keys(&self, uids: &[u64]) -> Result<(), StoreError>;
 

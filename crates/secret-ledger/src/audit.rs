@@ -747,11 +747,20 @@ pub(crate) fn migrate(from: &Local, to: &Local, json_out: bool) -> anyhow::Resul
 }
 
 pub(crate) fn rotate_master_key(
-    data_dir: &Path,
+    local: &Local,
     master_key_file: Option<&Path>,
     json_out: bool,
 ) -> anyhow::Result<ExitCode> {
-    let (from, to) = ledger_store::rekey::rotate_master_key(master_key_file, data_dir, &mut |_| true)?;
+    let data_dir = local.data_dir.as_path();
+    let (from, to) = match &local.database_url {
+        Some(url) => {
+            let open = || -> Result<std::sync::Arc<dyn LogStore>, ledger_store::StoreError> {
+                Ok(std::sync::Arc::new(ledger_pg::PgStore::connect(url, ledger_pg::PgOptions::default())?))
+            };
+            ledger_store::rekey::rotate_master_key_of(&open, master_key_file, data_dir, &mut |_| true)?
+        }
+        None => ledger_store::rekey::rotate_master_key(master_key_file, data_dir, &mut |_| true)?,
+    };
     let path = ledger_store::master_key::master_key_path(master_key_file, data_dir);
     if json_out {
         println!("{}", json!({ "ok": true, "from_key_id": from, "to_key_id": to, "master_key_file": path }));

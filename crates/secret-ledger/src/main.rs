@@ -422,6 +422,10 @@ enum Cmd {
         /// The master key file to rotate (default: <data-dir>/master.key); rewritten in place.
         #[arg(long, env = "SECRET_LEDGER_MASTER_KEY_FILE")]
         master_key_file: Option<PathBuf>,
+        /// Rotate the data keys in this PostgreSQL database (every server stopped; give each the
+        /// new key file afterwards).
+        #[arg(long, env = "SECRET_LEDGER_DATABASE_URL", hide_env_values = true)]
+        database_url: Option<String>,
         /// Print one JSON document instead of text.
         #[arg(long)]
         json: bool,
@@ -523,8 +527,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let to = audit::Local { data_dir: to_data_dir.unwrap_or_default(), database_url: to_database_url };
             audit::migrate(&from, &to, json)
         }
-        Cmd::RotateMasterKey { data_dir, master_key_file, json } => {
-            audit::rotate_master_key(&data_dir, master_key_file.as_deref(), json)
+        Cmd::RotateMasterKey { data_dir, master_key_file, database_url, json } => {
+            audit::rotate_master_key(&audit::Local { data_dir, database_url }, master_key_file.as_deref(), json)
         }
         Cmd::Serve(args) => serve(args),
     }
