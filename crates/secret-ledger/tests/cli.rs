@@ -899,3 +899,50 @@ fn audit_commands_over_https_with_a_private_ca() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     runtime.block_on(server.shutdown()).unwrap();
 }
+
+/// `migrate` both ways and `--database-url` on the reading commands, through the binary,
+/// against a throwaway PostgreSQL cluster.
+#[test]
+fn migrate_and_read_a_log_in_postgres_through_the_binary() {
+    let Some(pg) = ledger_tests::pg::PgCluster::start("migrate_and_read_a_log_in_postgres_through_the_binary") else {
+        return;
+    };
+    let url = pg.database("cli");
+    let dir = data_dir();
+    let copied = bin(&["migrate", "--from-data-dir", path(dir.path()), "--to-database-url", &url, "--json"]);
+    assert!(copied.status.success(), "{}", String::from_utf8_lossy(&copied.stderr));
+    assert_eq!(json(&copied)["ok"], true);
+    let on_sled = json(&bin(&["verify", "--data-dir", path(dir.path()), "--json"]));
+    let on_pg = json(&bin(&["verify", "--data-dir", path(dir.path()), "--database-url", &url, "--json"]));
+    assert_eq!(on_pg["ok"], true, "{on_pg}");
+    assert_eq!((&on_pg["head_hash"], &on_pg["merkle_root"]), (&on_sled["head_hash"], &on_sled["merkle_root"]));
+    let state = json(&bin(&[
+        "state",
+        "--data-dir",
+        path(dir.path()),
+        "--database-url",
+        &url,
+        "--as-of",
+        "999",
+        "--secret-id",
+        "db/prod",
+        "--label",
+        "AWSCURRENT",
+        "--reveal-value",
+        "--region",
+        "us-east-1",
+        "--json",
+    ]));
+    assert_eq!(state["label"]["value"]["SecretString"], "second-password", "{state}");
+    // Back into a new data dir: the same log again.
+    let back = tempfile::tempdir().unwrap();
+    let to = back.path().join("data");
+    let returned = bin(&["migrate", "--from-database-url", &url, "--to-data-dir", path(&to)]);
+    assert!(returned.status.success(), "{}", String::from_utf8_lossy(&returned.stderr));
+    let again = json(&bin(&["verify", "--data-dir", path(&to), "--json"]));
+    assert_eq!(again["head_hash"], on_sled["head_hash"]);
+    // A destination that holds a log is refused.
+    let refused = bin(&["migrate", "--from-data-dir", path(dir.path()), "--to-database-url", &url]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("already holds a log"));
+}
