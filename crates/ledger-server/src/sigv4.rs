@@ -278,15 +278,17 @@ pub fn verify(
 }
 
 fn check_skew(signed_at: SystemTime, now: SystemTime) -> Result<(), AuthError> {
-    let signed = format_amz_date(signed_at);
-    let now_text = format_amz_date(now);
+    // The dates are formatted for the refusal's message only: a request in time formats none.
+    let (signed, now_text) = (|| format_amz_date(signed_at), || format_amz_date(now));
     if signed_at + CLOCK_SKEW_MAX < now {
+        let (signed, now_text) = (signed(), now_text());
         let bound = format_amz_date(now - CLOCK_SKEW_MAX);
         return Err(AuthError::Invalid(format!(
             "Signature expired: {signed} is now earlier than {bound} ({now_text} - 5 min.)"
         )));
     }
     if signed_at > now + CLOCK_SKEW_MAX {
+        let (signed, now_text) = (signed(), now_text());
         let bound = format_amz_date(now + CLOCK_SKEW_MAX);
         return Err(AuthError::Invalid(format!(
             "Signature not yet current: {signed} is still later than {bound} ({now_text} + 5 min.)"
