@@ -85,11 +85,10 @@ pub struct PgStore {
     runtime: Option<tokio::runtime::Runtime>,
     db: Arc<Db>,
     location: String,
-    /// A connection of its own for the writers' turn lock (see [`LogStore::begin_group`]), and
-    /// whether this store holds the turn.
-    turn: Arc<tokio::sync::Mutex<(Option<Client>, bool)>>,
-    /// A connection of its own for the leadership lock, and whether it holds the lock.
-    leader: Arc<tokio::sync::Mutex<(Option<Client>, bool)>>,
+    /// The writers' turn lock (see [`LogStore::begin_group`]).
+    turn: Arc<LockSession>,
+    /// The leadership lock (see [`LogStore::is_leader`]).
+    leader: Arc<LockSession>,
 }
 
 /// The notification channel every append notifies on commit.
@@ -164,19 +163,45 @@ fn describe(config: &tokio_postgres::Config) -> String {
     format!("postgres://{host}:{port}/{}", config.get_dbname().unwrap_or(""))
 }
 
+/// A connection on its own session, whose driver runs on the store's runtime.
+async fn connect(config: &tokio_postgres::Config) -> Result<Client, StoreError> {
+    let (client, connection) = config.connect(NoTls).await.map_err(engine)?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::warn!(error = %e, "PostgreSQL connection ended");
+        }
+    });
+    Ok(client)
+}
+
+/// A connection of its own holding a session advisory lock, and whether it holds it.
+type LockSession = tokio::sync::Mutex<(Option<Client>, bool)>;
+
+/// Tries once to hold `lock` on `session`'s connection (reconnected if it closed, which
+/// released the lock); whether it is held.
+async fn try_hold(
+    config: &tokio_postgres::Config,
+    session: &mut (Option<Client>, bool),
+    lock: i64,
+) -> Result<bool, StoreError> {
+    let (client, holds) = session;
+    if client.as_ref().is_none_or(Client::is_closed) {
+        (*client, *holds) = (Some(connect(config).await?), false);
+    }
+    if !*holds {
+        let c = client.as_ref().expect("connected above");
+        *holds = c.query_one("SELECT pg_try_advisory_lock($1)", &[&lock]).await.map_err(engine)?.get(0);
+    }
+    Ok(*holds)
+}
+
 impl Db {
     /// A connection, reconnecting one the server closed.
     async fn client(&self) -> Result<tokio::sync::MutexGuard<'_, Option<Client>>, StoreError> {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.clients.len();
         let mut guard = self.clients[i].lock().await;
         if guard.as_ref().is_none_or(Client::is_closed) {
-            let (client, connection) = self.config.connect(NoTls).await.map_err(engine)?;
-            tokio::spawn(async move {
-                if let Err(e) = connection.await {
-                    tracing::warn!(error = %e, "PostgreSQL connection ended");
-                }
-            });
-            *guard = Some(client);
+            *guard = Some(connect(&self.config).await?);
         }
         Ok(guard)
     }
@@ -322,6 +347,7 @@ async fn listen(config: tokio_postgres::Config, wake: Box<dyn Fn() + Send + Sync
     use futures_util::StreamExt;
     loop {
         if let Ok((client, mut connection)) = config.connect(NoTls).await {
+            // Polled here, not by `connect`'s driver: its notifications are the point.
             let (tx, mut heard) = tokio::sync::mpsc::unbounded_channel();
             let driver = tokio::spawn(async move {
                 let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
@@ -490,25 +516,12 @@ impl LogStore for PgStore {
     fn begin_group(&self) -> Result<(), StoreError> {
         let turn = self.turn.clone();
         let took = self.run(move |db| async move {
-            let mut guard = turn.lock().await;
-            let (client, holds) = &mut *guard;
-            if client.as_ref().is_none_or(Client::is_closed) {
-                let (fresh, connection) = db.config.connect(NoTls).await.map_err(engine)?;
-                tokio::spawn(async move {
-                    let _ = connection.await;
-                });
-                (*client, *holds) = (Some(fresh), false);
-            }
-            let c = client.as_ref().expect("connected above");
+            let mut session = turn.lock().await;
             let deadline = tokio::time::Instant::now() + TURN_WAIT;
-            while !*holds && tokio::time::Instant::now() < deadline {
-                let row = c.query_one("SELECT pg_try_advisory_lock($1)", &[&TURN_LOCK]).await.map_err(engine)?;
-                *holds = row.get(0);
-                if !*holds {
-                    tokio::time::sleep(Duration::from_micros(500)).await;
-                }
+            while !try_hold(&db.config, &mut session, TURN_LOCK).await? && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_micros(500)).await;
             }
-            Ok(*holds)
+            Ok(session.1)
         });
         if let Ok(false) | Err(_) = took {
             tracing::debug!("writing without the writers' turn");
@@ -543,23 +556,8 @@ impl LogStore for PgStore {
     /// its connection closes, the lock is released and another node takes it on its next try.
     fn is_leader(&self) -> bool {
         let leader = self.leader.clone();
-        let held = self.run(move |db| async move {
-            let mut guard = leader.lock().await;
-            let (client, holds) = &mut *guard;
-            if client.as_ref().is_none_or(Client::is_closed) {
-                let (fresh, connection) = db.config.connect(NoTls).await.map_err(engine)?;
-                tokio::spawn(async move {
-                    let _ = connection.await;
-                });
-                (*client, *holds) = (Some(fresh), false);
-            }
-            if !*holds {
-                let c = client.as_ref().expect("connected above");
-                let row = c.query_one("SELECT pg_try_advisory_lock($1)", &[&LEADER_LOCK]).await.map_err(engine)?;
-                *holds = row.get(0);
-            }
-            Ok(*holds)
-        });
+        let held =
+            self.run(move |db| async move { try_hold(&db.config, &mut *leader.lock().await, LEADER_LOCK).await });
         held.unwrap_or(false)
     }
 

@@ -50,6 +50,10 @@ pub struct SledStore {
     options: SledOptions,
     /// Opened by the first append: the watermark file and sled's data file to `fdatasync`.
     durable: Mutex<Option<Durability>>,
+    /// The data-key file as this store last read or wrote it (`Some(None)`: there is none). One
+    /// process per data dir, so the disk cannot change under it: a group that creates a secret
+    /// does not read the file again before rewriting it.
+    keys: Mutex<Option<Option<KeyFile>>>,
 }
 
 struct Durability {
@@ -128,7 +132,7 @@ impl SledStore {
     pub fn open(path: &Path, options: SledOptions) -> Result<SledStore, StoreError> {
         let db = guard_engine(|| open_db(path, options.cache_bytes))?;
         let tree: sled::Tree = (*db).clone();
-        Ok(SledStore { db, tree, path: path.to_path_buf(), options, durable: Mutex::new(None) })
+        Ok(SledStore { db, tree, path: path.to_path_buf(), options, durable: Mutex::new(None), keys: Mutex::new(None) })
     }
 
     /// Opens an existing data dir for reading offline (the server must not be running).
@@ -191,6 +195,16 @@ impl SledStore {
         self.inject(FaultStep::Fsync)?;
         durable.data_file.sync_data()?;
         durable.watermark.write(head.0, &head.1)?;
+        Ok(())
+    }
+}
+
+impl SledStore {
+    /// Rewrites the data-key file as `change` leaves `file`, and remembers it once it is on disk.
+    fn write_keys(&self, mut file: KeyFile, change: impl FnOnce(&mut KeyFile)) -> Result<(), StoreError> {
+        change(&mut file);
+        file.write(&self.path)?;
+        *self.keys.lock().unwrap_or_else(|e| e.into_inner()) = Some(Some(file));
         Ok(())
     }
 }
@@ -426,28 +440,30 @@ impl LogStore for SledStore {
     }
 
     fn key_file(&self) -> Result<Option<KeyFile>, StoreError> {
-        KeyFile::read(&self.path)
+        let mut cached = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+        if cached.is_none() {
+            *cached = Some(KeyFile::read(&self.path)?);
+        }
+        Ok(cached.clone().flatten())
     }
 
-    /// One writer per data dir: read, change and rewrite the whole file.
     fn put_data_keys(&self, keys: &[(u64, WrappedKey)]) -> Result<(), StoreError> {
         let Some((_, first)) = keys.first() else { return Ok(()) };
-        let mut file = KeyFile::read(&self.path)?
-            .unwrap_or(KeyFile { master_key_id: first.master_key_id, keys: Default::default() });
-        file.keys.extend(keys.iter().cloned());
-        file.write(&self.path)
+        let file = self.key_file()?.unwrap_or(KeyFile { master_key_id: first.master_key_id, keys: Default::default() });
+        self.write_keys(file, |f| f.keys.extend(keys.iter().cloned()))
     }
 
     fn replace_data_keys(&self, file: &KeyFile) -> Result<(), StoreError> {
-        file.write(&self.path)
+        self.write_keys(file.clone(), |_| {})
     }
 
     fn delete_data_keys(&self, uids: &[u64]) -> Result<(), StoreError> {
-        let Some(mut file) = KeyFile::read(&self.path)? else { return Ok(()) };
-        for uid in uids {
-            file.keys.remove(uid);
-        }
-        file.write(&self.path)
+        let Some(file) = self.key_file()? else { return Ok(()) };
+        self.write_keys(file, |f| {
+            for uid in uids {
+                f.keys.remove(uid);
+            }
+        })
     }
 
     fn legacy_keys(&self) -> Result<Vec<(u64, WrappedKey)>, StoreError> {

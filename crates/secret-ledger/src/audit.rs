@@ -95,14 +95,6 @@ impl Local {
             None => ledger_store::verify_dir(&self.data_dir, progress)?,
         })
     }
-
-    /// Where the log is, for an export's or checkpoint's default origin.
-    fn origin(&self) -> String {
-        match &self.database_url {
-            Some(_) => self.open().map(|s| s.location()).unwrap_or_default(),
-            None => self.data_dir.display().to_string(),
-        }
-    }
 }
 
 /// Text for a terminal: control characters (escape sequences, line breaks in a tag value, a
@@ -562,7 +554,7 @@ pub(crate) fn export(source: &Source, out: &Path, origin: Option<String>, json_o
     let checkpoint = match source {
         Source::Dir(local) => {
             let log = local.open()?;
-            let origin = origin.unwrap_or_else(|| local.origin());
+            let origin = origin.unwrap_or_else(|| log.location());
             let progress = Progress::new("exporting", json_out);
             let checkpoint =
                 ledger_audit::export::export(&*log, &mut writer, &origin, SystemClock::now_ms(), &mut |d, t| {
@@ -612,7 +604,7 @@ pub(crate) fn checkpoint(
     let mut checkpoint = match source {
         Source::Dir(local) => {
             let log = local.open()?;
-            let origin = origin.unwrap_or_else(|| local.origin());
+            let origin = origin.unwrap_or_else(|| log.location());
             proofs::checkpoint(&*log, &origin, SystemClock::now_ms())?
         }
         Source::Remote(remote) => {
