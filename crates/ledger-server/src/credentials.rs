@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use ledger_store::master_key::{create_private, read_secret, SecretFileError};
 use rand_core::{OsRng, RngCore};
@@ -34,6 +35,8 @@ pub enum FileError {
 #[derive(Clone, Default)]
 pub struct CredentialStore {
     keys: HashMap<String, (Zeroizing<String>, Access)>,
+    /// Signing keys derived from `keys`; replaced (not shared with clones) whenever a key is added.
+    signing_keys: Arc<SigningKeys>,
 }
 
 impl std::fmt::Debug for CredentialStore {
@@ -58,6 +61,7 @@ impl CredentialStore {
         access: Access,
     ) {
         self.keys.insert(access_key_id.into(), (Zeroizing::new(secret_access_key.into()), access));
+        self.signing_keys = Arc::default();
     }
 
     /// The scope of a known key (after [`crate::sigv4::verify`] accepted a request signed with it).
@@ -76,6 +80,50 @@ impl CredentialStore {
     pub(crate) fn secret(&self, access_key_id: &str) -> Option<&str> {
         self.keys.get(access_key_id).map(|(s, _)| s.as_str())
     }
+
+    #[cfg(test)]
+    pub(crate) fn signing_keys_held(&self) -> usize {
+        self.signing_keys.keys.lock().map_or(0, |keys| keys.len())
+    }
+
+    /// The SigV4 signing key of a known key for a day (`YYYYMMDD`) and region: derived by
+    /// `derive` from the secret access key the first time, remembered after. `None` for an
+    /// unknown key.
+    pub(crate) fn signing_key(
+        &self,
+        access_key_id: &str,
+        day: &str,
+        region: &str,
+        derive: impl FnOnce(&str) -> Vec<u8>,
+    ) -> Option<Zeroizing<Vec<u8>>> {
+        let secret = self.secret(access_key_id)?;
+        let mut keys = self.signing_keys.keys.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let id = (access_key_id.to_string(), day.to_string(), region.to_string());
+        if let Some(key) = keys.get(&id) {
+            return Some(key.clone());
+        }
+        if keys.len() >= SigningKeys::CAPACITY {
+            keys.clear();
+        }
+        let key = Zeroizing::new(derive(secret));
+        keys.insert(id, key.clone());
+        Some(key)
+    }
+}
+
+/// SigV4 signing keys by access key id, day and region: each saves the four HMAC-SHA256 passes
+/// of a derivation per request. Bounded: emptied when it reaches [`SigningKeys::CAPACITY`]
+/// entries, so a known key signing for many regions cannot grow it.
+#[derive(Default)]
+struct SigningKeys {
+    keys: Mutex<HashMap<SigningScope, Zeroizing<Vec<u8>>>>,
+}
+
+/// Access key id, day (`YYYYMMDD`) and region.
+type SigningScope = (String, String, String);
+
+impl SigningKeys {
+    const CAPACITY: usize = 1024;
 }
 
 /// A file that appeared on this start, so `serve` can say where it is.

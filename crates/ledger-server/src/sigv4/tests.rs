@@ -230,3 +230,91 @@ fn dates_round_trip() {
         SystemTime::UNIX_EPOCH + Duration::from_secs(1_440_938_160)
     );
 }
+
+proptest::proptest! {
+    /// The fast path writes the same canonical request as the crate's signer for every request it
+    /// takes, and declines the shapes it does not take.
+    #[test]
+    fn the_fast_path_signs_as_the_crate_does(
+        names in proptest::collection::btree_set("[a-z][a-z0-9-]{0,12}", 1..6),
+        values in proptest::collection::vec("[ -~]{0,8}( {1,3}[ -~]{0,8}){0,3}", 6),
+        body in proptest::collection::vec(proptest::num::u8::ANY, 0..64),
+        region in "[a-z]{2}-[a-z]{4,9}-[1-9]",
+        shuffle in proptest::bool::ANY,
+        path in proptest::sample::select(vec!["/", "/x", "/?a=b"]),
+    ) {
+        let mut headers: Vec<(&str, &str)> = names
+            .iter()
+            .filter(|n| {
+                !matches!(
+                    n.as_str(),
+                    "x-amz-content-sha256" | "x-amz-security-token" | "authorization" | "host" | "x-amz-date"
+                )
+            })
+            .zip(&values)
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        headers.push(("x-amz-date", AMZ_DATE));
+        headers.push(("host", "localhost:4590"));
+        headers.sort();
+        headers.dedup_by(|a, b| a.0 == b.0);
+        if shuffle {
+            headers.reverse();
+        }
+        let input = SignInput {
+            method: "POST",
+            path_and_query: path,
+            headers: &headers,
+            body: &body,
+            access_key_id: AKID,
+            secret_access_key: SECRET,
+            region: &region,
+            service: SERVICE,
+        };
+        let keys = store();
+        match fast_signature(&keys, &input, signed_at()) {
+            Some(fast) => {
+                proptest::prop_assert_eq!(Some(fast), expected_signature(&input, signed_at()).ok());
+                // And again from the remembered key.
+                proptest::prop_assert_eq!(
+                    fast_signature(&keys, &input, signed_at()),
+                    expected_signature(&input, signed_at()).ok()
+                );
+            }
+            None => proptest::prop_assert!(path != "/" || (shuffle && headers.len() > 1)),
+        }
+    }
+}
+
+#[test]
+fn signing_keys_are_remembered_within_a_bound() {
+    let keys = store();
+    let headers = [("host", "localhost"), ("x-amz-date", AMZ_DATE)];
+    for i in 0..1100 {
+        let region = format!("us-east-{i}");
+        let input = SignInput {
+            method: "POST",
+            path_and_query: "/",
+            headers: &headers,
+            body: b"",
+            access_key_id: AKID,
+            secret_access_key: SECRET,
+            region: &region,
+            service: SERVICE,
+        };
+        assert_eq!(fast_signature(&keys, &input, signed_at()), expected_signature(&input, signed_at()).ok());
+    }
+    assert!(keys.signing_keys_held() <= 1024);
+    // An unknown key has no signing key.
+    let input = SignInput {
+        method: "POST",
+        path_and_query: "/",
+        headers: &headers,
+        body: b"",
+        access_key_id: "AKIDUNKNOWN",
+        secret_access_key: SECRET,
+        region: "us-east-1",
+        service: SERVICE,
+    };
+    assert_eq!(fast_signature(&keys, &input, signed_at()), None);
+}
