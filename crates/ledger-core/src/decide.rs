@@ -151,10 +151,15 @@ pub enum Command {
     RecordReads {
         reads: Vec<(SecretUid, String)>,
         denied: Vec<String>,
+        /// The request's operation (`GetSecretValue`, `BatchGetSecretValue`), which the
+        /// records name.
+        operation: &'static str,
     },
     /// Resources a request was refused by the caller's scope (`serve --audit-reads`).
     RecordDenied {
         resources: Vec<String>,
+        /// The refused request's operation, which the records name.
+        operation: &'static str,
     },
     /// The data keys are wrapped by a newer master key (`rotate-master-key`, recorded by the
     /// first open under the new key).
@@ -182,8 +187,7 @@ impl Command {
             Command::PurgeDue => "PurgeDue",
             Command::RecordAccess { .. } => "RecordAccess",
             Command::RecordRotationFailure { .. } => "RecordRotationFailure",
-            Command::RecordReads { .. } => "RecordReads",
-            Command::RecordDenied { .. } => "RecordDenied",
+            Command::RecordReads { operation, .. } | Command::RecordDenied { operation, .. } => operation,
             Command::RecordMasterKeyRotation { .. } => "RotateMasterKey",
         }
     }
@@ -302,7 +306,7 @@ fn record(state: &State, cmd: &Command, ctx: &Ctx<'_>) -> Result<Vec<Event>, SmE
             };
             Ok(events)
         }
-        Command::RecordReads { reads, denied } => {
+        Command::RecordReads { reads, denied, .. } => {
             let mut events = Vec::with_capacity(reads.len() + denied.len());
             for (secret, version_id) in reads {
                 let readable =
@@ -318,7 +322,7 @@ fn record(state: &State, cmd: &Command, ctx: &Ctx<'_>) -> Result<Vec<Event>, SmE
             }));
             Ok(events)
         }
-        Command::RecordDenied { resources } => {
+        Command::RecordDenied { resources, .. } => {
             let events = resources
                 .iter()
                 .map(|r| Event::AccessDenied { resource: r.chars().take(crate::limits::SECRET_ID_CHARS_MAX).collect() })
@@ -874,6 +878,13 @@ fn fill_reserved(
     Ok(Decision::with(events, reply))
 }
 
+/// RotateSecret. `RotateImmediately` true (the default): records the configuration if the
+/// request changes it and reserves `AWSPENDING` on a new version for the token, for the rotation
+/// to fill and promote. False: records the configuration only, since a decision cannot know
+/// whether a rotation runner exists. Without one (no `--lambda-endpoint`) that is all: an
+/// external rotator rotates at the schedule. With one, the runner then tests the configuration
+/// as AWS does (ledger-server's `rotation` module): it reserves the version with a RotateSecret
+/// of its own, invokes `testSecret` only, and takes `AWSPENDING` off the version again.
 fn rotate_secret(state: &State, c: &RotateSecret, ctx: &mut Ctx<'_>) -> Result<Decision, SmError> {
     // Request shape first, before the secret is looked up.
     check_token(&c.client_request_token)?;
@@ -933,6 +944,8 @@ fn rotate_secret(state: &State, c: &RotateSecret, ctx: &mut Ctx<'_>) -> Result<D
     Ok(Decision::with(events, reply))
 }
 
+/// CancelRotateSecret: rotation off. `AWSPENDING` stays where it is, as on AWS; a runner
+/// running the rotation stops before its next step.
 fn cancel_rotate_secret(state: &State, c: &CancelRotateSecret, ctx: &mut Ctx<'_>) -> Result<Decision, SmError> {
     let secret = live(state, ctx.scope, &c.secret_id)?;
     // The interrupted rotation's version, if one is under way; its AWSPENDING stays.

@@ -162,7 +162,8 @@ async fn answer_audit(
                 actor: verified.access_key_id.clone(),
                 request_id: request_id.to_string(),
             };
-            let cmd = ledger_core::Command::RecordDenied { resources: vec![operation.action()] };
+            let cmd =
+                ledger_core::Command::RecordDenied { resources: vec![operation.action()], operation: operation.name() };
             if let Err(e) = app.ledger.execute_async(cmd, &meta).await {
                 return Err(ApiError::store(&e, request_id));
             }

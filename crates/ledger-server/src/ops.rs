@@ -57,7 +57,8 @@ pub async fn dispatch_with(
     if let Err(refusal) = access.check(&meta.actor, operation, &input, &meta.scope) {
         if trail.audit_reads {
             let resource = input.string(operation.secret_member()).ok().flatten().unwrap_or_else(|| "*".to_string());
-            record(ledger, Command::RecordDenied { resources: vec![resource] }, meta).await?;
+            record(ledger, Command::RecordDenied { resources: vec![resource], operation: operation.name() }, meta)
+                .await?;
         }
         return Err(refusal);
     }
@@ -327,7 +328,12 @@ async fn get_secret_value(
             if trail.audit_reads {
                 // The value leaves only once its SecretRead is durable.
                 let read = (out.location.secret, out.location.version_id.clone());
-                record(ledger, Command::RecordReads { reads: vec![read], denied: Vec::new() }, meta).await?;
+                record(
+                    ledger,
+                    Command::RecordReads { reads: vec![read], denied: Vec::new(), operation: "GetSecretValue" },
+                    meta,
+                )
+                .await?;
             }
             json(&wire::SecretValueOutWire::from(out))
         }
@@ -378,7 +384,8 @@ async fn batch_get_secret_value(
                     batch.values.iter().map(|v| (v.location.secret, v.location.version_id.clone())).collect();
                 if !reads.is_empty() || !denied.is_empty() {
                     let denied = denied.iter().map(|(_, given)| given.clone()).collect();
-                    record(ledger, Command::RecordReads { reads, denied }, meta).await?;
+                    record(ledger, Command::RecordReads { reads, denied, operation: "BatchGetSecretValue" }, meta)
+                        .await?;
                 }
             }
             batch_answer(batch, &denied, meta)

@@ -40,7 +40,7 @@ async fn every_released_value_is_recorded_first() {
     let reads: Vec<_> = trail(&t).into_iter().filter(|e| e.0 == "SecretRead").collect();
     assert_eq!(reads.len(), 1, "{reads:?}");
     let (_, actor, operation, request_id, change) = &reads[0];
-    assert_eq!((actor.as_str(), operation.as_str()), (APP_AKID, "RecordReads"));
+    assert_eq!((actor.as_str(), operation.as_str()), (APP_AKID, "GetSecretValue"));
     assert_eq!(Some(request_id.as_str()), got.request_id(), "the read's own request id");
     assert!(change.contains(got.version_id().unwrap()), "{change}");
     // A second read of the same version is recorded again (this is the access trail, not the
@@ -54,6 +54,8 @@ async fn every_released_value_is_recorded_first() {
     assert_eq!(batch.errors()[0].error_code(), Some("AccessDeniedException"));
     let events = trail(&t);
     assert_eq!(events.iter().filter(|e| e.0 == "SecretRead").count(), 3);
+    let batch_read = events.iter().rfind(|e| e.0 == "SecretRead").unwrap();
+    assert_eq!(batch_read.2, "BatchGetSecretValue", "{batch_read:?}");
     let denied: Vec<_> = events.iter().filter(|e| e.0 == "AccessDenied").collect();
     assert_eq!(denied.len(), 1);
     assert!(denied[0].1 == APP_AKID && denied[0].4.contains("ops/root"), "{denied:?}");
@@ -63,15 +65,29 @@ async fn every_released_value_is_recorded_first() {
     assert!(refused.is_err());
     let events = trail(&t);
     let last = events.last().unwrap();
-    assert_eq!((last.0.as_str(), last.1.as_str(), last.2.as_str()), ("AccessDenied", APP_AKID, "RecordDenied"));
+    assert_eq!((last.0.as_str(), last.1.as_str(), last.2.as_str()), ("AccessDenied", APP_AKID, "GetSecretValue"));
     assert!(last.4.contains(r#""ops/root""#), "{last:?}");
     // So is a refused audit operation (a prefix-scoped key has none).
     let mut raw = Raw::new("SecretLedger.History", "{}");
     raw.sign_with = Some((APP_AKID, APP_SECRET, std::time::SystemTime::now()));
     send(t.addr(), raw).await.expect_error("AccessDeniedException");
     let last = trail(&t).pop().unwrap();
-    assert_eq!((last.0.as_str(), last.1.as_str()), ("AccessDenied", APP_AKID));
+    assert_eq!((last.0.as_str(), last.1.as_str(), last.2.as_str()), ("AccessDenied", APP_AKID, "History"));
     assert!(last.4.contains("secretledger:History"), "{last:?}");
+    // Unauthenticated failures (an unknown key, a bad signature, a stale date) are never written
+    // to the chain.
+    let before = trail(&t).len();
+    let now = std::time::SystemTime::now();
+    let stale = now - std::time::Duration::from_secs(3600);
+    for (key, secret, at) in
+        [("AKIAUNKNOWNKEY000001", "x", now), (APP_AKID, "wrong", now), (APP_AKID, APP_SECRET, stale)]
+    {
+        let mut raw = Raw::new("secretsmanager.GetSecretValue", r#"{"SecretId":"app/db"}"#);
+        raw.sign_with = Some((key, secret, at));
+        let answer = send(t.addr(), raw).await;
+        assert!(answer.status >= 400, "{key} {secret}: {}", answer.status);
+    }
+    assert_eq!(trail(&t).len(), before, "unauthenticated requests appended events");
     // The trail verifies like every other event.
     assert!(t.server.ledger().verify(&mut |_, _| {}).unwrap().is_ok());
     t.stop().await;
