@@ -17,7 +17,7 @@ fn fixture_dir() -> PathBuf {
 }
 
 /// Copies the fixture data dir into a temp dir.
-fn copy_data_dir() -> tempfile::TempDir {
+pub(crate) fn copy_data_dir() -> tempfile::TempDir {
     let to = tempfile::tempdir().unwrap();
     let from = fixture_dir().join("data");
     let mut stack = vec![PathBuf::new()];

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use ledger_audit::events;
 use ledger_core::*;
-use ledger_store::{keyfile::KeyFile, Ledger};
+use ledger_store::{keyfile::KeyFile, Ledger, LogStore};
 
 use crate::fixture::{master, Fixture};
 
@@ -93,4 +93,47 @@ fn a_data_dir_whose_key_file_is_gone_is_refused_and_left_alone() {
     std::fs::write(&keys, saved).unwrap();
     f.ledger = Some(Ledger::open(f.dir.path(), master(), f.options.clone()).unwrap());
     assert_eq!(f.ledger().with_state(|s| s.secrets().count()), 1);
+}
+
+/// A data dir of the first layout kept its data keys inside sled. Opening it moves them into the
+/// key file and drops them from sled, but sled may keep old copies in its files: a purge after
+/// the upgrade removes the key from the key file and yet a copy is still found in `db`. That is
+/// what the open warns about, and `migrate` into a fresh data dir is the cure this test shows.
+#[test]
+fn an_upgraded_data_dir_is_made_clean_by_a_migrate() {
+    let dir = crate::old_format::copy_data_dir();
+    let legacy: std::collections::HashMap<u64, crypto::WrappedKey> =
+        ledger_store::SledStore::open_existing(dir.path()).unwrap().legacy_keys().unwrap().into_iter().collect();
+    let clock = std::sync::Arc::new(ledger_store::ManualClock::new(crate::fixture::T0 + 3_600_000));
+    let options = ledger_store::LedgerOptions { clock, ..ledger_store::LedgerOptions::default() };
+    let ledger = Ledger::open(dir.path(), master(), options.clone()).unwrap();
+    let blob = ledger.with_state(|s| s.by_name("us-east-1", "app/blob").unwrap().uid);
+    let wrapped = legacy[&blob.0].ciphertext.clone();
+    let scope = Scope::new("us-east-1", "123456789012");
+    let purge = Command::DeleteSecret(DeleteSecret {
+        secret_id: "app/blob".into(),
+        force_delete_without_recovery: Some(true),
+        ..DeleteSecret::default()
+    });
+    ledger.execute(purge, &ledger_store::RequestMeta::local(scope.clone())).unwrap().unwrap();
+    drop(ledger);
+    // Gone from the key file, still in sled's files: the limitation the open warns about.
+    assert_eq!(files_containing(dir.path(), &wrapped), ["db"]);
+
+    let clean = tempfile::tempdir().unwrap();
+    let to = clean.path().join("data");
+    {
+        let from = ledger_store::SledStore::open_existing(dir.path()).unwrap();
+        let into = ledger_store::SledStore::open(&to, ledger_store::SledOptions::streaming()).unwrap();
+        ledger_store::copy_log(&from, &into, &mut |_, _| {}).unwrap();
+    }
+    assert!(files_containing(&to, &wrapped).is_empty());
+    // Made owner-only, whatever the umask.
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&to).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o700);
+    let copy = Ledger::open(&to, master(), options).unwrap();
+    assert!(copy.verify(&mut |_, _| {}).unwrap().is_ok());
+    let q = query::GetSecretValue { secret_id: "app/db".into(), ..Default::default() };
+    assert_eq!(copy.get_secret_value(&scope, &q).unwrap().unwrap().value, SecretValue::string("db-3"));
+    assert!(copy.describe_secret(&scope, "app/blob").is_err());
 }

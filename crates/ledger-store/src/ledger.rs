@@ -467,6 +467,13 @@ fn load_keys(store: &dyn LogStore, master: &MasterKey, state: &State) -> Result<
     }
     if !legacy.is_empty() {
         store.drop_legacy_keys(&legacy.iter().map(|(uid, _)| *uid).collect::<Vec<_>>())?;
+        tracing::warn!(
+            store = %store.location(),
+            "this data dir was written by the first layout, which kept the data keys inside sled's files: sled may \
+             keep old copies of them (keys of secrets purged before this upgrade included) until it reclaims those \
+             pages. For a data dir where a purge destroys the key on disk, copy it with the server stopped: \
+             secret-ledger migrate --from-data-dir OLD --to-data-dir NEW, then use NEW"
+        );
     }
     Ok(keys)
 }

@@ -24,8 +24,12 @@ pub fn copy_log(
     if to.head()?.0 != 0 {
         return Err(StoreError::Engine(format!("the destination {} already holds a log", to.location())));
     }
-    if let Some(file) = from.key_file()? {
-        let keys: Vec<_> = file.keys.into_iter().collect();
+    // A data dir of the first layout keeps its keys inside sled: they move into the key file.
+    let keys: Vec<_> = match from.key_file()? {
+        Some(file) => file.keys.into_iter().collect(),
+        None => from.legacy_keys()?,
+    };
+    if !keys.is_empty() {
         to.put_data_keys(&keys)?;
     }
     if let Some(id) = from.master_key_id()? {

@@ -105,7 +105,8 @@ fn remove_unfinished_snapshots(path: &Path) -> Result<(), StoreError> {
 /// previous handle in this process was dropped, so a lock conflict is retried for up to three
 /// seconds before it is reported as "in use".
 fn open_db(path: &Path, cache_bytes: u64) -> Result<sled::Db, StoreError> {
-    std::fs::create_dir_all(path)?;
+    // Owner only, whatever the umask: the dir holds the log and, by default, the master key.
+    std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700).create(path)?;
     remove_unfinished_snapshots(path)?;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
     loop {
