@@ -19,6 +19,22 @@
 //! shutdown or crash interrupted, and reattempts failed ones at their next due time, with the
 //! same token. At most one rotation runs per secret. Shutdown stops the runner before the HTTP
 //! server, so a function calling back is never refused by a closing server.
+//!
+//! Before each step the runner reads the secret again: once rotation was cancelled
+//! (CancelRotateSecret), `AWSPENDING` left the version, or the secret is gone or scheduled for
+//! deletion, it stops without invoking the remaining steps and without recording a failure
+//! (an info log line says why). A step already invoked is not interrupted.
+//!
+//! RotateSecret with `RotateImmediately=false` only records the configuration (the decision
+//! cannot know whether a runner exists). Here, with a runner, it also tests it, as AWS does:
+//! the runner reserves `AWSPENDING` on the request's token with a RotateSecret of its own
+//! (actor `rotation`), invokes `testSecret` only, then takes `AWSPENDING` off that version
+//! (UpdateSecretVersionStage, a `LabelMoved` to nowhere); nothing is promoted, and the next
+//! rotation comes at the schedule. A failed test is recorded like any failed step, leaving
+//! `AWSPENDING`, and is reattempted at the next due time as a full rotation. That a run is a
+//! test lives only in the task running it, not in the log: a shutdown or crash during the test
+//! leaves a reserved version with no failure recorded, which the scheduler, once the server is
+//! back, resumes as an interrupted rotation, in full.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -27,7 +43,7 @@ use std::time::Duration;
 use aws_sdk_lambda::config::retry::RetryConfig;
 use aws_sdk_lambda::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_lambda::primitives::Blob;
-use ledger_core::{Command, Reply, RotateSecret, Scope, SecretUid, AWSCURRENT, AWSPENDING};
+use ledger_core::{Command, Reply, RotateSecret, Scope, SecretUid, UpdateSecretVersionStage, AWSCURRENT, AWSPENDING};
 use ledger_store::{Ledger, RequestMeta};
 
 /// What the rotator needs from the server it runs in: the ledger, the metrics and the account.
@@ -167,12 +183,15 @@ impl Rotator {
     }
 
     /// After RotateSecret answered `response` (`{"ARN", "Name", "VersionId"}`): runs the
-    /// rotation of that version if one is under way for it.
+    /// rotation of that version if one is under way for it, or tests the configuration if the
+    /// request only configured rotation (`RotateImmediately=false`: no version for its token).
     pub fn after_rotate_secret(self: &Arc<Rotator>, app: &Arc<dyn Host>, response: &str) {
         let Ok(reply) = serde_json::from_str::<serde_json::Value>(response) else { return };
         let (Some(arn), Some(token)) = (reply["ARN"].as_str(), reply["VersionId"].as_str()) else { return };
         if let Some(run) = pending_run(&**app, arn, token) {
-            self.launch(app.clone(), run);
+            self.launch(app.clone(), run, Mode::Full);
+        } else if let Some(run) = configured_run(&**app, arn, token) {
+            self.launch(app.clone(), run, Mode::TestOnly);
         }
     }
 
@@ -209,45 +228,77 @@ impl Rotator {
                 },
             };
             if let Some(run) = pending_run(&**app, &arn, &token) {
-                self.launch(app.clone(), run);
+                self.launch(app.clone(), run, Mode::Full);
             }
         }
     }
 
-    fn launch(self: &Arc<Rotator>, app: Arc<dyn Host>, run: Run) {
+    fn launch(self: &Arc<Rotator>, app: Arc<dyn Host>, run: Run, mode: Mode) {
+        // Claimed before a test reserves its version, so that the scheduler does not take the
+        // reserved version for an interrupted rotation and run it in full meanwhile.
         if !self.active.lock().unwrap_or_else(|e| e.into_inner()).insert(run.uid.0) {
             return; // already rotating
         }
         let rotator = self.clone();
         self.spawn(async move {
             let uid = run.uid.0;
-            rotator.run(&app, run).await;
+            match mode {
+                Mode::Full => rotator.run(&app, run).await,
+                Mode::TestOnly => rotator.test_configuration(&app, run).await,
+            }
             rotator.active.lock().unwrap_or_else(|e| e.into_inner()).remove(&uid);
         });
     }
 
-    /// The four steps; the first that fails is recorded and ends the rotation.
+    /// The four steps; the first that fails is recorded and ends the rotation. Before each, the
+    /// rotation must still be under way (see [`stop_reason`]).
     async fn run(&self, app: &Arc<dyn Host>, run: Run) {
         tracing::info!(secret = %run.arn, version = %run.token, function = %run.lambda_arn, "rotation started");
         app.metrics().rotation_started();
         for step in STEPS {
+            if let Some(reason) = stop_reason(&**app, &run) {
+                tracing::info!(secret = %run.arn, version = %run.token, step, reason, "rotation stopped");
+                return;
+            }
             if let Err(error) = self.invoke(&run, step).await {
-                app.metrics().rotation_failed();
-                tracing::warn!(secret = %run.arn, version = %run.token, step, error = %error, "rotation step failed");
-                let cmd = Command::RecordRotationFailure {
-                    secret: run.uid,
-                    version_id: run.token.clone(),
-                    step: step.to_string(),
-                    error,
-                };
-                let meta = system_meta(&run.region, &**app);
-                if let Err(e) = app.ledger().execute_async(cmd, &meta).await {
-                    tracing::error!(secret = %run.arn, error = %e, "cannot record the failed rotation step");
-                }
+                record_failure(app, &run, step, error).await;
                 return;
             }
         }
         tracing::info!(secret = %run.arn, version = %run.token, "rotation finished");
+    }
+
+    /// `RotateImmediately=false` with a runner: reserves `AWSPENDING` on the token, invokes
+    /// `testSecret` only and, if it passes, takes `AWSPENDING` off the version again; a failure
+    /// is recorded as for any step (see the module header).
+    async fn test_configuration(&self, app: &Arc<dyn Host>, run: Run) {
+        if !reserve(app, &run).await {
+            return;
+        }
+        tracing::info!(secret = %run.arn, version = %run.token, function = %run.lambda_arn, "rotation test started");
+        app.metrics().rotation_started();
+        let step = "testSecret";
+        if let Some(reason) = stop_reason(&**app, &run) {
+            tracing::info!(secret = %run.arn, version = %run.token, step, reason, "rotation test stopped");
+            return;
+        }
+        if let Err(error) = self.invoke(&run, step).await {
+            record_failure(app, &run, step, error).await;
+            return;
+        }
+        let cmd = Command::UpdateSecretVersionStage(UpdateSecretVersionStage {
+            secret_id: run.arn.clone(),
+            version_stage: AWSPENDING.to_string(),
+            remove_from_version_id: Some(run.token.clone()),
+            move_to_version_id: None,
+        });
+        match app.ledger().execute_async(cmd, &system_meta(&run.region, &**app)).await {
+            Ok(Ok(_)) => tracing::info!(secret = %run.arn, version = %run.token, "rotation test passed"),
+            Ok(Err(refusal)) => {
+                tracing::warn!(secret = %run.arn, error = %refusal, "rotation test passed; AWSPENDING stays")
+            }
+            Err(e) => tracing::error!(secret = %run.arn, error = %e, "rotation test passed; AWSPENDING stays"),
+        }
     }
 
     /// One synchronous invocation of the function for `step`.
@@ -334,6 +385,93 @@ fn pending_run(app: &dyn Host, arn: &str, token: &str) -> Option<Run> {
             token: token.to_string(),
         })
     })
+}
+
+/// What a launched task runs.
+#[derive(Clone, Copy, Debug)]
+enum Mode {
+    /// The four steps.
+    Full,
+    /// `RotateImmediately=false`: `testSecret` only, on a version reserved for it.
+    TestOnly,
+}
+
+/// The test to run for a RotateSecret that only configured rotation: rotation on, a function
+/// configured, no version (nor a retired one) for `token`, no rotation under way, the secret
+/// not scheduled for deletion.
+fn configured_run(app: &dyn Host, arn: &str, token: &str) -> Option<Run> {
+    app.ledger().with_state(|s| -> Option<Run> {
+        let secret = s.by_arn(arn)?;
+        let fresh = !secret.versions.contains_key(token) && !secret.retired.contains_key(token);
+        if !secret.rotation.enabled || !fresh || secret.rotation_in_progress() || secret.is_scheduled() {
+            return None;
+        }
+        Some(Run {
+            uid: secret.uid,
+            arn: secret.arn.clone(),
+            region: secret.region.clone(),
+            lambda_arn: secret.rotation.lambda_arn.clone()?,
+            token: token.to_string(),
+        })
+    })
+}
+
+/// Why the rotation `run` must not go on, read from the secret as it is now: rotation
+/// cancelled, `AWSPENDING` no longer on the version, the secret gone or scheduled for deletion.
+fn stop_reason(app: &dyn Host, run: &Run) -> Option<&'static str> {
+    app.ledger().with_state(|s| {
+        let Some(secret) = s.secret(run.uid) else { return Some("the secret is gone") };
+        if !secret.rotation.enabled {
+            Some("rotation was cancelled")
+        } else if secret.holder(AWSPENDING) != Some(run.token.as_str()) {
+            Some("AWSPENDING is no longer on the version")
+        } else if secret.is_scheduled() {
+            Some("the secret is scheduled for deletion")
+        } else {
+            None
+        }
+    })
+}
+
+/// Reserves `AWSPENDING` on `run`'s token for a test: RotateSecret as the runner, with the
+/// configuration as it is (so it records no `RotationConfigured`). False if refused (another
+/// rotation began, or rotation was cancelled meanwhile) or the store failed.
+async fn reserve(app: &Arc<dyn Host>, run: &Run) -> bool {
+    if !app.ledger().with_state(|s| s.secret(run.uid).is_some_and(|secret| secret.rotation.enabled)) {
+        return false;
+    }
+    let cmd = Command::RotateSecret(RotateSecret {
+        secret_id: run.arn.clone(),
+        client_request_token: Some(run.token.clone()),
+        ..RotateSecret::default()
+    });
+    match app.ledger().execute_async(cmd, &system_meta(&run.region, &**app)).await {
+        Ok(Ok(_)) => true,
+        Ok(Err(refusal)) => {
+            tracing::warn!(secret = %run.arn, error = %refusal, "the rotation test could not start");
+            false
+        }
+        Err(e) => {
+            tracing::error!(secret = %run.arn, error = %e, "the rotation test could not start");
+            false
+        }
+    }
+}
+
+/// A failed step: counted, logged and recorded as `RotationFailed`; `AWSPENDING` stays.
+async fn record_failure(app: &Arc<dyn Host>, run: &Run, step: &str, error: String) {
+    app.metrics().rotation_failed();
+    tracing::warn!(secret = %run.arn, version = %run.token, step, error = %error, "rotation step failed");
+    let cmd = Command::RecordRotationFailure {
+        secret: run.uid,
+        version_id: run.token.clone(),
+        step: step.to_string(),
+        error,
+    };
+    let meta = system_meta(&run.region, &**app);
+    if let Err(e) = app.ledger().execute_async(cmd, &meta).await {
+        tracing::error!(secret = %run.arn, error = %e, "cannot record the failed rotation step");
+    }
 }
 
 /// A rotation that fell due: RotateSecret as the runner (same function and rules).

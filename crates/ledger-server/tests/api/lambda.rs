@@ -32,6 +32,8 @@ enum Behaviour {
     ServiceError,
     /// No answer within the invoke timeout.
     Hang,
+    /// This step waits until the test releases it (`Lambda::release`), then runs as `Rotate`.
+    Block(&'static str),
 }
 
 struct Lambda {
@@ -39,6 +41,8 @@ struct Lambda {
     /// (step, region the call was signed for) of every invocation.
     calls: Mutex<Vec<(String, String)>>,
     ledger: Mutex<Option<Client>>,
+    /// Lets a step blocked by `Behaviour::Block` go on.
+    release: tokio::sync::Notify,
 }
 
 async fn invoke(State(lambda): State<Arc<Lambda>>, headers: HeaderMap, body: Bytes) -> Response {
@@ -56,6 +60,12 @@ async fn invoke(State(lambda): State<Arc<Lambda>>, headers: HeaderMap, body: Byt
         Behaviour::ServiceError => (StatusCode::INTERNAL_SERVER_ERROR, r#"{"message":"boom"}"#).into_response(),
         Behaviour::Hang => {
             tokio::time::sleep(Duration::from_secs(5)).await;
+            "null".into_response()
+        }
+        Behaviour::Block(at) if at == step => {
+            lambda.release.notified().await;
+            let client = lambda.ledger.lock().unwrap().clone().unwrap();
+            rotation_function(&client, &event).await;
             "null".into_response()
         }
         _ => {
@@ -122,8 +132,12 @@ fn configure(
 }
 
 async fn setup_with_timeout(behaviour: Behaviour, timeout: Duration) -> Setup {
-    let lambda =
-        Arc::new(Lambda { behaviour: Mutex::new(behaviour), calls: Mutex::default(), ledger: Mutex::default() });
+    let lambda = Arc::new(Lambda {
+        behaviour: Mutex::new(behaviour),
+        calls: Mutex::default(),
+        ledger: Mutex::default(),
+        release: tokio::sync::Notify::new(),
+    });
     let app = axum::Router::new().fallback(invoke).with_state(lambda.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let endpoint = format!("http://{}", listener.local_addr().unwrap());
@@ -163,6 +177,10 @@ impl Setup {
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
         panic!("no {event} for {name}: {:?}", self.events(name).await);
+    }
+
+    fn steps(&self) -> Vec<String> {
+        self.lambda.calls.lock().unwrap().iter().map(|(step, _)| step.clone()).collect()
     }
 
     async fn wait_for_current(&self, name: &str, value: &str) {
@@ -285,5 +303,83 @@ async fn an_interrupted_rotation_resumes_after_a_restart() {
     let s = Setup { t, lambda, clock, c, endpoint: String::new() };
     s.wait_for_current("db", &format!("rotated-{token}")).await;
     assert!(s.events("db").await.iter().all(|(e, _)| e != "RotationFailed"), "no failure was recorded");
+    s.t.stop().await;
+}
+
+/// RotateImmediately=false with a runner tests the configuration: AWSPENDING on a version
+/// reserved for the token, the function's testSecret step alone, AWSPENDING removed again;
+/// nothing is promoted and the next rotation is at the schedule.
+#[tokio::test]
+async fn rotate_immediately_false_runs_test_secret_only() {
+    let s = setup(Behaviour::Rotate).await;
+    s.c.create_secret().name("db").secret_string("v1").send().await.unwrap();
+    let v1 = s.c.get_secret_value().secret_id("db").send().await.unwrap().version_id().unwrap().to_string();
+    let rules = RotationRulesType::builder().automatically_after_days(2).build();
+    let started =
+        s.c.rotate_secret()
+            .secret_id("db")
+            .rotation_lambda_arn(FUNCTION)
+            .rotation_rules(rules)
+            .rotate_immediately(false)
+            .send()
+            .await
+            .unwrap();
+    let token = started.version_id().unwrap().to_string();
+    // The test reserved the token's version, then took AWSPENDING off it.
+    let released = format!("AWSPENDING: {token} → (none)");
+    for _ in 0..200 {
+        if s.events("db").await.iter().any(|(_, change)| *change == released) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let events = s.events("db").await;
+    assert!(events.iter().any(|(_, change)| *change == released), "{events:?}");
+    assert!(events.iter().any(|(e, change)| e == "VersionReserved" && change.contains(&token)), "{events:?}");
+    tokio::time::sleep(Duration::from_millis(300)).await; // scheduler ticks: nothing more runs
+    assert_eq!(s.steps(), ["testSecret"]);
+    assert_eq!(s.current("db").await, "v1");
+    let d = s.c.describe_secret().secret_id("db").send().await.unwrap();
+    let stages = d.version_ids_to_stages().unwrap();
+    assert_eq!(stages.len(), 1, "{stages:?}");
+    assert_eq!(stages[&v1], ["AWSCURRENT"]);
+    assert!(stages.values().flatten().all(|label| label != "AWSPENDING"), "{stages:?}");
+    assert_eq!(d.rotation_enabled(), Some(true));
+    assert!(d.last_rotated_date().is_none());
+    assert_eq!(d.next_rotation_date().unwrap().secs() * 1000, T0 + 2 * DAY_MS);
+    assert!(s.events("db").await.iter().all(|(e, _)| e != "RotationFailed"));
+    s.t.stop().await;
+}
+
+/// CancelRotateSecret while a step runs: the runner stops before the next step, records no
+/// failure, and AWSCURRENT stays where it was.
+#[tokio::test]
+async fn cancel_rotate_secret_stops_a_running_rotation() {
+    let s = setup_with_timeout(Behaviour::Block("createSecret"), Duration::from_secs(30)).await;
+    s.c.create_secret().name("db").secret_string("v1").send().await.unwrap();
+    let rules = RotationRulesType::builder().automatically_after_days(2).build();
+    let started =
+        s.c.rotate_secret().secret_id("db").rotation_lambda_arn(FUNCTION).rotation_rules(rules).send().await.unwrap();
+    let token = started.version_id().unwrap().to_string();
+    for _ in 0..200 {
+        if !s.steps().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(s.steps(), ["createSecret"]);
+    let cancelled = s.c.cancel_rotate_secret().secret_id("db").send().await.unwrap();
+    assert_eq!(cancelled.version_id(), Some(token.as_str()));
+    s.lambda.release.notify_one();
+    // createSecret completes (the pending value is written); nothing after it is invoked.
+    let filled = s.wait_for_event("db", "VersionValueSet").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(s.steps(), ["createSecret"], "{filled}");
+    assert_eq!(s.current("db").await, "v1");
+    let d = s.c.describe_secret().secret_id("db").send().await.unwrap();
+    assert_eq!(d.rotation_enabled(), Some(false));
+    assert_eq!(d.version_ids_to_stages().unwrap()[&token], ["AWSPENDING"]);
+    let events = s.events("db").await;
+    assert!(events.iter().all(|(e, _)| e != "RotationFailed"), "{events:?}");
     s.t.stop().await;
 }

@@ -120,7 +120,8 @@ async fn rotation_driven_by_an_external_rotator() {
     assert!(d.next_rotation_date().is_none());
     assert_eq!(d.version_ids_to_stages().unwrap()[second.version_id().unwrap()], ["AWSPENDING"]);
 
-    // RotateImmediately=false records the configuration only.
+    // RotateImmediately=false records the configuration only: without a runner nothing is
+    // reserved or tested (with one, lambda.rs tests that testSecret alone runs).
     c.create_secret().name("rotate/later").secret_string("x").send().await.unwrap();
     let head = t.head();
     c.rotate_secret()
