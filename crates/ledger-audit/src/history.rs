@@ -55,7 +55,8 @@ pub fn resolve_secret(
     }
 }
 
-/// The filters of `history`: who, which operation, and a range of seqs or times (inclusive).
+/// The filters of `history`: who, which operation, and a range of seqs or times (inclusive);
+/// for the ledger-wide history also a region.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HistoryFilter {
     pub actor: Option<String>,
@@ -64,6 +65,11 @@ pub struct HistoryFilter {
     pub since: Option<String>,
     /// A seq, or an RFC 3339 time: events up to then.
     pub until: Option<String>,
+    /// The ledger-wide history only: just the events of secrets in this region (events that
+    /// concern no secret, such as a master key rotation, are left out too). One secret's
+    /// history ignores it: its `SecretId` resolves in a region of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
 }
 
 impl HistoryFilter {
@@ -218,7 +224,8 @@ pub fn history(
 }
 
 /// The ledger-wide history in the first `head` records: every event the filter keeps, each
-/// with the secret it concerns.
+/// with the secret it concerns (with a region in the filter, only the events of that region's
+/// secrets).
 pub fn ledger_history(store: &dyn LogStore, head: u64, filter: &HistoryFilter) -> Result<LedgerHistoryDoc, AuditError> {
     let (from, to) = filter.range(store, head)?;
     let entries = events::log_history(store, from, to, &|r| filter.keeps(&r.actor, &r.operation))?;
@@ -229,6 +236,11 @@ pub fn ledger_history(store: &dyn LogStore, head: u64, filter: &HistoryFilter) -
             std::collections::hash_map::Entry::Occupied(known) => known.into_mut(),
             std::collections::hash_map::Entry::Vacant(new) => new.insert(events::secret_identity(store, e.secret)?),
         };
+        if let Some(region) = &filter.region {
+            if identity.as_ref().is_none_or(|id| &id.region != region) {
+                continue;
+            }
+        }
         let mut doc = EventDoc::new(e);
         if let Some(id) = identity {
             doc.name = Some(id.name.clone());

@@ -37,7 +37,8 @@ pub struct StateAt {
     pub requested_seq: Option<u64>,
     /// Why the seq shown differs from the one asked for.
     pub note: Option<String>,
-    /// The region a `SecretId` was resolved in; `None` for the whole ledger.
+    /// The region a `SecretId` was resolved in; for the whole ledger, the region it was
+    /// narrowed to, or `None` for every region.
     pub region: Option<String>,
     /// Ordered by region, then name.
     pub secrets: Vec<SecretState>,
@@ -78,7 +79,8 @@ fn seq_shown(store: &dyn LogStore, head: u64, asked: u64, exact: bool) -> Result
 }
 
 /// The state as of `as_of` in the first `head` records: of the secret `secret_id` named then
-/// within `region` (see [`resolve_secret`]), or of every secret in every region.
+/// within `region` (see [`resolve_secret`]); without `secret_id`, of every secret in `region`,
+/// or in every region when `region` is `None`.
 pub fn state_at(
     store: &dyn LogStore,
     head: u64,
@@ -97,7 +99,11 @@ pub fn state_at(
             let region = candidates.first().map(|c| c.region.clone());
             (region, events::resolve_at(store, &candidates, seq)?.into_iter().collect())
         }
-        None => (None, ledger_store::state_at(store, seq)?.secrets().cloned().collect()),
+        None => {
+            let all = ledger_store::state_at(store, seq)?;
+            let kept = all.secrets().filter(|s| region.is_none_or(|r| s.region == r)).cloned().collect();
+            (region.map(str::to_string), kept)
+        }
     };
     secrets.sort_by(|a, b| (&a.region, &a.name, a.uid).cmp(&(&b.region, &b.name, b.uid)));
     Ok(StateAt { seq, time_ms, requested_seq, note, region, secrets })

@@ -3,8 +3,8 @@
 //!
 //! | target | input | output |
 //! |---|---|---|
-//! | `SecretLedger.History` | `SecretId`? (without it: the whole ledger), `Actor`?, `Operation`?, `Since`?, `Until`? (seq or RFC 3339 time) | `{"secret_id", "region", "secrets": [{uid, name, region, arn, "events": [{seq, recorded_at, actor, request_id, operation, secret, event, change, label_move?}]}]}`; without `SecretId`: `{"filters", "from_seq", "to_seq", "events": [{…, name, region, arn}]}` |
-//! | `SecretLedger.State` | `AsOf` (seq number, or a string: seq or RFC 3339 time), `Exact`?, `SecretId`?, `Label`? | `{"as_of_seq", "as_of_time", "requested_seq", "note", "region", "secrets", "label"}` |
+//! | `SecretLedger.History` | `SecretId`? (without it: the whole ledger), `Actor`?, `Operation`?, `Since`?, `Until`? (seq or RFC 3339 time), `Region`? (without `SecretId` only: the events of that region's secrets) | `{"secret_id", "region", "secrets": [{uid, name, region, arn, "events": [{seq, recorded_at, actor, request_id, operation, secret, event, change, label_move?}]}]}`; without `SecretId`: `{"filters", "from_seq", "to_seq", "events": [{…, name, region, arn}]}` |
+//! | `SecretLedger.State` | `AsOf` (seq number, or a string: seq or RFC 3339 time), `Exact`?, `SecretId`?, `Label`?, `Region`? (without `SecretId` only: that region's secrets) | `{"as_of_seq", "as_of_time", "requested_seq", "note", "region", "secrets", "label"}` |
 //! | `SecretLedger.Export` | `Origin`? | the export file itself, JSON Lines, `Content-Type: application/x-ndjson` |
 //! | `SecretLedger.Checkpoint` | `Origin`? | the unsigned checkpoint JSON |
 //! | `SecretLedger.Prove` | `Seq` (and `TreeSize`, a kept checkpoint's size), or `FromCheckpoint` + `ToCheckpoint` (checkpoint JSON objects) | the inclusion or consistency proof JSON, with the log's head hashes at the sizes |
@@ -16,7 +16,9 @@
 //!
 //! A `SecretId` resolves within the request's signing region, as in every Secrets Manager call:
 //! a name used in two regions names two different secrets, and an ARN of another region names
-//! none. `State` without a `SecretId` covers every region, ordered by region.
+//! none. `History` and `State` without a `SecretId` cover every region (`State` ordered by
+//! region), or only the one named by a `Region` member: the signing region alone never narrows
+//! them. `Region` with a `SecretId` is a `ValidationException`.
 //!
 //! Values are never returned: `State` with a `Label` names the version that held the label
 //! (`label.value` is always `null` online; open values offline with the master key).
@@ -158,6 +160,18 @@ pub async fn dispatch(
     }
 }
 
+/// `Region`: the region a ledger-wide view is narrowed to; refused with a `SecretId`, which
+/// resolves in the signing region.
+fn only_region(input: &Input, secret_id: Option<&str>) -> Result<Option<String>, ApiError> {
+    let region = input.string("Region")?;
+    if region.is_some() && secret_id.is_some() {
+        return Err(ApiError::validation(
+            "Region narrows the whole ledger only; a SecretId resolves in the signing region.",
+        ));
+    }
+    Ok(region)
+}
+
 impl Request<'_> {
     async fn history(self) -> Result<Response, ApiError> {
         let input = &self.input;
@@ -167,6 +181,7 @@ impl Request<'_> {
             operation: input.string("Operation")?,
             since: input.seq_or_time("Since")?,
             until: input.seq_or_time("Until")?,
+            region: only_region(input, secret_id.as_deref())?,
         };
         // The ledger-wide history scans the log: it takes a whole-log slot, as exports do.
         let permit = if secret_id.is_none() { Some(whole_log_permit()?) } else { None };
@@ -189,9 +204,12 @@ impl Request<'_> {
         if label.is_some() && secret_id.is_none() {
             return Err(ApiError::validation("Label requires SecretId."));
         }
-        let (store, head, region) = (self.store, self.head.0, self.region);
+        // A SecretId resolves in the signing region; without one, only `Region` narrows.
+        let only = only_region(input, secret_id.as_deref())?;
+        let region = if secret_id.is_some() { Some(self.region) } else { only };
+        let (store, head) = (self.store, self.head.0);
         let doc = blocking(self.request_id, move || {
-            let state = state::state_at(&*store, head, &as_of, exact, secret_id.as_deref(), Some(&region))?;
+            let state = state::state_at(&*store, head, &as_of, exact, secret_id.as_deref(), region.as_deref())?;
             Ok(state::StateDoc::new(&state, label.as_deref(), None))
         })
         .await?;

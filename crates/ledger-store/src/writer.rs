@@ -536,3 +536,19 @@ impl Writer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// A seeded RNG would make data keys and nonces guessable: without the `test-rng` feature
+    /// the open refuses a seed. (`.ci/run` runs this crate's tests alone, without the feature
+    /// the workspace's test crate turns on.)
+    #[cfg(not(feature = "test-rng"))]
+    #[test]
+    fn a_seed_is_refused_without_the_test_rng_feature() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = crate::LedgerOptions { rng_seed: Some([7; 32]), ..crate::LedgerOptions::default() };
+        let master = ledger_core::crypto::MasterKey::from_bytes(1, [9; 32]);
+        let refused = crate::Ledger::open(dir.path(), master, options).err().expect("a seed is refused");
+        assert!(refused.to_string().contains("seeded RNG is for tests only"), "{refused}");
+    }
+}

@@ -284,14 +284,17 @@ fn page_facts(source: &Source) -> anyhow::Result<PageFacts> {
     Ok(PageFacts { head_seq, head_hash, verified, generated_at_ms: SystemClock::now_ms() })
 }
 
-/// `history`: the secrets `secret_id` names in `region` (offline, `None` accepts a name used in
-/// one region only; online the server resolves in the signing region).
 /// The members of a `SecretLedger.History` request for `filter`.
 fn filter_input(filter: &HistoryFilter) -> Value {
     let mut input = json!({});
-    for (name, value) in
-        [("Actor", &filter.actor), ("Operation", &filter.operation), ("Since", &filter.since), ("Until", &filter.until)]
-    {
+    let members = [
+        ("Actor", &filter.actor),
+        ("Operation", &filter.operation),
+        ("Since", &filter.since),
+        ("Until", &filter.until),
+        ("Region", &filter.region),
+    ];
+    for (name, value) in members {
         if let Some(v) = value {
             input[name] = Value::from(v.as_str());
         }
@@ -299,7 +302,8 @@ fn filter_input(filter: &HistoryFilter) -> Value {
     input
 }
 
-/// `history` without `--secret-id`: every event of the ledger the filter keeps.
+/// `history` without `--secret-id`: every event of the ledger the filter keeps (with a region,
+/// of that region's secrets only), each with its secret's name, region and ARN.
 pub(crate) fn ledger_history(source: &Source, filter: &HistoryFilter, json_out: bool) -> anyhow::Result<ExitCode> {
     let doc: LedgerHistoryDoc = match source {
         Source::Dir(local) => {
@@ -312,19 +316,22 @@ pub(crate) fn ledger_history(source: &Source, filter: &HistoryFilter, json_out: 
         println!("{}", serde_json::to_string(&doc)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!("{} events from seq {} to {}", doc.events.len(), doc.from_seq, doc.to_seq);
-    let text = |v: &Option<String>| clean(v.as_deref().unwrap_or(""));
+    let within = doc.filters.region.as_deref().map(|r| format!(" of secrets in region {}", clean(r)));
+    println!("{} events from seq {} to {}{}", doc.events.len(), doc.from_seq, doc.to_seq, within.unwrap_or_default());
     for e in &doc.events {
         let operation = if e.operation.is_empty() { "-".to_string() } else { clean(&e.operation) };
+        // The secret an event concerns; events of the ledger itself (a master key rotation) have none.
+        let secret = match (&e.name, &e.region, &e.arn) {
+            (Some(name), Some(region), Some(arn)) => format!("{} [{}] {}", clean(name), clean(region), clean(arn)),
+            _ => "(the ledger)".to_string(),
+        };
         println!(
-            "{:>8}  {}  {:<20} {:<24} {:<18} {} [{}]  {}  (request {})",
+            "{:>8}  {}  {:<20} {:<24} {:<18} {secret}  {}  (request {})",
             e.seq,
             clean(&e.recorded_at),
             clean(&e.actor),
             operation,
             clean(&e.event),
-            text(&e.name),
-            text(&e.region),
             clean(&e.change),
             clean(&e.request_id)
         );
@@ -332,6 +339,8 @@ pub(crate) fn ledger_history(source: &Source, filter: &HistoryFilter, json_out: 
     Ok(ExitCode::SUCCESS)
 }
 
+/// `history`: the secrets `secret_id` names in `region` (offline, `None` accepts a name used in
+/// one region only; online the server resolves in the signing region).
 pub(crate) fn history(
     source: &Source,
     secret_id: &str,
@@ -407,7 +416,8 @@ pub(crate) struct StateArgs<'a> {
     pub source: &'a Source,
     pub as_of: &'a str,
     pub secret_id: Option<&'a str>,
-    /// The region `secret_id` resolves in (offline; online the signing region decides).
+    /// The region `secret_id` resolves in (offline; online the signing region decides); without
+    /// `secret_id`, the region the whole ledger is narrowed to.
     pub region: Option<&'a str>,
     pub label: Option<&'a str>,
     /// Open and print the label holder's value (offline only).
@@ -464,6 +474,10 @@ pub(crate) fn state(args: StateArgs<'_>) -> anyhow::Result<ExitCode> {
             if let Some(label) = args.label {
                 input["Label"] = Value::from(label);
             }
+            // Online a SecretId resolves in the signing region; `Region` narrows the whole ledger.
+            if let (None, Some(region)) = (args.secret_id, args.region) {
+                input["Region"] = Value::from(region);
+            }
             remote.doc::<StateDoc>("State", &input)?
         }
     };
@@ -472,8 +486,12 @@ pub(crate) fn state(args: StateArgs<'_>) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     print_state(&doc);
-    if args.secret_id.is_some() && doc.secrets.is_empty() {
-        println!("(no such secret at that point)");
+    match (args.secret_id, &doc.region) {
+        (Some(_), _) if doc.secrets.is_empty() => println!("(no such secret at that point)"),
+        (None, Some(region)) if doc.secrets.is_empty() => {
+            println!("(no secret in region {} at that point)", clean(region))
+        }
+        _ => {}
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -15,12 +15,16 @@ mod trust;
 
 use anyhow::Context;
 
+/// The exit codes, in the top-level `--help` and in that of the commands that verify.
+const EXIT_CODES: &str = "Exit codes: 0 ok, 1 verification failed (a broken chain, a forged or untrusted checkpoint, \
+                          a proof that does not check), 2 usage or I/O error.";
+
 #[derive(Parser)]
 #[command(
     name = "secret-ledger",
     version,
     about = "An event-sourced, verifiable secret store with AWS Secrets Manager semantics",
-    after_help = "Exit codes: 0 ok, 1 verification failed (a broken chain, a forged or untrusted checkpoint, a proof that does not check), 2 usage or I/O error."
+    after_help = EXIT_CODES
 )]
 struct Cli {
     #[command(subcommand)]
@@ -40,8 +44,11 @@ struct RemoteArgs {
     /// With --endpoint: the secret access key to sign with.
     #[arg(long, env = "AWS_SECRET_ACCESS_KEY", hide_env_values = true)]
     secret_access_key: Option<String>,
-    /// The region a secret name resolves in (else AWS_DEFAULT_REGION, else a --secret-id ARN's
-    /// own); with --endpoint, the region requests are signed for (last resort us-east-1).
+    /// The region a --secret-id name resolves in: this (or AWS_REGION), else a --secret-id ARN's
+    /// own region, else AWS_DEFAULT_REGION (an ARN of another region than --region or AWS_REGION
+    /// is refused). Without --secret-id, `history` and `state` show only the secrets of the
+    /// region given here or in AWS_REGION (not AWS_DEFAULT_REGION). With --endpoint, the region
+    /// requests are signed for (last resort us-east-1).
     #[arg(long, env = "AWS_REGION")]
     region: Option<String>,
     /// With an https:// --endpoint: trust the CA certificates in this PEM file instead of the
@@ -57,11 +64,15 @@ struct RemoteArgs {
 impl RemoteArgs {
     /// The region given: `--region`, else `AWS_REGION`, else `AWS_DEFAULT_REGION`.
     fn region_given(&self) -> Option<String> {
-        self.region
-            .clone()
-            .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
-            .filter(|r| !r.trim().is_empty())
-            .map(|r| r.trim().to_string())
+        self.region_explicit().or_else(|| {
+            std::env::var("AWS_DEFAULT_REGION").ok().filter(|r| !r.trim().is_empty()).map(|r| r.trim().to_string())
+        })
+    }
+
+    /// The region given explicitly: `--region`, else `AWS_REGION` (never the
+    /// `AWS_DEFAULT_REGION` default). It alone narrows the ledger-wide `history` and `state`.
+    fn region_explicit(&self) -> Option<String> {
+        self.region.clone().filter(|r| !r.trim().is_empty()).map(|r| r.trim().to_string())
     }
 
     /// The region `secret_id` resolves in: the one given, else an ARN's own. `None` leaves a
@@ -70,7 +81,7 @@ impl RemoteArgs {
     /// a usage error (it could only answer "not found").
     fn region_for(&self, secret_id: Option<&str>) -> anyhow::Result<Option<String>> {
         let arn_region = secret_id.and_then(|id| id.strip_prefix("arn:")).and_then(|rest| rest.split(':').nth(2));
-        let explicit = self.region.clone().filter(|r| !r.trim().is_empty()).map(|r| r.trim().to_string());
+        let explicit = self.region_explicit();
         match (self.region_given(), arn_region) {
             (Some(given), Some(arn)) if given != arn && explicit.is_some() => anyhow::bail!(
                 "--secret-id is an ARN in region {arn}, but the region given (--region or AWS_REGION) is {given}: \
@@ -217,8 +228,10 @@ enum Cmd {
     Serve(ServeArgs),
     /// Replay the whole log (data dir or export file): chain, encoding, time order, every label
     /// rule, stored projection, Merkle root; optionally against a checkpoint kept elsewhere.
+    #[command(after_help = EXIT_CODES)]
     Verify {
-        /// The data dir (must not be in use by a running server).
+        /// The data dir to verify (must not be in use by a running server; not with --endpoint or
+        /// --export).
         #[arg(long, env = "SECRET_LEDGER_DATA_DIR", default_value = "./secret-ledger-data")]
         data_dir: PathBuf,
         #[command(flatten)]
@@ -239,7 +252,8 @@ enum Cmd {
     },
     /// Every event of a secret, in order, with seq, time, actor, operation, request id and what
     /// changed, headed by the secret's region and ARN (a name re-created after a purge is a
-    /// second secret); without --secret-id, every event of the ledger. Filters narrow either.
+    /// second secret); without --secret-id, every event of the ledger (with --region or
+    /// AWS_REGION: of that region's secrets), each with its secret's ARN. Filters narrow either.
     History {
         /// Name, partial or full ARN. A name resolves within one region (--region, AWS_REGION,
         /// AWS_DEFAULT_REGION); with none given it must be used in one region only.
@@ -257,6 +271,7 @@ enum Cmd {
         /// Only events up to this seq or RFC 3339 time.
         #[arg(long)]
         until: Option<String>,
+        /// The data dir to read (must not be in use by a running server; not with --endpoint).
         #[arg(long, env = "SECRET_LEDGER_DATA_DIR", default_value = "./secret-ledger-data")]
         data_dir: PathBuf,
         #[command(flatten)]
@@ -275,7 +290,8 @@ enum Cmd {
         #[arg(long)]
         as_of: String,
         /// Only this secret (name, partial or full ARN), replayed from its own events. A name
-        /// resolves within one region, as for `history`. Without it: every secret, by region.
+        /// resolves within one region, as for `history`. Without it: every secret, by region (only
+        /// those of --region or AWS_REGION when given).
         #[arg(long)]
         secret_id: Option<String>,
         /// With --secret-id: which version held this label then.
@@ -290,6 +306,7 @@ enum Cmd {
         /// Master key to open the value with --reveal-value (default: <data-dir>/master.key).
         #[arg(long, env = "SECRET_LEDGER_MASTER_KEY_FILE")]
         master_key_file: Option<PathBuf>,
+        /// The data dir to read (must not be in use by a running server; not with --endpoint).
         #[arg(long, env = "SECRET_LEDGER_DATA_DIR", default_value = "./secret-ledger-data")]
         data_dir: PathBuf,
         #[command(flatten)]
@@ -309,6 +326,7 @@ enum Cmd {
         /// Name of this ledger in the header and checkpoint (default: the data dir path).
         #[arg(long)]
         origin: Option<String>,
+        /// The data dir to read (must not be in use by a running server; not with --endpoint).
         #[arg(long, env = "SECRET_LEDGER_DATA_DIR", default_value = "./secret-ledger-data")]
         data_dir: PathBuf,
         #[command(flatten)]
@@ -331,12 +349,14 @@ enum Cmd {
         /// Sign with the ed25519 key in this file (made by `secret-ledger keygen`).
         #[arg(long)]
         signing_key: Option<PathBuf>,
+        /// The data dir to read (must not be in use by a running server; not with --endpoint).
         #[arg(long, env = "SECRET_LEDGER_DATA_DIR", default_value = "./secret-ledger-data")]
         data_dir: PathBuf,
         #[command(flatten)]
         remote: RemoteArgs,
     },
     /// An inclusion proof for one event, or a consistency proof between two checkpoints.
+    #[command(after_help = EXIT_CODES)]
     Prove {
         /// The seq of the event to prove included.
         #[arg(long, conflicts_with_all = ["from_checkpoint", "to_checkpoint"])]
@@ -350,6 +370,7 @@ enum Cmd {
         /// The newer of two kept checkpoints.
         #[arg(long, requires = "from_checkpoint")]
         to_checkpoint: Option<PathBuf>,
+        /// The data dir to read (must not be in use by a running server; not with --endpoint).
         #[arg(long, env = "SECRET_LEDGER_DATA_DIR", default_value = "./secret-ledger-data")]
         data_dir: PathBuf,
         #[command(flatten)]
@@ -367,6 +388,7 @@ enum Cmd {
     },
     /// Check a proof (`prove --json` output) against kept checkpoints alone: one checkpoint for
     /// an inclusion proof, two (older, newer) for a consistency proof.
+    #[command(after_help = EXIT_CODES)]
     CheckProof {
         /// The proof document.
         #[arg(long)]
@@ -383,6 +405,7 @@ enum Cmd {
     },
     /// Drop and rebuild the derived data (snapshots, indexes) from the log.
     Rebuild {
+        /// The data dir whose derived data is rebuilt (the server must be stopped).
         #[arg(long, env = "SECRET_LEDGER_DATA_DIR", default_value = "./secret-ledger-data")]
         data_dir: PathBuf,
         /// Rebuild in this PostgreSQL database instead of the data dir.
@@ -417,6 +440,7 @@ enum Cmd {
     /// opens nothing in the data dir. Safe to kill at any point: the data dir then opens with the
     /// old or the new key, and the next start finishes the job.
     RotateMasterKey {
+        /// The data dir whose master key is rotated (the server must be stopped).
         #[arg(long, env = "SECRET_LEDGER_DATA_DIR", default_value = "./secret-ledger-data")]
         data_dir: PathBuf,
         /// The master key file to rotate (default: <data-dir>/master.key); rewritten in place.
@@ -481,7 +505,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             trust::check_proof(&proof, &checkpoint, &trusted_key, json)
         }
         Cmd::History { secret_id, actor, operation, since, until, data_dir, remote, html, json } => {
-            let filter = ledger_audit::history::HistoryFilter { actor, operation, since, until };
+            // The ledger-wide history is narrowed by an explicit region only.
+            let region = if secret_id.is_none() { remote.region_explicit() } else { None };
+            let filter = ledger_audit::history::HistoryFilter { actor, operation, since, until, region };
             match secret_id {
                 Some(secret_id) => {
                     let region = remote.region_for(Some(&secret_id))?;
@@ -492,9 +518,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Cmd::State { as_of, secret_id, label, reveal_value, exact, master_key_file, data_dir, remote, json } => {
-            let region = remote.region_for(secret_id.as_deref())?;
+            let signing = remote.region_for(secret_id.as_deref())?;
+            // A secret resolves in its region; the whole ledger is narrowed by an explicit one only.
+            let region = if secret_id.is_some() { signing.clone() } else { remote.region_explicit() };
             audit::state(audit::StateArgs {
-                source: &remote.source(data_dir, region.clone())?,
+                source: &remote.source(data_dir, signing)?,
                 as_of: &as_of,
                 secret_id: secret_id.as_deref(),
                 region: region.as_deref(),
@@ -540,4 +568,50 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start tokio")?;
     runtime.block_on(ledger_server::serve(config))?;
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// The arguments and subcommands below `cmd` (clap's own help and version aside) that say
+    /// nothing in `--help`, named by their path.
+    fn without_help(cmd: &clap::Command, path: &str, missing: &mut Vec<String>, seen: &mut usize) {
+        let said = |text: Option<&clap::builder::StyledStr>| text.is_some_and(|t| !t.to_string().trim().is_empty());
+        for arg in cmd.get_arguments() {
+            let id = arg.get_id().as_str();
+            if matches!(id, "help" | "version") {
+                continue;
+            }
+            *seen += 1;
+            if !said(arg.get_help()) && !said(arg.get_long_help()) {
+                missing.push(format!("{path} --{}", arg.get_long().unwrap_or(id)));
+            }
+        }
+        for sub in cmd.get_subcommands().filter(|sub| sub.get_name() != "help") {
+            let sub_path = format!("{path} {}", sub.get_name());
+            *seen += 1;
+            if !said(sub.get_about()) && !said(sub.get_long_about()) {
+                missing.push(sub_path.clone());
+            }
+            without_help(sub, &sub_path, missing, seen);
+        }
+    }
+
+    #[test]
+    fn every_argument_and_subcommand_has_help() {
+        let mut cmd = Cli::command();
+        cmd.build();
+        let (mut missing, mut seen) = (Vec::new(), 0);
+        without_help(&cmd, "secret-ledger", &mut missing, &mut seen);
+        assert!(seen > 50, "only {seen} arguments and subcommands found: the walk missed some");
+        assert!(missing.is_empty(), "without help text: {missing:#?}");
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
 }

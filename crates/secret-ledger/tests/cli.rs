@@ -647,10 +647,16 @@ fn trusted_checkpoints_and_proofs() {
     // What an ok says: which seq, and what was checked about the checkpoint.
     let out = check(&[path(&p("inclusion.json")), "--checkpoint", path(&cp)]);
     assert!(stdout(&out).contains("seq 2 (record hash") && stdout(&out).contains("not pinned"), "{}", stdout(&out));
-    // The public key is refused as a signing key.
+    // The public key is refused as a signing key, and the message says which file to give.
     let out =
         bin(&["checkpoint", "--data-dir", d, "--out", path(&p("y.json")), "--signing-key", path(&p("ops.key.pub"))]);
     assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("--signing-key takes the secret key file made by `secret-ledger keygen`, not its .pub"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!p("y.json").exists());
 
     // A later checkpoint; a consistency proof between the two, and one whose head hash is forged.
     let ledger = Ledger::open(dir.path(), MasterKey::from_bytes(1, KEY), LedgerOptions::default()).unwrap();
@@ -776,8 +782,20 @@ fn clear_messages_and_no_silent_overwrites() {
     let out = bin(&["verify", "--export", path(&export), "--data-dir", d]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("'--export' cannot be used with '--data-dir"), "{}", stderr(&out));
-    // The exit codes are in --help.
-    assert!(stdout(&bin(&["--help"])).contains("Exit codes: 0 ok, 1 verification failed"));
+    // The exit codes are in --help, and in that of each command that verifies.
+    for args in [&["--help"][..], &["verify", "--help"], &["prove", "--help"], &["check-proof", "--help"]] {
+        let text = stdout(&bin(args));
+        assert!(
+            text.contains("Exit codes: 0 ok, 1 verification failed") && text.contains("2 usage or I/O error"),
+            "{text}"
+        );
+    }
+    // Every command's --data-dir says what it is.
+    for command in ["verify", "history", "state", "export", "checkpoint", "prove", "rebuild", "rotate-master-key"] {
+        let text = stdout(&bin(&[command, "--help"]));
+        let help = text.split("--data-dir <DATA_DIR>").nth(1).unwrap_or_default().trim_start();
+        assert!(help.starts_with("The data dir"), "{command}: {text}");
+    }
 }
 
 /// Tag values, labels and tokens reach the terminal escaped: an escape sequence or a line break
@@ -945,4 +963,190 @@ fn migrate_and_read_a_log_in_postgres_through_the_binary() {
     let refused = bin(&["migrate", "--from-data-dir", path(dir.path()), "--to-database-url", &url]);
     assert_eq!(refused.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("already holds a log"));
+}
+
+/// Without --secret-id, `history` and `state` cover every region unless --region or AWS_REGION
+/// (never AWS_DEFAULT_REGION) narrows them, offline and online alike; the text of the
+/// ledger-wide history names each event's secret by ARN.
+#[test]
+fn ledger_wide_views_narrow_to_an_explicit_region() {
+    let (dir, arns) = two_regions();
+    let d = path(dir.path());
+    let regions = |doc: &serde_json::Value, list: &str| -> Vec<String> {
+        let mut found: Vec<String> =
+            doc[list].as_array().unwrap().iter().map(|e| e["region"].as_str().unwrap().to_string()).collect();
+        found.dedup();
+        found
+    };
+    let history =
+        |extra: &[&str], env: &[(&str, &str)]| bin_env(&[&["history", "--data-dir", d, "--json"], extra].concat(), env);
+    let state = |extra: &[&str], env: &[(&str, &str)]| {
+        bin_env(&[&["state", "--data-dir", d, "--as-of", "999", "--json"], extra].concat(), env)
+    };
+    let all = json(&history(&[], &[]));
+    assert_eq!(regions(&all, "events"), ["us-east-1", "eu-west-1"], "{all}");
+    let eu = json(&history(&["--region", "eu-west-1"], &[]));
+    assert_eq!(regions(&eu, "events"), ["eu-west-1"], "{eu}");
+    assert!(eu["events"].as_array().unwrap().iter().all(|e| e["arn"] == arns[2]), "{eu}");
+    assert_eq!(eu["filters"]["region"], "eu-west-1");
+    assert_eq!(json(&history(&[], &[("AWS_REGION", "eu-west-1")])), eu);
+    assert_eq!(json(&history(&[], &[("AWS_DEFAULT_REGION", "eu-west-1")])), all, "the default region narrows nothing");
+    let all_state = json(&state(&[], &[("AWS_DEFAULT_REGION", "eu-west-1")]));
+    assert_eq!(regions(&all_state, "secrets"), ["eu-west-1", "us-east-1"], "{all_state}");
+    let us_state = json(&state(&["--region", "us-east-1"], &[]));
+    assert_eq!(regions(&us_state, "secrets"), ["us-east-1"], "{us_state}");
+    assert_eq!(us_state["region"], "us-east-1");
+    assert_eq!(us_state["secrets"].as_array().unwrap().len(), 1);
+    assert_eq!(us_state["secrets"][0]["arn"], arns[1].as_str());
+    assert_eq!(json(&state(&[], &[("AWS_REGION", "us-east-1")])), us_state);
+
+    // Text: the region in the heading, each event's ARN; a region without secrets says so.
+    let text = stdout(&bin_env(&["history", "--data-dir", d, "--region", "eu-west-1"], &[]));
+    assert!(text.starts_with(&format!("{} events from seq 1 to", eu["events"].as_array().unwrap().len())), "{text}");
+    assert!(text.lines().next().unwrap().ends_with("of secrets in region eu-west-1"), "{text}");
+    assert!(text.contains(&format!("db/prod [eu-west-1] {}", arns[2])) && !text.contains("us-east-1"), "{text}");
+    let text = stdout(&bin_env(&["history", "--data-dir", d], &[]));
+    assert!(arns.iter().all(|arn| text.contains(&format!("] {arn}  "))), "{text}");
+    let out = bin_env(&["state", "--data-dir", d, "--as-of", "999", "--region", "ap-south-1"], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("(no secret in region ap-south-1 at that point)"), "{}", stdout(&out));
+
+    // Online: the same documents; the signing region alone narrows nothing.
+    const AKID: &str = "AKIACLITEST000000004";
+    const SECRET_KEY: &str = "cli/wide+key";
+    let (runtime, server) = running_server(dir.path(), AKID, SECRET_KEY, |_| {});
+    let endpoint = format!("http://{}", server.local_addr());
+    let auth = [("AWS_ACCESS_KEY_ID", AKID), ("AWS_SECRET_ACCESS_KEY", SECRET_KEY)];
+    let remote = |args: &[&str], env: &[(&str, &str)]| {
+        let out = bin_env(&[args, &["--endpoint", &endpoint, "--json"]].concat(), &[&auth[..], env].concat());
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        json(&out)
+    };
+    assert_eq!(remote(&["history", "--region", "eu-west-1"], &[]), eu);
+    assert_eq!(remote(&["history"], &[("AWS_DEFAULT_REGION", "eu-west-1")]), all);
+    assert_eq!(remote(&["state", "--as-of", "999", "--region", "us-east-1"], &[]), us_state);
+    assert_eq!(remote(&["state", "--as-of", "999"], &[("AWS_DEFAULT_REGION", "eu-west-1")]), all_state);
+    runtime.block_on(server.shutdown()).unwrap();
+}
+
+/// What the commands say on stderr (and, for a verification, on stdout) when they write a file,
+/// refuse a key or a proof's checkpoints, or are given a value they cannot use.
+#[test]
+fn messages_for_written_files_and_refused_inputs() {
+    let dir = data_dir();
+    let d = path(dir.path());
+    let work = tempfile::tempdir().unwrap();
+    let p = |name: &str| work.path().join(name);
+
+    // keygen names both files it wrote.
+    let out = bin(&["keygen", "--out", path(&p("ops.key"))]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let said = format!(
+        "wrote the signing key {} (keep it secret) and the public key {}\n",
+        path(&p("ops.key")),
+        path(&p("ops.key.pub"))
+    );
+    assert_eq!(stderr(&out), said);
+    // history --html names the page it wrote.
+    let out = bin(&["history", "--data-dir", d, "--secret-id", "db/prod", "--html", path(&p("t.html"))]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stderr(&out), format!("wrote the timeline to {}\n", path(&p("t.html"))));
+
+    // An export cut before its closing checkpoint does not verify, and says why.
+    assert!(bin(&["export", "--data-dir", d, "--out", path(&p("log.jsonl"))]).status.success());
+    let text = std::fs::read_to_string(p("log.jsonl")).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    std::fs::write(p("cut.jsonl"), lines[..lines.len() - 1].join("\n") + "\n").unwrap();
+    let out = bin(&["verify", "--export", path(&p("cut.jsonl"))]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let events = lines.len() - 2;
+    let reason = format!(
+        "truncated: the export ends after {events} records without its closing checkpoint (its header announced {events})"
+    );
+    assert!(stdout(&out).starts_with("FAILED at seq ") && stdout(&out).contains(&reason), "{}", stdout(&out));
+
+    // --reveal-value without the master key; and online, where values are never served.
+    let label = ["state", "--as-of", "3", "--secret-id", "db/prod", "--label", "AWSCURRENT", "--reveal-value"];
+    let out = bin(&[&label[..], &["--data-dir", d, "--master-key-file", path(&p("none.key"))]].concat());
+    assert_eq!(out.status.code(), Some(2));
+    let message = format!(
+        "--reveal-value needs the master key: {} does not exist (give --master-key-file)",
+        path(&p("none.key"))
+    );
+    assert!(stderr(&out).contains(&message) && stdout(&out).is_empty(), "{}", stderr(&out));
+    let env = [("AWS_ACCESS_KEY_ID", "AKIANOBODY"), ("AWS_SECRET_ACCESS_KEY", "x"), ("AWS_REGION", "us-east-1")];
+    let out = bin_env(&[&label[..], &["--endpoint", "http://127.0.0.1:9"]].concat(), &env);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("values are never served online: --reveal-value needs --data-dir and the master key"),
+        "{}",
+        stderr(&out)
+    );
+
+    // A bad --as-of says what it takes.
+    let out = bin(&["state", "--data-dir", d, "--as-of", "yesterday"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains(
+            "--as-of takes a seq (such as 42) or an RFC 3339 time (such as 2026-11-27T03:12:00Z), not \"yesterday\""
+        ),
+        "{}",
+        stderr(&out)
+    );
+
+    // check-proof with the wrong number of checkpoints for the proof.
+    let cp = p("cp.json");
+    assert!(bin(&["checkpoint", "--data-dir", d, "--out", path(&cp)]).status.success());
+    let inclusion = bin(&["prove", "--data-dir", d, "--seq", "2", "--json"]);
+    std::fs::write(p("inclusion.json"), stdout(&inclusion)).unwrap();
+    let consistency =
+        bin(&["prove", "--data-dir", d, "--from-checkpoint", path(&cp), "--to-checkpoint", path(&cp), "--json"]);
+    assert!(consistency.status.success(), "{}", stdout(&consistency));
+    std::fs::write(p("consistency.json"), stdout(&consistency)).unwrap();
+    for (proof, checkpoints, message) in [
+        ("inclusion.json", 2, "an inclusion proof is checked against one --checkpoint"),
+        ("consistency.json", 1, "a consistency proof is checked against two --checkpoint (older, newer)"),
+    ] {
+        let proof = p(proof);
+        let mut args = vec!["check-proof", "--proof", path(&proof)];
+        args.extend(std::iter::repeat_n(["--checkpoint", path(&cp)], checkpoints).flatten());
+        let out = bin(&args);
+        assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+        assert!(stderr(&out).contains(message), "{}", stderr(&out));
+    }
+}
+
+/// `serve` binds before it writes anything: on a port already taken it exits non-zero, names
+/// the address, and leaves no master key or credentials behind.
+#[test]
+fn serve_on_a_taken_port_creates_no_keys() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("data");
+    let mut child = Process::new(env!("CARGO_BIN_EXE_secret-ledger"))
+        .args(["serve", "--data-dir", path(&data), "--listen", &addr])
+        .env_remove("SECRET_LEDGER_MASTER_KEY_FILE")
+        .env_remove("SECRET_LEDGER_DATABASE_URL")
+        .env_remove("SECRET_LEDGER_METRICS_LISTEN")
+        .env_remove("SECRET_LEDGER_LAMBDA_ENDPOINT")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("serve kept running on the taken address {addr}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains(&format!("cannot listen on {addr}")), "{}", stderr(&out));
+    for file in ["master.key", "credentials"] {
+        assert!(!data.join(file).exists(), "{file} was created: {}", stderr(&out));
+    }
+    drop(taken);
 }
