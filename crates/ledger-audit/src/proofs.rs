@@ -347,6 +347,18 @@ pub struct VerifyDoc {
     /// The kept checkpoint's signature, as judged against the trusted keys (CLI only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checkpoint: Option<serde_json::Value>,
+    /// The master-key rotations the log records, oldest first (verified logs only; absent from
+    /// the documents of servers that predate it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub master_key_rotations: Option<Vec<KeyRotationDoc>>,
+}
+
+/// A `MasterKeyRotated` event in the `verify` document.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRotationDoc {
+    pub seq: u64,
+    pub from_key_id: u32,
+    pub to_key_id: u32,
 }
 
 impl VerifyDoc {
@@ -361,6 +373,13 @@ impl VerifyDoc {
                 secrets: Some(report.secrets as u64),
                 seconds: Some(seconds),
                 events_per_second: Some(report.events as f64 / seconds.max(1e-9)),
+                master_key_rotations: Some(
+                    report
+                        .master_key_rotations
+                        .iter()
+                        .map(|&(seq, from_key_id, to_key_id)| KeyRotationDoc { seq, from_key_id, to_key_id })
+                        .collect(),
+                ),
                 ..VerifyDoc::default()
             },
             Err(failure) => VerifyDoc {

@@ -182,6 +182,51 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     options(BULK_BYTES_MAX).serialize(value).expect("in-memory structures always encode")
 }
 
+/// Whether `value` encodes to exactly `bytes` ([`encode`]'s encoding), compared while it is
+/// written: no buffer, no separate size pass.
+pub fn encodes_to<T: Serialize>(value: &T, bytes: &[u8]) -> bool {
+    /// A writer that compares what it is given with what is left of the expected bytes.
+    struct Compare<'a> {
+        rest: &'a [u8],
+    }
+    impl std::io::Write for Compare<'_> {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            match self.rest.strip_prefix(buf) {
+                Some(rest) => {
+                    self.rest = rest;
+                    Ok(buf.len())
+                }
+                None => Err(std::io::ErrorKind::InvalidData.into()),
+            }
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut compare = Compare { rest: bytes };
+    options(BULK_BYTES_MAX).serialize_into(&mut compare, value).is_ok() && compare.rest.is_empty()
+}
+
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
     options(BULK_BYTES_MAX).deserialize(bytes).map_err(|e| DecodeError::Body(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_to_compares_every_byte() {
+        let value = (7u64, "projection".to_string(), vec![1u32, 2, 3]);
+        let bytes = encode(&value);
+        assert!(encodes_to(&value, &bytes));
+        let mut flipped = bytes.clone();
+        flipped[3] ^= 1;
+        assert!(!encodes_to(&value, &flipped));
+        assert!(!encodes_to(&value, &bytes[..bytes.len() - 1]));
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(!encodes_to(&value, &longer));
+    }
 }

@@ -5,7 +5,8 @@
 use std::path::Path;
 
 use ledger_core::codec;
-use ledger_core::{evolve, ChainHash, Record, RuleViolation, State};
+use ledger_core::merkle::MerkleBuilder;
+use ledger_core::{evolve, ChainHash, Event, Record, RuleViolation, State};
 
 use crate::error::StoreError;
 use crate::layout;
@@ -64,6 +65,8 @@ pub struct VerifyReport {
     pub merkle_root: [u8; 32],
     pub snapshots_checked: u64,
     pub secrets: usize,
+    /// The master-key rotations the log records, oldest first: (seq, from key id, to key id).
+    pub master_key_rotations: Vec<(u64, u32, u32)>,
 }
 
 /// Opens a data dir (it must not be in use) and verifies it. Needs no keys.
@@ -175,9 +178,11 @@ impl Checker {
 pub struct Verifier {
     checker: Checker,
     state: State,
-    merkle: ledger_core::merkle::MerkleBuilder,
+    merkle: MerkleBuilder,
     applied: u64,
     last_hash: ChainHash,
+    /// `MasterKeyRotated` events seen: (seq, from key id, to key id).
+    rotations: Vec<(u64, u32, u32)>,
 }
 
 impl Verifier {
@@ -204,13 +209,27 @@ impl Verifier {
 
     /// Stage two: the rules (evolve) and the Merkle tree, for a record stage one accepted.
     pub fn apply(&mut self, record: Record) -> Result<(), VerifyFailure> {
+        self.merkle.push_chain_hash(&record.hash);
+        self.apply_rules(record)
+    }
+
+    /// [`Verifier::apply`] without the Merkle tree, which the caller builds and hands over with
+    /// [`Verifier::set_merkle`].
+    pub(crate) fn apply_rules(&mut self, record: Record) -> Result<(), VerifyFailure> {
         if let Err(violation) = evolve(&mut self.state, record.seq, record.recorded_at_ms, &record.event) {
             return Err(VerifyFailure { seq: record.seq, reason: FailureReason::Rule(violation) });
         }
-        self.merkle.push_chain_hash(&record.hash);
+        if let Event::MasterKeyRotated { from_key_id, to_key_id } = record.event {
+            self.rotations.push((record.seq, from_key_id, to_key_id));
+        }
         self.applied = record.seq;
         self.last_hash = record.hash;
         Ok(())
+    }
+
+    /// The Merkle tree of the records applied with [`Verifier::apply_rules`].
+    pub(crate) fn set_merkle(&mut self, merkle: MerkleBuilder) {
+        self.merkle = merkle;
     }
 
     /// Records verified so far.
@@ -242,6 +261,7 @@ impl Verifier {
             merkle_root: self.merkle.root(),
             snapshots_checked,
             secrets: self.state.len(),
+            master_key_rotations: self.rotations.clone(),
         }
     }
 }
@@ -261,32 +281,20 @@ pub fn verify_store_upto(
     }
     let mut stage = StageTwo {
         store,
-        chunk: ledger_core::merkle::MerkleBuilder::new(),
         next_snapshot: snapshots.into_iter().peekable(),
         verifier: Verifier::default(),
         snapshots_checked: 0,
     };
-    // Two stages on two cores: a reader thread reads the store and checks each record against
-    // its predecessor; this thread applies the rules, the Merkle tree and the snapshot checks.
+    // Two stages on two cores: a reader thread reads the store, checks each record against its
+    // predecessor and builds the Merkle tree; this thread applies the rules and the snapshot
+    // checks.
     let outcome: Result<Option<VerifyFailure>, StoreError> = std::thread::scope(|scope| {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Batch, StoreError>>(8);
-        scope.spawn(move || stage_one(store, head_seq, &tx));
-        for batch in rx {
-            for checked in batch? {
-                let record = match checked {
-                    Ok(record) => record,
-                    Err(failure) => return Ok(Some(failure)),
-                };
-                let seq = record.seq;
-                if let Err(failure) = stage.apply(record)? {
-                    return Ok(Some(failure));
-                }
-                if seq.is_multiple_of(4096) {
-                    progress(seq, head_seq);
-                }
-            }
-        }
-        Ok(None)
+        let reader = scope.spawn(move || stage_one(store, head_seq, &tx));
+        let outcome = stage_two(&mut stage, rx, head_seq, progress);
+        let merkle = reader.join().map_err(|_| StoreError::Engine("verify's reader thread panicked".into()))?;
+        stage.verifier.set_merkle(merkle);
+        outcome
     });
     if let Some(failure) = outcome? {
         return Ok(Err(failure));
@@ -306,10 +314,16 @@ pub fn verify_store_upto(
 /// Records checked by stage one, sent to stage two in batches.
 type Batch = Vec<Result<Record, VerifyFailure>>;
 
-/// Stage one, on a thread of its own: reads records `0..=head_seq` and checks each against its
-/// predecessor; stops at the first failure.
-fn stage_one(store: &dyn LogStore, head_seq: u64, tx: &std::sync::mpsc::SyncSender<Result<Batch, StoreError>>) {
+/// Stage one, on a thread of its own: reads records `0..=head_seq`, checks each against its
+/// predecessor, builds the Merkle tree and checks the stored chunk roots against it; stops at
+/// the first failure. Returns the Merkle tree of the records it passed on.
+fn stage_one(
+    store: &dyn LogStore,
+    head_seq: u64,
+    tx: &std::sync::mpsc::SyncSender<Result<Batch, StoreError>>,
+) -> MerkleBuilder {
     let mut checker = Checker::default();
+    let (mut merkle, mut chunk) = (MerkleBuilder::new(), MerkleBuilder::new());
     let mut batch: Batch = Vec::with_capacity(1024);
     for item in store.records(0, head_seq) {
         let checked = match item {
@@ -319,25 +333,83 @@ fn stage_one(store: &dyn LogStore, head_seq: u64, tx: &std::sync::mpsc::SyncSend
             }
             Err(e) => {
                 let _ = tx.send(Err(e));
-                return;
+                return merkle;
             }
+        };
+        let checked = match checked {
+            Ok(record) => match chunk_checked(store, &mut merkle, &mut chunk, &record) {
+                Ok(Ok(())) => Ok(record),
+                Ok(Err(failure)) => Err(failure),
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return merkle;
+                }
+            },
+            Err(failure) => Err(failure),
         };
         let stop = checked.is_err();
         batch.push(checked);
         if stop || batch.len() == 1024 {
             let sent = tx.send(Ok(std::mem::take(&mut batch)));
             if sent.is_err() || stop {
-                return;
+                return merkle;
             }
         }
     }
     let _ = tx.send(Ok(batch));
+    merkle
 }
 
-/// Stage two: the rules, the Merkle tree and the derived data checked against the records.
+/// Adds `record` to the Merkle tree and to its chunk; a completed chunk's stored root (derived,
+/// what proofs and checkpoints are built from) must match the records. A missing one only makes
+/// proofs slower.
+fn chunk_checked(
+    store: &dyn LogStore,
+    merkle: &mut MerkleBuilder,
+    chunk: &mut MerkleBuilder,
+    record: &Record,
+) -> Result<Result<(), VerifyFailure>, StoreError> {
+    let leaf = ledger_core::merkle::leaf_hash(&record.hash);
+    merkle.push(leaf);
+    chunk.push(leaf);
+    if chunk.len() == layout::MERKLE_CHUNK {
+        let stored = store.merkle_root((record.seq - 1) / layout::MERKLE_CHUNK)?;
+        if stored.is_some_and(|root| root[..] != chunk.root()) {
+            return Ok(Err(VerifyFailure { seq: record.seq, reason: FailureReason::MerkleChunkMismatch }));
+        }
+        *chunk = MerkleBuilder::new();
+    }
+    Ok(Ok(()))
+}
+
+/// Stage two's loop: applies what stage one sends until the end or the first failure.
+fn stage_two(
+    stage: &mut StageTwo<'_>,
+    rx: std::sync::mpsc::Receiver<Result<Batch, StoreError>>,
+    head_seq: u64,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Option<VerifyFailure>, StoreError> {
+    for batch in rx {
+        for checked in batch? {
+            let record = match checked {
+                Ok(record) => record,
+                Err(failure) => return Ok(Some(failure)),
+            };
+            let seq = record.seq;
+            if let Err(failure) = stage.apply(record)? {
+                return Ok(Some(failure));
+            }
+            if seq.is_multiple_of(4096) {
+                progress(seq, head_seq);
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Stage two: the rules, and the stored projection snapshots checked against them.
 struct StageTwo<'a> {
     store: &'a dyn LogStore,
-    chunk: ledger_core::merkle::MerkleBuilder,
     next_snapshot: std::iter::Peekable<std::vec::IntoIter<u64>>,
     verifier: Verifier,
     snapshots_checked: u64,
@@ -346,18 +418,8 @@ struct StageTwo<'a> {
 impl StageTwo<'_> {
     fn apply(&mut self, record: Record) -> Result<Result<(), VerifyFailure>, StoreError> {
         let seq = record.seq;
-        self.chunk.push_chain_hash(&record.hash);
-        if let Err(failure) = self.verifier.apply(record) {
+        if let Err(failure) = self.verifier.apply_rules(record) {
             return Ok(Err(failure));
-        }
-        // Stored chunk roots (derived, what proofs and checkpoints are built from) must match
-        // the records; a missing one only makes proofs slower.
-        if self.chunk.len() == layout::MERKLE_CHUNK {
-            let stored = self.store.merkle_root((seq - 1) / layout::MERKLE_CHUNK)?;
-            if stored.is_some_and(|root| root[..] != self.chunk.root()) {
-                return Ok(Err(VerifyFailure { seq, reason: FailureReason::MerkleChunkMismatch }));
-            }
-            self.chunk = ledger_core::merkle::MerkleBuilder::new();
         }
         while self.next_snapshot.peek().is_some_and(|&s| s < seq) {
             self.next_snapshot.next();
@@ -365,8 +427,7 @@ impl StageTwo<'_> {
         if self.next_snapshot.peek() == Some(&seq) {
             self.next_snapshot.next();
             let stored = self.store.snapshot(seq)?;
-            let encoded = codec::encode(self.verifier.state());
-            if stored.as_deref() != Ok(&encoded[..]) {
+            if !stored.is_ok_and(|bytes| codec::encodes_to(self.verifier.state(), &bytes)) {
                 return Ok(Err(VerifyFailure { seq, reason: FailureReason::SnapshotMismatch }));
             }
             self.snapshots_checked += 1;

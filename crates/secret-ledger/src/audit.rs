@@ -138,6 +138,9 @@ fn print_verify(doc: &VerifyDoc, json: bool) -> anyhow::Result<ExitCode> {
             count(doc.secrets, "secret"),
             doc.seconds.unwrap_or(0.0)
         );
+        for r in doc.master_key_rotations.iter().flatten() {
+            println!("master key rotated from key {} to key {} at seq {}", r.from_key_id, r.to_key_id, r.seq);
+        }
     } else {
         let seq = doc.seq.map_or_else(|| "?".to_string(), |s| s.to_string());
         println!("FAILED at seq {seq}: {}", clean(doc.reason.as_deref().unwrap_or("")));
