@@ -27,7 +27,17 @@
 //! per key; the log below the head never changes), runs on a blocking thread and appends
 //! nothing. `Export` streams: memory holds one chunk (64 KiB) and a few queued chunks, never
 //! the log; if the client goes away the export stops, and an error midway aborts the body, so
-//! the file lacks its closing checkpoint and does not verify.
+//! the file lacks its closing checkpoint and does not verify. A client that takes nothing for
+//! the send timeout (`ConnLimits::send_timeout`, 60 s by default) is given up on: the export
+//! stops and the connection is closed.
+//!
+//! Every operation runs in a slot of the server's: `Export`, `Verify` and the ledger-wide
+//! `History` (each reads the whole log) in one of [`WHOLE_LOG_READS_MAX`] whole-log slots, and
+//! beyond them are refused with `ThrottlingException` (retry later) rather than piling up
+//! scans; `State`, `Prove`, `Checkpoint` and one secret's `History` in one of the audit slots
+//! ([`default_audit_slots`]: 4 × the CPUs, at least 4; `ServeConfig::work`), and beyond them
+//! wait for a slot, in arrival order, so a burst is answered, never refused, while the
+//! blocking threads it takes stay bounded.
 //!
 //! Errors: an unknown secret is `ResourceNotFoundException`, a bad member value
 //! `ValidationException`, a member of the wrong JSON type `SerializationException` (all 400).
@@ -46,6 +56,7 @@ use ledger_store::{LogStore, SystemClock};
 use crate::app::{json_response, App};
 use crate::error::ApiError;
 use crate::operation::Operation;
+use crate::ops::{self, WorkSlot};
 use crate::wire::Input;
 
 /// Content type of the `Export` response.
@@ -55,18 +66,19 @@ pub const EXPORT_CONTENT_TYPE: &str = "application/x-ndjson";
 const EXPORT_CHUNK_BYTES: usize = 64 * 1024;
 /// Chunks queued between the exporting thread and the connection.
 const EXPORT_CHUNKS_QUEUED: usize = 8;
-/// How long an export waits for a reader that takes nothing before it gives up.
-const EXPORT_STALL: std::time::Duration = std::time::Duration::from_secs(60);
 /// Exports, verifications and ledger-wide histories (each reads the whole log) running at once;
 /// more are refused.
-const WHOLE_LOG_READS_MAX: usize = 2;
+pub const WHOLE_LOG_READS_MAX: usize = 2;
 
-/// Permits for [`WHOLE_LOG_READS_MAX`].
-static WHOLE_LOG_READS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(WHOLE_LOG_READS_MAX);
+/// The default number of `State`, `Prove`, `Checkpoint` and one secret's `History` that run at
+/// once: 4 × the CPUs, at least 4. More wait for a slot.
+pub fn default_audit_slots() -> usize {
+    (4 * ops::cpus()).max(4)
+}
 
-/// A permit to read the whole log, or `ThrottlingException`.
-fn whole_log_permit() -> Result<tokio::sync::SemaphorePermit<'static>, ApiError> {
-    WHOLE_LOG_READS.try_acquire().map_err(|_| {
+/// A whole-log slot, or `ThrottlingException`.
+fn whole_log_slot(app: &App) -> Result<WorkSlot, ApiError> {
+    app.whole_log_slots.try_take().ok_or_else(|| {
         ApiError::new(
             "ThrottlingException",
             StatusCode::BAD_REQUEST,
@@ -106,12 +118,18 @@ fn document(doc: &impl serde::Serialize) -> Response {
     }
 }
 
-/// Runs `f` on a blocking thread; a panic there is a 500.
+/// Runs `f` on a blocking thread, holding `slot` until it returns (even if the request is
+/// dropped meanwhile); a panic there is a 500.
 async fn blocking<T: Send + 'static>(
     request_id: &str,
+    slot: WorkSlot,
     f: impl FnOnce() -> Result<T, AuditError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    match tokio::task::spawn_blocking(f).await {
+    let run = move || {
+        let _slot = slot;
+        f()
+    };
+    match tokio::task::spawn_blocking(run).await {
         Ok(result) => result.map_err(|e| into_api(e, request_id)),
         Err(e) => {
             tracing::error!(request_id, error = %e, "audit task failed");
@@ -153,8 +171,8 @@ pub async fn dispatch(
         Operation::Verify => r.verify().await,
         Operation::Export => {
             let origin = origin(&r.input, app)?;
-            let permit = whole_log_permit()?;
-            Ok(export(r.store, r.head, origin, request_id.to_string(), permit))
+            let slot = whole_log_slot(app)?;
+            Ok(export(r.store, r.head, origin, request_id.to_string(), (slot, app.send_timeout)))
         }
         other => Err(ApiError::unknown_operation(format!("Operation {} is not an audit operation.", other.name()))),
     }
@@ -184,15 +202,16 @@ impl Request<'_> {
             region: only_region(input, secret_id.as_deref())?,
         };
         // The ledger-wide history scans the log: it takes a whole-log slot, as exports do.
-        let permit = if secret_id.is_none() { Some(whole_log_permit()?) } else { None };
+        let slot = match secret_id {
+            None => whole_log_slot(self.app)?,
+            Some(_) => self.app.audit_slots.take().await,
+        };
         let (store, head, region) = (self.store, self.head.0, self.region);
-        let response = blocking(self.request_id, move || match &secret_id {
+        blocking(self.request_id, slot, move || match &secret_id {
             Some(id) => Ok(document(&history::history(&*store, head, id, Some(&region), &filter)?)),
             None => Ok(document(&history::ledger_history(&*store, head, &filter)?)),
         })
-        .await?;
-        drop(permit);
-        Ok(response)
+        .await
     }
 
     async fn state(self) -> Result<Response, ApiError> {
@@ -208,7 +227,8 @@ impl Request<'_> {
         let only = only_region(input, secret_id.as_deref())?;
         let region = if secret_id.is_some() { Some(self.region) } else { only };
         let (store, head) = (self.store, self.head.0);
-        let doc = blocking(self.request_id, move || {
+        let slot = self.app.audit_slots.take().await;
+        let doc = blocking(self.request_id, slot, move || {
             let state = state::state_at(&*store, head, &as_of, exact, secret_id.as_deref(), region.as_deref())?;
             Ok(state::StateDoc::new(&state, label.as_deref(), None))
         })
@@ -219,7 +239,8 @@ impl Request<'_> {
     async fn checkpoint(self) -> Result<Response, ApiError> {
         let origin = origin(&self.input, self.app)?;
         let (store, head) = (self.store, self.head);
-        let checkpoint = blocking(self.request_id, move || {
+        let slot = self.app.audit_slots.take().await;
+        let checkpoint = blocking(self.request_id, slot, move || {
             Ok(proofs::checkpoint_upto(&*store, head, &origin, SystemClock::now_ms())?)
         })
         .await?;
@@ -238,10 +259,13 @@ impl Request<'_> {
                 if size > head {
                     return Err(ApiError::validation(format!("TreeSize {size} is past the head of the log ({head})")));
                 }
-                Ok(document(&blocking(self.request_id, move || proofs::inclusion(&*store, size, seq)).await?))
+                let slot = self.app.audit_slots.take().await;
+                Ok(document(&blocking(self.request_id, slot, move || proofs::inclusion(&*store, size, seq)).await?))
             }
             (None, Some(a), Some(b)) => {
-                Ok(document(&blocking(self.request_id, move || proofs::consistency(&*store, head, &a, &b)).await?))
+                let slot = self.app.audit_slots.take().await;
+                let proof = blocking(self.request_id, slot, move || proofs::consistency(&*store, head, &a, &b));
+                Ok(document(&proof.await?))
             }
             _ => Err(ApiError::validation("Prove takes Seq, or FromCheckpoint and ToCheckpoint.")),
         }
@@ -250,9 +274,8 @@ impl Request<'_> {
     async fn verify(self) -> Result<Response, ApiError> {
         let trusted = self.input.checkpoint("Checkpoint")?;
         let app = self.app.clone();
-        let permit = whole_log_permit()?;
-        let doc = blocking(self.request_id, move || {
-            let _permit = permit;
+        let slot = whole_log_slot(self.app)?;
+        let doc = blocking(self.request_id, slot, move || {
             let started = Instant::now();
             let mut outcome = app.ledger.verify(&mut |_, _| {})?;
             if let (Ok(report), Some(t)) = (&outcome, &trusted) {
@@ -265,19 +288,20 @@ impl Request<'_> {
     }
 }
 
-/// Starts the export on a blocking thread and answers with its streamed output.
+/// Starts the export on a blocking thread, holding its whole-log slot, and answers with its
+/// streamed output; a reader that takes nothing for `stall` is given up on.
 fn export(
     store: Arc<dyn LogStore>,
     head: (u64, ledger_core::ChainHash),
     origin: String,
     request_id: String,
-    permit: tokio::sync::SemaphorePermit<'static>,
+    (slot, stall): (WorkSlot, std::time::Duration),
 ) -> Response {
     let (tx, rx) = tokio::sync::mpsc::channel(EXPORT_CHUNKS_QUEUED);
     let runtime = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
-        let _permit = permit;
-        let mut out = ChunkWriter { tx, buf: Vec::with_capacity(EXPORT_CHUNK_BYTES), runtime };
+        let _slot = slot;
+        let mut out = ChunkWriter { tx, buf: Vec::with_capacity(EXPORT_CHUNK_BYTES), runtime, stall };
         if let Err(e) = export::export_upto(&*store, head, &mut out, &origin, SystemClock::now_ms(), &mut |_, _| {}) {
             // The body is cut short: the file has no closing checkpoint and will not verify.
             tracing::warn!(request_id, error = %e, "export stopped");
@@ -298,6 +322,8 @@ struct ChunkWriter {
     buf: Vec<u8>,
     /// The server's runtime, to wait for the reader with a timer from the export thread.
     runtime: tokio::runtime::Handle,
+    /// How long a chunk waits for the reader to take one before the export stops.
+    stall: std::time::Duration,
 }
 
 impl ChunkWriter {
@@ -306,8 +332,9 @@ impl ChunkWriter {
             return Ok(());
         }
         let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(EXPORT_CHUNK_BYTES)));
-        // A reader that takes nothing for EXPORT_STALL is given up on: the export stops.
-        match self.runtime.block_on(tokio::time::timeout(EXPORT_STALL, self.tx.send(Ok(chunk)))) {
+        // A reader that takes nothing for `stall` is given up on: the export stops (and the
+        // connection's own send timeout closes it).
+        match self.runtime.block_on(tokio::time::timeout(self.stall, self.tx.send(Ok(chunk)))) {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away")),
             Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "the client stopped reading")),

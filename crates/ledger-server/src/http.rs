@@ -40,7 +40,7 @@ pub fn metrics_router(app: Arc<App>) -> Router {
 
 /// `GET /metrics`: the Prometheus text format.
 fn metrics(app: &App) -> Response {
-    let mut response = (StatusCode::OK, app.metrics.render(app.ledger.head_seq())).into_response();
+    let mut response = (StatusCode::OK, app.metrics_text()).into_response();
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
     response
 }
@@ -134,7 +134,7 @@ async fn handle(State(app): State<Arc<App>>, request: Request) -> Response {
                     "unauthenticated request refused"
                 );
             } else {
-                tracing::debug!(request_id, target, code = error.code, status = error.status.as_u16(), "refused");
+                tracing::debug!(request_id, operation = target, code, status, "refused");
             }
             error.into_response()
         }
@@ -231,7 +231,8 @@ async fn answer(app: &Arc<App>, request: Request, request_id: &str) -> Result<Re
         actor: verified.access_key_id,
         request_id: request_id.to_string(),
     };
-    let result = ops::dispatch_with(&app.ledger, operation, input, &meta, access, app.trail).await;
+    let result =
+        ops::dispatch_with(&app.ledger, operation, input, &meta, access, app.trail, &app.filtering_slots).await;
     if let (Ok(response), Some(rotator), Operation::RotateSecret) = (&result, &app.rotator, operation) {
         let host: Arc<dyn crate::rotation::Host> = app.clone();
         rotator.after_rotate_secret(&host, response);

@@ -4,6 +4,13 @@
 //!
 //! Every operation is first checked against the caller's [`Access`] scope; a refusal never
 //! reaches the ledger. Listings of a prefix-scoped key carry an extra `name` filter.
+//!
+//! ListSecrets and BatchGetSecretValue filter every secret off the async workers, each in one
+//! of a bounded number of [`WorkSlots`]: by default [`default_filtering_slots`] (2 × the CPUs,
+//! at least 2; `ServeConfig::work`). Callers beyond it wait for a slot, in arrival order.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use ledger_core::password::{self, GetRandomPassword};
 use ledger_core::query;
@@ -34,6 +41,117 @@ pub struct Trail {
     pub audit_reads: bool,
 }
 
+/// CPUs the process may use (1 when unknown): the default work slots scale with it.
+pub fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+}
+
+/// The default number of ListSecrets and BatchGetSecretValue filterings that run at once: 2 ×
+/// the CPUs, at least 2. Each holds a thread (and the projection's read lock) while it filters;
+/// more wait for a slot, so a burst of listings cannot take every thread of the process.
+pub fn default_filtering_slots() -> usize {
+    (2 * cpus()).max(2)
+}
+
+/// Work of one kind of which at most `max` run at once: callers beyond it wait for a slot
+/// ([`WorkSlots::take`], in arrival order) or are refused ([`WorkSlots::try_take`]). It keeps
+/// what `/metrics` shows: the slots, the most ever taken at once, and how often every slot
+/// was taken when a caller came.
+#[derive(Debug)]
+pub struct WorkSlots {
+    /// The `work` label in `/metrics`.
+    pub name: &'static str,
+    max: usize,
+    semaphore: tokio::sync::Semaphore,
+    in_use: AtomicUsize,
+    peak: AtomicUsize,
+    waits: AtomicU64,
+}
+
+/// A slot of [`WorkSlots`], given back when dropped.
+#[derive(Debug)]
+pub struct WorkSlot {
+    slots: Arc<WorkSlots>,
+}
+
+impl WorkSlots {
+    /// `max` slots (at least 1).
+    pub fn new(name: &'static str, max: usize) -> Arc<WorkSlots> {
+        let max = max.max(1);
+        Arc::new(WorkSlots {
+            name,
+            max,
+            semaphore: tokio::sync::Semaphore::new(max),
+            in_use: AtomicUsize::new(0),
+            peak: AtomicUsize::new(0),
+            waits: AtomicU64::new(0),
+        })
+    }
+
+    /// A slot, once one is free (waiters are served in arrival order).
+    pub async fn take(self: &Arc<Self>) -> WorkSlot {
+        match self.semaphore.try_acquire() {
+            Ok(permit) => permit.forget(),
+            Err(_) => {
+                self.waits.fetch_add(1, Ordering::Relaxed);
+                // The semaphore is never closed, so this only ever returns a permit.
+                if let Ok(permit) = self.semaphore.acquire().await {
+                    permit.forget();
+                }
+            }
+        }
+        self.entered()
+    }
+
+    /// A slot if one is free now.
+    pub fn try_take(self: &Arc<Self>) -> Option<WorkSlot> {
+        match self.semaphore.try_acquire() {
+            Ok(permit) => {
+                permit.forget();
+                Some(self.entered())
+            }
+            Err(_) => {
+                self.waits.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+
+    fn entered(self: &Arc<Self>) -> WorkSlot {
+        let now = self.in_use.fetch_add(1, Ordering::AcqRel) + 1;
+        self.peak.fetch_max(now, Ordering::AcqRel);
+        WorkSlot { slots: self.clone() }
+    }
+
+    pub fn max(&self) -> usize {
+        self.max
+    }
+
+    /// The most slots ever taken at once.
+    pub fn peak(&self) -> usize {
+        self.peak.load(Ordering::Acquire)
+    }
+
+    /// Callers that found every slot taken (and waited, or were refused).
+    pub fn waits(&self) -> u64 {
+        self.waits.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for WorkSlot {
+    fn drop(&mut self) {
+        // Counted out before the permit returns, so `in_use` never exceeds `max`.
+        self.slots.in_use.fetch_sub(1, Ordering::AcqRel);
+        self.slots.semaphore.add_permits(1);
+    }
+}
+
+/// Filtering slots of in-process callers of [`dispatch`] (the server has its own).
+fn in_process_filtering() -> &'static Arc<WorkSlots> {
+    static SLOTS: OnceLock<Arc<WorkSlots>> = OnceLock::new();
+    SLOTS.get_or_init(|| WorkSlots::new("filtering", default_filtering_slots()))
+}
+
 /// Runs one Secrets Manager operation for a caller limited to `access`.
 pub async fn dispatch(
     ledger: &Ledger,
@@ -42,10 +160,11 @@ pub async fn dispatch(
     meta: &RequestMeta,
     access: &Access,
 ) -> Result<String, ApiError> {
-    dispatch_with(ledger, operation, input, meta, access, Trail::default()).await
+    dispatch_with(ledger, operation, input, meta, access, Trail::default(), in_process_filtering()).await
 }
 
-/// [`dispatch`] recording what `trail` asks for.
+/// [`dispatch`] recording what `trail` asks for, filtering listings in one of `filtering`'s
+/// slots.
 pub async fn dispatch_with(
     ledger: &Ledger,
     operation: Operation,
@@ -53,6 +172,7 @@ pub async fn dispatch_with(
     meta: &RequestMeta,
     access: &Access,
     trail: Trail,
+    filtering: &Arc<WorkSlots>,
 ) -> Result<String, ApiError> {
     if let Err(refusal) = access.check(&meta.actor, operation, &input, &meta.scope) {
         if trail.audit_reads {
@@ -72,10 +192,10 @@ pub async fn dispatch_with(
         Operation::TagResource => tag_resource(ledger, &input, meta).await,
         Operation::UntagResource => untag_resource(ledger, &input, meta).await,
         Operation::GetSecretValue => get_secret_value(ledger, &input, meta, trail).await,
-        Operation::BatchGetSecretValue => batch_get_secret_value(ledger, &input, meta, access, trail).await,
+        Operation::BatchGetSecretValue => batch_get_secret_value(ledger, &input, meta, access, trail, filtering).await,
         Operation::DescribeSecret => describe_secret(ledger, &input, meta),
         Operation::ListSecretVersionIds => list_secret_version_ids(ledger, &input, meta),
-        Operation::ListSecrets => list_secrets(ledger, &input, meta, access),
+        Operation::ListSecrets => list_secrets(ledger, &input, meta, access, filtering).await,
         Operation::GetRandomPassword => get_random_password(&input),
         Operation::RotateSecret => rotate_secret(ledger, &input, meta).await,
         Operation::CancelRotateSecret => cancel_rotate_secret(ledger, &input, meta).await,
@@ -354,6 +474,7 @@ async fn batch_get_secret_value(
     meta: &RequestMeta,
     access: &Access,
     trail: Trail,
+    filtering: &Arc<WorkSlots>,
 ) -> Result<String, ApiError> {
     let mut q = query::BatchGetSecretValue {
         secret_id_list: input.string_list("SecretIdList")?,
@@ -376,7 +497,12 @@ async fn batch_get_secret_value(
         query::check_filters(filters)?;
         filters.push(scope_filter);
     }
-    match off_the_worker(|| ledger.batch_get_secret_value_for(meta, &q)) {
+    let read = {
+        // The slot is held while filtering only, not while the reads are recorded.
+        let _slot = filtering.take().await;
+        off_the_worker(|| ledger.batch_get_secret_value_for(meta, &q))
+    };
+    match read {
         Ok(Ok(batch)) => {
             if trail.audit_reads {
                 // Every value, and every refusal of an id out of scope, is recorded first.
@@ -441,7 +567,13 @@ fn list_secret_version_ids(ledger: &Ledger, input: &Input, meta: &RequestMeta) -
     json(&wire::ListSecretVersionIdsOut::new(list, kms_key_id))
 }
 
-fn list_secrets(ledger: &Ledger, input: &Input, meta: &RequestMeta, access: &Access) -> Result<String, ApiError> {
+async fn list_secrets(
+    ledger: &Ledger,
+    input: &Input,
+    meta: &RequestMeta,
+    access: &Access,
+    filtering: &Arc<WorkSlots>,
+) -> Result<String, ApiError> {
     let mut q = wire::list_secrets(input)?;
     if let Some(scope_filter) = access.name_filter() {
         // The caller's own filters are checked (and refused) as they were sent.
@@ -449,7 +581,9 @@ fn list_secrets(ledger: &Ledger, input: &Input, meta: &RequestMeta, access: &Acc
         q.filters.push(scope_filter);
     }
     // Filtering every secret holds the projection's read lock and takes CPU: off the async
-    // worker, so other connections keep being served.
+    // worker, so other connections keep being served, and in a filtering slot, so a burst of
+    // listings cannot take every thread.
+    let _slot = filtering.take().await;
     let list = off_the_worker(|| ledger.list_secrets(&meta.scope, &q))?;
     json(&wire::ListSecretsOut::from(list))
 }
@@ -476,4 +610,30 @@ fn get_random_password(input: &Input) -> Result<String, ApiError> {
     };
     let password = password::get_random_password(&q, &mut rand_core::OsRng)?;
     json(&wire::RandomPasswordOut { random_password: password.as_str().to_string() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn work_slots_make_callers_beyond_the_limit_wait() {
+        let slots = WorkSlots::new("test", 2);
+        let (a, b) = (slots.take().await, slots.take().await);
+        assert!(slots.try_take().is_none(), "a third slot out of two");
+        let waiting = tokio::spawn({
+            let slots = slots.clone();
+            async move { slots.take().await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(!waiting.is_finished(), "a caller beyond the limit did not wait");
+        drop(a);
+        let c = tokio::time::timeout(std::time::Duration::from_secs(5), waiting).await.unwrap().unwrap();
+        assert_eq!((slots.max(), slots.peak(), slots.waits()), (2, 2, 2));
+        drop((b, c));
+        let again: Vec<_> = (0..2).map(|_| slots.try_take()).collect();
+        assert!(again.iter().all(Option::is_some), "slots not given back");
+        assert_eq!(WorkSlots::new("zero", 0).max(), 1);
+        assert!(default_filtering_slots() >= 2 && default_filtering_slots() == (2 * cpus()).max(2));
+    }
 }

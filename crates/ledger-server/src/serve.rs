@@ -4,13 +4,17 @@
 //! the binary runs: it also prints `listening on http://HOST:PORT` once the socket accepts, and
 //! waits for a signal.
 
+use std::future::Future;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 
 use anyhow::Context;
 use ledger_store::{Ledger, LedgerOptions};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -38,6 +42,8 @@ pub struct ServeConfig {
     pub audit_reads: bool,
     /// Connection cap and timeouts.
     pub limits: ConnLimits,
+    /// How much heavy work (filtering listings, audit reads) runs at once.
+    pub work: WorkLimits,
     /// How log lines are written (`--log-format`).
     pub log_format: LogFormat,
     /// Serve `GET /metrics` here only (`--metrics-listen`); `None`: on the main listener.
@@ -100,6 +106,7 @@ impl ServeConfig {
             lambda: None,
             audit_reads: false,
             limits: ConnLimits::default(),
+            work: WorkLimits::default(),
             log_format: LogFormat::Text,
             metrics_listen: None,
             tls: None,
@@ -144,7 +151,7 @@ impl RunningServer {
 
     /// The metrics text as `GET /metrics` would answer it now.
     pub fn metrics_text(&self) -> String {
-        self.app.metrics.render(self.app.ledger.head_seq())
+        self.app.metrics_text()
     }
 
     /// The `--metrics-listen` address, if metrics have one of their own.
@@ -231,6 +238,10 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<RunningServer> {
         trail: crate::ops::Trail { audit_reads: config.audit_reads },
         metrics,
         metrics_on_main: metrics_listener.is_none(),
+        filtering_slots: crate::ops::WorkSlots::new("filtering", config.work.filtering),
+        audit_slots: crate::ops::WorkSlots::new("audit", config.work.audit),
+        whole_log_slots: crate::ops::WorkSlots::new("whole_log", crate::audit_ops::WHOLE_LOG_READS_MAX),
+        send_timeout: config.limits.send_timeout,
     });
     match &app.rotator {
         Some(rotator) => rotator.start_scheduler(app.clone()),
@@ -267,6 +278,8 @@ async fn serve_connection(
     });
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(limits.header_timeout);
+    // A client that takes nothing of a response for the send timeout loses its connection.
+    let tcp = SendStall::new(tcp, limits.send_timeout);
     let served = match acceptor {
         None => watcher.watch(http.serve_connection(hyper_util::rt::TokioIo::new(tcp), service)).await,
         // The handshake gets the header timeout too: a silent client is closed.
@@ -362,7 +375,8 @@ fn serve_metrics(
     Ok((metrics_addr, task))
 }
 
-/// What one client can hold: connections, and time to send headers and a body.
+/// What one client can hold: connections, time to send headers and a body, and time to take
+/// a response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnLimits {
     /// Connections served at once; the next one waits in the kernel's backlog.
@@ -372,6 +386,9 @@ pub struct ConnLimits {
     pub header_timeout: std::time::Duration,
     /// A request body not received whole within this is refused (`RequestTimeoutException`).
     pub body_timeout: std::time::Duration,
+    /// A connection whose client takes nothing of a response for this long is closed, and an
+    /// export it was reading stops (its whole-log slot is given back). Default 60 s.
+    pub send_timeout: std::time::Duration,
 }
 
 impl Default for ConnLimits {
@@ -380,7 +397,110 @@ impl Default for ConnLimits {
             max_connections: 4096,
             header_timeout: std::time::Duration::from_secs(30),
             body_timeout: std::time::Duration::from_secs(30),
+            send_timeout: std::time::Duration::from_secs(60),
         }
+    }
+}
+
+/// How much heavy work runs at once (`ServeConfig::work`); callers beyond a limit wait for a
+/// slot, in arrival order. `/metrics` shows each limit (`secret_ledger_work_slots`), the most
+/// slots taken at once and how often a caller found none free.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkLimits {
+    /// ListSecrets and BatchGetSecretValue filterings, each holding a thread while it filters
+    /// every secret. Default [`crate::ops::default_filtering_slots`]: 2 × the CPUs, at least 2.
+    pub filtering: usize,
+    /// The audit reads `State`, `Prove`, `Checkpoint` and one secret's `History`, each on a
+    /// blocking thread. Default [`crate::audit_ops::default_audit_slots`]: 4 × the CPUs, at
+    /// least 4. (Whole-log reads have their own 2 slots, and beyond them are refused.)
+    pub audit: usize,
+}
+
+impl Default for WorkLimits {
+    fn default() -> WorkLimits {
+        WorkLimits { filtering: crate::ops::default_filtering_slots(), audit: crate::audit_ops::default_audit_slots() }
+    }
+}
+
+/// A connection's stream whose writes may not stall: once a write (or flush) has waited
+/// `limit` for the client to take data, it fails with `TimedOut` and hyper closes the
+/// connection. Any progress restarts the wait. Reads pass through (the header and body timeouts
+/// bound them).
+struct SendStall<S> {
+    inner: S,
+    limit: std::time::Duration,
+    /// Since when a write has been waiting; `None` while writes go through.
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<S> SendStall<S> {
+    fn new(inner: S, limit: std::time::Duration) -> SendStall<S> {
+        SendStall { inner, limit, stalled: None }
+    }
+
+    /// A write's outcome: progress clears the wait; waiting past `limit` is an error.
+    fn check<T>(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        outcome: Poll<std::io::Result<T>>,
+    ) -> Poll<std::io::Result<T>> {
+        if outcome.is_ready() {
+            self.stalled = None;
+            return outcome;
+        }
+        let limit = self.limit;
+        let stalled = self.stalled.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        match stalled.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the client took nothing of the response within the send timeout",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for SendStall<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for SendStall<S> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        let outcome = Pin::new(&mut this.inner).poll_write(cx, buf);
+        this.check(cx, outcome)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        let outcome = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.check(cx, outcome)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let outcome = Pin::new(&mut this.inner).poll_flush(cx);
+        this.check(cx, outcome)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let outcome = Pin::new(&mut this.inner).poll_shutdown(cx);
+        this.check(cx, outcome)
     }
 }
 

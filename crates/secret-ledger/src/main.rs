@@ -213,6 +213,7 @@ impl ServeArgs {
             max_connections: usize::try_from(self.max_connections).unwrap_or(usize::MAX),
             header_timeout: std::time::Duration::from_secs(self.header_timeout),
             body_timeout: std::time::Duration::from_secs(self.body_timeout),
+            ..ledger_server::serve::ConnLimits::default()
         };
         if let Some(endpoint) = self.lambda_endpoint {
             let timeout = std::time::Duration::from_secs(self.lambda_timeout);

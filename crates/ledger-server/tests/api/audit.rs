@@ -6,6 +6,8 @@ use ledger_core::checkpoint::Checkpoint;
 use ledger_core::merkle;
 use serde_json::{json, Value};
 
+use ledger_server::RunningServer;
+
 use crate::common::{send, token, Raw, RawResponse, TestServer, AKID};
 
 async fn audit_call(t: &TestServer, op: &str, body: Value) -> RawResponse {
@@ -223,14 +225,10 @@ async fn audit_names_resolve_in_the_signing_region() {
     t.stop().await;
 }
 
-/// At most two whole-log reads run at once: two exports whose readers take nothing hold their
-/// slots, and a third is refused with ThrottlingException instead of piling up work.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn whole_log_reads_are_limited() {
-    use tokio::io::AsyncWriteExt;
-    // A log whose export far outgrows the queue and the socket buffers.
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
+/// A data dir whose log holds `secrets` secrets of 8 KB each (written directly, without
+/// fsync), with the test credentials beside it.
+async fn bulk_log(dir: &std::path::Path, secrets: usize) -> std::path::PathBuf {
+    let data = dir.join("data");
     let setup = data.clone();
     tokio::task::spawn_blocking(move || {
         let data = setup;
@@ -240,7 +238,7 @@ async fn whole_log_reads_are_limited() {
         std::fs::write(data.join("master.key"), hex::encode([9u8; 32])).unwrap();
         let ledger = ledger_store::Ledger::open(&data, master, options).unwrap();
         let scope = ledger_core::Scope::new("us-east-1", "000000000000");
-        for i in 0..2500 {
+        for i in 0..secrets {
             let cmd = ledger_core::Command::CreateSecret(ledger_core::CreateSecret {
                 name: format!("bulk/{i}"),
                 client_request_token: Some(format!("{i:0>36}")),
@@ -253,24 +251,49 @@ async fn whole_log_reads_are_limited() {
     })
     .await
     .unwrap();
-    std::fs::write(dir.path().join("credentials.txt"), format!("{AKID}:{}\n", crate::common::SECRET)).unwrap();
-    let mut config = ledger_server::ServeConfig::new(&data);
+    std::fs::write(dir.join("credentials.txt"), format!("{AKID}:{}\n", crate::common::SECRET)).unwrap();
+    data
+}
+
+/// A server on `data` (made by [`bulk_log`]), its config adjusted by `tweak`.
+async fn serve_bulk(data: &std::path::Path, tweak: impl FnOnce(&mut ledger_server::ServeConfig)) -> RunningServer {
+    let mut config = ledger_server::ServeConfig::new(data);
     config.listen = "127.0.0.1:0".into();
-    config.credentials_file = Some(dir.path().join("credentials.txt"));
-    let server = ledger_server::start(config).await.unwrap();
+    config.credentials_file = Some(data.parent().unwrap().join("credentials.txt"));
+    tweak(&mut config);
+    ledger_server::start(config).await.unwrap()
+}
+
+/// An Export request sent whole on a connection of its own, whose answer is never read (the
+/// client's receive buffer kept small, so the server's sends stall soon).
+async fn stalled_export(addr: std::net::SocketAddr) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let (headers, body) = crate::common::signed_parts(addr, "SecretLedger.Export", b"{}");
+    let mut head = format!("POST / HTTP/1.1\r\ncontent-length: {}\r\n", body.len());
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut s = socket.connect(addr).await.unwrap();
+    s.write_all(head.as_bytes()).await.unwrap();
+    s.write_all(&body).await.unwrap();
+    s
+}
+
+/// At most two whole-log reads run at once: two exports whose readers take nothing hold their
+/// slots, and a third is refused with ThrottlingException instead of piling up work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whole_log_reads_are_limited() {
+    // A log whose export far outgrows the queue and the socket buffers.
+    let dir = tempfile::tempdir().unwrap();
+    let data = bulk_log(dir.path(), 2500).await;
+    let server = serve_bulk(&data, |_| {}).await;
     let addr = server.local_addr();
     let mut stalled = Vec::new();
     for _ in 0..2 {
-        let (headers, body) = crate::common::signed_parts(addr, "SecretLedger.Export", b"{}");
-        let mut head = format!("POST / HTTP/1.1\r\ncontent-length: {}\r\n", body.len());
-        for (k, v) in headers {
-            head.push_str(&format!("{k}: {v}\r\n"));
-        }
-        head.push_str("\r\n");
-        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-        s.write_all(head.as_bytes()).await.unwrap();
-        s.write_all(&body).await.unwrap();
-        stalled.push(s); // never read
+        stalled.push(stalled_export(addr).await); // never read
     }
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     let refused = send(addr, Raw::new("SecretLedger.Export", "{}")).await;
@@ -290,5 +313,86 @@ async fn whole_log_reads_are_limited() {
         }
     }
     assert!(ok, "the export slots were not released after the readers went away");
+    server.shutdown().await.unwrap();
+}
+
+/// Readers that connect, ask for an export and then take nothing are given up on after the
+/// send timeout (1 s here): their connections are closed with the export cut short, and their
+/// whole-log slots come back, so a later Export is answered whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_export_is_given_up_after_the_send_timeout() {
+    use tokio::io::AsyncReadExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = bulk_log(dir.path(), 800).await;
+    let server = serve_bulk(&data, |c| c.limits.send_timeout = std::time::Duration::from_secs(1)).await;
+    let addr = server.local_addr();
+    let mut stalled = vec![stalled_export(addr).await, stalled_export(addr).await];
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // Both slots are held by the stalled readers.
+    send(addr, Raw::new("SecretLedger.Export", "{}")).await.expect_error("ThrottlingException");
+    let started = std::time::Instant::now();
+    let export = loop {
+        let answer = send(addr, Raw::new("SecretLedger.Export", "{}")).await;
+        if answer.status == 200 || started.elapsed() > std::time::Duration::from_secs(20) {
+            break answer;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert_eq!(export.status, 200, "no slot came back: {}", String::from_utf8_lossy(&export.body));
+    let waited = started.elapsed();
+    assert!(waited >= std::time::Duration::from_millis(500), "slots back after only {waited:?}");
+    let report = ledger_audit::export::verify_export(&mut export.body.as_slice(), None, &mut |_, _| {}).unwrap();
+    assert!(report.is_ok(), "the later export does not verify: {report:?}");
+    // The stalled connections were closed by the server, their exports cut short.
+    for s in &mut stalled {
+        let mut got = Vec::new();
+        let read = tokio::time::timeout(std::time::Duration::from_secs(20), s.read_to_end(&mut got)).await;
+        assert!(read.is_ok(), "a stalled connection was left open");
+        assert!(got.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&got[..got.len().min(200)]));
+        assert!(got.len() < export.body.len(), "the whole export reached a stalled reader");
+        assert!(!got.ends_with(b"\r\n0\r\n\r\n"), "a stalled export ended as if complete");
+    }
+    server.shutdown().await.unwrap();
+}
+
+/// A burst of State, Prove, Checkpoint and per-secret History requests, far more than the
+/// server's audit slots (2 here): every one is answered (they queue for a slot, none is refused
+/// and none deadlocks), and at most 2 ever run at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_audit_reads_queues_for_the_audit_slots() {
+    const BURST: usize = 64;
+    let dir = tempfile::tempdir().unwrap();
+    let data = bulk_log(dir.path(), 300).await;
+    let server = serve_bulk(&data, |c| c.work.audit = 2).await;
+    let addr = server.local_addr();
+    let head = server.ledger().head_seq();
+    let requests = (0..BURST).map(|i| {
+        let (op, body) = match i % 5 {
+            0 => ("State", json!({"AsOf": head})),
+            1 => ("State", json!({"AsOf": head, "SecretId": format!("bulk/{i}"), "Label": "AWSCURRENT"})),
+            2 => ("Prove", json!({"Seq": i + 1})),
+            3 => ("Checkpoint", json!({})),
+            _ => ("History", json!({"SecretId": format!("bulk/{i}")})),
+        };
+        let target = format!("SecretLedger.{op}");
+        async move { (op, send(addr, Raw::new(&target, body.to_string())).await) }
+    });
+    let all = futures_util::future::join_all(requests);
+    let answers = tokio::time::timeout(std::time::Duration::from_secs(120), all).await.expect("the burst hung");
+    for (op, answer) in &answers {
+        assert_eq!(answer.status, 200, "{op}: {}", String::from_utf8_lossy(&answer.body));
+    }
+    let text = server.metrics_text();
+    let sample = |prefix: &str| -> f64 {
+        let line = text.lines().find(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("no {prefix} in {text}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert_eq!(sample("secret_ledger_work_slots{work=\"audit\"}"), 2.0);
+    let peak = sample("secret_ledger_work_slots_peak{work=\"audit\"}");
+    assert!((1.0..=2.0).contains(&peak), "{peak} audit reads at once");
+    assert!(sample("secret_ledger_work_waits_total{work=\"audit\"}") >= 1.0, "no audit read ever waited");
+    // The whole-log slots were not touched, and are free.
+    assert_eq!(sample("secret_ledger_work_slots_peak{work=\"whole_log\"}"), 0.0);
+    send(addr, Raw::new("SecretLedger.Verify", "{}")).await.expect_ok();
     server.shutdown().await.unwrap();
 }

@@ -14,7 +14,7 @@
 #[allow(dead_code)]
 mod common;
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::SystemTime;
 
 use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
@@ -27,7 +27,7 @@ use ledger_core::{Command, PutSecretValue, Scope, SecretValue};
 use serde_json::json;
 use tracing_subscriber::fmt::MakeWriter;
 
-use common::{send, token, Raw, RawResponse, TestServer, AKID};
+use common::{send, token, Raw, RawResponse, TestServer, AKID, SECRET};
 
 /// The captured log: every formatted event.
 #[derive(Clone, Default)]
@@ -106,15 +106,29 @@ fn binary_canary() -> (Vec<u8>, String) {
     (bytes, unique.simple().to_string())
 }
 
+/// Held by each test for its whole run: the panic hook one installs is process-wide, and would
+/// count the other's panics as its own.
+static ALONE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The process's log, captured: every event twice, as `serve --log-format text` writes it and as
+/// `--log-format json` does. Installed once, for every test of this binary.
+fn captured() -> &'static (Buffer, Buffer) {
+    static LOGS: OnceLock<(Buffer, Buffer)> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        use tracing_subscriber::layer::SubscriberExt;
+        let (logs, json_logs) = (Buffer::default(), Buffer::default());
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_subscriber::fmt::layer().with_writer(logs.clone()).with_thread_names(true))
+            .with(tracing_subscriber::fmt::layer().json().flatten_event(true).with_writer(json_logs.clone()));
+        tracing::subscriber::set_global_default(subscriber).unwrap();
+        (logs, json_logs)
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_value_reaches_logs_errors_debug_or_panics() {
-    // Every event twice: as `serve --log-format text` writes it, and as `--log-format json` does.
-    use tracing_subscriber::layer::SubscriberExt;
-    let (logs, json_logs) = (Buffer::default(), Buffer::default());
-    let subscriber = tracing_subscriber::registry()
-        .with(tracing_subscriber::fmt::layer().with_writer(logs.clone()).with_thread_names(true))
-        .with(tracing_subscriber::fmt::layer().json().flatten_event(true).with_writer(json_logs.clone()));
-    tracing::subscriber::set_global_default(subscriber).unwrap();
+    let _alone = ALONE.lock().await;
+    let (logs, json_logs) = captured().clone();
     let panics: Arc<Mutex<Vec<String>>> = Arc::default();
     let seen = panics.clone();
     let previous_hook = std::panic::take_hook();
@@ -349,4 +363,54 @@ async fn no_secret_value_reaches_logs_errors_debug_or_panics() {
     assert!(requests.iter().any(|r| r["outcome"] == "InvalidSignatureException" && r["status"] == 400));
     let panics = panics.lock().unwrap();
     assert!(panics.is_empty(), "panics during the workload: {panics:?}");
+}
+
+/// A refused SecretId (or Name) is logged (`access denied`, at warn) quoted and escaped: a line
+/// break and other control characters in it cannot forge a second log line or reach a terminal
+/// raw.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_denied_secret_id_is_logged_escaped() {
+    let _alone = ALONE.lock().await;
+    let (logs, json_logs) = captured().clone();
+    const READ_ONLY: &str = "AKIATESTLEAKREADONLY";
+    const SCOPED: &str = "AKIATESTLEAKSCOPED01";
+    let credentials = format!("{AKID}:{SECRET}\n{READ_ONLY}:ro-secret:ro\n{SCOPED}:scoped-secret:prefix=app/\n");
+    let t = TestServer::start_with_credentials(&credentials).await;
+    let forged = "2031-01-01T00:00:00.000000Z  INFO forged-by-secret-id: access granted";
+    let id = format!("other/x\n{forged}\r\u{1b}[2K\u{7}\u{0}\u{85}end");
+    // A write by a read-only key, and a name out of a scoped key's prefix: both refused on the
+    // id as given, before anything checks its spelling.
+    for (key, op, body) in [
+        ((READ_ONLY, "ro-secret"), "DeleteSecret", json!({ "SecretId": id })),
+        (
+            (SCOPED, "scoped-secret"),
+            "CreateSecret",
+            json!({ "Name": id, "SecretString": "v", "ClientRequestToken": token() }),
+        ),
+    ] {
+        let target = format!("secretsmanager.{op}");
+        let mut raw = Raw::new(&target, body.to_string());
+        raw.sign_with = Some((key.0, key.1, SystemTime::now()));
+        send(t.addr(), raw).await.expect_error("AccessDeniedException");
+    }
+    t.stop().await;
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let denied: Vec<&str> = text.lines().filter(|l| l.contains("forged-by-secret-id")).collect();
+    assert_eq!(denied.len(), 2, "{text}");
+    for line in denied {
+        // One line per refusal, the id on it escaped: `\n`, `\r`, `\u{1b}`, … as text.
+        assert!(line.contains("access denied"), "a line forged by the id: {line}");
+        assert!(line.contains(&format!("other/x\\n{forged}\\r\\u{{1b}}[2K\\u{{7}}\\0\\u{{85}}end\"")), "{line}");
+        assert!(!line.chars().any(char::is_control), "a raw control character: {line:?}");
+    }
+    let json_text = String::from_utf8(json_logs.0.lock().unwrap().clone()).unwrap();
+    let denied: Vec<serde_json::Value> = json_text
+        .lines()
+        .filter(|l| l.contains("forged-by-secret-id"))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("a forged or broken JSON line ({e}): {l}")))
+        .collect();
+    assert_eq!(denied.len(), 2, "{json_text}");
+    for line in &denied {
+        assert!(line["message"] == "access denied" && [READ_ONLY, SCOPED].contains(&line["actor"].as_str().unwrap()));
+    }
 }

@@ -18,5 +18,6 @@ mod raw;
 mod regions;
 mod rotation;
 mod sdk;
+mod surface;
 mod tls;
 mod trail;

@@ -1,5 +1,6 @@
 //! `GET /metrics`: unsigned Prometheus text with requests by operation and outcome, latency
-//! histograms, group commits, the head, refused authentications; no secret name or value in it.
+//! histograms, group commits, the head, refused authentications, the work slots; no secret name
+//! or value in it.
 //! With `--metrics-listen` it moves to its own address and leaves the API.
 
 use std::io::{Read, Write};
@@ -57,6 +58,13 @@ async fn metrics_count_requests_commits_and_refusals() {
     assert!(sample(&text, "secret_ledger_group_commit_requests_count") >= 4.0);
     assert!(sample(&text, "secret_ledger_group_commit_sync_seconds_count") >= 4.0);
     assert!(text.contains("secret_ledger_rotations_started_total 0"));
+    // The work slots, by default: filtering 2 × the CPUs (at least 2), audit 4 × (at least 4),
+    // whole-log reads 2.
+    let slots = |work: &str| sample(&text, &format!("secret_ledger_work_slots{{work=\"{work}\"}}"));
+    assert_eq!(slots("filtering"), ledger_server::ops::default_filtering_slots() as f64);
+    assert_eq!(slots("audit"), ledger_server::audit_ops::default_audit_slots() as f64);
+    assert_eq!(slots("whole_log"), 2.0);
+    assert!(ledger_server::ops::default_filtering_slots() >= 2 && ledger_server::audit_ops::default_audit_slots() >= 4);
     assert!(!text.contains("metrics/") && !text.contains("canary") && !text.contains(AKID), "{text}");
 }
 

@@ -354,3 +354,115 @@ async fn a_new_data_dir_is_private() {
     assert_eq!(mode, 0o700);
     t.stop().await;
 }
+
+/// The tags DescribeSecret shows, as `(key, value)` in its order.
+async fn described_tags(t: &TestServer, id: &str) -> Vec<(String, String)> {
+    let d = call(t, "DescribeSecret", json!({"SecretId": id})).await;
+    let tags = d["Tags"].as_array().cloned().unwrap_or_default();
+    tags.iter().map(|t| (t["Key"].as_str().unwrap().to_string(), t["Value"].as_str().unwrap().to_string())).collect()
+}
+
+/// A key repeated within one TagResource: the last value wins (the spec: no duplicate keys, an
+/// existing key gets the new value), and the quota counts keys, not entries.
+#[tokio::test]
+async fn tag_resource_with_a_repeated_key_keeps_its_last_value() {
+    let t = TestServer::start().await;
+    let create = json!({"Name": "tagged", "SecretString": "v", "ClientRequestToken": token(), "Tags": [{"Key": "a", "Value": "1"}]});
+    call(&t, "CreateSecret", create).await;
+    let tags = json!([
+        {"Key": "k", "Value": "first"}, {"Key": "x", "Value": "1"}, {"Key": "k", "Value": "second"},
+        {"Key": "a", "Value": "2"}, {"Key": "K", "Value": "other key"}, {"Key": "k", "Value": "last"},
+    ]);
+    assert_eq!(call(&t, "TagResource", json!({"SecretId": "tagged", "Tags": tags})).await, json!({}));
+    let mut got = described_tags(&t, "tagged").await;
+    got.sort();
+    let want = [("K", "other key"), ("a", "2"), ("k", "last"), ("x", "1")];
+    assert_eq!(got, want.map(|(k, v)| (k.to_string(), v.to_string())));
+
+    // 4 keys + 46 new ones, two of them repeated: exactly the 50-tag quota, accepted.
+    let mut fill: Vec<Value> = (0..46).map(|i| json!({"Key": format!("f{i}"), "Value": "v"})).collect();
+    fill.extend([json!({"Key": "f0", "Value": "again"}), json!({"Key": "f1", "Value": "again"})]);
+    call(&t, "TagResource", json!({"SecretId": "tagged", "Tags": fill})).await;
+    let got = described_tags(&t, "tagged").await;
+    assert_eq!(got.len(), 50);
+    assert!(got.contains(&("f0".to_string(), "again".to_string())), "{got:?}");
+    // One more key, even sent twice, is over the quota: refused, nothing appended.
+    let head = t.head();
+    let over = json!({"SecretId": "tagged", "Tags": [{"Key": "n", "Value": "1"}, {"Key": "n", "Value": "2"}]});
+    let refused = send(t.addr(), Raw::new("secretsmanager.TagResource", over.to_string())).await;
+    let message = refused.expect_error("LimitExceededException");
+    assert!(message.contains("quota of 50 tags"), "{message}");
+    assert_eq!(t.head(), head);
+    t.stop().await;
+}
+
+/// About 60,000 tags in one TagResource, all on ten keys (so ten tags once the repeats are
+/// folded): refused by their count, before any per-tag work, with the tag-limit error, and
+/// nothing is appended.
+#[tokio::test]
+async fn sixty_thousand_tags_are_refused_by_their_count() {
+    // About 1.8 MB of tags: over the default 1 MiB body limit, so this server takes 4 MiB.
+    let credentials = format!("{AKID}:{SECRET}\n");
+    let t = TestServer::start_configured(&credentials, |c| c.body_bytes_max = 4 << 20).await;
+    call(&t, "CreateSecret", json!({"Name": "seed", "SecretString": "v", "ClientRequestToken": token()})).await;
+    let head = t.head();
+    let tags: Vec<Value> =
+        (0..60_000).map(|i| json!({"Key": format!("k{}", i % 10), "Value": format!("v{i}")})).collect();
+    let body = json!({"SecretId": "seed", "Tags": tags}).to_string();
+    assert!(body.len() > 1 << 20, "{} bytes", body.len());
+    let refused = send(t.addr(), Raw::new("secretsmanager.TagResource", body)).await;
+    let message = refused.expect_error("LimitExceededException");
+    assert_eq!(message, "The secret seed has reached the quota of 50 tags.");
+    assert_eq!(t.head(), head, "a refused TagResource appended");
+    assert!(described_tags(&t, "seed").await.is_empty());
+    t.stop().await;
+}
+
+/// The value of the `/metrics` sample line that starts with `prefix`.
+fn metric(t: &TestServer, prefix: &str) -> f64 {
+    let text = t.server.metrics_text();
+    let line = text.lines().find(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("no {prefix} in\n{text}"));
+    line.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+/// Many filtered ListSecrets and BatchGetSecretValue at once: every one is answered in full,
+/// while at most the server's filtering slots (2 here) ever filter at once; the rest wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_filtered_listings_all_complete_within_the_filtering_slots() {
+    const SECRETS: usize = 400;
+    const LISTINGS: usize = 48;
+    let credentials = format!("{AKID}:{SECRET}\n");
+    let t = TestServer::start_configured(&credentials, |c| c.work.filtering = 2).await;
+    for chunk in (0..SECRETS).collect::<Vec<_>>().chunks(50) {
+        futures_util::future::join_all(chunk.iter().map(|i| {
+            let body = json!({"Name": format!("bulk/{i:03}"), "Description": format!("number {i}"),
+                "SecretString": "v", "ClientRequestToken": token()});
+            send(t.addr(), Raw::new("secretsmanager.CreateSecret", body.to_string()))
+        }))
+        .await
+        .iter()
+        .for_each(|r| assert_eq!(r.status, 200));
+    }
+    let filters = json!([{"Key": "name", "Values": ["bulk/"]}, {"Key": "description", "Values": ["number 1"]}]);
+    let answers = futures_util::future::join_all((0..LISTINGS).map(|i| {
+        let (op, body) = if i % 4 == 3 {
+            ("secretsmanager.BatchGetSecretValue", json!({"Filters": filters, "MaxResults": 20}))
+        } else {
+            ("secretsmanager.ListSecrets", json!({"Filters": filters, "MaxResults": 100}))
+        };
+        send(t.addr(), Raw::new(op, body.to_string()))
+    }))
+    .await;
+    for (i, answer) in answers.iter().enumerate() {
+        let json = answer.expect_ok();
+        let listed = json.get("SecretList").or_else(|| json.get("SecretValues")).unwrap().as_array().unwrap();
+        // "number 1", "number 1x", "number 1xx": 111 secrets, in pages.
+        assert_eq!(listed.len(), if i % 4 == 3 { 20 } else { 100 }, "{json}");
+        assert!(json["NextToken"].is_string());
+    }
+    assert_eq!(metric(&t, "secret_ledger_work_slots{work=\"filtering\"}"), 2.0);
+    let peak = metric(&t, "secret_ledger_work_slots_peak{work=\"filtering\"}");
+    assert!((1.0..=2.0).contains(&peak), "{peak} filterings at once");
+    assert!(metric(&t, "secret_ledger_work_waits_total{work=\"filtering\"}") >= 1.0, "no listing ever waited");
+    t.stop().await;
+}

@@ -2,7 +2,8 @@
 //! headers with a large `Content-Length` and no body (an unknown key; a known key with a bad
 //! signature), cannot stall the server: a well-behaved SDK client is still served within a
 //! second, the unknown keys are answered before any body, the trickling connections are closed
-//! by the server, and its resident memory stays bounded.
+//! by the server, and its resident memory stays bounded. A kept-alive connection left idle is
+//! closed once the header timeout runs out.
 
 // Helpers outside `#[test]` functions unwrap too: a failure there is a failed test.
 #![allow(clippy::unwrap_used)]
@@ -66,6 +67,7 @@ async fn hostile_connections_do_not_stall_the_server() {
         max_connections: 4096,
         header_timeout: Duration::from_secs(2),
         body_timeout: Duration::from_secs(2),
+        ..ConnLimits::default()
     };
     let t = TestServer::start_configured(&format!("{AKID}:{SECRET}\n"), move |c| c.limits = limits).await;
     let sdk = t.client("us-east-1");
@@ -138,6 +140,7 @@ async fn connections_beyond_the_cap_wait_until_one_closes() {
         max_connections: 2,
         header_timeout: Duration::from_secs(30),
         body_timeout: Duration::from_secs(30),
+        ..ConnLimits::default()
     };
     let t = TestServer::start_configured(&credentials, |c| c.limits = limits).await;
     let mut idle = Vec::new();
@@ -155,4 +158,52 @@ async fn connections_beyond_the_cap_wait_until_one_closes() {
     drop(idle.pop());
     tokio::time::timeout(Duration::from_secs(5), third.read_to_end(&mut answer)).await.unwrap().unwrap();
     assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"), "{}", String::from_utf8_lossy(&answer));
+}
+
+/// One whole response read from `stream` (headers, then `Content-Length` bytes of body).
+async fn read_response(stream: &mut TcpStream) -> String {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&buf).to_string();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length = head
+                .lines()
+                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_string()))
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or(0);
+            if body.len() >= length {
+                return text;
+            }
+        }
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut chunk)).await.unwrap().unwrap();
+        assert!(n > 0, "closed mid-response: {}", String::from_utf8_lossy(&buf));
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// A kept-alive connection is served again while it is used, and closed by the server once it
+/// has been idle (no next request's headers) for the header timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_kept_alive_connection_is_closed_after_the_header_timeout() {
+    let limits = ConnLimits { header_timeout: Duration::from_secs(1), ..ConnLimits::default() };
+    let t = TestServer::start_configured(&format!("{AKID}:{SECRET}\n"), |c| c.limits = limits).await;
+    let mut s = TcpStream::connect(t.addr()).await.unwrap();
+    let request = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+    for i in 0..3 {
+        if i > 0 {
+            // Idle for less than the timeout: still open, and served.
+            tokio::time::sleep(Duration::from_millis(400)).await;
+        }
+        s.write_all(request).await.unwrap();
+        let answer = read_response(&mut s).await;
+        assert!(answer.starts_with("HTTP/1.1 200") && answer.contains("\"status\":\"ok\""), "{answer}");
+    }
+    // Now idle: the server, not the client, ends it, and not before the timeout.
+    let idle = Instant::now();
+    assert!(closed_by_server(&mut s, Duration::from_secs(10)).await, "the idle connection was left open");
+    let waited = idle.elapsed();
+    assert!(waited >= Duration::from_millis(700), "closed after only {waited:?}");
+    assert!(waited < Duration::from_secs(5), "closed only after {waited:?}");
+    t.stop().await;
 }

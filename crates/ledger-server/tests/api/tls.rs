@@ -1,7 +1,7 @@
 //! `serve --tls-cert --tls-key`: HTTPS with a test CA made here (rcgen). A client that trusts the
-//! CA is served; one that does not is refused in the handshake; plain HTTP to the TLS port gets
-//! no answer; SIGHUP's reload gives new connections the new certificate. Plain HTTP on an
-//! address other than loopback is refused unless `--insecure-http`.
+//! CA is served, over TLS 1.2 or 1.3; one that does not is refused in the handshake; plain HTTP
+//! to the TLS port gets no answer; SIGHUP's reload gives new connections the new certificate.
+//! Plain HTTP on an address other than loopback is refused unless `--insecure-http`.
 
 use std::sync::Arc;
 
@@ -30,10 +30,18 @@ fn make_ca(dir: &std::path::Path, name: &str) -> (TlsFiles, rcgen::Certificate) 
 }
 
 fn connector(ca: &rcgen::Certificate) -> tokio_rustls::TlsConnector {
+    connector_for(ca, rustls::DEFAULT_VERSIONS)
+}
+
+/// A client trusting `ca` that offers only `versions`.
+fn connector_for(
+    ca: &rcgen::Certificate,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> tokio_rustls::TlsConnector {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(CertificateDer::from(ca.der().to_vec())).unwrap();
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
+        .with_protocol_versions(versions)
         .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth();
@@ -130,6 +138,43 @@ async fn the_rust_sdk_over_https() {
     assert_eq!(value.secret_string(), Some("over-https"));
     let (_, stranger) = make_ca(dir.path(), "stranger");
     assert!(sdk(&stranger).list_secrets().send().await.is_err(), "a client without the CA was served");
+}
+
+/// A client that speaks only TLS 1.2 is served (over TLS 1.2), and so is one that speaks only
+/// TLS 1.3: a signed API call and `GET /health` on each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_1_2_only_and_tls_1_3_only_clients_are_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let (files, ca) = make_ca(dir.path(), "versions");
+    let t = TestServer::start_configured(&format!("{AKID}:{SECRET}\n"), move |c| c.tls = Some(files)).await;
+    for (version, wanted) in [
+        (&rustls::version::TLS12, rustls::ProtocolVersion::TLSv1_2),
+        (&rustls::version::TLS13, rustls::ProtocolVersion::TLSv1_3),
+    ] {
+        let tcp = TcpStream::connect(t.addr()).await.unwrap();
+        let mut tls = connector_for(&ca, &[version])
+            .connect(ServerName::try_from("localhost").unwrap(), tcp)
+            .await
+            .unwrap_or_else(|e| panic!("{wanted:?} handshake: {e}"));
+        assert_eq!(tls.get_ref().1.protocol_version(), Some(wanted));
+        assert_eq!(tls.get_ref().1.alpn_protocol(), None, "no ALPN offered, none chosen");
+        // A signed ListSecrets, then /health, on the one connection.
+        let (headers, body) = crate::common::signed_parts(t.addr(), "secretsmanager.ListSecrets", b"{}");
+        let mut request = format!("POST / HTTP/1.1\r\ncontent-length: {}\r\n", body.len());
+        for (k, v) in headers {
+            request.push_str(&format!("{k}: {v}\r\n"));
+        }
+        request.push_str("\r\n");
+        tls.write_all(request.as_bytes()).await.unwrap();
+        tls.write_all(&body).await.unwrap();
+        tls.write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").await.unwrap();
+        let mut text = String::new();
+        tls.read_to_string(&mut text).await.unwrap();
+        assert!(text.starts_with("HTTP/1.1 200") && text.contains("\"SecretList\":[]"), "{wanted:?}: {text}");
+        assert_eq!(text.matches("HTTP/1.1 200").count(), 2, "{wanted:?}: {text}");
+        assert!(text.contains("\"status\":\"ok\""), "{wanted:?}: {text}");
+    }
+    t.stop().await;
 }
 
 #[tokio::test]
