@@ -55,24 +55,9 @@ pub fn export_upto(
         master_key_ids: key_ids,
     };
     write_line(out, &header)?;
-    let mut builder = merkle::MerkleBuilder::new();
-    for item in store.records(1, head) {
-        let (seq, v) = item?;
-        let r = decode_record(&v).map_err(|e| StoreError::Corrupt { seq, reason: e.to_string() })?;
-        builder.push_chain_hash(&r.hash);
-        write_line(out, &ExportEvent::new(seq, &r, &v))?;
-        if seq.is_multiple_of(4096) {
-            progress(seq, head);
-        }
-    }
-    let checkpoint = Checkpoint {
-        origin: origin.to_string(),
-        size: head,
-        head_hash,
-        merkle_root: builder.root(),
-        time_ms,
-        signature: None,
-    };
+    let root = export_lines(store, head, out, progress)?;
+    let checkpoint =
+        Checkpoint { origin: origin.to_string(), size: head, head_hash, merkle_root: root, time_ms, signature: None };
     let mut closing: serde_json::Value = serde_json::from_str(&checkpoint.to_json())
         .map_err(|e| StoreError::Engine(format!("checkpoint encoding: {e}")))?;
     closing["type"] = serde_json::Value::from("checkpoint");
@@ -80,6 +65,86 @@ pub fn export_upto(
     out.flush()?;
     progress(head, head);
     Ok(checkpoint)
+}
+
+/// A batch of stored records, `(seq, bytes)`, on their way to be formatted.
+type Raw = Vec<(u64, Vec<u8>)>;
+
+/// Bytes of event lines handed to the writing thread at a time.
+const LINES_CHUNK_BYTES: usize = 256 << 10;
+
+/// Writes the event lines of records `1..=head` to `out` and returns their Merkle root. Three
+/// threads: one reads the store, one decodes and formats (and builds the Merkle tree), and the
+/// caller's writes `out`, so that the two cores share the work.
+fn export_lines(
+    store: &dyn LogStore,
+    head: u64,
+    out: &mut dyn Write,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<[u8; 32], StoreError> {
+    std::thread::scope(|scope| {
+        let (raw_tx, raw_rx) = std::sync::mpsc::sync_channel::<Result<Raw, StoreError>>(4);
+        let (lines_tx, lines_rx) = std::sync::mpsc::sync_channel::<Result<(u64, Vec<u8>), StoreError>>(4);
+        scope.spawn(move || {
+            let mut batch = Vec::with_capacity(1024);
+            for item in store.records(1, head) {
+                match item {
+                    Ok((seq, bytes)) => batch.push((seq, bytes.to_vec())),
+                    Err(e) => {
+                        let _ = raw_tx.send(Err(e));
+                        return;
+                    }
+                }
+                if batch.len() == 1024 && raw_tx.send(Ok(std::mem::take(&mut batch))).is_err() {
+                    return;
+                }
+            }
+            let _ = raw_tx.send(Ok(batch));
+        });
+        let formatter = scope.spawn(move || format_lines(raw_rx, &lines_tx));
+        for chunk in lines_rx {
+            let (seq, bytes) = chunk?;
+            out.write_all(&bytes)?;
+            progress(seq, head);
+        }
+        formatter.join().map_err(|_| StoreError::Engine("the export's formatting thread panicked".into()))?
+    })
+}
+
+/// The formatting stage of [`export_lines`]: event lines in chunks of about
+/// [`LINES_CHUNK_BYTES`], each with the last seq it holds; returns the Merkle root.
+fn format_lines(
+    raw: std::sync::mpsc::Receiver<Result<Raw, StoreError>>,
+    lines: &std::sync::mpsc::SyncSender<Result<(u64, Vec<u8>), StoreError>>,
+) -> Result<[u8; 32], StoreError> {
+    let mut builder = merkle::MerkleBuilder::new();
+    let mut chunk = Vec::with_capacity(LINES_CHUNK_BYTES + 4096);
+    let mut last = 0;
+    for batch in raw {
+        let batch = match batch {
+            Ok(batch) => batch,
+            Err(e) => {
+                let _ = lines.send(Err(e));
+                return Err(StoreError::Engine("export stopped".into()));
+            }
+        };
+        for (seq, bytes) in batch {
+            let r = decode_record(&bytes).map_err(|e| StoreError::Corrupt { seq, reason: e.to_string() })?;
+            builder.push_chain_hash(&r.hash);
+            write_line(&mut chunk, &ExportEvent::new(seq, &r, &bytes))?;
+            last = seq;
+            if chunk.len() >= LINES_CHUNK_BYTES {
+                let full = std::mem::replace(&mut chunk, Vec::with_capacity(LINES_CHUNK_BYTES + 4096));
+                if lines.send(Ok((last, full))).is_err() {
+                    return Err(StoreError::Engine("export stopped".into()));
+                }
+            }
+        }
+    }
+    if !chunk.is_empty() && lines.send(Ok((last, chunk))).is_err() {
+        return Err(StoreError::Engine("export stopped".into()));
+    }
+    Ok(builder.root())
 }
 
 fn write_line(out: &mut dyn Write, line: &impl Serialize) -> Result<(), StoreError> {

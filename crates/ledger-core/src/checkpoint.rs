@@ -237,7 +237,7 @@ impl TryFrom<CheckpointJson> for Checkpoint {
 }
 
 fn hex_encode(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(bytes)
 }
 
 /// Decodes exactly `N` bytes of lowercase hex (the one canonical spelling).
