@@ -10,7 +10,7 @@ use ledger_core::codec::{self, decode_record};
 use ledger_core::merkle;
 use ledger_core::time::format_rfc3339_ms;
 use ledger_core::Record;
-use ledger_store::{FailureReason, LogStore, StoreError, Verifier, VerifyFailure, VerifyReport};
+use ledger_store::{Checker, FailureReason, LogStore, StoreError, Verifier, VerifyFailure, VerifyReport};
 use serde::Serialize;
 
 use crate::events::describe;
@@ -267,27 +267,79 @@ pub fn verify_export(
     trusted: Option<&Checkpoint>,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Result<VerifyReport, VerifyFailure>, StoreError> {
-    let mut check =
-        ExportCheck { verifier: Verifier::default(), trusted, trusted_root_seen: false, closing: None, declared: 0 };
-    for (line_no, line) in input.lines().enumerate() {
-        let line = line?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        if let Err(failure) = check.line(line_no + 1, &line, progress) {
-            return Ok(Err(failure));
-        }
+    // Two stages on two cores: this thread reads and parses the lines and checks each record
+    // against its predecessor and the Merkle tree (verify's first stage); the other applies the
+    // rules, the projection being rebuilt.
+    let (outcome, rules) = std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Record>>(8);
+        let rules = scope.spawn(move || apply_rules(rx));
+        let mut check = ExportCheck {
+            checker: Checker::default(),
+            count: 0,
+            merkle: merkle::MerkleBuilder::new(),
+            last_hash: ledger_core::ChainHash::GENESIS,
+            batch: Vec::with_capacity(1024),
+            tx,
+            trusted,
+            trusted_root_seen: false,
+            closing: None,
+            declared: 0,
+        };
+        let outcome = match check.lines(input, progress) {
+            Ok(Ok(())) => Ok(check.finish_checks()),
+            Ok(Err(failure)) => Ok(Err(failure)),
+            Err(e) => Err(e),
+        };
+        // The last records, then the end of the stream for the rules.
+        let ExportCheck { tx, batch, .. } = check;
+        let _ = tx.send(batch);
+        drop(tx);
+        (outcome, rules.join())
+    });
+    let (mut verifier, broken) = rules.map_err(|_| StoreError::Engine("the rules thread panicked".into()))?;
+    // The rules broke at an earlier seq than any later failure of the first stage.
+    if let Some(failure) = broken {
+        return Ok(Err(failure));
     }
-    let outcome = check.finish();
-    if let Ok(report) = &outcome {
-        progress(report.events, report.events);
+    let (merkle, count) = match outcome? {
+        Ok(done) => done,
+        Err(failure) => return Ok(Err(failure)),
+    };
+    if verifier.len() != count {
+        return Ok(Err(VerifyFailure {
+            seq: verifier.len() + 1,
+            reason: FailureReason::Truncated { expected: count, found: verifier.len() },
+        }));
     }
-    Ok(outcome)
+    verifier.set_merkle(merkle);
+    let report = verifier.report(0);
+    progress(report.events, report.events);
+    Ok(Ok(report))
 }
 
-/// An export being verified line by line.
+/// The second stage of [`verify_export`]: the rules, until the first break.
+fn apply_rules(rx: std::sync::mpsc::Receiver<Vec<Record>>) -> (Verifier, Option<VerifyFailure>) {
+    let mut verifier = Verifier::default();
+    for batch in rx {
+        for record in batch {
+            if let Err(failure) = verifier.apply_rules(record) {
+                return (verifier, Some(failure));
+            }
+        }
+    }
+    (verifier, None)
+}
+
+/// An export being verified line by line (the first stage of [`verify_export`]).
 struct ExportCheck<'a> {
-    verifier: Verifier,
+    checker: Checker,
+    /// Records checked so far.
+    count: u64,
+    merkle: merkle::MerkleBuilder,
+    last_hash: ledger_core::ChainHash,
+    /// Checked records not yet sent to the rules.
+    batch: Vec<Record>,
+    tx: std::sync::mpsc::SyncSender<Vec<Record>>,
     /// A checkpoint kept elsewhere: the file must hold the log it describes.
     trusted: Option<&'a Checkpoint>,
     trusted_root_seen: bool,
@@ -302,9 +354,32 @@ fn undecodable(seq: u64, why: String) -> VerifyFailure {
 }
 
 impl ExportCheck<'_> {
+    /// Every line of `input`, until the end or the first failure.
+    fn lines(
+        &mut self,
+        input: &mut dyn BufRead,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<Result<(), VerifyFailure>, StoreError> {
+        for (line_no, line) in input.lines().enumerate() {
+            let line = line?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            if let Err(failure) = self.line(line_no + 1, &line, progress) {
+                return Ok(Err(failure));
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    /// Records checked so far.
+    fn len(&self) -> u64 {
+        self.count
+    }
+
     /// Checks line `n` (1-based): the header first, then events, then the closing checkpoint.
     fn line(&mut self, n: usize, line: &str, progress: &mut dyn FnMut(u64, u64)) -> Result<(), VerifyFailure> {
-        let next = self.verifier.len() + 1;
+        let next = self.len() + 1;
         // Only the members verification needs, borrowed from the line; the rest (the decoded
         // envelope for people) is skipped, not built.
         let value: ExportLine<'_> =
@@ -329,27 +404,41 @@ impl ExportCheck<'_> {
         Ok(())
     }
 
-    /// An event line: its record checked as `verify` does, its readable envelope against the
-    /// record, and the kept checkpoint when the log reaches its size.
+    /// An event line: its record checked as `verify`'s first stage does, its readable envelope
+    /// against the record, and the kept checkpoint when the log reaches its size; then sent to
+    /// the rules.
     fn event(
         &mut self,
         n: usize,
         value: &ExportLine<'_>,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<(), VerifyFailure> {
-        let next = self.verifier.len() + 1;
+        let next = self.len() + 1;
         let seq = value.seq.unwrap_or(0);
         let record =
             value.record.as_deref().ok_or_else(|| undecodable(next, format!("line {n}: event without record")))?;
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(record)
             .map_err(|e| undecodable(next, format!("line {n}: record is not base64: {e}")))?;
-        self.verifier.push_checked(seq, &bytes, |r| value.matches(r))?;
-        if let Some(t) = self.trusted.filter(|t| t.size == self.verifier.len()) {
-            if self.verifier.merkle_root() != t.merkle_root || self.verifier.head_hash() != t.head_hash {
+        let record = self.checker.check(seq, &bytes)?;
+        if let Err(field) = value.matches(&record) {
+            return Err(VerifyFailure { seq, reason: FailureReason::EnvelopeMismatch(field) });
+        }
+        self.merkle.push_chain_hash(&record.hash);
+        self.last_hash = record.hash;
+        self.count = seq;
+        if let Some(t) = self.trusted.filter(|t| t.size == seq) {
+            if self.merkle.root() != t.merkle_root || self.last_hash != t.head_hash {
                 return Err(VerifyFailure { seq: t.size, reason: FailureReason::CheckpointMismatch });
             }
             self.trusted_root_seen = true;
+        }
+        self.batch.push(record);
+        if self.batch.len() == 1024 {
+            // A closed channel means the rules broke: stop reading; what they say is reported.
+            if self.tx.send(std::mem::replace(&mut self.batch, Vec::with_capacity(1024))).is_err() {
+                return Err(undecodable(seq, "the rules stopped".into()));
+            }
         }
         if seq.is_multiple_of(4096) {
             progress(seq, self.declared);
@@ -358,9 +447,9 @@ impl ExportCheck<'_> {
     }
 
     /// After the last line: the kept checkpoint was reached, and the closing checkpoint matches
-    /// the records.
-    fn finish(self) -> Result<VerifyReport, VerifyFailure> {
-        let n = self.verifier.len();
+    /// the records. Returns the Merkle tree and the number of records.
+    fn finish_checks(&mut self) -> Result<(merkle::MerkleBuilder, u64), VerifyFailure> {
+        let n = self.len();
         if let Some(t) = self.trusted {
             if t.size > n {
                 return Err(VerifyFailure {
@@ -372,14 +461,14 @@ impl ExportCheck<'_> {
                 return Err(VerifyFailure { seq: t.size, reason: FailureReason::CheckpointMismatch });
             }
         }
-        let Some(closing) = self.closing else {
+        let Some(closing) = &self.closing else {
             let reason = FailureReason::NoClosingCheckpoint { announced: self.declared, found: n };
             return Err(VerifyFailure { seq: n + 1, reason });
         };
-        let v = &self.verifier;
-        if closing.size != n || closing.merkle_root != v.merkle_root() || closing.head_hash != v.head_hash() {
+        let root = self.merkle.root();
+        if closing.size != n || closing.merkle_root != root || closing.head_hash != self.last_hash {
             return Err(VerifyFailure { seq: closing.size.min(n) + 1, reason: FailureReason::CheckpointMismatch });
         }
-        Ok(v.report(0))
+        Ok((std::mem::take(&mut self.merkle), n))
     }
 }

@@ -215,7 +215,7 @@ impl Verifier {
 
     /// [`Verifier::apply`] without the Merkle tree, which the caller builds and hands over with
     /// [`Verifier::set_merkle`].
-    pub(crate) fn apply_rules(&mut self, record: Record) -> Result<(), VerifyFailure> {
+    pub fn apply_rules(&mut self, record: Record) -> Result<(), VerifyFailure> {
         if let Err(violation) = evolve(&mut self.state, record.seq, record.recorded_at_ms, &record.event) {
             return Err(VerifyFailure { seq: record.seq, reason: FailureReason::Rule(violation) });
         }
@@ -228,7 +228,7 @@ impl Verifier {
     }
 
     /// The Merkle tree of the records applied with [`Verifier::apply_rules`].
-    pub(crate) fn set_merkle(&mut self, merkle: MerkleBuilder) {
+    pub fn set_merkle(&mut self, merkle: MerkleBuilder) {
         self.merkle = merkle;
     }
 
