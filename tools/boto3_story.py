@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Drive a running secret-ledger server with boto3: the PutSecretValue story, binary values,
-partial ARNs, pagination, two regions, and raw unsigned / mis-signed / stale / malformed requests
-(signed with botocore's SigV4Auth, then tampered). Exits non-zero on the first failure.
+partial ARNs, pagination, two regions, raw unsigned / mis-signed / stale / malformed / token-less
+requests (signed with botocore's SigV4Auth, then tampered), operations not served, rotation by an
+external rotator, resource policies, the list filters' word rules (ListSecrets and
+BatchGetSecretValue), LastAccessedDate and its sort order. Exits non-zero on the first failure.
 
 Usage:
   tools/boto3_story.py --endpoint http://127.0.0.1:4590 --access-key-id AKIA... --secret-access-key ...
@@ -26,6 +28,7 @@ import botocore.config
 import botocore.credentials
 import botocore.exceptions
 
+TOKEN_MISSING = "You must provide a ClientRequestToken value. We recommend a UUID-type value."
 MISMATCH = (
     "The request signature we calculated does not match the signature you provided. Check your AWS "
     "Secret Access Key and signing method. Consult the service documentation for details."
@@ -286,7 +289,32 @@ def raw_refusals(endpoint, akid, secret, sm):
     expect_raw_error(raw_request(endpoint, target, '{"Name": 7}', akid, secret), "SerializationException")
     msg = expect_raw_error(raw_request(endpoint, target, '{"Name": "raw/notoken", "SecretString": "v"}', akid, secret),
                            "InvalidRequestException")
-    check(msg == "You must provide a ClientRequestToken value. We recommend a UUID-type value.", msg)
+    check(msg == TOKEN_MISSING, msg)
+    # PutSecretValue and UpdateSecret with a value need the token too (the SDKs fill it in);
+    # RotateSecret answers InvalidParameterException. No version is made.
+    versions = lambda: len(sm.list_secret_version_ids(SecretId="boto3/story", IncludeDeprecated=True)["Versions"])  # noqa: E731
+    before_versions = versions()
+    value = {"SecretId": "boto3/story", "SecretString": "no token"}
+    for op in ("PutSecretValue", "UpdateSecret"):
+        msg = expect_raw_error(raw_request(endpoint, f"secretsmanager.{op}", json.dumps(value), akid, secret),
+                               "InvalidRequestException")
+        check(msg == TOKEN_MISSING, f"{op}: {msg}")
+    rotate = {"SecretId": "boto3/story", "RotationLambdaARN": "arn:aws:lambda:us-east-1:000000000000:function:f"}
+    msg = expect_raw_error(raw_request(endpoint, "secretsmanager.RotateSecret", json.dumps(rotate), akid, secret),
+                           "InvalidParameterException")
+    check(msg == TOKEN_MISSING, f"RotateSecret: {msg}")
+    check(versions() == before_versions, "no version without a token")
+    check("RotationEnabled" not in sm.describe_secret(SecretId="boto3/story"), "no rotation configured")
+
+    # Operations this server does not serve (the first two are newer than some botocores).
+    unserved = [("ListResourcePolicies", {}),
+                ("AssociateCrossAccountReplica", {"SecretId": "boto3/story", "ReplicaAccount": "111122223333"})]
+    for op, body in unserved:
+        expect_raw_error(raw_request(endpoint, f"secretsmanager.{op}", json.dumps(body), akid, secret),
+                         "UnknownOperationException")
+    expect_error("UnknownOperationException", sm.replicate_secret_to_regions, SecretId="boto3/story",
+                 AddReplicaRegions=[{"Region": "eu-west-1"}])
+    expect_error("UnknownOperationException", sm.stop_replication_to_replica, SecretId="boto3/story")
 
     # Raw JSON shapes.
     t = token()
@@ -336,6 +364,8 @@ def surface(sm):
     third = sm.put_secret_value(SecretId=name, SecretString="v3")["VersionId"]
     st = sm.describe_secret(SecretId=name)["VersionIdsToStages"]
     check(st[pending] == ["AWSPREVIOUS"] and st[third] == ["AWSCURRENT"], st)
+    msg = expect_error("InvalidRequestException", sm.put_secret_value, SecretId=name)
+    check(msg == "You must provide either SecretString or SecretBinary.", msg)
     cancelled = sm.cancel_rotate_secret(SecretId=name)
     check(cancelled["Name"] == name and not sm.describe_secret(SecretId=name)["RotationEnabled"], cancelled)
 
@@ -378,6 +408,72 @@ def surface(sm):
     check(msg == "Invalid filter values for key: name", msg)
 
 
+def listing(sm):
+    """The list filters' word rules through ListSecrets and BatchGetSecretValue, filter errors,
+    LastAccessedDate on ListSecrets and ListSecretVersionIds, and SortBy last-accessed-date."""
+    u = "w" + uuid.uuid4().hex[:8]  # a name prefix of this run: no separator, no capital
+    seps = [f"{u}{sep}AppZeta{sep}x" for sep in "/_+=.@-"]
+    mixed, company, things = f"{u}-AppZeta/x", f"{u}/COMPANY/x", f"{u}/COMPANYthings/x"
+    for n in seps + [mixed, company, things]:
+        sm.create_secret(Name=n, SecretString="v")
+    for n, description in [(f"{u}/d1", "one two"), (f"{u}/d2", "one"), (f"{u}/d3", "two")]:
+        sm.create_secret(Name=n, SecretString="v", Description=description)
+
+    def listed(*filters):
+        fs = [{"Key": "name", "Values": [u]}] + [{"Key": k, "Values": [v]} for k, v in filters]
+        return sorted(s["Name"] for s in sm.list_secrets(Filters=fs)["SecretList"])
+    check(listed(("all", "AppZeta")) == sorted(seps), "each kind of separator splits words")
+    check(listed(("all", "zeta")) == sorted(seps), "a lower-to-upper transition starts a word")
+    check(listed(("all", mixed)) == [mixed], "two kinds of separator make one word")
+    check(listed(("all", "+")) == [], "a separator alone matches nothing")
+    check(listed(("all", "company")) == [company], "COMPANYthings splits as COMPAN, Ythings")
+    check(listed(("all", "Ythings")) == [things], "the last capital starts the next word")
+    check(listed(("all", "things")) == [] and listed(("all", "pany")) == [], "not word starts")
+    check(listed(("description", "one two")) == [f"{u}/d1"], "all terms of a value must match")
+    check(listed(("description", "o t")) == [f"{u}/d1"], "terms are word prefixes")
+    check(listed(("description", "one"), ("description", "two")) == [f"{u}/d1"], "filters are ANDed")
+    msg = expect_error("ValidationException", sm.list_secrets, Filters=[{"Key": "bogus", "Values": ["x"]}])
+    check("Value 'bogus' at 'filters.1.member.key'" in msg, msg)
+    msg = expect_error("InvalidParameterException", sm.list_secrets, Filters=[{"Values": ["x"]}])
+    check(msg == "Invalid filter key", msg)
+
+    # BatchGetSecretValue with the same filters, paged; reading sets LastAccessedDate.
+    filters = [{"Key": "name", "Values": [u]}, {"Key": "all", "Values": ["AppZeta"]}]
+    got, kwargs = [], {}
+    while True:
+        page = sm.batch_get_secret_value(Filters=filters, MaxResults=3, **kwargs)
+        check(len(page["SecretValues"]) <= 3 and not page.get("Errors"), page)
+        got += [(v["Name"], v["SecretString"]) for v in page["SecretValues"]]
+        if "NextToken" not in page:
+            break
+        kwargs = {"NextToken": page["NextToken"]}
+    check(sorted(got) == [(n, "v") for n in sorted(seps)], got)
+    expect_error("InvalidParameterException", sm.batch_get_secret_value, SecretIdList=[seps[0]], Filters=filters)
+    sm.tag_resource(SecretId=seps[0], Tags=[{"Key": "settle", "Value": "reads"}])  # behind the reads' events
+    entries = {s["Name"]: s for s in sm.list_secrets(Filters=[{"Key": "name", "Values": [u]}])["SecretList"]}
+    day = entries[seps[0]]["LastAccessedDate"].astimezone(datetime.timezone.utc)
+    check((day.hour, day.minute, day.second) == (0, 0, 0), f"a date: {day}")
+    check(all(entries[n].get("LastAccessedDate") == entries[seps[0]]["LastAccessedDate"] for n in seps), entries)
+    check("LastAccessedDate" not in entries[company], "ListSecrets is no read")
+    versions = sm.list_secret_version_ids(SecretId=seps[0])["Versions"]
+    check(versions[0]["LastAccessedDate"] == entries[seps[0]]["LastAccessedDate"], versions)
+    check("LastAccessedDate" not in sm.list_secret_version_ids(SecretId=company)["Versions"][0], "never read")
+
+    # SortBy last-accessed-date: never read first (by creation), then by the day of the last read.
+    ranked = [f"{u}/sort/{i}" for i in range(3)]
+    for n in ranked:
+        sm.create_secret(Name=n, SecretString="v")
+    sm.get_secret_value(SecretId=ranked[0])
+    sm.tag_resource(SecretId=ranked[0], Tags=[{"Key": "settle", "Value": "read"}])
+
+    def by_access(order):
+        out = sm.list_secrets(Filters=[{"Key": "name", "Values": [f"{u}/sort/"]}], SortBy="last-accessed-date",
+                              SortOrder=order)
+        return [s["Name"] for s in out["SecretList"]]
+    check(by_access("asc") == [ranked[1], ranked[2], ranked[0]], by_access("asc"))
+    check(by_access("desc") == [ranked[0], ranked[2], ranked[1]], by_access("desc"))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--endpoint", default=os.environ.get("SECRET_LEDGER_ENDPOINT"))
@@ -402,6 +498,7 @@ def main():
         ("regions", lambda: regions(endpoint, akid, secret)),
         ("raw refusals", lambda: raw_refusals(endpoint, akid, secret, sm)),
         ("rotation, policies, access dates, filters", lambda: surface(sm)),
+        ("filters, batch reads, access dates, sorting", lambda: listing(sm)),
     ]
     for name, step in steps:
         try:
