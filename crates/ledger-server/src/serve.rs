@@ -582,16 +582,23 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         .context("cannot install the SIGINT handler")?;
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .context("cannot install the SIGHUP handler")?;
+    let json_logs = matches!(config.log_format, LogFormat::Json);
     let server = start(config).await?;
     for file in server.created_files() {
-        match file {
-            Created::MasterKey(path) => eprintln!(
+        let line = match file {
+            Created::MasterKey(path) => format!(
                 "created master key {} (key id 1): back it up; without it the data cannot be decrypted",
                 path.display()
             ),
             Created::Credentials(path) => {
-                eprintln!("created credentials {} (ACCESS_KEY_ID:SECRET_ACCESS_KEY)", path.display())
+                format!("created credentials {} (ACCESS_KEY_ID:SECRET_ACCESS_KEY)", path.display())
             }
+        };
+        // A JSON log pipeline reads every line of stderr as JSON.
+        if json_logs {
+            tracing::warn!(target: "startup", "{line}");
+        } else {
+            eprintln!("{line}");
         }
     }
     {

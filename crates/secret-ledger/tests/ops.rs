@@ -516,3 +516,23 @@ fn json_logs_end_to_end() {
         assert!(!everything.to_ascii_lowercase().contains(&secret.to_ascii_lowercase()), "{secret} (any case)");
     }
 }
+
+/// With JSON logs, the first start's notices about the files it created are JSON log lines
+/// too, so a pipeline that reads stderr as JSON is not broken by them.
+#[test]
+fn first_start_notices_are_json_lines_with_json_logs() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("data");
+    let server = Server::start(&data, &["--log-format", "json"], &[]);
+    let (_, err) = server.stop();
+    let mut notices = Vec::new();
+    for line in err.iter().filter(|l| !l.trim().is_empty()) {
+        let value: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        if let Some(message) = value["message"].as_str().filter(|m| m.starts_with("created ")) {
+            notices.push(message.to_string());
+        }
+    }
+    assert_eq!(notices.len(), 2, "{err:#?}");
+    assert!(notices.iter().any(|m| m.starts_with("created master key") && m.contains("back it up")), "{notices:?}");
+    assert!(notices.iter().any(|m| m.starts_with("created credentials")), "{notices:?}");
+}
