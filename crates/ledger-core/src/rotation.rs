@@ -28,6 +28,9 @@ fn invalid(message: impl Into<String>) -> SmError {
 /// Checks `rules` as RotateSecret does, before the secret is looked up; a schedule must name a
 /// date within five years of `now_ms`.
 pub fn check_rules(rules: &RotationRules, now_ms: i64) -> Result<(), SmError> {
+    if rules.automatically_after_days.is_none() && rules.schedule_expression.is_none() {
+        return Err(invalid("RotationRules must specify either AutomaticallyAfterDays or ScheduleExpression."));
+    }
     if let Some(days) = rules.automatically_after_days {
         if !(1..=1000).contains(&days) {
             return Err(invalid("RotationRules.AutomaticallyAfterDays must be within 1-1000."));

@@ -535,4 +535,6 @@ fn first_start_notices_are_json_lines_with_json_logs() {
     assert_eq!(notices.len(), 2, "{err:#?}");
     assert!(notices.iter().any(|m| m.starts_with("created master key") && m.contains("back it up")), "{notices:?}");
     assert!(notices.iter().any(|m| m.starts_with("created credentials")), "{notices:?}");
+    // Without --lambda-endpoint, serve says at start that rotation functions will not run.
+    assert!(err.iter().any(|l| l.contains("rotation functions will not be invoked")), "{err:#?}");
 }

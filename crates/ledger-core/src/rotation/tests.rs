@@ -69,4 +69,7 @@ fn rules_are_checked_as_rotate_secret_does() {
     // Schedules that never come (30 February; a year in the past) are refused.
     assert!(check_rules(&rules(None, Some("cron(0 0 30 2 ? *)"), None), now).is_err());
     assert!(check_rules(&rules(None, Some("cron(0 0 1 1 ? 2020)"), None), now).is_err());
+    // Neither a period nor a schedule: refused, with or without a window.
+    assert!(check_rules(&rules(None, None, None), now).is_err());
+    assert!(check_rules(&rules(None, None, Some("3h")), now).is_err());
 }
