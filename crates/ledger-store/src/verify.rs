@@ -192,21 +192,6 @@ impl Verifier {
         self.apply(record)
     }
 
-    /// [`Verifier::push`], with `check` run on the decoded record before the rules; a field it
-    /// names is reported as [`FailureReason::EnvelopeMismatch`].
-    pub fn push_checked(
-        &mut self,
-        seq: u64,
-        bytes: &[u8],
-        check: impl FnOnce(&Record) -> Result<(), String>,
-    ) -> Result<(), VerifyFailure> {
-        let record = self.checker.check(seq, bytes)?;
-        if let Err(field) = check(&record) {
-            return Err(VerifyFailure { seq, reason: FailureReason::EnvelopeMismatch(field) });
-        }
-        self.apply(record)
-    }
-
     /// Stage two: the rules (evolve) and the Merkle tree, for a record stage one accepted.
     pub fn apply(&mut self, record: Record) -> Result<(), VerifyFailure> {
         self.merkle.push_chain_hash(&record.hash);
