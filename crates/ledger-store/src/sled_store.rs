@@ -21,7 +21,7 @@ use crate::store::{Appended, Bytes, Derived, Group, Head, LogStore, RecordBytes,
 
 /// sled page cache for offline readers (verify, audit commands): they stream, so a small cache
 /// keeps memory flat as the log grows.
-pub(crate) const STREAMING_CACHE_BYTES: u64 = 32 << 20;
+pub(crate) const STREAMING_CACHE_BYTES: u64 = 8 << 20;
 
 /// How a [`SledStore`] is opened.
 #[derive(Clone, Debug)]

@@ -26,6 +26,11 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::workload::{ClientMode, ClientTarget, RunConfig, Workload};
 
+/// The same allocator as `secret-ledger`, for the load generator and the stub alike: the less
+/// CPU the generator spends, the closer the stub's rate is to what the SDK itself allows.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "loadgen", about = "Load generator and stub server for secret-ledger serve")]
 struct Cli {
