@@ -42,8 +42,9 @@ fn a_purged_data_key_is_on_no_file_of_the_data_dir() {
     let gone = f.ledger().with_state(|s| s.by_name("us-east-1", "gone").unwrap().clone());
     let version = f.created.last().unwrap().clone();
     let wrapped = KeyFile::read(f.dir.path()).unwrap().unwrap().keys[&gone.uid.0].clone();
-    // The scan finds the wrapped key where it is: in the key file, and nowhere in sled's files.
-    assert_eq!(files_containing(f.dir.path(), &wrapped.ciphertext), ["keys"]);
+    // The scan finds the wrapped key where it is: in the key file's journal (it was added after
+    // the file was first written), and nowhere in sled's files.
+    assert_eq!(files_containing(f.dir.path(), &wrapped.ciphertext), ["keys.log"]);
     // The raw data key is on no file, ever.
     let raw = *crypto::unwrap_key(&master(), gone.uid, &wrapped).unwrap().expose_bytes();
     assert!(files_containing(f.dir.path(), &raw).is_empty());
@@ -58,8 +59,10 @@ fn a_purged_data_key_is_on_no_file_of_the_data_dir() {
         ..DeleteSecret::default()
     }))
     .unwrap();
-    // Acknowledged: no file holds it any more, before and after a restart.
+    // Acknowledged: no file holds it any more (the journal was merged into the file without it
+    // and deleted), before and after a restart.
     assert!(files_containing(f.dir.path(), &wrapped.ciphertext).is_empty());
+    assert!(!f.dir.path().join("keys.log").exists());
     f.reopen();
     assert!(files_containing(f.dir.path(), &wrapped.ciphertext).is_empty());
     assert!(files_containing(f.dir.path(), &raw).is_empty());

@@ -107,7 +107,7 @@ pub fn master_key_path(explicit: Option<&Path>, data_dir: &Path) -> PathBuf {
 /// was interrupted after its commit point (see [`crate::rekey`]). Returns the key, and the path
 /// of the file when this call created it.
 pub fn master_key(explicit: Option<&Path>, data_dir: &Path) -> Result<(MasterKey, Option<PathBuf>), SecretFileError> {
-    let keys_exist = data_dir.join(crate::keyfile::KEYS_FILE).exists();
+    let keys_exist = crate::keyfile::exists(data_dir);
     let wrapped_by = KeyFile::read(data_dir).ok().flatten().map(|f| f.master_key_id);
     master_key_for(explicit, data_dir, keys_exist, wrapped_by)
 }

@@ -450,8 +450,21 @@ impl LogStore for SledStore {
 
     fn put_data_keys(&self, keys: &[(u64, WrappedKey)]) -> Result<(), StoreError> {
         let Some((_, first)) = keys.first() else { return Ok(()) };
-        let file = self.key_file()?.unwrap_or(KeyFile { master_key_id: first.master_key_id, keys: Default::default() });
-        self.write_keys(file, |f| f.keys.extend(keys.iter().cloned()))
+        let mut cached = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+        if cached.is_none() {
+            *cached = Some(KeyFile::read(&self.path)?);
+        }
+        let file = cached
+            .as_mut()
+            .expect("read above")
+            .get_or_insert_with(|| KeyFile { master_key_id: first.master_key_id, keys: Default::default() });
+        file.keys.extend(keys.iter().cloned());
+        if let Err(e) = file.add(&self.path, keys) {
+            // What is on disk is not known now: read it again next time.
+            *cached = None;
+            return Err(e);
+        }
+        Ok(())
     }
 
     fn replace_data_keys(&self, file: &KeyFile) -> Result<(), StoreError> {
