@@ -1,5 +1,6 @@
 //! Raw bit flips in sled's own files: opening gives a typed error or a ledger whose verify
-//! reports the damage (or proves it harmless), never a panic and never silently wrong data.
+//! reports the damage (or proves it harmless), never a panic and never silently wrong data; and
+//! what an unfinished snapshot write leaves in sled.
 
 use ledger_core::SecretValue;
 use ledger_store::Ledger;
@@ -89,4 +90,30 @@ fn unfinished_sled_snapshot_does_not_block_open() {
     let ledger = Ledger::open(f.dir.path(), master(), f.options.clone()).expect("opens despite the partial snapshot");
     assert_eq!(ledger.head(), head);
     assert!(!partial.exists());
+}
+
+/// A snapshot is written in several batches, its piece 0 last; pieces left without a piece 0 by
+/// a crash name no snapshot and are removed by the next snapshot write.
+#[test]
+fn pieces_of_an_unfinished_snapshot_are_removed_by_the_next() {
+    use ledger_store::LogStore;
+    let dir = tempfile::tempdir().unwrap();
+    let store = ledger_store::SledStore::open(dir.path(), ledger_store::SledOptions::streaming()).unwrap();
+    store.init_projection_format().unwrap();
+    let piece = |seq: u64, n: u32| {
+        let mut k = vec![ledger_store::layout::SNAPSHOT];
+        k.extend_from_slice(&seq.to_be_bytes());
+        k.extend_from_slice(&n.to_be_bytes());
+        k
+    };
+    // A write stopped after two batches of pieces: no piece 0, so no snapshot.
+    for n in 1..=130 {
+        store.raw_tree().insert(piece(50, n), vec![7u8; 100]).unwrap();
+    }
+    assert!(store.snapshot_seqs().unwrap().is_empty());
+    let encoded = vec![9u8; 6 * 1024 * 70 + 5];
+    store.put_snapshot(100, &encoded).unwrap();
+    assert_eq!(store.snapshot_seqs().unwrap(), [100]);
+    assert_eq!(store.snapshot(100).unwrap().unwrap(), encoded);
+    assert_eq!(store.raw_tree().scan_prefix(&piece(50, 0)[..9]).count(), 0, "orphan pieces left");
 }

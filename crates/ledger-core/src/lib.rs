@@ -58,7 +58,7 @@ pub use decide::{
 pub use error::{ErrorCode, RuleViolation, SmError};
 pub use event::{Event, Record, RotationRules, SealedValue, Tag};
 pub use ids::{ChainHash, Scope, SecretUid};
-pub use state::{evolve, SecretState, State, VersionState};
+pub use state::{evolve, SecretState, State, StateSnapshot, VersionState};
 pub use value::{SecretValue, ValueKind};
 
 /// Labels with a meaning of their own in Secrets Manager.

@@ -4,6 +4,7 @@
 //! must obey against the state before it, so replaying a log re-proves the rules.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -18,7 +19,9 @@ use crate::value::ValueKind;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
-    secrets: BTreeMap<SecretUid, SecretState>,
+    /// Shared until changed ([`Arc::make_mut`]): a copy of the state for a snapshot costs a
+    /// pointer per secret, not a deep copy (which took longer than encoding it).
+    secrets: BTreeMap<SecretUid, Arc<SecretState>>,
     next_uid: u64,
     #[serde(skip)]
     by_name: HashMap<(String, String), SecretUid>,
@@ -27,6 +30,14 @@ pub struct State {
     /// (deletion date, secret) of every secret scheduled for deletion.
     #[serde(skip)]
     due: BTreeSet<(i64, SecretUid)>,
+}
+
+/// The part of a [`State`] a projection snapshot holds, taken by [`State::snapshot`]; it
+/// encodes exactly as the state does.
+#[derive(Clone, Debug, Serialize)]
+pub struct StateSnapshot {
+    secrets: BTreeMap<SecretUid, Arc<SecretState>>,
+    next_uid: u64,
 }
 
 /// When a scheduled deletion was asked for and when it comes due.
@@ -173,21 +184,27 @@ impl State {
     }
 
     pub fn secret(&self, uid: SecretUid) -> Option<&SecretState> {
-        self.secrets.get(&uid)
+        self.secrets.get(&uid).map(|s| &**s)
     }
 
     pub fn secrets(&self) -> impl Iterator<Item = &SecretState> {
-        self.secrets.values()
+        self.secrets.values().map(|s| &**s)
     }
 
     pub fn by_name(&self, region: &str, name: &str) -> Option<&SecretState> {
         // The key is owned; a lookup allocates two short strings, far below a sled read.
         let uid = self.by_name.get(&(region.to_string(), name.to_string()))?;
-        self.secrets.get(uid)
+        self.secret(*uid)
     }
 
     pub fn by_arn(&self, arn: &str) -> Option<&SecretState> {
-        self.secrets.get(self.by_arn.get(arn)?)
+        self.secret(*self.by_arn.get(arn)?)
+    }
+
+    /// What a projection snapshot stores of the state (its secrets and next uid, encoded exactly
+    /// as the state is), copied in a pointer per secret.
+    pub fn snapshot(&self) -> StateSnapshot {
+        StateSnapshot { secrets: self.secrets.clone(), next_uid: self.next_uid }
     }
 
     /// Secrets whose recovery window ended at or before `now_ms`.
@@ -219,7 +236,7 @@ impl State {
 
     /// A secret that exists, scheduled for deletion or not.
     fn any_mut(&mut self, uid: SecretUid) -> Result<&mut SecretState, RuleViolation> {
-        self.secrets.get_mut(&uid).ok_or(RuleViolation::MissingSecret { uid: uid.0 })
+        self.secrets.get_mut(&uid).map(Arc::make_mut).ok_or(RuleViolation::MissingSecret { uid: uid.0 })
     }
 
     /// A secret that exists and is not scheduled for deletion: the only kind most events change.
@@ -332,7 +349,7 @@ fn secret_created(state: &mut State, at: i64, event: &Event) -> Result<(), RuleV
         resource_policy: None,
         last_accessed_day_ms: None,
     };
-    state.secrets.insert(*secret, created);
+    state.secrets.insert(*secret, Arc::new(created));
     Ok(())
 }
 
@@ -369,6 +386,7 @@ fn cancel_deletion(state: &mut State, secret: SecretUid, at: i64) -> Result<(), 
 /// `SecretPurged`: the secret and its name leave the state.
 fn purge(state: &mut State, secret: SecretUid) -> Result<(), RuleViolation> {
     let s = state.secrets.remove(&secret).ok_or(RuleViolation::MissingSecret { uid: secret.0 })?;
+    let s = Arc::unwrap_or_clone(s);
     state.by_name.remove(&(s.region, s.name));
     state.by_arn.remove(&s.arn);
     if let Some(deletion) = s.deletion {

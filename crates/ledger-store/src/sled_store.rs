@@ -386,9 +386,10 @@ impl LogStore for SledStore {
     }
 
     fn put_snapshot(&self, seq: u64, encoded: &[u8]) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
-        crate::snapshots::add_to_batch(&mut batch, seq, encoded);
-        self.tree.apply_batch(batch)?;
+        crate::snapshots::remove_orphans(&self.tree)?;
+        for batch in crate::snapshots::batches(seq, encoded) {
+            self.tree.apply_batch(batch)?;
+        }
         Ok(())
     }
 

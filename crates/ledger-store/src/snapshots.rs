@@ -10,8 +10,11 @@
 //! file, which the writer would have to fsync.
 //!
 //! `S ‖ seq (8, BE) ‖ piece (4, BE)`: piece 0 is `digest (32) ‖ length (8, BE) ‖ pieces (4, BE)`,
-//! pieces 1..=n hold the bincode of the projection in order. One `sled::Batch` writes a snapshot
-//! whole or not at all.
+//! pieces 1..=n hold the bincode of the projection in order. The pieces are written in batches
+//! of [`PIECES_PER_BATCH`] (one batch of a whole snapshot held sled's batch lock, and so the
+//! writer's next group, for hundreds of milliseconds), piece 0 last: a snapshot exists once its
+//! piece 0 does, so a crash in between leaves only pieces no snapshot names, which the next
+//! snapshot write removes.
 
 use crate::error::StoreError;
 use crate::layout::{META, PROJECTION_FORMAT, SNAPSHOT};
@@ -32,7 +35,34 @@ fn seq_prefix(seq: u64) -> [u8; 9] {
     k
 }
 
-/// Adds the pieces of a snapshot (an encoded projection) after `seq` to `batch`.
+/// Pieces written per `sled::Batch`.
+const PIECES_PER_BATCH: usize = 64;
+
+/// The batches that write a snapshot (an encoded projection) after `seq`: the pieces, then
+/// piece 0 alone.
+pub(crate) fn batches(seq: u64, encoded: &[u8]) -> Vec<sled::Batch> {
+    let pieces: Vec<&[u8]> = encoded.chunks(PIECE_BYTES).collect();
+    let n = u32::try_from(pieces.len()).expect("a snapshot below 256 TiB");
+    let mut batches = Vec::with_capacity(pieces.len() / PIECES_PER_BATCH + 2);
+    for (c, chunk) in pieces.chunks(PIECES_PER_BATCH).enumerate() {
+        let mut batch = sled::Batch::default();
+        for (i, piece) in chunk.iter().enumerate() {
+            let i = u32::try_from(c * PIECES_PER_BATCH + i + 1).expect("counted above");
+            batch.insert(&key(seq, i), *piece);
+        }
+        batches.push(batch);
+    }
+    let mut head = Vec::with_capacity(44);
+    head.extend_from_slice(&state_digest(encoded));
+    head.extend_from_slice(&(encoded.len() as u64).to_be_bytes());
+    head.extend_from_slice(&n.to_be_bytes());
+    let mut last = sled::Batch::default();
+    last.insert(&key(seq, 0), head);
+    batches.push(last);
+    batches
+}
+
+/// [`batches`] as one batch (a rebuild writes derived data and snapshots together).
 pub(crate) fn add_to_batch(batch: &mut sled::Batch, seq: u64, encoded: &[u8]) {
     let pieces: Vec<&[u8]> = encoded.chunks(PIECE_BYTES).collect();
     let n = u32::try_from(pieces.len()).expect("a snapshot below 256 TiB");
@@ -45,6 +75,28 @@ pub(crate) fn add_to_batch(batch: &mut sled::Batch, seq: u64, encoded: &[u8]) {
         let i = u32::try_from(i + 1).expect("counted above");
         batch.insert(&key(seq, i), piece);
     }
+}
+
+/// Removes pieces of snapshots that have no piece 0 (a snapshot write stopped by a crash).
+pub(crate) fn remove_orphans(tree: &sled::Tree) -> Result<(), StoreError> {
+    let mut named = std::collections::HashSet::new();
+    let mut orphans = Vec::new();
+    for key in tree.scan_prefix([SNAPSHOT]).keys() {
+        let key = key?;
+        if key.len() != 13 {
+            continue;
+        }
+        let seq = u64::from_be_bytes(key[1..9].try_into().expect("8 bytes"));
+        if key[9..] == [0, 0, 0, 0] {
+            named.insert(seq);
+        } else if !named.contains(&seq) {
+            orphans.push(key);
+        }
+    }
+    for key in orphans {
+        tree.remove(key)?;
+    }
+    Ok(())
 }
 
 /// Whether the stored snapshots are of this build's encoding ([`PROJECTION_FORMAT`]).

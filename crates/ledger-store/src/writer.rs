@@ -508,15 +508,16 @@ impl Writer {
     }
 
     /// Writes a projection snapshot when the head crossed a multiple of `snapshot_every`: the
-    /// projection is cloned here and encoded and stored on a thread of its own, so the groups
-    /// behind this one do not wait for the encoding (at a million events it takes ~100 ms).
+    /// projection is copied here (a pointer per secret, [`State::snapshot`]) and encoded and
+    /// stored on a thread of its own, so the groups behind this one do not wait for the encoding
+    /// (tens of milliseconds for 20,000 secrets).
     fn maybe_snapshot(&mut self, before_seq: u64) {
         let every = self.options.snapshot_every.max(1);
         if before_seq / every == self.head_seq / every {
             return;
         }
         self.finish_snapshot();
-        let (state, seq, store) = (self.state.clone(), self.head_seq, self.shared.store.clone());
+        let (state, seq, store) = (self.state.snapshot(), self.head_seq, self.shared.store.clone());
         let write = move || {
             if let Err(e) = store.put_snapshot(seq, &codec::encode(&state)) {
                 // A snapshot is derived data: losing one only costs replay time.
