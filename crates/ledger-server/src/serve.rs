@@ -562,7 +562,9 @@ fn init_logging(format: LogFormat) -> Option<tracing_appender::non_blocking::Wor
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
         .thread_name("log-writer")
-        .finish(std::io::stderr());
+        // The writer thread drains every queued line, then flushes: lines reach stderr in one
+        // write per drain instead of one per line (stderr itself is unbuffered).
+        .finish(std::io::BufWriter::with_capacity(64 << 10, std::io::stderr()));
     let builder = tracing_subscriber::fmt().with_writer(writer).with_max_level(level);
     let installed = match format {
         LogFormat::Text => builder.with_target(false).try_init(),
