@@ -274,6 +274,9 @@ fn proofs_verify_against_checkpoints() {
 #[test]
 fn rebuild_restores_derived_data() {
     let f = story();
+    // Verified first: the writer's last projection snapshot is stored before the rebuild
+    // replaces the derived data (it writes snapshots on a thread of its own).
+    f.verify_ok();
     let tree = f.ledger().store();
     let before = history(tree, "db/prod");
     let n = ledger_store::rebuild_derived(tree, 5, &mut |_, _| {}).unwrap();

@@ -140,3 +140,25 @@ fn an_upgraded_data_dir_is_made_clean_by_a_migrate() {
     assert_eq!(copy.get_secret_value(&scope, &q).unwrap().unwrap().value, SecretValue::string("db-3"));
     assert!(copy.describe_secret(&scope, "app/blob").is_err());
 }
+
+/// A crash in the middle of appending a key to `keys.log` leaves a torn entry (its group never
+/// became durable). The next append must follow the last whole entry, or the key it adds would
+/// sit behind the tear, never be read, and its secret refuse to open.
+#[test]
+fn a_key_added_after_a_torn_journal_entry_is_kept() {
+    let mut f = Fixture::new();
+    f.create("first", Some("one")).unwrap();
+    f.create("second", Some("two")).unwrap();
+    f.ledger = None;
+    let journal = f.dir.path().join("keys.log");
+    let mut torn = std::fs::read(&journal).unwrap();
+    torn.extend_from_slice(&[0x50, 0, 0, 0, 1, 2, 3]);
+    std::fs::write(&journal, &torn).unwrap();
+    f.ledger = Some(Ledger::open(f.dir.path(), master(), f.options.clone()).unwrap());
+    f.create("third", Some("three")).unwrap();
+    f.reopen();
+    assert_eq!(f.get_string("first").unwrap(), "one");
+    assert_eq!(f.get_string("second").unwrap(), "two");
+    assert_eq!(f.get_string("third").unwrap(), "three");
+    f.verify_ok();
+}

@@ -61,10 +61,14 @@ fn damaged(reason: impl Into<String>) -> StoreError {
 impl KeyFile {
     /// The keys in `dir` (the file with its journal applied), or `None` if there are none.
     pub fn read(dir: &Path) -> Result<Option<KeyFile>, StoreError> {
-        let journal = read_journal(dir)?;
+        let (journal, _) = read_journal(dir)?;
         match KeyFile::read_file(dir)? {
             Some(mut file) => {
-                file.keys.extend(journal);
+                // Entries wrapped by another master key are left over from a master-key
+                // rotation stopped after it renamed the re-wrapped file, before it deleted the
+                // journal: the file already holds those keys, re-wrapped.
+                let current = file.master_key_id;
+                file.keys.extend(journal.into_iter().filter(|(_, w)| w.master_key_id == current));
                 Ok(Some(file))
             }
             None if journal.is_empty() => Ok(None),
@@ -170,17 +174,37 @@ pub fn exists(dir: &Path) -> bool {
     dir.join(KEYS_FILE).exists() || dir.join(JOURNAL_FILE).exists()
 }
 
+/// Cuts a torn tail off the journal in `dir` (an append stopped by a crash or a failed write):
+/// the next append must follow the last whole entry, or reading would stop at the tear and
+/// never reach it. Called before a store first appends.
+pub fn repair_journal(dir: &Path) -> Result<(), StoreError> {
+    let path = dir.join(JOURNAL_FILE);
+    let len = match std::fs::metadata(&path) {
+        Ok(meta) => meta.len(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    let (_, valid) = read_journal(dir)?;
+    if valid < len {
+        tracing::warn!(torn_bytes = len - valid, "cutting the torn end of {JOURNAL_FILE}");
+        let file = std::fs::OpenOptions::new().write(true).open(&path)?;
+        file.set_len(valid)?;
+        file.sync_all()?;
+    }
+    Ok(())
+}
+
 /// The entries of the journal in `dir`, up to the first that is incomplete or does not match
-/// its digest (a torn append).
-fn read_journal(dir: &Path) -> Result<Vec<(u64, WrappedKey)>, StoreError> {
+/// its digest (a torn append), and the length of that valid part.
+fn read_journal(dir: &Path) -> Result<(Vec<(u64, WrappedKey)>, u64), StoreError> {
     let bytes = match std::fs::read(dir.join(JOURNAL_FILE)) {
         Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
         Err(e) => return Err(e.into()),
     };
     let Some(mut rest) = bytes.strip_prefix(JOURNAL_MAGIC) else {
         // Torn inside its magic (an append's first write) or not a journal at all.
-        return if JOURNAL_MAGIC.starts_with(&bytes) { Ok(Vec::new()) } else { Err(damaged("not a key journal")) };
+        return if JOURNAL_MAGIC.starts_with(&bytes) { Ok((Vec::new(), 0)) } else { Err(damaged("not a key journal")) };
     };
     let mut entries = Vec::new();
     while rest.len() >= 36 {
@@ -192,7 +216,7 @@ fn read_journal(dir: &Path) -> Result<Vec<(u64, WrappedKey)>, StoreError> {
         entries.push(codec::decode(body).map_err(|e| damaged(format!("journal entry: {e}")))?);
         rest = &rest[36 + len..];
     }
-    Ok(entries)
+    Ok((entries, (bytes.len() - rest.len()) as u64))
 }
 
 /// Every data key of `file` (none: an empty file wrapped by `old`) re-wrapped from `old` to
@@ -271,12 +295,37 @@ mod tests {
         flipped[last] ^= 1;
         std::fs::write(&journal, &flipped).unwrap();
         assert_eq!(KeyFile::read(dir.path()).unwrap().unwrap().keys.len(), 2);
+        // The next append follows the last whole entry once the tail is cut, so it is read back.
+        std::fs::write(&journal, &whole[..whole.len() - 10]).unwrap();
+        repair_journal(dir.path()).unwrap();
+        let mut file = KeyFile::read(dir.path()).unwrap().unwrap();
+        add_all(dir.path(), &mut file, 3..4);
+        assert_eq!(KeyFile::read(dir.path()).unwrap().unwrap(), file);
         // Torn inside its magic: no key, and the next append starts it again.
         std::fs::write(&journal, &whole[..3]).unwrap();
         assert_eq!(KeyFile::read(dir.path()).unwrap().unwrap().keys.len(), 1);
+        repair_journal(dir.path()).unwrap();
         let mut file = KeyFile::read(dir.path()).unwrap().unwrap();
         add_all(dir.path(), &mut file, 7..8);
         assert_eq!(KeyFile::read(dir.path()).unwrap().unwrap().keys.keys().copied().collect::<Vec<_>>(), [1, 7]);
+    }
+
+    /// A master-key rotation stopped after it renamed the re-wrapped file, before it deleted the
+    /// journal: the journal's entries under the old key are not read over the re-wrapped keys.
+    #[test]
+    fn journal_entries_of_a_retired_master_key_are_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut file = KeyFile { master_key_id: 1, keys: BTreeMap::new() };
+        add_all(dir.path(), &mut file, 1..4);
+        let journal = std::fs::read(dir.path().join(JOURNAL_FILE)).unwrap();
+        let (old, new) = (MasterKey::from_bytes(1, [3; 32]), MasterKey::from_bytes(2, [4; 32]));
+        let rewrapped = rewrapped(Some(file), &old, &new).unwrap();
+        rewrapped.write(dir.path()).unwrap();
+        // The crash: the journal is back as it was before the rotation deleted it.
+        std::fs::write(dir.path().join(JOURNAL_FILE), journal).unwrap();
+        let read = KeyFile::read(dir.path()).unwrap().unwrap();
+        assert_eq!(read, rewrapped);
+        assert!(read.unwrap_all(&new).is_ok());
     }
 
     #[test]

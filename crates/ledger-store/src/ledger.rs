@@ -377,7 +377,21 @@ impl Ledger {
         &self,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<Result<crate::VerifyReport, crate::VerifyFailure>, StoreError> {
+        self.wait_for_snapshot();
         crate::verify::verify_store_upto(&*self.shared.store, self.head(), progress)
+    }
+
+    /// Waits until the projection snapshot the writer is storing in the background, if any, is
+    /// stored, so that a verify right after a write checks it too.
+    fn wait_for_snapshot(&self) {
+        let (done, wait) = mpsc::sync_channel(1);
+        let sent = match &*self.jobs.read().unwrap_or_else(|e| e.into_inner()) {
+            Some(jobs) => jobs.send(Msg::Snapshots(done)).is_ok(),
+            None => false,
+        };
+        if sent {
+            let _ = wait.recv_timeout(std::time::Duration::from_secs(60));
+        }
     }
 
     /// Stops the writer after the requests already queued, flushes and closes the database.

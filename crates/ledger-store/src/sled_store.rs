@@ -54,6 +54,8 @@ pub struct SledStore {
     /// process per data dir, so the disk cannot change under it: a group that creates a secret
     /// does not read the file again before rewriting it.
     keys: Mutex<Option<Option<KeyFile>>>,
+    /// The key journal's torn tail, if any, was cut before this store's first append.
+    journal_repaired: std::sync::atomic::AtomicBool,
 }
 
 struct Durability {
@@ -133,7 +135,15 @@ impl SledStore {
     pub fn open(path: &Path, options: SledOptions) -> Result<SledStore, StoreError> {
         let db = guard_engine(|| open_db(path, options.cache_bytes))?;
         let tree: sled::Tree = (*db).clone();
-        Ok(SledStore { db, tree, path: path.to_path_buf(), options, durable: Mutex::new(None), keys: Mutex::new(None) })
+        Ok(SledStore {
+            db,
+            tree,
+            path: path.to_path_buf(),
+            options,
+            durable: Mutex::new(None),
+            keys: Mutex::new(None),
+            journal_repaired: std::sync::atomic::AtomicBool::new(false),
+        })
     }
 
     /// Opens an existing data dir for reading offline (the server must not be running).
@@ -204,9 +214,10 @@ impl SledStore {
     /// Rewrites the data-key file as `change` leaves `file`, and remembers it once it is on disk.
     fn write_keys(&self, mut file: KeyFile, change: impl FnOnce(&mut KeyFile)) -> Result<(), StoreError> {
         change(&mut file);
-        file.write(&self.path)?;
-        *self.keys.lock().unwrap_or_else(|e| e.into_inner()) = Some(Some(file));
-        Ok(())
+        let written = file.write(&self.path);
+        // After a failure what is on disk is not known: read it again next time.
+        *self.keys.lock().unwrap_or_else(|e| e.into_inner()) = written.is_ok().then_some(Some(file));
+        written
     }
 }
 
@@ -452,6 +463,11 @@ impl LogStore for SledStore {
     fn put_data_keys(&self, keys: &[(u64, WrappedKey)]) -> Result<(), StoreError> {
         let Some((_, first)) = keys.first() else { return Ok(()) };
         let mut cached = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+        if !self.journal_repaired.load(std::sync::atomic::Ordering::Relaxed) {
+            // Appends follow the last whole entry, never a torn one.
+            crate::keyfile::repair_journal(&self.path)?;
+            self.journal_repaired.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         if cached.is_none() {
             *cached = Some(KeyFile::read(&self.path)?);
         }
@@ -461,8 +477,10 @@ impl LogStore for SledStore {
             .get_or_insert_with(|| KeyFile { master_key_id: first.master_key_id, keys: Default::default() });
         file.keys.extend(keys.iter().cloned());
         if let Err(e) = file.add(&self.path, keys) {
-            // What is on disk is not known now: read it again next time.
+            // What is on disk is not known now (perhaps a torn entry): read it again, and cut
+            // the journal back to its whole entries, before the next append.
             *cached = None;
+            self.journal_repaired.store(false, std::sync::atomic::Ordering::Relaxed);
             return Err(e);
         }
         Ok(())

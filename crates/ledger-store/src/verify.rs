@@ -317,6 +317,8 @@ fn stage_one(
                 Err(VerifyFailure { seq: checker.expected, reason: FailureReason::Undecodable(reason) })
             }
             Err(e) => {
+                // What was checked before goes first: an earlier failure wins over this error.
+                let _ = tx.send(Ok(std::mem::take(&mut batch)));
                 let _ = tx.send(Err(e));
                 return merkle;
             }
@@ -326,6 +328,7 @@ fn stage_one(
                 Ok(Ok(())) => Ok(record),
                 Ok(Err(failure)) => Err(failure),
                 Err(e) => {
+                    let _ = tx.send(Ok(std::mem::take(&mut batch)));
                     let _ = tx.send(Err(e));
                     return merkle;
                 }

@@ -24,6 +24,8 @@ pub(crate) type Outcome = Result<Result<Reply, SmError>, StoreError>;
 pub(crate) enum Msg {
     Job(Job),
     Follow,
+    /// Answer once the projection snapshot being written, if any, is stored.
+    Snapshots(mpsc::SyncSender<()>),
 }
 
 pub(crate) struct Job {
@@ -146,6 +148,11 @@ impl Writer {
                     self.follow();
                     None
                 }
+                Ok(Msg::Snapshots(done)) => {
+                    self.finish_snapshot();
+                    let _ = done.send(());
+                    None
+                }
                 Err(RecvTimeoutError::Disconnected) => {
                     self.finish_snapshot();
                     break;
@@ -163,6 +170,10 @@ impl Writer {
                     Ok(Msg::Job(job)) => group.push(job),
                     // The group catches up first anyway (see `commit_group`).
                     Ok(Msg::Follow) => {}
+                    Ok(Msg::Snapshots(done)) => {
+                        self.finish_snapshot();
+                        let _ = done.send(());
+                    }
                     Err(_) => break,
                 }
             }
