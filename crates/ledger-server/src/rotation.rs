@@ -141,6 +141,19 @@ struct Run {
     token: String,
 }
 
+impl Run {
+    /// The rotation of `secret` for `token` (none without a configured function).
+    fn of(secret: &ledger_core::SecretState, token: &str) -> Option<Run> {
+        Some(Run {
+            uid: secret.uid,
+            arn: secret.arn.clone(),
+            region: secret.region.clone(),
+            lambda_arn: secret.rotation.lambda_arn.clone()?,
+            token: token.to_string(),
+        })
+    }
+}
+
 impl Rotator {
     pub fn new(config: LambdaConfig) -> Rotator {
         Rotator {
@@ -377,13 +390,7 @@ fn pending_run(app: &dyn Host, arn: &str, token: &str) -> Option<Run> {
         if !rotating || secret.is_scheduled() {
             return None;
         }
-        Some(Run {
-            uid: secret.uid,
-            arn: secret.arn.clone(),
-            region: secret.region.clone(),
-            lambda_arn: secret.rotation.lambda_arn.clone()?,
-            token: token.to_string(),
-        })
+        Run::of(secret, token)
     })
 }
 
@@ -406,13 +413,7 @@ fn configured_run(app: &dyn Host, arn: &str, token: &str) -> Option<Run> {
         if !secret.rotation.enabled || !fresh || secret.rotation_in_progress() || secret.is_scheduled() {
             return None;
         }
-        Some(Run {
-            uid: secret.uid,
-            arn: secret.arn.clone(),
-            region: secret.region.clone(),
-            lambda_arn: secret.rotation.lambda_arn.clone()?,
-            token: token.to_string(),
-        })
+        Run::of(secret, token)
     })
 }
 
