@@ -167,7 +167,7 @@ fn valid_region(region: &str) -> bool {
 
 /// What the headers alone prove: a well-formed `Authorization` for a known key, a date within
 /// the allowed skew, `host` and `x-amz-target` among the signed headers.
-struct Checked<'a> {
+pub struct Checked<'a> {
     auth: AuthorizationHeader<'a>,
     signed_at: SystemTime,
     secret: &'a str,
@@ -175,8 +175,12 @@ struct Checked<'a> {
 
 /// Checks everything that needs no body, so a request from an unknown key or with a stale date
 /// is refused before its body is read.
-pub fn precheck(headers: &HeaderMap, credentials: &CredentialStore, now: SystemTime) -> Result<(), AuthError> {
-    checked(headers, credentials, now).map(|_| ())
+pub fn precheck<'a>(
+    headers: &'a HeaderMap,
+    credentials: &'a CredentialStore,
+    now: SystemTime,
+) -> Result<Checked<'a>, AuthError> {
+    checked(headers, credentials, now)
 }
 
 fn checked<'a>(
@@ -247,7 +251,19 @@ pub fn verify(
     credentials: &CredentialStore,
     now: SystemTime,
 ) -> Result<Verified, AuthError> {
-    let Checked { auth, signed_at, secret } = checked(headers, credentials, now)?;
+    let checked = checked(headers, credentials, now)?;
+    verify_checked(checked, method, path_and_query, headers, body, credentials)
+}
+
+/// [`verify`] of a request whose headers [`precheck`] accepted: the signature over the body.
+pub fn verify_checked(
+    Checked { auth, signed_at, secret }: Checked<'_>,
+    method: &str,
+    path_and_query: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+    credentials: &CredentialStore,
+) -> Result<Verified, AuthError> {
     // Exactly the headers the client signed, in its order, with every received value.
     let mut signed: Vec<(&str, &str)> = Vec::new();
     for name in &auth.signed_headers {
