@@ -100,10 +100,8 @@ async fn handle(State(app): State<Arc<App>>, request: Request) -> Response {
     }
     let started = std::time::Instant::now();
     let request_id = new_request_id();
-    let peer = request
-        .extensions()
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map_or_else(|| "unknown".to_string(), |c| c.0.to_string());
+    // Formatted only for a security line.
+    let peer = request.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0);
     let claimed = claimed_key_id(request.headers());
     let target = request
         .headers()
@@ -139,6 +137,7 @@ async fn handle(State(app): State<Arc<App>>, request: Request) -> Response {
         Err(error) => {
             if UNAUTHENTICATED.contains(&error.code) {
                 // Never in the chain (nobody proved who they are), always in the log.
+                let peer = peer.map_or_else(|| "unknown".to_string(), |p| p.to_string());
                 tracing::warn!(
                     target: "security",
                     request_id,
