@@ -117,3 +117,39 @@ fn pieces_of_an_unfinished_snapshot_are_removed_by_the_next() {
     assert_eq!(store.snapshot(100).unwrap().unwrap(), encoded);
     assert_eq!(store.raw_tree().scan_prefix(&piece(50, 0)[..9]).count(), 0, "orphan pieces left");
 }
+
+/// A snapshot read as a stream (verify compares it so, without holding it whole) ends cleanly
+/// only when it is intact: a wrong digest or a missing piece fails the read.
+#[test]
+fn a_snapshot_stream_ends_cleanly_only_when_intact() {
+    use ledger_store::LogStore;
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let store = ledger_store::SledStore::open(dir.path(), ledger_store::SledOptions::streaming()).unwrap();
+    store.init_projection_format().unwrap();
+    let encoded: Vec<u8> = (0..6 * 1024 * 3 + 100).map(|i| (i % 251) as u8).collect();
+    let read_all = |store: &ledger_store::SledStore| -> std::io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        store.snapshot_stream(7).unwrap().unwrap().read_to_end(&mut out)?;
+        Ok(out)
+    };
+    store.put_snapshot(7, &encoded).unwrap();
+    assert_eq!(read_all(&store).unwrap(), encoded);
+    let key = |n: u32| {
+        let mut k = vec![ledger_store::layout::SNAPSHOT];
+        k.extend_from_slice(&7u64.to_be_bytes());
+        k.extend_from_slice(&n.to_be_bytes());
+        k
+    };
+    // A wrong digest in piece 0.
+    let head = store.raw_tree().get(key(0)).unwrap().unwrap();
+    let mut forged = head.to_vec();
+    forged[0] ^= 1;
+    store.raw_tree().insert(key(0), forged).unwrap();
+    assert!(read_all(&store).is_err());
+    store.raw_tree().insert(key(0), head).unwrap();
+    assert!(read_all(&store).is_ok());
+    // A missing piece.
+    store.raw_tree().remove(key(2)).unwrap();
+    assert!(read_all(&store).is_err());
+}

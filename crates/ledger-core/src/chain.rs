@@ -34,3 +34,27 @@ pub fn key_file_digest(body: &[u8]) -> [u8; 32] {
 pub fn snapshot_digest(encoded_state: &[u8]) -> [u8; 32] {
     blake3::derive_key(SNAPSHOT_CONTEXT, encoded_state)
 }
+
+/// [`snapshot_digest`] computed piece by piece: feed it the encoded snapshot in order.
+#[derive(Clone)]
+pub struct SnapshotDigest(blake3::Hasher);
+
+impl SnapshotDigest {
+    pub fn new() -> SnapshotDigest {
+        SnapshotDigest(blake3::Hasher::new_derive_key(SNAPSHOT_CONTEXT))
+    }
+
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    pub fn finish(&self) -> [u8; 32] {
+        *self.0.finalize().as_bytes()
+    }
+}
+
+impl Default for SnapshotDigest {
+    fn default() -> SnapshotDigest {
+        SnapshotDigest::new()
+    }
+}

@@ -182,21 +182,23 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     options(BULK_BYTES_MAX).serialize(value).expect("in-memory structures always encode")
 }
 
-/// Whether `value` encodes to exactly `bytes` ([`encode`]'s encoding), compared while it is
-/// written: no buffer, no separate size pass.
-pub fn encodes_to<T: Serialize>(value: &T, bytes: &[u8]) -> bool {
-    /// A writer that compares what it is given with what is left of the expected bytes.
+/// Whether `value` encodes to exactly the bytes `expected` yields up to its end ([`encode`]'s
+/// encoding), compared while it is written; a read error (a stream that finds itself damaged)
+/// is a mismatch.
+pub fn encodes_as<T: Serialize>(value: &T, expected: &mut dyn std::io::Read) -> bool {
+    /// A writer that reads as many bytes from the expected stream as it is given and compares.
     struct Compare<'a> {
-        rest: &'a [u8],
+        expected: &'a mut dyn std::io::Read,
+        scratch: Vec<u8>,
     }
     impl std::io::Write for Compare<'_> {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            match self.rest.strip_prefix(buf) {
-                Some(rest) => {
-                    self.rest = rest;
-                    Ok(buf.len())
-                }
-                None => Err(std::io::ErrorKind::InvalidData.into()),
+            self.scratch.resize(buf.len(), 0);
+            self.expected.read_exact(&mut self.scratch)?;
+            if self.scratch[..] == *buf {
+                Ok(buf.len())
+            } else {
+                Err(std::io::ErrorKind::InvalidData.into())
             }
         }
 
@@ -204,8 +206,15 @@ pub fn encodes_to<T: Serialize>(value: &T, bytes: &[u8]) -> bool {
             Ok(())
         }
     }
-    let mut compare = Compare { rest: bytes };
-    options(BULK_BYTES_MAX).serialize_into(&mut compare, value).is_ok() && compare.rest.is_empty()
+    // Compared in 64 KiB runs: bincode writes field by field, a few bytes at a time.
+    let mut compare = std::io::BufWriter::with_capacity(64 << 10, Compare { expected, scratch: Vec::new() });
+    if options(BULK_BYTES_MAX).serialize_into(&mut compare, value).is_err() {
+        return false;
+    }
+    let Ok(compare) = compare.into_inner() else { return false };
+    // Nothing may follow; reaching the end is also where a stream checks itself.
+    let mut one = [0u8; 1];
+    matches!(compare.expected.read(&mut one), Ok(0))
 }
 
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
@@ -217,16 +226,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn encodes_to_compares_every_byte() {
+    fn encodes_as_compares_every_byte() {
         let value = (7u64, "projection".to_string(), vec![1u32, 2, 3]);
         let bytes = encode(&value);
-        assert!(encodes_to(&value, &bytes));
+        assert!(encodes_as(&value, &mut &bytes[..]));
         let mut flipped = bytes.clone();
         flipped[3] ^= 1;
-        assert!(!encodes_to(&value, &flipped));
-        assert!(!encodes_to(&value, &bytes[..bytes.len() - 1]));
+        assert!(!encodes_as(&value, &mut &flipped[..]));
+        assert!(!encodes_as(&value, &mut &bytes[..bytes.len() - 1]));
         let mut longer = bytes.clone();
         longer.push(0);
-        assert!(!encodes_to(&value, &longer));
+        assert!(!encodes_as(&value, &mut &longer[..]));
     }
 }

@@ -396,6 +396,10 @@ impl LogStore for SledStore {
         crate::snapshots::read(&self.tree, seq)
     }
 
+    fn snapshot_stream(&self, seq: u64) -> Result<Result<Box<dyn std::io::Read + '_>, String>, StoreError> {
+        Ok(crate::snapshots::stream(&self.tree, seq)?.map(|s| Box::new(s) as Box<dyn std::io::Read>))
+    }
+
     fn put_snapshot(&self, seq: u64, encoded: &[u8]) -> Result<(), StoreError> {
         crate::snapshots::remove_orphans(&self.tree)?;
         for batch in crate::snapshots::batches(seq, encoded) {

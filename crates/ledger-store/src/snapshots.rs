@@ -119,6 +119,79 @@ pub(crate) fn seqs(tree: &sled::Tree) -> Result<Vec<u64>, StoreError> {
     Ok(out)
 }
 
+/// The snapshot after `seq` as a stream read piece by piece, never whole in memory. A missing
+/// or misplaced piece fails the read (`InvalidData`); so does, when the pieces run out, a wrong
+/// length or digest: the stream only ends cleanly for an intact snapshot. `Ok(Err(why))` when
+/// its piece 0 is missing or malformed.
+pub(crate) fn stream(tree: &sled::Tree, seq: u64) -> Result<Result<SnapshotStream, String>, StoreError> {
+    let mut items = tree.scan_prefix(seq_prefix(seq));
+    let Some(first) = items.next().transpose()? else { return Ok(Err("missing".into())) };
+    let (k, head) = first;
+    if k[..] != key(seq, 0) || head.len() != 44 {
+        return Ok(Err("bad first piece".into()));
+    }
+    Ok(Ok(SnapshotStream {
+        seq,
+        items,
+        digest: head[..32].try_into().expect("32 bytes"),
+        len: u64::from_be_bytes(head[32..40].try_into().expect("8 bytes")),
+        pieces: u32::from_be_bytes(head[40..44].try_into().expect("4 bytes")),
+        next: 1,
+        read: 0,
+        hasher: ledger_core::chain::SnapshotDigest::new(),
+        current: sled::IVec::default(),
+        at: 0,
+    }))
+}
+
+/// See [`stream`].
+pub(crate) struct SnapshotStream {
+    seq: u64,
+    items: sled::Iter,
+    digest: [u8; 32],
+    len: u64,
+    pieces: u32,
+    next: u32,
+    read: u64,
+    hasher: ledger_core::chain::SnapshotDigest,
+    current: sled::IVec,
+    at: usize,
+}
+
+impl std::io::Read for SnapshotStream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let damaged = |why: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, why.to_string());
+        while self.at == self.current.len() {
+            match self.items.next() {
+                Some(Ok((k, piece))) => {
+                    if k[..] != key(self.seq, self.next) {
+                        return Err(damaged("piece missing"));
+                    }
+                    self.next += 1;
+                    // Hashed and counted whole, as it arrives.
+                    self.hasher.update(&piece);
+                    self.read += piece.len() as u64;
+                    self.current = piece;
+                    self.at = 0;
+                }
+                Some(Err(e)) => return Err(std::io::Error::other(e)),
+                None => {
+                    let whole = self.next == self.pieces + 1 && self.read == self.len;
+                    return match (whole, self.hasher.finish() == self.digest) {
+                        (true, true) => Ok(0),
+                        (false, _) => Err(damaged("pieces missing or extra")),
+                        (true, false) => Err(damaged("digest mismatch")),
+                    };
+                }
+            }
+        }
+        let n = buf.len().min(self.current.len() - self.at);
+        buf[..n].copy_from_slice(&self.current[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
 /// The encoded projection of the snapshot after `seq`: `Ok(Err(why))` when it is damaged
 /// (pieces missing, lengths or digest wrong).
 pub(crate) fn read(tree: &sled::Tree, seq: u64) -> Result<Result<Vec<u8>, String>, StoreError> {

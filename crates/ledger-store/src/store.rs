@@ -193,6 +193,13 @@ pub trait LogStore: Send + Sync + Debug {
     /// The encoded projection of the snapshot after `seq`: `Ok(Err(why))` when it is damaged.
     fn snapshot(&self, seq: u64) -> Result<Result<Vec<u8>, String>, StoreError>;
 
+    /// [`LogStore::snapshot`] as a stream, for comparing a snapshot without holding it whole; a
+    /// damaged snapshot fails a read (`InvalidData`) by the time the stream ends. The default
+    /// reads it whole.
+    fn snapshot_stream(&self, seq: u64) -> Result<Result<Box<dyn std::io::Read + '_>, String>, StoreError> {
+        Ok(self.snapshot(seq)?.map(|bytes| Box::new(std::io::Cursor::new(bytes)) as Box<dyn std::io::Read>))
+    }
+
     /// Stores a snapshot (derived: a lost one only costs replay time).
     fn put_snapshot(&self, seq: u64, encoded: &[u8]) -> Result<(), StoreError>;
 

@@ -414,8 +414,8 @@ impl StageTwo<'_> {
         }
         if self.next_snapshot.peek() == Some(&seq) {
             self.next_snapshot.next();
-            let stored = self.store.snapshot(seq)?;
-            if !stored.is_ok_and(|bytes| codec::encodes_to(self.verifier.state(), &bytes)) {
+            let stored = self.store.snapshot_stream(seq)?;
+            if !stored.is_ok_and(|mut bytes| codec::encodes_as(self.verifier.state(), &mut bytes)) {
                 return Ok(Err(VerifyFailure { seq, reason: FailureReason::SnapshotMismatch }));
             }
             self.snapshots_checked += 1;
