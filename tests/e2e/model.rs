@@ -609,6 +609,7 @@ fn command(op: &Op) -> Option<Command> {
             rotation_rules: days
                 .map(|d| RotationRules { automatically_after_days: Some(d), ..RotationRules::default() }),
             rotate_immediately: Some(*immediately),
+            by_runner: false,
         }),
         Op::CancelRotate { name } => Command::CancelRotateSecret(CancelRotateSecret { secret_id: id(name) }),
         Op::Policy { name, set: true } => Command::PutResourcePolicy(PutResourcePolicy {

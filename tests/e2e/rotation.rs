@@ -17,6 +17,7 @@ fn rotate(f: &mut Fixture, rules: RotationRules, immediately: bool, token: usize
         rotation_lambda_arn: Some(LAMBDA.into()),
         rotation_rules: Some(rules),
         rotate_immediately: Some(immediately),
+        by_runner: false,
     }))
 }
 
@@ -67,6 +68,15 @@ fn next_rotation_follows_the_rules_on_the_ledger_clock() {
 
     // Cancelled: no next date, the last rotation stays.
     f.exec(Command::CancelRotateSecret(CancelRotateSecret { secret_id: "db".into() })).unwrap();
+    assert_eq!(dates(&f), (Some(format_rfc3339_ms(now)), None));
+    // A runner's start that the cancel overtook is refused and does not turn rotation on again.
+    let late = RotateSecret {
+        secret_id: "db".into(),
+        client_request_token: Some(tok(7)),
+        by_runner: true,
+        ..RotateSecret::default()
+    };
+    assert_eq!(f.exec(Command::RotateSecret(late)).unwrap_err().code(), ErrorCode::InvalidRequestException);
     assert_eq!(dates(&f), (Some(format_rfc3339_ms(now)), None));
     f.verify_ok();
     // All of it is in the log: a restart rebuilds the same answers.

@@ -94,6 +94,10 @@ pub struct RotateSecret {
     pub rotation_rules: Option<RotationRules>,
     /// Defaults to true: reserve the `AWSPENDING` version now.
     pub rotate_immediately: Option<bool>,
+    /// A rotation runner's own start of a rotation already configured (a due one, or a
+    /// `RotateImmediately=false` test): refused once rotation is off, so that a cancel that
+    /// came first is never undone. Not on the wire.
+    pub by_runner: bool,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -896,6 +900,9 @@ fn rotate_secret(state: &State, c: &RotateSecret, ctx: &mut Ctx<'_>) -> Result<D
         crate::rotation::check_rules(rules, ctx.now_ms)?;
     }
     let secret = live(state, ctx.scope, &c.secret_id)?;
+    if c.by_runner && !secret.rotation.enabled {
+        return Err(SmError::InvalidRequest("Rotation of this secret was cancelled.".into()));
+    }
     let lambda_arn = c.rotation_lambda_arn.clone().filter(|a| !a.is_empty());
     if lambda_arn.is_none() && secret.rotation.lambda_arn.is_none() {
         return Err(SmError::NoRotationFunction);

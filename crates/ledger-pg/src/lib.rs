@@ -19,8 +19,8 @@
 //! An append is one transaction: the head row is locked (`SELECT … FOR UPDATE`), compared with
 //! the head the writer decided against (a conflict writes nothing), then records, derived rows
 //! the data keys of secrets the group creates (and the deletion of those it purges) and the new
-//! head are written, and the transaction commits with `synchronous_commit` on,
-//! whatever the server's default. The acknowledged head is the head row itself: PostgreSQL
+//! head are written, and the transaction commits with `synchronous_commit` on (every
+//! connection sets it, whatever the server's default, so every other commit waits too). The acknowledged head is the head row itself: PostgreSQL
 //! commits it with the records or not at all.
 //!
 //! The trait is synchronous and the ledger calls it from its writer thread and from request
@@ -214,7 +214,9 @@ impl PgStore {
         let mut config: tokio_postgres::Config =
             url.parse().map_err(|e| StoreError::Engine(format!("bad database URL: {e}")))?;
         let timeout_ms = options.statement_timeout.as_millis();
-        config.options(format!("-c statement_timeout={timeout_ms}"));
+        // Every commit (appends, data keys, a master-key rotation's) waits for the WAL flush,
+        // whatever the server's default: a write is acknowledged only once it is durable.
+        config.options(format!("-c statement_timeout={timeout_ms} -c synchronous_commit=on"));
         config.connect_timeout(options.statement_timeout);
         // A peer that vanished without closing (a cut cable) is noticed within about 20 s, so
         // the locks its session held (the writers' turn, the leadership) are released.
@@ -285,27 +287,13 @@ impl PgStore {
         })
     }
 
-    fn execute(
-        &self,
-        sql: &'static str,
-        params: Vec<Box<dyn tokio_postgres::types::ToSql + Send + Sync>>,
-    ) -> Result<u64, StoreError> {
-        self.run(move |db| async move {
-            let guard = db.client().await?;
-            let client = guard.as_ref().expect("connected");
-            let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
-                params.iter().map(|p| p.as_ref() as &(dyn tokio_postgres::types::ToSql + Sync)).collect();
-            client.execute(sql, &refs).await.map_err(engine)
-        })
-    }
-
     fn meta(&self, key: &'static str) -> Result<Option<i64>, StoreError> {
         let rows = self.query("SELECT value FROM ledger_meta WHERE key = $1", vec![Box::new(key)])?;
         Ok(rows.first().map(|r| r.get(0)))
     }
 
     fn set_meta(&self, key: &'static str, value: i64) -> Result<(), StoreError> {
-        self.execute(
+        self.query(
             "INSERT INTO ledger_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = $2",
             vec![Box::new(key), Box::new(value)],
         )?;
@@ -372,7 +360,6 @@ async fn listen(config: tokio_postgres::Config, wake: Box<dyn Fn() + Send + Sync
 /// Writes a group in one transaction, if the head is still the expected one.
 async fn append_group(client: &mut Client, group: Group, timeout: Duration) -> Result<Appended, StoreError> {
     let tx = client.transaction().await.map_err(engine)?;
-    tx.batch_execute("SET LOCAL synchronous_commit = on").await.map_err(engine)?;
     let row = tx.query_one("SELECT seq, hash FROM ledger_head WHERE id = 1 FOR UPDATE", &[]).await.map_err(engine)?;
     let stored: Head = (seq_u64(row.get(0))?, hash_of(row.get(1))?);
     if stored != group.expected {
@@ -631,7 +618,7 @@ impl LogStore for PgStore {
     }
 
     fn put_snapshot(&self, seq: u64, encoded: &[u8]) -> Result<(), StoreError> {
-        self.execute(
+        self.query(
             "INSERT INTO ledger_snapshots (seq, digest, encoded) VALUES ($1, $2, $3)
              ON CONFLICT (seq) DO UPDATE SET digest = $2, encoded = $3",
             vec![Box::new(seq_i64(seq)?), Box::new(snapshot_digest(encoded).to_vec()), Box::new(encoded.to_vec())],

@@ -184,15 +184,23 @@ pub fn denied(actor: &str, action: &str, resource: &str) -> ApiError {
 }
 
 #[cfg(test)]
+impl Access {
+    /// Full access limited to names under `prefixes` (as `prefix=` options would give).
+    pub(crate) fn with_prefixes(prefixes: &[&str]) -> Access {
+        let mut access = Access::default();
+        for prefix in prefixes {
+            access.apply_option(&format!("prefix={prefix}")).unwrap();
+        }
+        access
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
     fn scoped(prefixes: &[&str]) -> Access {
-        let mut a = Access::default();
-        for p in prefixes {
-            a.apply_option(&format!("prefix={p}")).unwrap();
-        }
-        a
+        Access::with_prefixes(prefixes)
     }
 
     #[test]

@@ -34,18 +34,16 @@ impl ApiError {
         ApiError::new("UnknownOperationException", StatusCode::BAD_REQUEST, message)
     }
 
-    /// 400 `ValidationException` for a required member that is absent (Coral wording).
     /// `ValidationException` (400): a member with an unusable value.
     pub fn validation(message: impl Into<String>) -> ApiError {
         ApiError::new("ValidationException", StatusCode::BAD_REQUEST, message)
     }
 
+    /// 400 `ValidationException` for a required member that is absent (Coral wording).
     pub fn missing_member(member: &str) -> ApiError {
-        ApiError::new(
-            "ValidationException",
-            StatusCode::BAD_REQUEST,
-            format!("1 validation error detected: Value null at '{member}' failed to satisfy constraint: Member must not be null"),
-        )
+        ApiError::validation(format!(
+            "1 validation error detected: Value null at '{member}' failed to satisfy constraint: Member must not be null"
+        ))
     }
 
     /// 400 for a body over the size limit.

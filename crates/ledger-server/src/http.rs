@@ -177,9 +177,7 @@ async fn answer_audit(
             };
             let cmd =
                 ledger_core::Command::RecordDenied { resources: vec![operation.action()], operation: operation.name() };
-            if let Err(e) = app.ledger.execute_async(cmd, &meta).await {
-                return Err(ApiError::store(&e, request_id));
-            }
+            ops::record(&app.ledger, cmd, &meta).await?;
         }
         return Err(refusal);
     }

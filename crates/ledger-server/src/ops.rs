@@ -351,6 +351,7 @@ async fn rotate_secret(ledger: &Ledger, input: &Input, meta: &RequestMeta) -> Re
         rotation_lambda_arn: input.string("RotationLambdaARN")?,
         rotation_rules: input.rotation_rules("RotationRules")?,
         rotate_immediately: input.bool("RotateImmediately")?,
+        by_runner: false,
     });
     let reply = execute(ledger, cmd, meta).await?;
     json(&secret_ref(reply, meta)?)
@@ -421,7 +422,7 @@ async fn untag_resource(ledger: &Ledger, input: &Input, meta: &RequestMeta) -> R
 }
 
 /// Appends an audit-trail command and waits until it is durable.
-async fn record(ledger: &Ledger, cmd: Command, meta: &RequestMeta) -> Result<(), ApiError> {
+pub(crate) async fn record(ledger: &Ledger, cmd: Command, meta: &RequestMeta) -> Result<(), ApiError> {
     execute(ledger, cmd, meta).await.map(|_| ())
 }
 
@@ -450,7 +451,11 @@ async fn get_secret_value(
                 let read = (out.location.secret, out.location.version_id.clone());
                 record(
                     ledger,
-                    Command::RecordReads { reads: vec![read], denied: Vec::new(), operation: "GetSecretValue" },
+                    Command::RecordReads {
+                        reads: vec![read],
+                        denied: Vec::new(),
+                        operation: Operation::GetSecretValue.name(),
+                    },
                     meta,
                 )
                 .await?;
@@ -510,8 +515,12 @@ async fn batch_get_secret_value(
                     batch.values.iter().map(|v| (v.location.secret, v.location.version_id.clone())).collect();
                 if !reads.is_empty() || !denied.is_empty() {
                     let denied = denied.iter().map(|(_, given)| given.clone()).collect();
-                    record(ledger, Command::RecordReads { reads, denied, operation: "BatchGetSecretValue" }, meta)
-                        .await?;
+                    record(
+                        ledger,
+                        Command::RecordReads { reads, denied, operation: Operation::BatchGetSecretValue.name() },
+                        meta,
+                    )
+                    .await?;
                 }
             }
             batch_answer(batch, &denied, meta)

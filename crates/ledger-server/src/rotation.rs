@@ -438,12 +438,10 @@ fn stop_reason(app: &dyn Host, run: &Run) -> Option<&'static str> {
 /// configuration as it is (so it records no `RotationConfigured`). False if refused (another
 /// rotation began, or rotation was cancelled meanwhile) or the store failed.
 async fn reserve(app: &Arc<dyn Host>, run: &Run) -> bool {
-    if !app.ledger().with_state(|s| s.secret(run.uid).is_some_and(|secret| secret.rotation.enabled)) {
-        return false;
-    }
     let cmd = Command::RotateSecret(RotateSecret {
         secret_id: run.arn.clone(),
         client_request_token: Some(run.token.clone()),
+        by_runner: true,
         ..RotateSecret::default()
     });
     match app.ledger().execute_async(cmd, &system_meta(&run.region, &**app)).await {
@@ -481,6 +479,7 @@ async fn start_rotation(app: &Arc<dyn Host>, arn: &str) -> Option<String> {
     let cmd = Command::RotateSecret(RotateSecret {
         secret_id: arn.to_string(),
         client_request_token: Some(uuid::Uuid::new_v4().to_string()),
+        by_runner: true,
         ..RotateSecret::default()
     });
     match app.ledger().execute_async(cmd, &system_meta(region, &**app)).await {

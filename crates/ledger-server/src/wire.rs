@@ -65,7 +65,7 @@ impl Input {
             Some(Value::String(s)) => {
                 s.parse().map(Some).map_err(|_| ApiError::validation(format!("{name} must be a non-negative integer.")))
             }
-            Some(_) => Err(ApiError::serialization(format!("Value of member '{name}' must be an integer."))),
+            Some(_) => Err(wrong_type(name, "an integer")),
         }
     }
 
@@ -88,7 +88,7 @@ impl Input {
             None => return Ok(None),
             Some(Value::String(s)) => s.clone(),
             Some(v @ Value::Object(_)) => v.to_string(),
-            Some(_) => return Err(ApiError::serialization(format!("Value of member '{name}' must be an object."))),
+            Some(_) => return Err(wrong_type(name, "an object")),
         };
         let checkpoint = Checkpoint::from_json(&text).map_err(|e| ApiError::validation(format!("{name}: {e}")))?;
         if checkpoint.signature.is_some() {

@@ -56,6 +56,9 @@ pub struct SledStore {
     keys: Mutex<Option<Option<KeyFile>>>,
     /// The key journal's torn tail, if any, was cut before this store's first append.
     journal_repaired: std::sync::atomic::AtomicBool,
+    /// Pieces of snapshots a crash left unfinished were removed before this store's first
+    /// snapshot write (only a crash leaves them, so once is enough).
+    orphans_removed: std::sync::atomic::AtomicBool,
 }
 
 struct Durability {
@@ -143,6 +146,7 @@ impl SledStore {
             durable: Mutex::new(None),
             keys: Mutex::new(None),
             journal_repaired: std::sync::atomic::AtomicBool::new(false),
+            orphans_removed: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -401,7 +405,9 @@ impl LogStore for SledStore {
     }
 
     fn put_snapshot(&self, seq: u64, encoded: &[u8]) -> Result<(), StoreError> {
-        crate::snapshots::remove_orphans(&self.tree)?;
+        if !self.orphans_removed.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            crate::snapshots::remove_orphans(&self.tree)?;
+        }
         for batch in crate::snapshots::batches(seq, encoded) {
             self.tree.apply_batch(batch)?;
         }

@@ -38,42 +38,47 @@ fn seq_prefix(seq: u64) -> [u8; 9] {
 /// Pieces written per `sled::Batch`.
 const PIECES_PER_BATCH: usize = 64;
 
-/// The batches that write a snapshot (an encoded projection) after `seq`: the pieces, then
-/// piece 0 alone.
-pub(crate) fn batches(seq: u64, encoded: &[u8]) -> Vec<sled::Batch> {
-    let pieces: Vec<&[u8]> = encoded.chunks(PIECE_BYTES).collect();
-    let n = u32::try_from(pieces.len()).expect("a snapshot below 256 TiB");
-    let mut batches = Vec::with_capacity(pieces.len() / PIECES_PER_BATCH + 2);
-    for (c, chunk) in pieces.chunks(PIECES_PER_BATCH).enumerate() {
-        let mut batch = sled::Batch::default();
-        for (i, piece) in chunk.iter().enumerate() {
-            let i = u32::try_from(c * PIECES_PER_BATCH + i + 1).expect("counted above");
-            batch.insert(&key(seq, i), *piece);
-        }
-        batches.push(batch);
-    }
+/// Piece 0 of a snapshot: `digest ‖ length ‖ pieces`.
+fn head_piece(encoded: &[u8], pieces: usize) -> Vec<u8> {
+    let n = u32::try_from(pieces).expect("a snapshot below 256 TiB");
     let mut head = Vec::with_capacity(44);
     head.extend_from_slice(&state_digest(encoded));
     head.extend_from_slice(&(encoded.len() as u64).to_be_bytes());
     head.extend_from_slice(&n.to_be_bytes());
+    head
+}
+
+/// Pieces 1..=n of a snapshot with their keys.
+fn data_pieces(seq: u64, encoded: &[u8]) -> impl Iterator<Item = ([u8; 13], &[u8])> {
+    encoded
+        .chunks(PIECE_BYTES)
+        .enumerate()
+        .map(move |(i, piece)| (key(seq, u32::try_from(i + 1).expect("a snapshot below 256 TiB")), piece))
+}
+
+/// The batches that write a snapshot (an encoded projection) after `seq`: the pieces, then
+/// piece 0 alone.
+pub(crate) fn batches(seq: u64, encoded: &[u8]) -> Vec<sled::Batch> {
+    let pieces: Vec<([u8; 13], &[u8])> = data_pieces(seq, encoded).collect();
+    let mut batches = Vec::with_capacity(pieces.len() / PIECES_PER_BATCH + 2);
+    for chunk in pieces.chunks(PIECES_PER_BATCH) {
+        let mut batch = sled::Batch::default();
+        for (k, piece) in chunk {
+            batch.insert(k, *piece);
+        }
+        batches.push(batch);
+    }
     let mut last = sled::Batch::default();
-    last.insert(&key(seq, 0), head);
+    last.insert(&key(seq, 0), head_piece(encoded, pieces.len()));
     batches.push(last);
     batches
 }
 
 /// [`batches`] as one batch (a rebuild writes derived data and snapshots together).
 pub(crate) fn add_to_batch(batch: &mut sled::Batch, seq: u64, encoded: &[u8]) {
-    let pieces: Vec<&[u8]> = encoded.chunks(PIECE_BYTES).collect();
-    let n = u32::try_from(pieces.len()).expect("a snapshot below 256 TiB");
-    let mut head = Vec::with_capacity(44);
-    head.extend_from_slice(&state_digest(encoded));
-    head.extend_from_slice(&(encoded.len() as u64).to_be_bytes());
-    head.extend_from_slice(&n.to_be_bytes());
-    batch.insert(&key(seq, 0), head);
-    for (i, piece) in pieces.into_iter().enumerate() {
-        let i = u32::try_from(i + 1).expect("counted above");
-        batch.insert(&key(seq, i), piece);
+    batch.insert(&key(seq, 0), head_piece(encoded, encoded.chunks(PIECE_BYTES).count()));
+    for (k, piece) in data_pieces(seq, encoded) {
+        batch.insert(&k, piece);
     }
 }
 
@@ -195,30 +200,14 @@ impl std::io::Read for SnapshotStream {
 /// The encoded projection of the snapshot after `seq`: `Ok(Err(why))` when it is damaged
 /// (pieces missing, lengths or digest wrong).
 pub(crate) fn read(tree: &sled::Tree, seq: u64) -> Result<Result<Vec<u8>, String>, StoreError> {
-    let mut items = tree.scan_prefix(seq_prefix(seq));
-    let Some(first) = items.next().transpose()? else { return Ok(Err("missing".into())) };
-    let (k, head) = first;
-    if k[..] != key(seq, 0) || head.len() != 44 {
-        return Ok(Err("bad first piece".into()));
+    let mut stream = match stream(tree, seq)? {
+        Ok(stream) => stream,
+        Err(why) => return Ok(Err(why)),
+    };
+    let mut encoded = Vec::with_capacity(usize::try_from(stream.len).unwrap_or(0).min(1 << 30));
+    match std::io::Read::read_to_end(&mut stream, &mut encoded) {
+        Ok(_) => Ok(Ok(encoded)),
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => Ok(Err(e.to_string())),
+        Err(e) => Err(e.into()),
     }
-    let digest: [u8; 32] = head[..32].try_into().expect("32 bytes");
-    let len = u64::from_be_bytes(head[32..40].try_into().expect("8 bytes"));
-    let n = u32::from_be_bytes(head[40..44].try_into().expect("4 bytes"));
-    let mut encoded = Vec::with_capacity(usize::try_from(len).unwrap_or(0).min(1 << 30));
-    let mut expected = 1u32;
-    for item in items {
-        let (k, piece) = item?;
-        if k[..] != key(seq, expected) {
-            return Ok(Err(format!("piece {expected} missing")));
-        }
-        encoded.extend_from_slice(&piece);
-        expected += 1;
-    }
-    if expected != n + 1 || encoded.len() as u64 != len {
-        return Ok(Err("pieces missing or extra".into()));
-    }
-    if state_digest(&encoded) != digest {
-        return Ok(Err("digest mismatch".into()));
-    }
-    Ok(Ok(encoded))
 }

@@ -133,6 +133,16 @@ impl Checker {
         Checker { prev_hash, prev_time, expected: seq + 1 }
     }
 
+    /// Records checked so far.
+    pub fn checked(&self) -> u64 {
+        self.expected - 1
+    }
+
+    /// The chain hash of the last record checked (genesis before the first).
+    pub fn last_hash(&self) -> ChainHash {
+        self.prev_hash
+    }
+
     /// Checks and decodes the record stored under `seq`.
     pub fn check(&mut self, seq: u64, bytes: &[u8]) -> Result<Record, VerifyFailure> {
         let expected = self.expected;
@@ -172,11 +182,11 @@ impl Checker {
     }
 }
 
-/// Streaming verifier: feed it stored records in order, then finish with the head it must
-/// reach. Used for data dirs and for export files alike.
+/// Verify's second stage: the rules, applied to records a [`Checker`] accepted, in order; the
+/// Merkle tree of those records is built by the first stage and handed over at the end. Used
+/// for data dirs and for export files alike.
 #[derive(Default)]
 pub struct Verifier {
-    checker: Checker,
     state: State,
     merkle: MerkleBuilder,
     applied: u64,
@@ -186,21 +196,8 @@ pub struct Verifier {
 }
 
 impl Verifier {
-    /// Checks the record stored under `seq`: gap-free seq, link, hash, encoding, time, rules.
-    pub fn push(&mut self, seq: u64, bytes: &[u8]) -> Result<(), VerifyFailure> {
-        let record = self.checker.check(seq, bytes)?;
-        self.apply(record)
-    }
-
-    /// Stage two: the rules (evolve) and the Merkle tree, for a record stage one accepted.
+    /// The rules (evolve) for the next record.
     pub fn apply(&mut self, record: Record) -> Result<(), VerifyFailure> {
-        self.merkle.push_chain_hash(&record.hash);
-        self.apply_rules(record)
-    }
-
-    /// [`Verifier::apply`] without the Merkle tree, which the caller builds and hands over with
-    /// [`Verifier::set_merkle`].
-    pub fn apply_rules(&mut self, record: Record) -> Result<(), VerifyFailure> {
         if let Err(violation) = evolve(&mut self.state, record.seq, record.recorded_at_ms, &record.event) {
             return Err(VerifyFailure { seq: record.seq, reason: FailureReason::Rule(violation) });
         }
@@ -212,7 +209,7 @@ impl Verifier {
         Ok(())
     }
 
-    /// The Merkle tree of the records applied with [`Verifier::apply_rules`].
+    /// The Merkle tree of the records applied, built by the first stage.
     pub fn set_merkle(&mut self, merkle: MerkleBuilder) {
         self.merkle = merkle;
     }
@@ -228,11 +225,6 @@ impl Verifier {
 
     pub fn head_hash(&self) -> ChainHash {
         self.last_hash
-    }
-
-    /// Merkle root over the records verified so far.
-    pub fn merkle_root(&self) -> [u8; 32] {
-        self.merkle.root()
     }
 
     pub fn state(&self) -> &State {
@@ -406,7 +398,7 @@ struct StageTwo<'a> {
 impl StageTwo<'_> {
     fn apply(&mut self, record: Record) -> Result<Result<(), VerifyFailure>, StoreError> {
         let seq = record.seq;
-        if let Err(failure) = self.verifier.apply_rules(record) {
+        if let Err(failure) = self.verifier.apply(record) {
             return Ok(Err(failure));
         }
         while self.next_snapshot.peek().is_some_and(|&s| s < seq) {

@@ -39,8 +39,9 @@ impl Server {
         let stderr = File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
         let mut command = Command::new(bin);
         command.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"]).arg(data_dir);
+        // In the environment, not the command line, where `ps` would show its password.
         if let Some(url) = database_url {
-            command.args(["--database-url", url]);
+            command.env("SECRET_LEDGER_DATABASE_URL", url);
         }
         if let Some(dir) = keys_from {
             command.arg("--master-key-file").arg(dir.join("master.key"));
@@ -154,7 +155,7 @@ pub fn verify(bin: &Path, data_dir: &Path, database_url: Option<&str>) -> anyhow
     let mut command = Command::new(bin);
     command.args(["verify", "--json", "--data-dir"]).arg(data_dir);
     if let Some(url) = database_url {
-        command.args(["--database-url", url]);
+        command.env("SECRET_LEDGER_DATABASE_URL", url);
     }
     let out = command.stdin(Stdio::null()).output().with_context(|| format!("cannot run {} verify", bin.display()))?;
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -85,17 +85,10 @@ fn a_planted_symlink_does_not_redirect_the_key() {
 #[test]
 fn credential_lines_with_options() {
     let text = "A1:s1\nA2:s/2+=:with:colon:ro\nA3:s3:prefix=app/:prefix=lib/\nA4:s4:ro:noaudit\nA5:s5:colons\n";
-    let scoped = |prefixes: &[&str]| {
-        let mut a = Access::default();
-        for p in prefixes {
-            a.apply_option(&format!("prefix={p}")).unwrap();
-        }
-        a
-    };
     let store = parse_credentials(text, Path::new("c")).unwrap();
     assert_eq!(store.access("A1"), Some(&Access::full()));
     assert_eq!(store.access("A2"), Some(&Access { read_only: true, ..Access::default() }));
-    assert_eq!(store.access("A3"), Some(&scoped(&["app/", "lib/"])));
+    assert_eq!(store.access("A3"), Some(&Access::with_prefixes(&["app/", "lib/"])));
     assert_eq!(store.access("A4"), Some(&Access { read_only: true, no_audit: true, ..Access::default() }));
     assert_eq!(store.access("A5"), Some(&Access::full()));
     for bad in ["A:s:prefix=", "A:s:prefix=a%b", "A:ro", "A::ro"] {

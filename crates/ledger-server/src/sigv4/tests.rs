@@ -289,6 +289,20 @@ proptest::proptest! {
     }
 }
 
+/// An empty-bodied `POST /` of Secrets Manager signed by `access_key_id` for `region`.
+fn empty_post<'a>(headers: &'a [(&'a str, &'a str)], access_key_id: &'a str, region: &'a str) -> SignInput<'a> {
+    SignInput {
+        method: "POST",
+        path_and_query: "/",
+        headers,
+        body: b"",
+        access_key_id,
+        secret_access_key: SECRET,
+        region,
+        service: SERVICE,
+    }
+}
+
 #[test]
 fn signing_keys_are_remembered_within_a_bound() {
     let keys = store();
@@ -298,44 +312,17 @@ fn signing_keys_are_remembered_within_a_bound() {
     for at in [signed_at(), signed_at() + Duration::from_secs(60), signed_at() + Duration::from_secs(86_400)] {
         let date = format_amz_date(at);
         let headers = [("host", "localhost"), ("x-amz-date", date.as_str())];
-        let input = SignInput {
-            method: "POST",
-            path_and_query: "/",
-            headers: &headers,
-            body: b"",
-            access_key_id: AKID,
-            secret_access_key: SECRET,
-            region: "us-east-1",
-            service: SERVICE,
-        };
+        let input = empty_post(&headers, AKID, "us-east-1");
         assert_eq!(fast_signature(&keys, &input, at), expected_signature(&input, at).ok());
     }
     assert_eq!(keys.signing_keys_held(), 2);
     for i in 0..1100 {
         let region = format!("us-east-{i}");
-        let input = SignInput {
-            method: "POST",
-            path_and_query: "/",
-            headers: &headers,
-            body: b"",
-            access_key_id: AKID,
-            secret_access_key: SECRET,
-            region: &region,
-            service: SERVICE,
-        };
+        let input = empty_post(&headers, AKID, &region);
         assert_eq!(fast_signature(&keys, &input, signed_at()), expected_signature(&input, signed_at()).ok());
     }
     assert!(keys.signing_keys_held() <= 1024);
     // An unknown key has no signing key.
-    let input = SignInput {
-        method: "POST",
-        path_and_query: "/",
-        headers: &headers,
-        body: b"",
-        access_key_id: "AKIDUNKNOWN",
-        secret_access_key: SECRET,
-        region: "us-east-1",
-        service: SERVICE,
-    };
+    let input = empty_post(&headers, "AKIDUNKNOWN", "us-east-1");
     assert_eq!(fast_signature(&keys, &input, signed_at()), None);
 }
