@@ -211,6 +211,35 @@ impl PgStore {
     /// Connects to `url` (`postgres://…` or a libpq key-value string), creates the schema if the
     /// database has none, and refuses a schema newer than this build's.
     pub fn connect(url: &str, options: PgOptions) -> Result<PgStore, StoreError> {
+        let store = PgStore::without_schema_check(url, options)?;
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// Connects to a database that already holds a log (for readers: nothing is created), and
+    /// refuses one without the schema, or with a newer one.
+    pub fn open_existing(url: &str, options: PgOptions) -> Result<PgStore, StoreError> {
+        let store = PgStore::without_schema_check(url, options)?;
+        let version = store.run(|db| async move {
+            let guard = db.client().await?;
+            let client = guard.as_ref().expect("connected");
+            let exists: bool =
+                client.query_one("SELECT to_regclass('ledger_schema') IS NOT NULL", &[]).await.map_err(engine)?.get(0);
+            if !exists {
+                return Ok(None);
+            }
+            let row = client.query_opt("SELECT version FROM ledger_schema WHERE id = 1", &[]).await.map_err(engine)?;
+            Ok(row.map(|r| r.get::<_, i32>(0)))
+        })?;
+        match version {
+            None => Err(StoreError::Engine(format!("{} holds no secret-ledger log", store.location))),
+            Some(v) if v > SCHEMA_VERSION => Err(newer_schema(v)),
+            Some(_) => Ok(store),
+        }
+    }
+
+    /// The store of `url`, connected lazily, its schema not looked at.
+    fn without_schema_check(url: &str, options: PgOptions) -> Result<PgStore, StoreError> {
         let mut config: tokio_postgres::Config =
             url.parse().map_err(|e| StoreError::Engine(format!("bad database URL: {e}")))?;
         let timeout_ms = options.statement_timeout.as_millis();
@@ -237,7 +266,6 @@ impl PgStore {
             leader: Arc::new(tokio::sync::Mutex::new((None, false))),
             turn: Arc::new(tokio::sync::Mutex::new((None, false))),
         };
-        store.migrate()?;
         Ok(store)
     }
 
@@ -301,6 +329,12 @@ impl PgStore {
     }
 }
 
+fn newer_schema(version: i32) -> StoreError {
+    StoreError::Engine(format!(
+        "the database has schema version {version}, newer than this build's {SCHEMA_VERSION}: upgrade secret-ledger"
+    ))
+}
+
 async fn migrate_locked(client: &Client) -> Result<(), StoreError> {
     client
         .batch_execute(
@@ -314,9 +348,7 @@ async fn migrate_locked(client: &Client) -> Result<(), StoreError> {
         .map_err(engine)?
         .map(|r| r.get(0));
     match found {
-        Some(v) if v > SCHEMA_VERSION => Err(StoreError::Engine(format!(
-            "the database has schema version {v}, newer than this build's {SCHEMA_VERSION}: upgrade secret-ledger"
-        ))),
+        Some(v) if v > SCHEMA_VERSION => Err(newer_schema(v)),
         Some(_) => Ok(()),
         None => {
             client.batch_execute(SCHEMA).await.map_err(engine)?;

@@ -18,6 +18,18 @@ use zeroize::Zeroizing;
 pub const GENERATED_MASTER_KEY_ID: u32 = 1;
 pub const MASTER_KEY_FILE: &str = "master.key";
 
+/// `path` as an error may name it: a master key given in place of a file path (`HEX` or
+/// `ID:HEX`) is never echoed.
+pub fn shown(path: &Path) -> PathBuf {
+    let text = path.to_string_lossy();
+    let hex = text.split_once(':').map_or(&*text, |(_, hex)| hex);
+    if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        PathBuf::from("<a key given in place of a file path>")
+    } else {
+        path.to_path_buf()
+    }
+}
+
 /// A secret file (master key, credentials) that cannot be read, created or parsed.
 #[derive(Debug, thiserror::Error)]
 pub enum SecretFileError {
@@ -32,12 +44,12 @@ pub enum SecretFileError {
 pub fn read_secret(path: &Path) -> Result<Zeroizing<String>, SecretFileError> {
     std::fs::read_to_string(path)
         .map(Zeroizing::new)
-        .map_err(|source| SecretFileError::Read { path: path.to_path_buf(), source })
+        .map_err(|source| SecretFileError::Read { path: shown(path), source })
 }
 
 /// Writes a new file readable by its owner only; never overwrites.
 pub fn create_private(path: &Path, contents: &[u8]) -> Result<(), SecretFileError> {
-    let create = |source| SecretFileError::Create { path: path.to_path_buf(), source };
+    let create = |source| SecretFileError::Create { path: shown(path), source };
     // Written whole under a temporary name, synced, then linked into place: a kill at any point
     // leaves either no file or the complete one, never an empty master key (found by the crash
     // loop). `hard_link` fails if the target exists, so nothing is ever overwritten.
@@ -64,7 +76,7 @@ pub fn create_private(path: &Path, contents: &[u8]) -> Result<(), SecretFileErro
 /// Parses a master key file: `HEX` (64 hexadecimal characters, key id 1, as `serve` first
 /// writes it) or `ID:HEX` (a key written by `rotate-master-key`).
 pub fn parse_master_key(text: &str, path: &Path) -> Result<MasterKey, SecretFileError> {
-    let bad = || SecretFileError::BadMasterKey { path: path.to_path_buf() };
+    let bad = || SecretFileError::BadMasterKey { path: shown(path) };
     let text = text.trim();
     let (id, hex_text) = match text.split_once(':') {
         Some((id, rest)) => (id.parse::<u32>().ok().filter(|id| *id >= 1).ok_or_else(bad)?, rest),
@@ -148,7 +160,7 @@ pub(crate) fn finish_interrupted(
     let next = parse_master_key(&read_secret(&next_path)?, &next_path)?;
     if wrapped_by == next.id && key.id != next.id {
         tracing::info!(path = %path.display(), key_id = next.id, "finishing an interrupted master key rotation");
-        replace_key(&next_path, path).map_err(|source| SecretFileError::Create { path: path.to_path_buf(), source })?;
+        replace_key(&next_path, path).map_err(|source| SecretFileError::Create { path: shown(path), source })?;
         return Ok(next);
     }
     if wrapped_by == key.id {

@@ -14,7 +14,6 @@ use ledger_audit::proofs::{self, ConsistencyDoc, InclusionDoc, VerifyDoc};
 use ledger_audit::state::{self, RevealedValue, StateAt, StateDoc};
 use ledger_audit::AuditError;
 use ledger_core::checkpoint::Checkpoint;
-use ledger_core::crypto::MasterKey;
 use ledger_core::time::{format_rfc3339_ms, parse_rfc3339};
 use ledger_core::SecretValue;
 use ledger_store::{LogStore, SledStore, SystemClock};
@@ -76,11 +75,12 @@ pub(crate) struct Local {
 }
 
 impl Local {
-    /// The store, opened for reading (a sled data dir must not be in use).
+    /// The store, opened for reading: it must hold a log already (nothing is created) and a sled
+    /// data dir must not be in use.
     fn open(&self) -> anyhow::Result<Box<dyn LogStore>> {
         // The store's errors name the data dir or database themselves.
         Ok(match &self.database_url {
-            Some(url) => Box::new(ledger_pg::PgStore::connect(url, ledger_pg::PgOptions::default())?),
+            Some(url) => Box::new(ledger_pg::PgStore::open_existing(url, ledger_pg::PgOptions::default())?),
             None => Box::new(SledStore::open_existing(&self.data_dir)?),
         })
     }
@@ -440,9 +440,11 @@ fn open_label_value(
 ) -> anyhow::Result<Option<RevealedValue>> {
     let Some((secret, Some(version))) = state.label_holder(label) else { return Ok(None) };
     if !key_file.exists() {
-        bail!("--reveal-value needs the master key: {} does not exist (give --master-key-file)", key_file.display());
+        let shown = ledger_store::master_key::shown(key_file);
+        bail!("--reveal-value needs the master key: {} does not exist (give --master-key-file)", shown.display());
     }
-    let master = read_master_key(key_file)?;
+    let text = ledger_store::master_key::read_secret(key_file)?;
+    let master = ledger_store::master_key::parse_master_key(&text, key_file)?;
     Ok(Some(match ledger_audit::events::open_version_value(store, &master, secret, &version)? {
         Some(SecretValue::String(s)) => RevealedValue::SecretString(s.as_str().to_string()),
         Some(SecretValue::Binary(b)) => RevealedValue::SecretBinaryHex(hex::encode(&b[..])),
@@ -459,7 +461,8 @@ pub(crate) fn state(args: StateArgs<'_>) -> anyhow::Result<ExitCode> {
             let state = state::state_at(&*log, log.head()?.0, args.as_of, args.exact, args.secret_id, args.region)?;
             let value = match args.reveal_value {
                 true => {
-                    let key_file = args.master_key_file.clone().unwrap_or_else(|| local.data_dir.join("master.key"));
+                    let key_file =
+                        ledger_store::master_key::master_key_path(args.master_key_file.as_deref(), &local.data_dir);
                     open_label_value(&*log, &key_file, &state, args.label)?
                 }
                 false => None,
@@ -532,13 +535,6 @@ fn print_state(doc: &StateDoc) {
             None => {}
         }
     }
-}
-
-fn read_master_key(path: &Path) -> anyhow::Result<MasterKey> {
-    let text = zeroize::Zeroizing::new(
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?,
-    );
-    Ok(ledger_store::master_key::parse_master_key(&text, path)?)
 }
 
 /// Remembers the last non-empty line written through it (an export's closing checkpoint).

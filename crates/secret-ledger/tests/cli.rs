@@ -927,6 +927,11 @@ fn migrate_and_read_a_log_in_postgres_through_the_binary() {
     };
     let url = pg.database("cli");
     let dir = data_dir();
+    // A reader pointed at a database without a log is refused (it used to create the schema
+    // and verify an empty log).
+    let empty = bin(&["verify", "--data-dir", path(dir.path()), "--database-url", &url]);
+    assert_eq!(empty.status.code(), Some(2), "{}", String::from_utf8_lossy(&empty.stdout));
+    assert!(String::from_utf8_lossy(&empty.stderr).contains("holds no secret-ledger log"), "{empty:?}");
     let copied = bin(&["migrate", "--from-data-dir", path(dir.path()), "--to-database-url", &url, "--json"]);
     assert!(copied.status.success(), "{}", String::from_utf8_lossy(&copied.stderr));
     assert_eq!(json(&copied)["ok"], true);

@@ -538,3 +538,35 @@ fn first_start_notices_are_json_lines_with_json_logs() {
     // Without --lambda-endpoint, serve says at start that rotation functions will not run.
     assert!(err.iter().any(|l| l.contains("rotation functions will not be invoked")), "{err:#?}");
 }
+
+/// A master key given in place of its file's path (`HEX` or `ID:HEX`) is never echoed by the
+/// error that refuses it.
+#[test]
+fn a_master_key_given_as_a_path_is_not_echoed() {
+    let dir = data_dir();
+    let d = path(dir.path());
+    let key = hex::encode(KEY);
+    for given in [key.clone(), format!("2:{key}")] {
+        let out = bin(
+            &[
+                "state",
+                "--data-dir",
+                d,
+                "--as-of",
+                "999",
+                "--secret-id",
+                "db/prod",
+                "--label",
+                "AWSCURRENT",
+                "--region",
+                REGION,
+                "--reveal-value",
+            ],
+            &[("SECRET_LEDGER_MASTER_KEY_FILE", given.as_str())],
+        );
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        let said = format!("{}{}", stdout(&out), stderr(&out));
+        assert!(!said.contains(&key), "{said}");
+        assert!(said.contains("a key given in place of a file path"), "{said}");
+    }
+}
