@@ -62,8 +62,7 @@ pub struct WorkSlots {
     /// The `work` label in `/metrics`.
     pub name: &'static str,
     max: usize,
-    semaphore: tokio::sync::Semaphore,
-    in_use: AtomicUsize,
+    semaphore: Arc<tokio::sync::Semaphore>,
     peak: AtomicUsize,
     waits: AtomicU64,
 }
@@ -71,7 +70,7 @@ pub struct WorkSlots {
 /// A slot of [`WorkSlots`], given back when dropped.
 #[derive(Debug)]
 pub struct WorkSlot {
-    slots: Arc<WorkSlots>,
+    _permit: tokio::sync::OwnedSemaphorePermit,
 }
 
 impl WorkSlots {
@@ -81,35 +80,28 @@ impl WorkSlots {
         Arc::new(WorkSlots {
             name,
             max,
-            semaphore: tokio::sync::Semaphore::new(max),
-            in_use: AtomicUsize::new(0),
+            semaphore: Arc::new(tokio::sync::Semaphore::new(max)),
             peak: AtomicUsize::new(0),
             waits: AtomicU64::new(0),
         })
     }
 
     /// A slot, once one is free (waiters are served in arrival order).
-    pub async fn take(self: &Arc<Self>) -> WorkSlot {
-        match self.semaphore.try_acquire() {
-            Ok(permit) => permit.forget(),
+    pub async fn take(&self) -> WorkSlot {
+        let permit = match self.semaphore.clone().try_acquire_owned() {
+            Ok(permit) => permit,
             Err(_) => {
                 self.waits.fetch_add(1, Ordering::Relaxed);
-                // The semaphore is never closed, so this only ever returns a permit.
-                if let Ok(permit) = self.semaphore.acquire().await {
-                    permit.forget();
-                }
+                self.semaphore.clone().acquire_owned().await.expect("the slots' semaphore is never closed")
             }
-        }
-        self.entered()
+        };
+        self.entered(permit)
     }
 
     /// A slot if one is free now.
-    pub fn try_take(self: &Arc<Self>) -> Option<WorkSlot> {
-        match self.semaphore.try_acquire() {
-            Ok(permit) => {
-                permit.forget();
-                Some(self.entered())
-            }
+    pub fn try_take(&self) -> Option<WorkSlot> {
+        match self.semaphore.clone().try_acquire_owned() {
+            Ok(permit) => Some(self.entered(permit)),
             Err(_) => {
                 self.waits.fetch_add(1, Ordering::Relaxed);
                 None
@@ -117,10 +109,9 @@ impl WorkSlots {
         }
     }
 
-    fn entered(self: &Arc<Self>) -> WorkSlot {
-        let now = self.in_use.fetch_add(1, Ordering::AcqRel) + 1;
-        self.peak.fetch_max(now, Ordering::AcqRel);
-        WorkSlot { slots: self.clone() }
+    fn entered(&self, permit: tokio::sync::OwnedSemaphorePermit) -> WorkSlot {
+        self.peak.fetch_max(self.max - self.semaphore.available_permits(), Ordering::AcqRel);
+        WorkSlot { _permit: permit }
     }
 
     pub fn max(&self) -> usize {
@@ -135,14 +126,6 @@ impl WorkSlots {
     /// Callers that found every slot taken (and waited, or were refused).
     pub fn waits(&self) -> u64 {
         self.waits.load(Ordering::Relaxed)
-    }
-}
-
-impl Drop for WorkSlot {
-    fn drop(&mut self) {
-        // Counted out before the permit returns, so `in_use` never exceeds `max`.
-        self.slots.in_use.fetch_sub(1, Ordering::AcqRel);
-        self.slots.semaphore.add_permits(1);
     }
 }
 

@@ -446,10 +446,9 @@ fn last_access(state: &State, location: &ValueLocation) -> Option<i64> {
 /// belongs to a secret another writer of a shared store is creating, and is kept.
 fn load_keys(store: &dyn LogStore, master: &MasterKey, state: &State) -> Result<DataKeys, StoreError> {
     let legacy = store.legacy_keys()?;
-    let file = match store.key_file()? {
-        Some(file) => file,
-        None => KeyFile { master_key_id: master.id, keys: legacy.iter().cloned().collect() },
-    };
+    let stored = store.key_file()?;
+    let had_file = stored.is_some();
+    let file = stored.unwrap_or_else(|| KeyFile { master_key_id: master.id, keys: legacy.iter().cloned().collect() });
     let missing = state.secrets().filter(|s| !file.keys.contains_key(&s.uid.0)).count();
     if missing > 0 && store.shared() {
         // Purged by another writer since the state was read, most likely; a key that is truly
@@ -465,7 +464,7 @@ fn load_keys(store: &dyn LogStore, master: &MasterKey, state: &State) -> Result<
     }
     // Unwrapped before anything changes: a wrong master key changes nothing.
     let mut keys = file.unwrap_all(master)?;
-    if !legacy.is_empty() && store.key_file()?.is_none() {
+    if !legacy.is_empty() && !had_file {
         tracing::info!(store = %store.location(), keys = legacy.len(), "moving the data keys out of sled into their own file");
         store.put_data_keys(&legacy)?;
     }
