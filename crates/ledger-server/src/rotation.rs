@@ -263,40 +263,37 @@ impl Rotator {
         });
     }
 
-    /// The four steps; the first that fails is recorded and ends the rotation. Before each, the
-    /// rotation must still be under way (see [`stop_reason`]).
+    /// The four steps; the first that fails is recorded and ends the rotation.
     async fn run(&self, app: &Arc<dyn Host>, run: Run) {
-        tracing::info!(secret = %run.arn, version = %run.token, function = %run.lambda_arn, "rotation started");
+        if self.run_steps(app, &run, &STEPS, "rotation").await {
+            tracing::info!(secret = %run.arn, version = %run.token, "rotation finished");
+        }
+    }
+
+    /// `steps` in order, counted as one rotation started (`what` names it in the log): before
+    /// each, the rotation must still be under way (see [`stop_reason`]); the first step that
+    /// fails is recorded and ends the run. True if every step passed.
+    async fn run_steps(&self, app: &Arc<dyn Host>, run: &Run, steps: &[&str], what: &str) -> bool {
+        tracing::info!(secret = %run.arn, version = %run.token, function = %run.lambda_arn, "{what} started");
         app.metrics().rotation_started();
-        for step in STEPS {
-            if let Some(reason) = stop_reason(&**app, &run) {
-                tracing::info!(secret = %run.arn, version = %run.token, step, reason, "rotation stopped");
-                return;
+        for &step in steps {
+            if let Some(reason) = stop_reason(&**app, run) {
+                tracing::info!(secret = %run.arn, version = %run.token, step, reason, "{what} stopped");
+                return false;
             }
-            if let Err(error) = self.invoke(&run, step).await {
-                record_failure(app, &run, step, error).await;
-                return;
+            if let Err(error) = self.invoke(run, step).await {
+                record_failure(app, run, step, error).await;
+                return false;
             }
         }
-        tracing::info!(secret = %run.arn, version = %run.token, "rotation finished");
+        true
     }
 
     /// `RotateImmediately=false` with a runner: reserves `AWSPENDING` on the token, invokes
     /// `testSecret` only and, if it passes, takes `AWSPENDING` off the version again; a failure
     /// is recorded as for any step (see the module header).
     async fn test_configuration(&self, app: &Arc<dyn Host>, run: Run) {
-        if !reserve(app, &run).await {
-            return;
-        }
-        tracing::info!(secret = %run.arn, version = %run.token, function = %run.lambda_arn, "rotation test started");
-        app.metrics().rotation_started();
-        let step = "testSecret";
-        if let Some(reason) = stop_reason(&**app, &run) {
-            tracing::info!(secret = %run.arn, version = %run.token, step, reason, "rotation test stopped");
-            return;
-        }
-        if let Err(error) = self.invoke(&run, step).await {
-            record_failure(app, &run, step, error).await;
+        if !reserve(app, &run).await || !self.run_steps(app, &run, &["testSecret"], "rotation test").await {
             return;
         }
         let cmd = Command::UpdateSecretVersionStage(UpdateSecretVersionStage {

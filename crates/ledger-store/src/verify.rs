@@ -303,29 +303,14 @@ fn stage_one(
     let (mut merkle, mut chunk) = (MerkleBuilder::new(), MerkleBuilder::new());
     let mut batch: Batch = Vec::with_capacity(1024);
     for item in store.records(0, head_seq) {
-        let checked = match item {
-            Ok((seq, bytes)) => checker.check(seq, &bytes),
-            Err(StoreError::Corrupt { reason, .. }) => {
-                Err(VerifyFailure { seq: checker.expected, reason: FailureReason::Undecodable(reason) })
-            }
+        let checked = match check_one(store, &mut checker, (&mut merkle, &mut chunk), item) {
+            Ok(checked) => checked,
             Err(e) => {
                 // What was checked before goes first: an earlier failure wins over this error.
                 let _ = tx.send(Ok(std::mem::take(&mut batch)));
                 let _ = tx.send(Err(e));
                 return merkle;
             }
-        };
-        let checked = match checked {
-            Ok(record) => match chunk_checked(store, &mut merkle, &mut chunk, &record) {
-                Ok(Ok(())) => Ok(record),
-                Ok(Err(failure)) => Err(failure),
-                Err(e) => {
-                    let _ = tx.send(Ok(std::mem::take(&mut batch)));
-                    let _ = tx.send(Err(e));
-                    return merkle;
-                }
-            },
-            Err(failure) => Err(failure),
         };
         let stop = checked.is_err();
         batch.push(checked);
@@ -338,6 +323,27 @@ fn stage_one(
     }
     let _ = tx.send(Ok(batch));
     merkle
+}
+
+/// Stage one for one stored record: checked against its predecessor, then added to the Merkle
+/// tree and its chunk. A store that fails to read is an error; a record that fails, a failure.
+fn check_one(
+    store: &dyn LogStore,
+    checker: &mut Checker,
+    (merkle, chunk): (&mut MerkleBuilder, &mut MerkleBuilder),
+    item: Result<(u64, crate::store::RecordBytes), StoreError>,
+) -> Result<Result<Record, VerifyFailure>, StoreError> {
+    let record = match item {
+        Ok((seq, bytes)) => checker.check(seq, &bytes),
+        Err(StoreError::Corrupt { reason, .. }) => {
+            Err(VerifyFailure { seq: checker.expected, reason: FailureReason::Undecodable(reason) })
+        }
+        Err(e) => return Err(e),
+    };
+    Ok(match record {
+        Ok(record) => chunk_checked(store, merkle, chunk, &record)?.map(|()| record),
+        Err(failure) => Err(failure),
+    })
 }
 
 /// Adds `record` to the Merkle tree and to its chunk; a completed chunk's stored root (derived,
