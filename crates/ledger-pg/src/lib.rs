@@ -315,19 +315,38 @@ impl PgStore {
         })
     }
 
+    /// One transaction on the data keys: all rows deleted first if `replace`, then `put`
+    /// written and `delete` removed.
+    fn change_keys(&self, replace: bool, put: Vec<(u64, WrappedKey)>, delete: Vec<u64>) -> Result<(), StoreError> {
+        self.run(move |db| async move {
+            let mut guard = db.client().await?;
+            let tx = guard.as_mut().expect("connected").transaction().await.map_err(engine)?;
+            if replace {
+                tx.batch_execute("DELETE FROM ledger_data_keys").await.map_err(engine)?;
+            }
+            write_keys(&tx, &put, &delete).await?;
+            tx.commit().await.map_err(engine)
+        })
+    }
+
     fn meta(&self, key: &'static str) -> Result<Option<i64>, StoreError> {
         let rows = self.query("SELECT value FROM ledger_meta WHERE key = $1", vec![Box::new(key)])?;
         Ok(rows.first().map(|r| r.get(0)))
     }
 
     fn set_meta(&self, key: &'static str, value: i64) -> Result<(), StoreError> {
-        self.query(
-            "INSERT INTO ledger_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = $2",
-            vec![Box::new(key), Box::new(value)],
-        )?;
+        self.query(SET_META, vec![Box::new(key), Box::new(value)])?;
         Ok(())
     }
 }
+
+/// Sets a `ledger_meta` value: `$1` key, `$2` value.
+const SET_META: &str =
+    "INSERT INTO ledger_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = $2";
+
+/// Stores a projection snapshot: `$1` seq, `$2` digest, `$3` encoded.
+const PUT_SNAPSHOT: &str = "INSERT INTO ledger_snapshots (seq, digest, encoded) VALUES ($1, $2, $3) \
+     ON CONFLICT (seq) DO UPDATE SET digest = $2, encoded = $3";
 
 fn newer_schema(version: i32) -> StoreError {
     StoreError::Engine(format!(
@@ -413,12 +432,7 @@ async fn append_group(client: &mut Client, group: Group, timeout: Duration) -> R
     write_derived(&tx, &group.derived).await?;
     write_keys(&tx, &group.new_keys, &group.destroyed_keys).await?;
     if let Some(id) = group.master_key_id {
-        tx.execute(
-            "INSERT INTO ledger_meta (key, value) VALUES ('master_key_id', $1) ON CONFLICT (key) DO UPDATE SET value = $1",
-            &[&i64::from(id)],
-        )
-        .await
-        .map_err(engine)?;
+        tx.execute(SET_META, &[&"master_key_id", &i64::from(id)]).await.map_err(engine)?;
     }
     let (seq, hash) = group.head;
     tx.execute("UPDATE ledger_head SET seq = $1, hash = $2 WHERE id = 1", &[&seq_i64(seq)?, &&hash.0[..]])
@@ -651,8 +665,7 @@ impl LogStore for PgStore {
 
     fn put_snapshot(&self, seq: u64, encoded: &[u8]) -> Result<(), StoreError> {
         self.query(
-            "INSERT INTO ledger_snapshots (seq, digest, encoded) VALUES ($1, $2, $3)
-             ON CONFLICT (seq) DO UPDATE SET digest = $2, encoded = $3",
+            PUT_SNAPSHOT,
             vec![Box::new(seq_i64(seq)?), Box::new(snapshot_digest(encoded).to_vec()), Box::new(encoded.to_vec())],
         )?;
         Ok(())
@@ -688,22 +701,12 @@ impl LogStore for PgStore {
             write_derived(&tx, &derived).await?;
             for (seq, encoded) in &snapshots {
                 let digest = snapshot_digest(encoded).to_vec();
-                tx.execute(
-                    "INSERT INTO ledger_snapshots (seq, digest, encoded) VALUES ($1, $2, $3)
-                     ON CONFLICT (seq) DO UPDATE SET digest = $2, encoded = $3",
-                    &[&seq_i64(*seq)?, &digest, encoded],
-                )
-                .await
-                .map_err(engine)?;
+                tx.execute(PUT_SNAPSHOT, &[&seq_i64(*seq)?, &digest, encoded]).await.map_err(engine)?;
             }
             if done {
-                tx.execute(
-                    "INSERT INTO ledger_meta (key, value) VALUES ('projection_format', $1)
-                     ON CONFLICT (key) DO UPDATE SET value = $1",
-                    &[&i64::from(ledger_store::PROJECTION_FORMAT)],
-                )
-                .await
-                .map_err(engine)?;
+                tx.execute(SET_META, &[&"projection_format", &i64::from(ledger_store::PROJECTION_FORMAT)])
+                    .await
+                    .map_err(engine)?;
             }
             tx.commit().await.map_err(engine)
         })
@@ -732,35 +735,16 @@ impl LogStore for PgStore {
     }
 
     fn put_data_keys(&self, keys: &[(u64, WrappedKey)]) -> Result<(), StoreError> {
-        let keys = keys.to_vec();
-        self.run(move |db| async move {
-            let mut guard = db.client().await?;
-            let tx = guard.as_mut().expect("connected").transaction().await.map_err(engine)?;
-            write_keys(&tx, &keys, &[]).await?;
-            tx.commit().await.map_err(engine)
-        })
+        self.change_keys(false, keys.to_vec(), Vec::new())
     }
 
     /// One transaction: every row deleted and the new ones inserted.
     fn replace_data_keys(&self, file: &KeyFile) -> Result<(), StoreError> {
-        let keys: Vec<(u64, WrappedKey)> = file.keys.iter().map(|(u, w)| (*u, w.clone())).collect();
-        self.run(move |db| async move {
-            let mut guard = db.client().await?;
-            let tx = guard.as_mut().expect("connected").transaction().await.map_err(engine)?;
-            tx.batch_execute("DELETE FROM ledger_data_keys").await.map_err(engine)?;
-            write_keys(&tx, &keys, &[]).await?;
-            tx.commit().await.map_err(engine)
-        })
+        self.change_keys(true, file.keys.iter().map(|(u, w)| (*u, w.clone())).collect(), Vec::new())
     }
 
     fn delete_data_keys(&self, uids: &[u64]) -> Result<(), StoreError> {
-        let uids = uids.to_vec();
-        self.run(move |db| async move {
-            let mut guard = db.client().await?;
-            let tx = guard.as_mut().expect("connected").transaction().await.map_err(engine)?;
-            write_keys(&tx, &[], &uids).await?;
-            tx.commit().await.map_err(engine)
-        })
+        self.change_keys(false, Vec::new(), uids.to_vec())
     }
 
     fn legacy_keys(&self) -> Result<Vec<(u64, WrappedKey)>, StoreError> {
