@@ -29,6 +29,7 @@ pub mod audit_ops;
 pub mod credentials;
 pub mod error;
 pub mod http;
+pub mod log_sink;
 pub mod metrics;
 pub mod operation;
 pub mod ops;

@@ -550,21 +550,16 @@ async fn accept_loop(
     Ok(())
 }
 
-/// Log lines go to stderr through a writer thread (one line per request would otherwise cost a
-/// `write` on the request's worker); `SECRET_LEDGER_LOG` (error, warn, info, debug, trace) sets
-/// the level. Never lossy: when the queue is full, logging waits. Keep the guard until exit: it
-/// flushes what is queued.
-fn init_logging(format: LogFormat) -> Option<tracing_appender::non_blocking::WorkerGuard> {
+/// Log lines go to stderr through a writer thread that takes what was logged every 25 ms (a line
+/// per request would otherwise cost a `write` and a thread wake-up each, see [`crate::log_sink`]);
+/// `SECRET_LEDGER_LOG` (error, warn, info, debug, trace) sets the level. Never lossy: when the
+/// writer falls behind, logging waits. Keep the guard until exit: it writes what is gathered.
+fn init_logging(format: LogFormat) -> Option<crate::log_sink::SinkGuard> {
     let level = std::env::var("SECRET_LEDGER_LOG")
         .ok()
         .and_then(|v| v.parse::<tracing::Level>().ok())
         .unwrap_or(tracing::Level::INFO);
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .thread_name("log-writer")
-        // The writer thread drains every queued line, then flushes: lines reach stderr in one
-        // write per drain instead of one per line (stderr itself is unbuffered).
-        .finish(std::io::BufWriter::with_capacity(64 << 10, std::io::stderr()));
+    let (writer, guard) = crate::log_sink::to(std::io::stderr()).ok()?;
     let builder = tracing_subscriber::fmt().with_writer(writer).with_max_level(level);
     let installed = match format {
         LogFormat::Text => builder.with_target(false).try_init(),
