@@ -83,44 +83,51 @@ impl CredentialStore {
 
     #[cfg(test)]
     pub(crate) fn signing_keys_held(&self) -> usize {
-        self.signing_keys.keys.lock().map_or(0, |keys| keys.len())
+        self.signing_keys.keys.lock().map_or(0, |keys| keys.values().map(Vec::len).sum())
     }
 
     /// The SigV4 signing key of a known key for a day (`YYYYMMDD`) and region: derived by
     /// `derive` from the secret access key the first time, remembered after. `None` for an
-    /// unknown key.
+    /// unknown key, or a derived key that is not 32 bytes.
     pub(crate) fn signing_key(
         &self,
         access_key_id: &str,
         day: &str,
         region: &str,
         derive: impl FnOnce(&str) -> Vec<u8>,
-    ) -> Option<Zeroizing<Vec<u8>>> {
+    ) -> Option<Zeroizing<[u8; 32]>> {
         let secret = self.secret(access_key_id)?;
         let mut keys = self.signing_keys.keys.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let id = (access_key_id.to_string(), day.to_string(), region.to_string());
-        if let Some(key) = keys.get(&id) {
-            return Some(key.clone());
+        // Looked up without allocating: a request's own strings are compared in place.
+        let held =
+            keys.get(access_key_id).and_then(|scopes| scopes.iter().find(|s| s.day == day && s.region == region));
+        if let Some(scope) = held {
+            return Some(scope.key.clone());
         }
-        if keys.len() >= SigningKeys::CAPACITY {
+        if keys.values().map(Vec::len).sum::<usize>() >= SigningKeys::CAPACITY {
             keys.clear();
         }
-        let key = Zeroizing::new(derive(secret));
-        keys.insert(id, key.clone());
+        let key = Zeroizing::new(<[u8; 32]>::try_from(derive(secret).as_slice()).ok()?);
+        let scope = SigningScope { day: day.to_string(), region: region.to_string(), key: key.clone() };
+        keys.entry(access_key_id.to_string()).or_default().push(scope);
         Some(key)
     }
 }
 
-/// SigV4 signing keys by access key id, day and region: each saves the four HMAC-SHA256 passes
-/// of a derivation per request. Bounded: emptied when it reaches [`SigningKeys::CAPACITY`]
-/// entries, so a known key signing for many regions cannot grow it.
+/// SigV4 signing keys by access key id, then day and region: each saves the four HMAC-SHA256
+/// passes of a derivation per request. Bounded: emptied when it holds
+/// [`SigningKeys::CAPACITY`] keys, so a known key signing for many regions cannot grow it.
 #[derive(Default)]
 struct SigningKeys {
-    keys: Mutex<HashMap<SigningScope, Zeroizing<Vec<u8>>>>,
+    keys: Mutex<HashMap<String, Vec<SigningScope>>>,
 }
 
-/// Access key id, day (`YYYYMMDD`) and region.
-type SigningScope = (String, String, String);
+/// One day (`YYYYMMDD`) and region of an access key, and its signing key.
+struct SigningScope {
+    day: String,
+    region: String,
+    key: Zeroizing<[u8; 32]>,
+}
 
 impl SigningKeys {
     const CAPACITY: usize = 1024;

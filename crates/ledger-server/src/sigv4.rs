@@ -19,6 +19,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
 use aws_sigv4::sign::v4;
 use axum::http::HeaderMap;
+use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -212,7 +213,7 @@ fn checked<'a>(
             ))
         }
     };
-    let signed_at = parse_amz_date(amz_date).ok_or_else(|| {
+    let signed_at = parse_amz_date_cached(amz_date).ok_or_else(|| {
         AuthError::Incomplete(format!(
             "X-Amz-Date must be an ISO-8601 basic date-time (YYYYMMDDTHHMMSSZ), not '{}'.",
             truncate(amz_date)
@@ -290,11 +291,16 @@ pub fn verify_checked(
         region: auth.region,
         service: SERVICE,
     };
-    let expected = match fast_signature(credentials, &input, signed_at) {
-        Some(signature) => signature,
-        None => expected_signature(&input, signed_at).map_err(|_| AuthError::mismatch())?,
+    let mut fast = [0u8; 64];
+    let slow;
+    let expected: &[u8] = match fast_signature_hex(credentials, &input, signed_at, &mut fast) {
+        Some(()) => &fast,
+        None => {
+            slow = expected_signature(&input, signed_at).map_err(|_| AuthError::mismatch())?;
+            slow.as_bytes()
+        }
     };
-    if bool::from(expected.as_bytes().ct_eq(auth.signature.as_bytes())) {
+    if bool::from(expected.ct_eq(auth.signature.as_bytes())) {
         Ok(Verified { access_key_id: auth.access_key_id.to_string(), region: auth.region.to_string() })
     } else {
         Err(AuthError::mismatch())
@@ -377,12 +383,46 @@ pub fn expected_signature(input: &SignInput<'_>, time: SystemTime) -> Result<Str
 /// (see the module doc), from the signing key `credentials` keeps for its key, day and region;
 /// `None` for any other shape.
 pub fn fast_signature(credentials: &CredentialStore, input: &SignInput<'_>, time: SystemTime) -> Option<String> {
-    let amz_date = format_amz_date(time);
-    let string_to_sign = fast_string_to_sign(input, &amz_date)?;
-    let key = credentials.signing_key(input.access_key_id, &amz_date[..8], input.region, |secret| {
-        v4::generate_signing_key(secret, time, input.region, input.service).as_ref().to_vec()
-    })?;
-    Some(v4::calculate_signature(key.as_slice(), string_to_sign.as_bytes()))
+    let mut signature = [0u8; 64];
+    fast_signature_hex(credentials, input, time, &mut signature)?;
+    Some(String::from_utf8_lossy(&signature).into_owned())
+}
+
+/// [`fast_signature`] written as 64 hex digits into `out`, without allocating a string for it.
+fn fast_signature_hex(
+    credentials: &CredentialStore,
+    input: &SignInput<'_>,
+    time: SystemTime,
+    out: &mut [u8; 64],
+) -> Option<()> {
+    AMZ_DATE.with(|cached| {
+        let mut cached = cached.borrow_mut();
+        let secs = time.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+        if cached.0 != secs || cached.1.is_empty() {
+            *cached = (secs, format_amz_date(time));
+        }
+        let amz_date = cached.1.as_str();
+        let string_to_sign = fast_string_to_sign(input, amz_date)?;
+        let key = credentials.signing_key(input.access_key_id, &amz_date[..8], input.region, |secret| {
+            v4::generate_signing_key(secret, time, input.region, input.service).as_ref().to_vec()
+        })?;
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key.as_slice()).ok()?;
+        mac.update(string_to_sign.as_bytes());
+        hex::encode_to_slice(mac.finalize().into_bytes(), out).ok()
+    })
+}
+
+thread_local! {
+    /// The last signing time formatted as `X-Amz-Date` (seconds since the epoch, text): requests
+    /// signed within the same second need no formatting.
+    static AMZ_DATE: std::cell::RefCell<(u64, String)> = const { std::cell::RefCell::new((0, String::new())) };
+}
+
+/// A SHA-256 digest in lower-case hex, appended to `out`.
+fn push_sha256_hex(out: &mut String, data: &[u8]) {
+    let mut hex = [0u8; 64];
+    hex::encode_to_slice(Sha256::digest(data), &mut hex).expect("64 hex digits for 32 bytes");
+    out.push_str(std::str::from_utf8(&hex).expect("hex digits are ASCII"));
 }
 
 /// The string to sign of a `POST /` with sorted, single-valued signed headers, or `None`.
@@ -415,16 +455,16 @@ fn fast_string_to_sign(input: &SignInput<'_>, amz_date: &str) -> Option<String> 
         canonical.push_str(name);
     }
     canonical.push('\n');
-    canonical.push_str(&hex::encode(Sha256::digest(input.body)));
+    push_sha256_hex(&mut canonical, input.body);
     let mut string_to_sign = String::with_capacity(256);
     let _ = write!(
         string_to_sign,
-        "{ALGORITHM}\n{amz_date}\n{}/{}/{}/aws4_request\n{}",
+        "{ALGORITHM}\n{amz_date}\n{}/{}/{}/aws4_request\n",
         &amz_date[..8],
         input.region,
         input.service,
-        hex::encode(Sha256::digest(canonical.as_bytes()))
     );
+    push_sha256_hex(&mut string_to_sign, canonical.as_bytes());
     Some(string_to_sign)
 }
 
@@ -438,6 +478,21 @@ fn push_trimmed(out: &mut String, value: &str) {
         last_space = c == ' ';
         out.push(c);
     }
+}
+
+/// [`parse_amz_date`], remembering the last text parsed on this thread: requests signed within
+/// the same second carry the same text.
+fn parse_amz_date_cached(text: &str) -> Option<SystemTime> {
+    thread_local! {
+        static LAST: std::cell::RefCell<(String, Option<SystemTime>)> = const { std::cell::RefCell::new((String::new(), None)) };
+    }
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        if last.0 != text {
+            *last = (text.to_string(), parse_amz_date(text));
+        }
+        last.1
+    })
 }
 
 /// Parses `YYYYMMDDTHHMMSSZ`.
