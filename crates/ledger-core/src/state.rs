@@ -502,6 +502,12 @@ impl SecretState {
         if let Some(from) = from {
             if let Some(v) = self.versions.get_mut(from) {
                 v.labels.remove(label);
+                if v.labels.is_empty() {
+                    // An emptied set keeps its node (~280 bytes); most versions lose their last
+                    // label (AWSPREVIOUS) and then live unlabelled until pruned: 28 MB over
+                    // 100k versions. A new set allocates nothing.
+                    v.labels = BTreeSet::new();
+                }
             }
             self.labels.remove(label);
         }

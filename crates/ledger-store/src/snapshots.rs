@@ -110,16 +110,32 @@ pub(crate) fn current(tree: &sled::Tree) -> Result<bool, StoreError> {
 }
 
 /// Seqs of the stored snapshots of this build's encoding, ascending (none when they are older).
+///
+/// Reads one key per snapshot, jumping from each snapshot to the next seq's piece 0: a scan of
+/// the `S` key space would load every piece of every snapshot into sled's page cache (sled reads
+/// whole leaves, values included), which held over 100 MB during a verify of 1M events.
 pub(crate) fn seqs(tree: &sled::Tree) -> Result<Vec<u64>, StoreError> {
     if !current(tree)? {
         return Ok(Vec::new());
     }
     let mut out = Vec::new();
-    for key in tree.scan_prefix([SNAPSHOT]).keys() {
-        let key = key?;
-        if key.len() == 13 && key[9..] == [0, 0, 0, 0] {
-            out.push(u64::from_be_bytes(key[1..9].try_into().expect("8 bytes")));
+    let mut from = key(0, 0).to_vec();
+    while let Some((found, _)) = tree.range(from.as_slice()..).next().transpose()? {
+        if found.first() != Some(&SNAPSHOT) {
+            break;
         }
+        if found.len() != 13 {
+            // Not a piece: step over this key alone.
+            from = [&found[..], &[0]].concat();
+            continue;
+        }
+        let seq = u64::from_be_bytes(found[1..9].try_into().expect("8 bytes"));
+        // Pieces sort after their piece 0, so a first key other than piece 0 is an orphan's.
+        if found[9..] == [0, 0, 0, 0] {
+            out.push(seq);
+        }
+        let Some(next) = seq.checked_add(1) else { break };
+        from = key(next, 0).to_vec();
     }
     Ok(out)
 }
@@ -209,5 +225,25 @@ pub(crate) fn read(tree: &sled::Tree, seq: u64) -> Result<Result<Vec<u8>, String
         Ok(_) => Ok(Ok(encoded)),
         Err(e) if e.kind() == std::io::ErrorKind::InvalidData => Ok(Err(e.to_string())),
         Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seqs_name_snapshots_with_a_piece_0_only() {
+        let db = sled::Config::new().temporary(true).open().expect("temporary sled");
+        db.insert([META], &[PROJECTION_FORMAT]).expect("insert");
+        for seq in [5, 9, u64::MAX] {
+            for batch in batches(seq, &[7; 3 * PIECE_BYTES]) {
+                db.apply_batch(batch).expect("batch");
+            }
+        }
+        // An orphan (pieces without piece 0, a crash mid-write) and a key of another length.
+        db.insert(key(7, 2), &[1][..]).expect("insert");
+        db.insert([SNAPSHOT, 0, 0], &[1][..]).expect("insert");
+        assert_eq!(seqs(&db).expect("seqs"), [5, 9, u64::MAX]);
     }
 }

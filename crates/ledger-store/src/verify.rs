@@ -266,7 +266,7 @@ pub fn verify_store_upto(
     // predecessor and builds the Merkle tree; this thread applies the rules and the snapshot
     // checks.
     let outcome: Result<Option<VerifyFailure>, StoreError> = std::thread::scope(|scope| {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Batch, StoreError>>(8);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Batch, StoreError>>(BATCHES_IN_FLIGHT);
         let reader = scope.spawn(move || stage_one(store, head_seq, &tx));
         let outcome = stage_two(&mut stage, rx, head_seq, progress);
         let merkle = reader.join().map_err(|_| StoreError::Engine("verify's reader thread panicked".into()))?;
@@ -291,6 +291,12 @@ pub fn verify_store_upto(
 /// Records checked by stage one, sent to stage two in batches.
 type Batch = Vec<Result<Record, VerifyFailure>>;
 
+/// Records per batch: enough to make a channel send rare.
+const BATCH_RECORDS: usize = 256;
+
+/// Batches the channel holds while stage two is busy: stage one may run this far ahead.
+const BATCHES_IN_FLIGHT: usize = 4;
+
 /// Stage one, on a thread of its own: reads records `0..=head_seq`, checks each against its
 /// predecessor, builds the Merkle tree and checks the stored chunk roots against it; stops at
 /// the first failure. Returns the Merkle tree of the records it passed on.
@@ -301,7 +307,7 @@ fn stage_one(
 ) -> MerkleBuilder {
     let mut checker = Checker::default();
     let (mut merkle, mut chunk) = (MerkleBuilder::new(), MerkleBuilder::new());
-    let mut batch: Batch = Vec::with_capacity(1024);
+    let mut batch: Batch = Vec::with_capacity(BATCH_RECORDS);
     for item in store.records(0, head_seq) {
         let checked = match check_one(store, &mut checker, (&mut merkle, &mut chunk), item) {
             Ok(checked) => checked,
@@ -314,8 +320,8 @@ fn stage_one(
         };
         let stop = checked.is_err();
         batch.push(checked);
-        if stop || batch.len() == 1024 {
-            let sent = tx.send(Ok(std::mem::take(&mut batch)));
+        if stop || batch.len() == BATCH_RECORDS {
+            let sent = tx.send(Ok(std::mem::replace(&mut batch, Vec::with_capacity(BATCH_RECORDS))));
             if sent.is_err() || stop {
                 return merkle;
             }

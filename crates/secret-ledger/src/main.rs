@@ -479,6 +479,18 @@ fn main() -> ExitCode {
     }
 }
 
+/// Turns off transparent huge pages for this process (verify's replay). mimalloc reserves one
+/// large arena up front; where the kernel backs anonymous memory with huge pages ("always"), a
+/// partly used 2 MiB page is resident whole: a 1M-event verify peaked at ~275 MB RSS with them and
+/// ~229 MB without, at the same CPU time. A kernel without the switch keeps its pages.
+#[cfg(target_os = "linux")]
+fn without_huge_pages() {
+    let _ = rustix::thread::disable_transparent_huge_pages(true);
+}
+
+#[cfg(not(target_os = "linux"))]
+fn without_huge_pages() {}
+
 /// Parses the command line. `--endpoint` conflicts with a `--data-dir` given on the command line;
 /// a data dir from `SECRET_LEDGER_DATA_DIR` is simply not used then (clap would count the
 /// environment as a conflict too).
@@ -504,6 +516,7 @@ fn parse() -> Result<Cli, clap::Error> {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Cmd::Verify { data_dir, remote, export, checkpoint, trusted_key, json } => {
+            without_huge_pages();
             audit::verify(&remote.any_source(data_dir)?, export.as_deref(), checkpoint.as_deref(), &trusted_key, json)
         }
         Cmd::Keygen { out } => trust::keygen(&out),
