@@ -83,23 +83,19 @@ pub(crate) fn add_to_batch(batch: &mut sled::Batch, seq: u64, encoded: &[u8]) {
 }
 
 /// Removes pieces of snapshots that have no piece 0 (a snapshot write stopped by a crash).
+/// Reads one key per snapshot (see [`first_pieces`]) and only an orphan's pieces beyond it.
 pub(crate) fn remove_orphans(tree: &sled::Tree) -> Result<(), StoreError> {
-    let mut named = std::collections::HashSet::new();
-    let mut orphans = Vec::new();
-    for key in tree.scan_prefix([SNAPSHOT]).keys() {
-        let key = key?;
-        if key.len() != 13 {
+    for (seq, named) in first_pieces(tree)? {
+        if named {
             continue;
         }
-        let seq = u64::from_be_bytes(key[1..9].try_into().expect("8 bytes"));
-        if key[9..] == [0, 0, 0, 0] {
-            named.insert(seq);
-        } else if !named.contains(&seq) {
-            orphans.push(key);
+        for key in tree.scan_prefix(seq_prefix(seq)).keys() {
+            let key = key?;
+            // Pieces only: a key of another length is not ours to remove.
+            if key.len() == 13 {
+                tree.remove(key)?;
+            }
         }
-    }
-    for key in orphans {
-        tree.remove(key)?;
     }
     Ok(())
 }
@@ -110,14 +106,20 @@ pub(crate) fn current(tree: &sled::Tree) -> Result<bool, StoreError> {
 }
 
 /// Seqs of the stored snapshots of this build's encoding, ascending (none when they are older).
-///
-/// Reads one key per snapshot, jumping from each snapshot to the next seq's piece 0: a scan of
-/// the `S` key space would load every piece of every snapshot into sled's page cache (sled reads
-/// whole leaves, values included), which held over 100 MB during a verify of 1M events.
 pub(crate) fn seqs(tree: &sled::Tree) -> Result<Vec<u64>, StoreError> {
     if !current(tree)? {
         return Ok(Vec::new());
     }
+    Ok(first_pieces(tree)?.into_iter().filter(|&(_, named)| named).map(|(seq, _)| seq).collect())
+}
+
+/// Each seq under the `S` key space, ascending, with whether its first key is its piece 0 (a
+/// snapshot) or not (an orphan's pieces: piece 0 sorts first and is written last).
+///
+/// Reads one key per seq, jumping from each seq to the next seq's piece 0: a scan of the `S` key
+/// space would load every piece of every snapshot into sled's page cache (sled reads whole
+/// leaves, values included), which held over 100 MB during a verify of 1M events.
+fn first_pieces(tree: &sled::Tree) -> Result<Vec<(u64, bool)>, StoreError> {
     let mut out = Vec::new();
     let mut from = key(0, 0).to_vec();
     while let Some((found, _)) = tree.range(from.as_slice()..).next().transpose()? {
@@ -130,10 +132,7 @@ pub(crate) fn seqs(tree: &sled::Tree) -> Result<Vec<u64>, StoreError> {
             continue;
         }
         let seq = u64::from_be_bytes(found[1..9].try_into().expect("8 bytes"));
-        // Pieces sort after their piece 0, so a first key other than piece 0 is an orphan's.
-        if found[9..] == [0, 0, 0, 0] {
-            out.push(seq);
-        }
+        out.push((seq, found[9..] == [0, 0, 0, 0]));
         let Some(next) = seq.checked_add(1) else { break };
         from = key(next, 0).to_vec();
     }
@@ -245,5 +244,34 @@ mod tests {
         db.insert(key(7, 2), &[1][..]).expect("insert");
         db.insert([SNAPSHOT, 0, 0], &[1][..]).expect("insert");
         assert_eq!(seqs(&db).expect("seqs"), [5, 9, u64::MAX]);
+    }
+
+    #[test]
+    fn only_the_pieces_of_orphans_are_removed() {
+        let db = sled::Config::new().temporary(true).open().expect("temporary sled");
+        db.insert([META], &[PROJECTION_FORMAT]).expect("insert");
+        for seq in [5, 9] {
+            for batch in batches(seq, &[7; 3 * PIECE_BYTES]) {
+                db.apply_batch(batch).expect("batch");
+            }
+        }
+        // Orphans before, between and after the snapshots, and keys that are not pieces.
+        for (seq, piece) in [(1, 1), (7, 2), (7, 3), (u64::MAX, 1)] {
+            db.insert(key(seq, piece), &[1][..]).expect("insert");
+        }
+        let strays = [vec![SNAPSHOT, 0, 0], [&seq_prefix(7)[..], &[1]].concat()];
+        for stray in &strays {
+            db.insert(stray.as_slice(), &[1][..]).expect("insert");
+        }
+        let before = db.scan_prefix([SNAPSHOT]).count();
+        remove_orphans(&db).expect("remove");
+        let left: Vec<sled::IVec> = db.scan_prefix([SNAPSHOT]).keys().map(|k| k.expect("key")).collect();
+        assert_eq!(left.len(), before - 4, "{left:?}");
+        assert!(strays.iter().all(|s| left.iter().any(|k| k[..] == s[..])));
+        assert_eq!(seqs(&db).expect("seqs"), [5, 9]);
+        for seq in [5, 9] {
+            let read = read(&db, seq).expect("read").expect("intact");
+            assert_eq!(read, vec![7; 3 * PIECE_BYTES]);
+        }
     }
 }
