@@ -23,8 +23,9 @@ pub struct State {
     /// pointer per secret, not a deep copy (which took longer than encoding it).
     secrets: BTreeMap<SecretUid, Arc<SecretState>>,
     next_uid: u64,
+    /// Region, then name: looked up by the request's own strings, without allocating.
     #[serde(skip)]
-    by_name: HashMap<(String, String), SecretUid>,
+    by_name: HashMap<String, HashMap<String, SecretUid>>,
     #[serde(skip)]
     by_arn: HashMap<String, SecretUid>,
     /// (deletion date, secret) of every secret scheduled for deletion.
@@ -192,9 +193,7 @@ impl State {
     }
 
     pub fn by_name(&self, region: &str, name: &str) -> Option<&SecretState> {
-        // The key is owned; a lookup allocates two short strings, far below a sled read.
-        let uid = self.by_name.get(&(region.to_string(), name.to_string()))?;
-        self.secret(*uid)
+        self.secret(*self.by_name.get(region)?.get(name)?)
     }
 
     pub fn by_arn(&self, arn: &str) -> Option<&SecretState> {
@@ -226,7 +225,7 @@ impl State {
         self.by_arn.clear();
         self.due.clear();
         for secret in self.secrets.values() {
-            self.by_name.insert((secret.region.clone(), secret.name.clone()), secret.uid);
+            self.by_name.entry(secret.region.clone()).or_default().insert(secret.name.clone(), secret.uid);
             self.by_arn.insert(secret.arn.clone(), secret.uid);
             if let Some(deletion) = secret.deletion {
                 self.due.insert((deletion.deletion_date_ms, secret.uid));
@@ -322,11 +321,11 @@ fn secret_created(state: &mut State, at: i64, event: &Event) -> Result<(), RuleV
             region: region.clone(),
         });
     }
-    let key = (region.clone(), name.clone());
-    if state.by_name.contains_key(&key) || state.by_arn.contains_key(arn) {
+    let taken = state.by_name.get(region).is_some_and(|names| names.contains_key(name));
+    if taken || state.by_arn.contains_key(arn) {
         return Err(RuleViolation::NameTaken { name: name.clone(), region: region.clone() });
     }
-    state.by_name.insert(key, *secret);
+    state.by_name.entry(region.clone()).or_default().insert(name.clone(), *secret);
     state.by_arn.insert(arn.clone(), *secret);
     state.next_uid = secret.0 + 1;
     let created = SecretState {
@@ -387,7 +386,13 @@ fn cancel_deletion(state: &mut State, secret: SecretUid, at: i64) -> Result<(), 
 fn purge(state: &mut State, secret: SecretUid) -> Result<(), RuleViolation> {
     let s = state.secrets.remove(&secret).ok_or(RuleViolation::MissingSecret { uid: secret.0 })?;
     let s = Arc::unwrap_or_clone(s);
-    state.by_name.remove(&(s.region, s.name));
+    if let Some(names) = state.by_name.get_mut(&s.region) {
+        names.remove(&s.name);
+        // No empty region left behind: a state replayed without this secret compares equal.
+        if names.is_empty() {
+            state.by_name.remove(&s.region);
+        }
+    }
     state.by_arn.remove(&s.arn);
     if let Some(deletion) = s.deletion {
         state.due.remove(&(deletion.deletion_date_ms, secret));

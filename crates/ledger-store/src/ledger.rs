@@ -44,6 +44,8 @@ pub struct Ledger {
     /// The UTC day and the (secret, version) reads already sent to the writer for it, so a
     /// version read a thousand times a day asks for its `SecretAccessed` once.
     accessed: std::sync::Mutex<(i64, std::collections::HashSet<(u64, String)>)>,
+    /// Sealed values of recently read versions, so a hot secret is not read and decoded again.
+    sealed: crate::sealed_cache::SealedCache,
 }
 
 impl std::fmt::Debug for Ledger {
@@ -148,6 +150,7 @@ impl Ledger {
             writer: Some(handle),
             clock,
             accessed: std::sync::Mutex::new((i64::MIN, Default::default())),
+            sealed: Default::default(),
         };
         if let Some(from_key_id) = rotated_from {
             ledger.record_rotation(from_key_id, master_id)?;
@@ -298,19 +301,30 @@ impl Ledger {
         key: Option<ledger_core::crypto::DataKey>,
     ) -> Result<Result<SecretValueOut, SmError>, StoreError> {
         let Some(key) = key else { return Ok(Err(SmError::Decryption)) };
-        let bytes = self
-            .shared
-            .store
-            .record(location.seq)?
-            .ok_or(StoreError::Corrupt { seq: location.seq, reason: "record of a live version is missing".into() })?;
-        let record =
-            decode_record(&bytes).map_err(|e| StoreError::Corrupt { seq: location.seq, reason: e.to_string() })?;
-        let Some(value) = record.event.sealed_value() else {
-            return Err(StoreError::Corrupt { seq: location.seq, reason: "not a record with a value".into() });
+        let value = match self.sealed.get(location.seq) {
+            Some(value) => value,
+            None => {
+                let value = Arc::new(self.read_sealed(location.seq)?);
+                self.sealed.insert(location.seq, value.clone());
+                value
+            }
         };
-        match open_value(&key, location.secret, &location.version_id, value) {
+        match open_value(&key, location.secret, &location.version_id, &value) {
             Some(value) => Ok(Ok(SecretValueOut { location, value })),
             None => Ok(Err(SmError::Decryption)),
+        }
+    }
+
+    /// The sealed value in the record at `seq`.
+    fn read_sealed(&self, seq: u64) -> Result<ledger_core::SealedValue, StoreError> {
+        let missing = || StoreError::Corrupt { seq, reason: "record of a live version is missing".into() };
+        let bytes = self.shared.store.record(seq)?.ok_or_else(missing)?;
+        let record = decode_record(&bytes).map_err(|e| StoreError::Corrupt { seq, reason: e.to_string() })?;
+        match record.event {
+            ledger_core::Event::VersionCreated { value, .. } | ledger_core::Event::VersionValueSet { value, .. } => {
+                Ok(value)
+            }
+            _ => Err(StoreError::Corrupt { seq, reason: "not a record with a value".into() }),
         }
     }
 

@@ -35,6 +35,7 @@ mod options;
 mod rebuild;
 pub mod rekey;
 mod replay;
+mod sealed_cache;
 mod sled_store;
 mod snapshots;
 mod store;
