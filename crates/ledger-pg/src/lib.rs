@@ -435,11 +435,14 @@ async fn append_group(client: &mut Client, group: Group, timeout: Duration) -> R
         tx.execute(SET_META, &[&"master_key_id", &i64::from(id)]).await.map_err(engine)?;
     }
     let (seq, hash) = group.head;
-    tx.execute("UPDATE ledger_head SET seq = $1, hash = $2 WHERE id = 1", &[&seq_i64(seq)?, &&hash.0[..]])
-        .await
-        .map_err(engine)?;
-    // Delivered to the listeners when (and only if) the transaction commits.
-    tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &seq.to_string()]).await.map_err(engine)?;
+    // One round trip for both; the notice is delivered to the listeners when (and only if) the
+    // transaction commits.
+    tx.execute(
+        "UPDATE ledger_head SET seq = $1, hash = $2 WHERE id = 1 RETURNING pg_notify($3, $4)",
+        &[&seq_i64(seq)?, &&hash.0[..], &CHANNEL, &seq.to_string()],
+    )
+    .await
+    .map_err(engine)?;
     // A statement timeout during COMMIT would cancel only the wait for a synchronous standby
     // and commit locally anyway, reported as success: no server-side timeout on the COMMIT,
     // a client-side deadline instead, whose expiry leaves the outcome for the next read to tell.
@@ -457,10 +460,18 @@ async fn write_keys(
     new_keys: &[(u64, WrappedKey)],
     destroyed: &[u64],
 ) -> Result<(), StoreError> {
-    for (uid, wrapped) in new_keys {
+    if !new_keys.is_empty() {
+        // One statement for all of them (a row at a time cost a round trip per created secret
+        // inside the append). A uid twice would make the upsert fail: the last wrapping wins.
+        let mut last: std::collections::BTreeMap<i64, Vec<u8>> = std::collections::BTreeMap::new();
+        for (uid, wrapped) in new_keys {
+            last.insert(seq_i64(*uid)?, codec::encode(wrapped));
+        }
+        let (uids, wrapped): (Vec<i64>, Vec<Vec<u8>>) = last.into_iter().unzip();
         tx.execute(
-            "INSERT INTO ledger_data_keys (uid, wrapped) VALUES ($1, $2) ON CONFLICT (uid) DO UPDATE SET wrapped = $2",
-            &[&seq_i64(*uid)?, &codec::encode(wrapped)],
+            "INSERT INTO ledger_data_keys (uid, wrapped) SELECT * FROM unnest($1::bigint[], $2::bytea[])
+             ON CONFLICT (uid) DO UPDATE SET wrapped = EXCLUDED.wrapped",
+            &[&uids, &wrapped],
         )
         .await
         .map_err(engine)?;
@@ -485,18 +496,25 @@ async fn write_derived(tx: &tokio_postgres::Transaction<'_>, derived: &Derived) 
         .await
         .map_err(engine)?;
     }
-    for (name, uid, region) in &derived.names {
+    if !derived.names.is_empty() {
+        let names: Vec<&str> = derived.names.iter().map(|(name, _, _)| name.as_str()).collect();
+        let uids: Vec<i64> = derived.names.iter().map(|(_, uid, _)| seq_i64(*uid)).collect::<Result<_, _>>()?;
+        let regions: Vec<&str> = derived.names.iter().map(|(_, _, region)| region.as_str()).collect();
         tx.execute(
-            "INSERT INTO ledger_names (name, uid, region) VALUES ($1, $2, $3) ON CONFLICT (name, uid) DO NOTHING",
-            &[name, &seq_i64(*uid)?, region],
+            "INSERT INTO ledger_names (name, uid, region) SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[])
+             ON CONFLICT (name, uid) DO NOTHING",
+            &[&names, &uids, &regions],
         )
         .await
         .map_err(engine)?;
     }
-    for (chunk, root) in &derived.merkle_roots {
+    if !derived.merkle_roots.is_empty() {
+        let chunks: Vec<i64> = derived.merkle_roots.iter().map(|(c, _)| seq_i64(*c)).collect::<Result<_, _>>()?;
+        let roots: Vec<&[u8]> = derived.merkle_roots.iter().map(|(_, root)| &root[..]).collect();
         tx.execute(
-            "INSERT INTO ledger_merkle (chunk, root) VALUES ($1, $2) ON CONFLICT (chunk) DO UPDATE SET root = $2",
-            &[&seq_i64(*chunk)?, &&root[..]],
+            "INSERT INTO ledger_merkle (chunk, root) SELECT * FROM unnest($1::bigint[], $2::bytea[])
+             ON CONFLICT (chunk) DO UPDATE SET root = EXCLUDED.root",
+            &[&chunks, &roots],
         )
         .await
         .map_err(engine)?;
