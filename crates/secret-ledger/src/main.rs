@@ -492,22 +492,26 @@ fn without_huge_pages() {
 #[cfg(not(target_os = "linux"))]
 fn without_huge_pages() {}
 
-/// Parses the command line. `--endpoint` conflicts with a `--data-dir` given on the command line;
-/// a data dir from `SECRET_LEDGER_DATA_DIR` is simply not used then (clap would count the
-/// environment as a conflict too).
+/// Parses the command line. `--endpoint` and `--export` conflict with a `--data-dir` or a
+/// `--database-url` given on the command line (either would be ignored); one from
+/// `SECRET_LEDGER_DATA_DIR` or `SECRET_LEDGER_DATABASE_URL` is simply not used then (clap would
+/// count the environment as a conflict too).
 fn parse() -> Result<Cli, clap::Error> {
     use clap::parser::ValueSource;
     use clap::{CommandFactory, FromArgMatches};
     let matches = Cli::command().try_get_matches()?;
     if let Some((_, sub)) = matches.subcommand() {
         let given = |id: &str| sub.try_get_raw(id).ok().flatten().is_some();
-        let data_dir_given = given("data_dir") && sub.value_source("data_dir") == Some(ValueSource::CommandLine);
-        for other in ["endpoint", "export"] {
-            if given(other) && data_dir_given {
-                return Err(Cli::command().error(
-                    clap::error::ErrorKind::ArgumentConflict,
-                    format!("the argument '--{other}' cannot be used with '--data-dir <DATA_DIR>'"),
-                ));
+        for (local, shown) in [("data_dir", "--data-dir <DATA_DIR>"), ("database_url", "--database-url <DATABASE_URL>")]
+        {
+            let local_given = given(local) && sub.value_source(local) == Some(ValueSource::CommandLine);
+            for other in ["endpoint", "export"] {
+                if given(other) && local_given {
+                    return Err(Cli::command().error(
+                        clap::error::ErrorKind::ArgumentConflict,
+                        format!("the argument '--{other}' cannot be used with '{shown}'"),
+                    ));
+                }
             }
         }
     }

@@ -782,6 +782,23 @@ fn clear_messages_and_no_silent_overwrites() {
     let out = bin(&["verify", "--export", path(&export), "--data-dir", d]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("'--export' cannot be used with '--data-dir"), "{}", stderr(&out));
+    // So are --endpoint or --export with a --database-url (it would be ignored), but not one
+    // from the environment.
+    let url = "host=/nonexistent dbname=x";
+    for args in [
+        &["verify", "--endpoint", "http://127.0.0.1:9", "--database-url", url][..],
+        &["verify", "--export", path(&export), "--database-url", url],
+    ] {
+        let out = bin(args);
+        assert_eq!(out.status.code(), Some(2));
+        assert!(stderr(&out).contains("cannot be used with '--database-url"), "{}", stderr(&out));
+    }
+    let out = Process::new(env!("CARGO_BIN_EXE_secret-ledger"))
+        .args(["verify", "--export", path(&export)])
+        .env("SECRET_LEDGER_DATABASE_URL", url)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
     // The exit codes are in --help, and in that of each command that verifies.
     for args in [&["--help"][..], &["verify", "--help"], &["prove", "--help"], &["check-proof", "--help"]] {
         let text = stdout(&bin(args));
