@@ -548,3 +548,30 @@ fn stage_move_that_needs_awsprevious_respects_the_label_quota() {
     f.put("app/db", &tok(2), "v3", Some(&["L0"])).unwrap();
     f.verify_ok();
 }
+
+/// Reads go through a cache of sealed values by record seq: each version still reads as its own
+/// value (by id, by label, in a batch) after new versions, and a record that cannot be read fails
+/// every read of it, never cached.
+#[test]
+fn cached_reads_return_each_versions_own_value_and_never_cache_a_failure() {
+    let mut f = Fixture::new();
+    f.create("app/db", Some("v1")).unwrap();
+    assert_eq!(f.get_string("app/db").unwrap(), "v1");
+    f.put("app/db", &tok(1), "v2", None).unwrap();
+    assert_eq!(f.get_string("app/db").unwrap(), "v2");
+    let v1 = f.created[0].clone();
+    assert_eq!(f.get("app/db", Some(&v1), None).unwrap().1, SecretValue::string("v1"));
+    assert_eq!(f.get("app/db", None, Some("AWSPREVIOUS")).unwrap().1, SecretValue::string("v1"));
+    let q = BatchGetSecretValue { secret_id_list: Some(vec!["app/db".into()]), ..Default::default() };
+    let batch = f.ledger().batch_get_secret_value(&f.scope, &q).expect("storage works").expect("answered");
+    assert_eq!(batch.values.len(), 1);
+    assert_eq!(batch.values[0].value, SecretValue::string("v2"));
+    // v3's record goes missing before anyone read it: every read of it fails.
+    f.put("app/db", &tok(2), "v3", None).unwrap();
+    let seq = f.ledger().with_state(|s| s.by_name("us-east-1", "app/db").unwrap().versions[&tok(2)].seq);
+    f.tree().remove(ledger_store::layout::event_key(seq)).unwrap();
+    let q = query::GetSecretValue { secret_id: "app/db".into(), version_id: None, version_stage: None };
+    for _ in 0..2 {
+        assert!(f.ledger().get_secret_value(&f.scope, &q).is_err(), "a missing record was read");
+    }
+}

@@ -146,6 +146,14 @@ impl Event {
         }
     }
 
+    /// [`Event::sealed_value`], taken out of the event.
+    pub fn into_sealed_value(self) -> Option<SealedValue> {
+        match self {
+            Event::VersionCreated { value, .. } | Event::VersionValueSet { value, .. } => Some(value),
+            _ => None,
+        }
+    }
+
     /// The record format that introduced this event: a record of an older format holding it
     /// is refused.
     pub fn format_version(&self) -> u8 {

@@ -621,3 +621,38 @@ fn arn_names(arn: &str, region: &str, name: &str) -> bool {
         && suffix.len() == 6
         && suffix.bytes().all(|b| b.is_ascii_alphanumeric())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn created(uid: u64, region: &str, name: &str) -> Event {
+        Event::SecretCreated {
+            secret: SecretUid(uid),
+            region: region.into(),
+            name: name.into(),
+            arn: format!("arn:aws:secretsmanager:{region}:123456789012:secret:{name}-AbCdEf"),
+            description: None,
+            kms_key_id: None,
+            secret_type: None,
+            tags: None,
+        }
+    }
+
+    /// The name index after the purge of a region's last secret: the name is free again, and the
+    /// state equals one decoded from a snapshot (whose indexes are rebuilt from the secrets).
+    #[test]
+    fn purging_a_regions_last_secret_leaves_the_same_state_as_a_rebuild() {
+        let mut state = State::default();
+        evolve(&mut state, 1, 0, &created(1, "eu-west-1", "solo")).unwrap();
+        evolve(&mut state, 2, 0, &created(2, "us-east-1", "other")).unwrap();
+        evolve(&mut state, 3, 0, &Event::SecretPurged { secret: SecretUid(1) }).unwrap();
+        assert!(state.by_name("eu-west-1", "solo").is_none());
+        assert_eq!(state.by_name("us-east-1", "other").map(|s| s.uid), Some(SecretUid(2)));
+        let mut rebuilt: State = crate::codec::decode(&crate::codec::encode(&state)).unwrap();
+        rebuilt.rebuild_indexes();
+        assert_eq!(rebuilt, state);
+        evolve(&mut state, 4, 0, &created(3, "eu-west-1", "solo")).unwrap();
+        assert_eq!(state.by_name("eu-west-1", "solo").map(|s| s.uid), Some(SecretUid(3)));
+    }
+}

@@ -86,31 +86,47 @@ impl CredentialStore {
         self.signing_keys.keys.lock().map_or(0, |keys| keys.values().map(Vec::len).sum())
     }
 
-    /// The SigV4 signing key of a known key for a day (`YYYYMMDD`) and region: derived by
-    /// `derive` from the secret access key the first time, remembered after. `None` for an
-    /// unknown key, or a derived key that is not 32 bytes.
+    /// The SigV4 signing key of a known key for a day (`YYYYMMDD`) and region: the one
+    /// remembered, else derived by `derive` from the secret access key (`fresh`: remember it
+    /// with [`CredentialStore::remember_signing_key`] once a request signed with it verified).
+    /// `None` for an unknown key, or a derived key that is not 32 bytes.
     pub(crate) fn signing_key(
         &self,
         access_key_id: &str,
         day: &str,
         region: &str,
         derive: impl FnOnce(&str) -> Vec<u8>,
-    ) -> Option<Zeroizing<[u8; 32]>> {
+    ) -> Option<(Zeroizing<[u8; 32]>, bool)> {
         let secret = self.secret(access_key_id)?;
-        let mut keys = self.signing_keys.keys.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        // Looked up without allocating: a request's own strings are compared in place.
-        let held =
-            keys.get(access_key_id).and_then(|scopes| scopes.iter().find(|s| s.day == day && s.region == region));
-        if let Some(scope) = held {
-            return Some(scope.key.clone());
+        {
+            let keys = self.signing_keys.keys.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            // Looked up without allocating: a request's own strings are compared in place.
+            let scopes = keys.get(access_key_id);
+            if let Some(scope) = scopes.and_then(|s| s.iter().find(|s| s.day == day && s.region == region)) {
+                return Some((scope.key.clone(), false));
+            }
         }
+        let derived = Zeroizing::new(derive(secret));
+        Some((Zeroizing::new(<[u8; 32]>::try_from(derived.as_slice()).ok()?), true))
+    }
+
+    /// Remembers a signing key that verified a request. Only verified keys: an unsigned
+    /// request naming a known key id and made-up regions must not fill the cache or push out
+    /// the keys in use. At most [`SigningKeys::PER_KEY`] scopes per key id and
+    /// [`SigningKeys::CAPACITY`] in all (emptied when full).
+    pub(crate) fn remember_signing_key(&self, access_key_id: &str, day: &str, region: &str, key: &Zeroizing<[u8; 32]>) {
+        let mut keys = self.signing_keys.keys.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if keys.values().map(Vec::len).sum::<usize>() >= SigningKeys::CAPACITY {
             keys.clear();
         }
-        let key = Zeroizing::new(<[u8; 32]>::try_from(derive(secret).as_slice()).ok()?);
-        let scope = SigningScope { day: day.to_string(), region: region.to_string(), key: key.clone() };
-        keys.entry(access_key_id.to_string()).or_default().push(scope);
-        Some(key)
+        let scopes = keys.entry(access_key_id.to_string()).or_default();
+        if scopes.iter().any(|s| s.day == day && s.region == region) {
+            return;
+        }
+        if scopes.len() >= SigningKeys::PER_KEY {
+            scopes.clear();
+        }
+        scopes.push(SigningScope { day: day.to_string(), region: region.to_string(), key: key.clone() });
     }
 }
 
@@ -131,6 +147,8 @@ struct SigningScope {
 
 impl SigningKeys {
     const CAPACITY: usize = 1024;
+    /// A key signs for one day (two around midnight) and a few regions.
+    const PER_KEY: usize = 8;
 }
 
 /// A file that appeared on this start, so `serve` can say where it is.

@@ -2,8 +2,10 @@
 //! times a second, so that a request's log line costs its worker a copy under a lock, not a
 //! `write` and not a wake-up of another thread.
 //!
-//! Never lossy: a worker that finds [`BEHIND`] bytes not yet written waits for the writer
-//! thread. Dropping the [`SinkGuard`] writes everything gathered before it returns.
+//! Never lossy while it runs: a worker that finds [`BEHIND`] bytes not yet written waits for the
+//! writer thread. A warning or an error wakes the writer at once. Dropping the [`SinkGuard`]
+//! writes everything gathered, waiting at most [`CLOSE_WAIT`] for a blocked stderr; a line logged
+//! after that is dropped.
 
 use std::io::Write;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -18,10 +20,16 @@ const SOON: usize = 256 << 10;
 /// Gathered bytes at which loggers wait for the writer thread (stderr is slower than they are).
 const BEHIND: usize = 4 << 20;
 
+/// How long dropping the guard waits for the writer thread to write what is gathered: a stderr
+/// nobody reads must not keep the process from exiting.
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
+
 #[derive(Default)]
 struct Gathered {
     bytes: Vec<u8>,
     closing: bool,
+    /// The writer thread wrote everything and stopped.
+    done: bool,
 }
 
 #[derive(Default)]
@@ -29,7 +37,7 @@ struct Shared {
     gathered: Mutex<Gathered>,
     /// Wakes the writer thread (enough gathered, or closing).
     wake_writer: Condvar,
-    /// Wakes loggers waiting for room.
+    /// Wakes loggers waiting for room, and the guard waiting for the writer to finish.
     drained: Condvar,
 }
 
@@ -77,7 +85,11 @@ fn write_loop(shared: &Shared, mut out: impl Write) {
             let _ = out.write_all(&spare).and_then(|()| out.flush());
             spare.clear();
         }
-        if closing && shared.lock().bytes.is_empty() {
+        let mut gathered = shared.lock();
+        if closing && gathered.bytes.is_empty() {
+            gathered.done = true;
+            drop(gathered);
+            shared.drained.notify_all();
             return;
         }
     }
@@ -85,8 +97,19 @@ fn write_loop(shared: &Shared, mut out: impl Write) {
 
 impl Drop for SinkGuard {
     fn drop(&mut self) {
-        self.shared.lock().closing = true;
+        let mut gathered = self.shared.lock();
+        gathered.closing = true;
         self.shared.wake_writer.notify_one();
+        let deadline = std::time::Instant::now() + CLOSE_WAIT;
+        while !gathered.done {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                // stderr is blocked: leave the thread to it rather than hang the exit.
+                return;
+            }
+            gathered = self.shared.drained.wait_timeout(gathered, left).unwrap_or_else(|e| e.into_inner()).0;
+        }
+        drop(gathered);
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -96,6 +119,8 @@ impl Drop for SinkGuard {
 /// One log line's writer: appends to what is gathered.
 pub struct LineWriter<'a> {
     shared: &'a Shared,
+    /// A warning or an error: written without waiting for the next tick.
+    urgent: bool,
 }
 
 impl Write for LineWriter<'_> {
@@ -104,8 +129,12 @@ impl Write for LineWriter<'_> {
         while gathered.bytes.len() >= BEHIND && !gathered.closing {
             gathered = self.shared.drained.wait(gathered).unwrap_or_else(|e| e.into_inner());
         }
+        if gathered.closing {
+            // Nobody will write it (or the writer is blocked): dropped, never held unbounded.
+            return Ok(buf.len());
+        }
         gathered.bytes.extend_from_slice(buf);
-        if gathered.bytes.len() >= SOON {
+        if self.urgent || gathered.bytes.len() >= SOON {
             self.shared.wake_writer.notify_one();
         }
         Ok(buf.len())
@@ -120,7 +149,11 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogSink {
     type Writer = LineWriter<'a>;
 
     fn make_writer(&'a self) -> Self::Writer {
-        LineWriter { shared: &self.shared }
+        LineWriter { shared: &self.shared, urgent: false }
+    }
+
+    fn make_writer_for(&'a self, meta: &tracing::Metadata<'_>) -> Self::Writer {
+        LineWriter { shared: &self.shared, urgent: *meta.level() <= tracing::Level::WARN }
     }
 }
 
@@ -179,5 +212,63 @@ mod tests {
             std::thread::sleep(Duration::from_millis(5));
         }
         assert_eq!(&out.0.lock().unwrap()[..], b"one line\n");
+    }
+
+    /// A stderr nobody reads: every write waits until `open` is set.
+    #[derive(Clone, Default)]
+    struct Stuck {
+        open: Arc<(Mutex<bool>, Condvar)>,
+        written: Arc<Mutex<usize>>,
+    }
+
+    impl Write for Stuck {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let (open, opened) = &*self.open;
+            let mut is_open = open.lock().unwrap();
+            while !*is_open {
+                is_open = opened.wait(is_open).unwrap();
+            }
+            *self.written.lock().unwrap() += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn loggers_wait_for_a_blocked_stderr_and_lose_nothing_once_it_drains() {
+        let out = Stuck::default();
+        let (sink, guard) = to(out.clone()).unwrap();
+        let line = [b'x'; 1023].iter().copied().chain([b'\n']).collect::<Vec<u8>>();
+        let lines = 3 * BEHIND / line.len();
+        let logger = std::thread::spawn(move || {
+            for _ in 0..lines {
+                tracing_subscriber::fmt::MakeWriter::make_writer(&sink).write_all(&line).unwrap();
+            }
+        });
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(!logger.is_finished(), "the logger went on past the bound while nothing was written");
+        *out.open.0.lock().unwrap() = true;
+        out.open.1.notify_all();
+        logger.join().unwrap();
+        drop(guard);
+        assert_eq!(*out.written.lock().unwrap(), lines * 1024);
+    }
+
+    #[test]
+    fn dropping_the_guard_gives_up_on_a_blocked_stderr_and_later_lines_are_dropped() {
+        let out = Stuck::default();
+        let (sink, guard) = to(out.clone()).unwrap();
+        tracing_subscriber::fmt::MakeWriter::make_writer(&sink).write_all(b"stuck\n").unwrap();
+        let started = std::time::Instant::now();
+        drop(guard);
+        assert!(started.elapsed() < CLOSE_WAIT * 5, "the exit waited {:?} for stderr", started.elapsed());
+        for _ in 0..1000 {
+            tracing_subscriber::fmt::MakeWriter::make_writer(&sink).write_all(&[b'y'; 8192]).unwrap();
+        }
+        assert!(sink.shared.lock().bytes.len() <= 6, "lines after the close were kept");
+        *out.open.0.lock().unwrap() = true;
+        out.open.1.notify_all();
     }
 }

@@ -559,14 +559,29 @@ fn init_logging(format: LogFormat) -> Option<crate::log_sink::SinkGuard> {
         .ok()
         .and_then(|v| v.parse::<tracing::Level>().ok())
         .unwrap_or(tracing::Level::INFO);
-    let (writer, guard) = crate::log_sink::to(std::io::stderr()).ok()?;
+    match crate::log_sink::to(std::io::stderr()) {
+        Ok((writer, guard)) => install_logging(format, level, writer).then_some(guard),
+        Err(e) => {
+            // No thread for the log: every line written by its worker then, never none.
+            eprintln!("cannot start the log writer thread ({e}); logging straight to stderr");
+            install_logging(format, level, std::io::stderr);
+            None
+        }
+    }
+}
+
+/// Installs the global subscriber writing to `writer`; false if one was installed already.
+fn install_logging<W>(format: LogFormat, level: tracing::Level, writer: W) -> bool
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
     let builder = tracing_subscriber::fmt().with_writer(writer).with_max_level(level);
     let installed = match format {
         LogFormat::Text => builder.with_target(false).try_init(),
         // JSON keeps the target: `security` and `request` lines are told apart by it.
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
-    installed.ok().map(|()| guard)
+    installed.is_ok()
 }
 
 /// The `serve` command: runs until SIGINT or SIGTERM, then shuts down gracefully.

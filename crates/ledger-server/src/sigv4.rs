@@ -22,6 +22,7 @@ use axum::http::HeaderMap;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
 
 use crate::credentials::CredentialStore;
 
@@ -291,16 +292,19 @@ pub fn verify_checked(
         region: auth.region,
         service: SERVICE,
     };
-    let mut fast = [0u8; 64];
+    let fast = fast_sign(credentials, &input, signed_at);
     let slow;
-    let expected: &[u8] = match fast_signature_hex(credentials, &input, signed_at, &mut fast) {
-        Some(()) => &fast,
+    let expected: &[u8] = match &fast {
+        Some(signed) => &signed.hex,
         None => {
             slow = expected_signature(&input, signed_at).map_err(|_| AuthError::mismatch())?;
             slow.as_bytes()
         }
     };
     if bool::from(expected.ct_eq(auth.signature.as_bytes())) {
+        if let Some(signed) = &fast {
+            signed.remember(credentials, &input);
+        }
         Ok(Verified { access_key_id: auth.access_key_id.to_string(), region: auth.region.to_string() })
     } else {
         Err(AuthError::mismatch())
@@ -379,22 +383,33 @@ pub fn expected_signature(input: &SignInput<'_>, time: SystemTime) -> Result<Str
     Ok(output.signature().to_string())
 }
 
-/// The signature of `input` signed at `time` when the request has the shape every SDK sends
-/// (see the module doc), from the signing key `credentials` keeps for its key, day and region;
-/// `None` for any other shape.
-pub fn fast_signature(credentials: &CredentialStore, input: &SignInput<'_>, time: SystemTime) -> Option<String> {
-    let mut signature = [0u8; 64];
-    fast_signature_hex(credentials, input, time, &mut signature)?;
-    Some(String::from_utf8_lossy(&signature).into_owned())
+/// The signature of a request of the shape every SDK sends (see [`fast_string_to_sign`]), as a
+/// verified request leaves it: its signing key remembered. Tests compare it with the crate's.
+#[cfg(test)]
+pub(crate) fn fast_signature(credentials: &CredentialStore, input: &SignInput<'_>, time: SystemTime) -> Option<String> {
+    let signed = fast_sign(credentials, input, time)?;
+    signed.remember(credentials, input);
+    Some(std::str::from_utf8(&signed.hex).expect("hex digits are ASCII").to_string())
 }
 
-/// [`fast_signature`] written as 64 hex digits into `out`, without allocating a string for it.
-fn fast_signature_hex(
-    credentials: &CredentialStore,
-    input: &SignInput<'_>,
-    time: SystemTime,
-    out: &mut [u8; 64],
-) -> Option<()> {
+/// What the fast path computed: the signature in hex, and the signing key it used if that was
+/// derived for this request (to remember once the request verified).
+struct FastSigned {
+    hex: [u8; 64],
+    fresh: Option<(String, Zeroizing<[u8; 32]>)>,
+}
+
+impl FastSigned {
+    /// Remembers a freshly derived signing key: call once the request verified.
+    fn remember(&self, credentials: &CredentialStore, input: &SignInput<'_>) {
+        if let Some((day, key)) = &self.fresh {
+            credentials.remember_signing_key(input.access_key_id, day, input.region, key);
+        }
+    }
+}
+
+/// The fast path's signature: `None` for a request of another shape or an unknown key.
+fn fast_sign(credentials: &CredentialStore, input: &SignInput<'_>, time: SystemTime) -> Option<FastSigned> {
     AMZ_DATE.with(|cached| {
         let mut cached = cached.borrow_mut();
         let secs = time.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
@@ -403,12 +418,15 @@ fn fast_signature_hex(
         }
         let amz_date = cached.1.as_str();
         let string_to_sign = fast_string_to_sign(input, amz_date)?;
-        let key = credentials.signing_key(input.access_key_id, &amz_date[..8], input.region, |secret| {
+        let day = &amz_date[..8];
+        let (key, fresh) = credentials.signing_key(input.access_key_id, day, input.region, |secret| {
             v4::generate_signing_key(secret, time, input.region, input.service).as_ref().to_vec()
         })?;
         let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key.as_slice()).ok()?;
         mac.update(string_to_sign.as_bytes());
-        hex::encode_to_slice(mac.finalize().into_bytes(), out).ok()
+        let mut hex = [0u8; 64];
+        hex::encode_to_slice(mac.finalize().into_bytes(), &mut hex).ok()?;
+        Some(FastSigned { hex, fresh: fresh.then(|| (day.to_string(), key)) })
     })
 }
 

@@ -320,12 +320,10 @@ impl Ledger {
         let missing = || StoreError::Corrupt { seq, reason: "record of a live version is missing".into() };
         let bytes = self.shared.store.record(seq)?.ok_or_else(missing)?;
         let record = decode_record(&bytes).map_err(|e| StoreError::Corrupt { seq, reason: e.to_string() })?;
-        match record.event {
-            ledger_core::Event::VersionCreated { value, .. } | ledger_core::Event::VersionValueSet { value, .. } => {
-                Ok(value)
-            }
-            _ => Err(StoreError::Corrupt { seq, reason: "not a record with a value".into() }),
-        }
+        record
+            .event
+            .into_sealed_value()
+            .ok_or_else(|| StoreError::Corrupt { seq, reason: "not a record with a value".into() })
     }
 
     /// BatchGetSecretValue by an in-process caller; see [`Ledger::batch_get_secret_value_for`].

@@ -14,6 +14,10 @@ use ledger_core::SealedValue;
 /// hot secrets are back after one read each).
 const BYTES_MAX: usize = 16 << 20;
 
+/// Bytes an entry costs beyond its value: two `Arc` counts, the map's key, pointer and control
+/// byte, rounded up for the allocator.
+const ENTRY_OVERHEAD: usize = 48;
+
 #[derive(Default)]
 pub(crate) struct SealedCache {
     held: Mutex<Held>,
@@ -31,14 +35,19 @@ impl SealedCache {
     }
 
     pub(crate) fn insert(&self, seq: u64, value: Arc<SealedValue>) {
-        let size = value.ciphertext.len() + std::mem::size_of::<SealedValue>();
+        // The value, its `Arc` counts and its slot in the map.
+        let size = value.ciphertext.len() + std::mem::size_of::<SealedValue>() + ENTRY_OVERHEAD;
         let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        let mut dropped = None;
         if held.bytes + size > BYTES_MAX {
-            *held = Held::default();
+            dropped = Some(std::mem::take(&mut *held));
         }
         if held.values.insert(seq, value).is_none() {
             held.bytes += size;
         }
+        drop(held);
+        // Freed outside the lock: readers do not wait for thousands of frees.
+        drop(dropped);
     }
 }
 

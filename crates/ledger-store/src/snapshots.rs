@@ -256,17 +256,25 @@ mod tests {
             }
         }
         // Orphans before, between and after the snapshots, and keys that are not pieces.
-        for (seq, piece) in [(1, 1), (7, 2), (7, 3), (u64::MAX, 1)] {
+        for (seq, piece) in [(1, 1), (7, 2), (7, 3), (8, 1), (u64::MAX, 1)] {
             db.insert(key(seq, piece), &[1][..]).expect("insert");
         }
-        let strays = [vec![SNAPSHOT, 0, 0], [&seq_prefix(7)[..], &[1]].concat()];
+        // Keys that are not pieces: before every seq, inside seq 7's keys, just after where seq
+        // 8's piece 0 would be (stepped over on the way to the orphan's first piece), after
+        // every seq.
+        let strays = [
+            vec![SNAPSHOT, 0, 0],
+            [&seq_prefix(7)[..], &[1]].concat(),
+            [&key(8, 0)[..], &[1]].concat(),
+            vec![SNAPSHOT, 1],
+        ];
         for stray in &strays {
             db.insert(stray.as_slice(), &[1][..]).expect("insert");
         }
         let before = db.scan_prefix([SNAPSHOT]).count();
         remove_orphans(&db).expect("remove");
         let left: Vec<sled::IVec> = db.scan_prefix([SNAPSHOT]).keys().map(|k| k.expect("key")).collect();
-        assert_eq!(left.len(), before - 4, "{left:?}");
+        assert_eq!(left.len(), before - 5, "{left:?}");
         assert!(strays.iter().all(|s| left.iter().any(|k| k[..] == s[..])));
         assert_eq!(seqs(&db).expect("seqs"), [5, 9]);
         for seq in [5, 9] {

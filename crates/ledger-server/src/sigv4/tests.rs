@@ -321,8 +321,47 @@ fn signing_keys_are_remembered_within_a_bound() {
         let input = empty_post(&headers, AKID, &region);
         assert_eq!(fast_signature(&keys, &input, signed_at()), expected_signature(&input, signed_at()).ok());
     }
-    assert!(keys.signing_keys_held() <= 1024);
+    // At most eight scopes per key id (and 1,024 in all).
+    assert!(keys.signing_keys_held() <= 8, "{}", keys.signing_keys_held());
     // An unknown key has no signing key.
     let input = empty_post(&headers, "AKIDUNKNOWN", "us-east-1");
     assert_eq!(fast_signature(&keys, &input, signed_at()), None);
+}
+
+/// `sm_headers` with another access key id or region in the credential scope.
+fn headers_for(akid: &str, region: &str, signature: &str) -> HeaderMap {
+    let mut h = sm_headers("localhost:4566", signature);
+    let auth = format!(
+        "AWS4-HMAC-SHA256 Credential={akid}/20150830/{region}/secretsmanager/aws4_request, SignedHeaders=content-type;host;x-amz-date;x-amz-target, Signature={signature}"
+    );
+    h.insert("authorization", HeaderValue::from_str(&auth).unwrap());
+    h
+}
+
+#[test]
+fn a_remembered_signing_key_verifies_only_its_own_key_region_and_signature() {
+    let mut keys = store();
+    keys.insert("AKIDOTHER", "another secret access key, as long as the first one");
+    let now = signed_at() + Duration::from_secs(60);
+    // Verified once: the key of (AKID, day, us-east-1) is remembered.
+    assert!(verify("POST", "/", &headers_for(AKID, "us-east-1", SIG_LOCALHOST), BODY, &keys, now).is_ok());
+    assert_eq!(keys.signing_keys_held(), 1);
+    // The same signature under another key id or region is refused, and so is one a digit longer.
+    for (akid, region, sig) in [
+        ("AKIDOTHER", "us-east-1", SIG_LOCALHOST.to_string()),
+        (AKID, "eu-west-1", SIG_LOCALHOST.to_string()),
+        (AKID, "us-east-1", format!("{SIG_LOCALHOST}0")),
+    ] {
+        let err = verify("POST", "/", &headers_for(akid, region, &sig), BODY, &keys, now).unwrap_err();
+        assert_eq!(err.code(), "InvalidSignatureException", "{akid} {region} {sig}");
+    }
+    // Refused requests leave nothing behind: only verified keys are remembered.
+    assert_eq!(keys.signing_keys_held(), 1);
+    for i in 0..50 {
+        let region = format!("us-made-up-{i}");
+        assert!(verify("POST", "/", &headers_for(AKID, &region, SIG_LOCALHOST), BODY, &keys, now).is_err());
+    }
+    assert_eq!(keys.signing_keys_held(), 1);
+    // And the remembered key still verifies.
+    assert!(verify("POST", "/", &headers_for(AKID, "us-east-1", SIG_LOCALHOST), BODY, &keys, now).is_ok());
 }
