@@ -21,7 +21,13 @@ const WRAP_CONTEXT: &str = "secret-ledger 2026-11-27 data key wrap v1";
 
 /// A 256-bit key. `Debug` prints `[redacted]`; memory is wiped on drop.
 #[derive(Clone)]
-pub struct DataKey(Zeroizing<[u8; 32]>);
+pub struct DataKey {
+    key: Zeroizing<[u8; 32]>,
+    /// The subkeys of [`SEAL_CONTEXT`] and [`DIGEST_CONTEXT`], derived once: every read and
+    /// write used to derive them again (a BLAKE3 key derivation each).
+    seal: Zeroizing<[u8; 32]>,
+    digest: Zeroizing<[u8; 32]>,
+}
 
 /// The key that wraps data keys; lives outside the data dir's log.
 #[derive(Clone)]
@@ -44,17 +50,15 @@ impl std::fmt::Debug for MasterKey {
 
 impl DataKey {
     pub fn from_bytes(bytes: [u8; 32]) -> DataKey {
-        DataKey(Zeroizing::new(bytes))
+        let seal = Zeroizing::new(blake3::derive_key(SEAL_CONTEXT, &bytes));
+        let digest = Zeroizing::new(blake3::derive_key(DIGEST_CONTEXT, &bytes));
+        DataKey { key: Zeroizing::new(bytes), seal, digest }
     }
 
     /// The raw key bytes, for tools that must look for them (the shredding tests scan the
     /// data dir for them). Never write them anywhere.
     pub fn expose_bytes(&self) -> &[u8; 32] {
-        &self.0
-    }
-
-    fn subkey(&self, context: &str) -> Zeroizing<[u8; 32]> {
-        Zeroizing::new(blake3::derive_key(context, &self.0[..]))
+        &self.key
     }
 }
 
@@ -119,7 +123,7 @@ pub fn seal_value(
     value: &SecretValue,
     nonce: [u8; 24],
 ) -> SealedValue {
-    let subkey = key.subkey(SEAL_CONTEXT);
+    let subkey = &key.seal;
     let cipher = XChaCha20Poly1305::new(Key::from_slice(&subkey[..]));
     let aad = value_aad(secret, version_id, value.kind());
     let ciphertext = cipher
@@ -130,7 +134,7 @@ pub fn seal_value(
 
 /// Opens a sealed value; `None` if the key, the binding or the ciphertext does not match.
 pub fn open_value(key: &DataKey, secret: SecretUid, version_id: &str, sealed: &SealedValue) -> Option<SecretValue> {
-    let subkey = key.subkey(SEAL_CONTEXT);
+    let subkey = &key.seal;
     let cipher = XChaCha20Poly1305::new(Key::from_slice(&subkey[..]));
     let aad = value_aad(secret, version_id, sealed.kind);
     let plaintext =
@@ -140,8 +144,8 @@ pub fn open_value(key: &DataKey, secret: SecretUid, version_id: &str, sealed: &S
 
 /// Keyed blake3 of kind and plaintext, under a subkey of the secret's data key.
 pub fn value_digest(key: &DataKey, value: &SecretValue) -> [u8; 32] {
-    let subkey = key.subkey(DIGEST_CONTEXT);
-    let mut hasher = blake3::Hasher::new_keyed(&subkey);
+    let subkey = &key.digest;
+    let mut hasher = blake3::Hasher::new_keyed(subkey);
     hasher.update(&[value.kind().tag()]);
     hasher.update(value.as_bytes());
     *hasher.finalize().as_bytes()
@@ -160,7 +164,7 @@ pub fn wrap_key(master: &MasterKey, secret: SecretUid, key: &DataKey, nonce: [u8
     let aad = secret.0.to_be_bytes();
     let ciphertext = master
         .cipher()
-        .encrypt(XNonce::from_slice(&nonce), Payload { msg: &key.0[..], aad: &aad })
+        .encrypt(XNonce::from_slice(&nonce), Payload { msg: &key.key[..], aad: &aad })
         .expect("XChaCha20-Poly1305 encrypts any message below 256 GiB");
     WrappedKey { master_key_id: master.id, nonce, ciphertext }
 }
