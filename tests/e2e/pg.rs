@@ -259,8 +259,11 @@ fn two_nodes_share_one_chain() {
     assert_eq!(current(&b, "shared/one"), Some(SecretValue::string("b9")));
     assert!(within(Duration::from_secs(1), || current(&a, "shared/one") == Some(SecretValue::string("b9"))).is_some());
     assert!(within(Duration::from_secs(1), || a.head() == b.head()).is_some(), "{:?} {:?}", a.head(), b.head());
+    // The reads above queue their access dates without waiting, so a node may still append
+    // one while verify runs: the log verified is at least the head before and at most after.
+    let before = a.head().0;
     let report = a.verify(&mut |_, _| {}).unwrap().unwrap();
-    assert_eq!(report.events, a.head().0);
+    assert!((before..=a.head().0).contains(&report.events), "{} not in {before}..={}", report.events, a.head().0);
 }
 
 #[test]

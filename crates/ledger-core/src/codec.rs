@@ -183,9 +183,9 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 }
 
 /// Whether `value` encodes to exactly the bytes `expected` yields up to its end ([`encode`]'s
-/// encoding), compared while it is written; a read error (a stream that finds itself damaged)
-/// is a mismatch.
-pub fn encodes_as<T: Serialize>(value: &T, expected: &mut dyn std::io::Read) -> bool {
+/// encoding), compared while it is written. A stream that finds itself damaged (`InvalidData`)
+/// or ends early is a mismatch; any other read error (the store could not be read) is returned.
+pub fn encodes_as<T: Serialize>(value: &T, expected: &mut dyn std::io::Read) -> std::io::Result<bool> {
     /// A writer that reads as many bytes from the expected stream as it is given and compares.
     struct Compare<'a> {
         expected: &'a mut dyn std::io::Read,
@@ -206,15 +206,28 @@ pub fn encodes_as<T: Serialize>(value: &T, expected: &mut dyn std::io::Read) -> 
             Ok(())
         }
     }
+    let mismatch = |e: std::io::Error| match e.kind() {
+        std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof => Ok(false),
+        _ => Err(e),
+    };
     // Compared in 64 KiB runs: bincode writes field by field, a few bytes at a time.
     let mut compare = std::io::BufWriter::with_capacity(64 << 10, Compare { expected, scratch: Vec::new() });
-    if options(BULK_BYTES_MAX).serialize_into(&mut compare, value).is_err() {
-        return false;
+    if let Err(e) = options(BULK_BYTES_MAX).serialize_into(&mut compare, value) {
+        return match *e {
+            bincode::ErrorKind::Io(e) => mismatch(e),
+            _ => Ok(false),
+        };
     }
-    let Ok(compare) = compare.into_inner() else { return false };
+    let compare = match compare.into_inner() {
+        Ok(compare) => compare,
+        Err(e) => return mismatch(e.into_error()),
+    };
     // Nothing may follow; reaching the end is also where a stream checks itself.
     let mut one = [0u8; 1];
-    matches!(compare.expected.read(&mut one), Ok(0))
+    match compare.expected.read(&mut one) {
+        Ok(n) => Ok(n == 0),
+        Err(e) => mismatch(e),
+    }
 }
 
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
@@ -229,13 +242,13 @@ mod tests {
     fn encodes_as_compares_every_byte() {
         let value = (7u64, "projection".to_string(), vec![1u32, 2, 3]);
         let bytes = encode(&value);
-        assert!(encodes_as(&value, &mut &bytes[..]));
+        assert!(encodes_as(&value, &mut &bytes[..]).unwrap());
         let mut flipped = bytes.clone();
         flipped[3] ^= 1;
-        assert!(!encodes_as(&value, &mut &flipped[..]));
-        assert!(!encodes_as(&value, &mut &bytes[..bytes.len() - 1]));
+        assert!(!encodes_as(&value, &mut &flipped[..]).unwrap());
+        assert!(!encodes_as(&value, &mut &bytes[..bytes.len() - 1]).unwrap());
         let mut longer = bytes.clone();
         longer.push(0);
-        assert!(!encodes_as(&value, &mut &longer[..]));
+        assert!(!encodes_as(&value, &mut &longer[..]).unwrap());
     }
 }

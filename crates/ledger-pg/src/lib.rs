@@ -171,6 +171,14 @@ async fn connect(config: &tokio_postgres::Config) -> Result<Client, StoreError> 
             tracing::warn!(error = %e, "PostgreSQL connection ended");
         }
     });
+    // The startup options ask for it, but a pooler or proxy may drop them without an error:
+    // a commit must not return before it is durable, so check what the session really has.
+    let level: String = client.query_one("SHOW synchronous_commit", &[]).await.map_err(engine)?.get(0);
+    if !matches!(level.as_str(), "on" | "remote_apply") {
+        return Err(StoreError::Engine(format!(
+            "postgres: the session has synchronous_commit = {level}, not on (a pooler dropped the startup options?)"
+        )));
+    }
     Ok(client)
 }
 

@@ -194,8 +194,9 @@ pub fn repair_journal(dir: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// The entries of the journal in `dir`, up to the first that is incomplete or does not match
-/// its digest (a torn append), and the length of that valid part.
+/// The entries of the journal in `dir`, up to a last one that is incomplete or does not match
+/// its digest (a torn append), and the length of that valid part; a bad entry with whole
+/// entries after it is damage.
 fn read_journal(dir: &Path) -> Result<(Vec<(u64, WrappedKey)>, u64), StoreError> {
     let bytes = match std::fs::read(dir.join(JOURNAL_FILE)) {
         Ok(bytes) => bytes,
@@ -211,6 +212,11 @@ fn read_journal(dir: &Path) -> Result<(Vec<(u64, WrappedKey)>, u64), StoreError>
         let len = u32::from_le_bytes(rest[..4].try_into().expect("4 bytes")) as usize;
         let Some(body) = rest.get(36..36 + len) else { break };
         if ledger_core::chain::key_file_digest(body)[..] != rest[4..36] {
+            // A torn append is the last entry (a later append cuts it first); whole entries
+            // after a bad one mean the file was damaged, and cutting there would drop them.
+            if rest[36 + len..].iter().any(|&b| b != 0) {
+                return Err(damaged("a key journal entry before its end does not match its digest"));
+            }
             break;
         }
         entries.push(codec::decode(body).map_err(|e| damaged(format!("journal entry: {e}")))?);
@@ -295,6 +301,11 @@ mod tests {
         flipped[last] ^= 1;
         std::fs::write(&journal, &flipped).unwrap();
         assert_eq!(KeyFile::read(dir.path()).unwrap().unwrap().keys.len(), 2);
+        // A flipped byte in an entry that others follow is damage, not a tear.
+        let mut flipped = whole.clone();
+        flipped[JOURNAL_MAGIC.len() + 40] ^= 1;
+        std::fs::write(&journal, &flipped).unwrap();
+        assert!(KeyFile::read(dir.path()).unwrap_err().to_string().contains("does not match its digest"));
         // The next append follows the last whole entry once the tail is cut, so it is read back.
         std::fs::write(&journal, &whole[..whole.len() - 10]).unwrap();
         repair_journal(dir.path()).unwrap();

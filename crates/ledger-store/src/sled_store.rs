@@ -409,7 +409,12 @@ impl LogStore for SledStore {
             crate::snapshots::remove_orphans(&self.tree)?;
         }
         for batch in crate::snapshots::batches(seq, encoded) {
-            self.tree.apply_batch(batch)?;
+            if let Err(e) = self.tree.apply_batch(batch) {
+                // A write stopped between batches (a full disk) leaves orphans as a crash does:
+                // look for them again before the next snapshot.
+                self.orphans_removed.store(false, std::sync::atomic::Ordering::Relaxed);
+                return Err(e.into());
+            }
         }
         Ok(())
     }

@@ -57,21 +57,24 @@ fn data_pieces(seq: u64, encoded: &[u8]) -> impl Iterator<Item = ([u8; 13], &[u8
 }
 
 /// The batches that write a snapshot (an encoded projection) after `seq`: the pieces, then
-/// piece 0 alone.
-pub(crate) fn batches(seq: u64, encoded: &[u8]) -> Vec<sled::Batch> {
-    let pieces: Vec<([u8; 13], &[u8])> = data_pieces(seq, encoded).collect();
-    let mut batches = Vec::with_capacity(pieces.len() / PIECES_PER_BATCH + 2);
-    for chunk in pieces.chunks(PIECES_PER_BATCH) {
+/// piece 0 alone. Built one at a time as they are taken, so only one batch's copy of the
+/// snapshot exists at once.
+pub(crate) fn batches(seq: u64, encoded: &[u8]) -> impl Iterator<Item = sled::Batch> + '_ {
+    let pieces = data_pieces(seq, encoded).collect::<Vec<_>>();
+    let count = pieces.len();
+    let runs = (0..count.div_ceil(PIECES_PER_BATCH)).map(move |run| {
         let mut batch = sled::Batch::default();
-        for (k, piece) in chunk {
+        for (k, piece) in pieces.iter().skip(run * PIECES_PER_BATCH).take(PIECES_PER_BATCH) {
             batch.insert(k, *piece);
         }
-        batches.push(batch);
-    }
-    let mut last = sled::Batch::default();
-    last.insert(&key(seq, 0), head_piece(encoded, pieces.len()));
-    batches.push(last);
-    batches
+        batch
+    });
+    let last = std::iter::once_with(move || {
+        let mut last = sled::Batch::default();
+        last.insert(&key(seq, 0), head_piece(encoded, count));
+        last
+    });
+    runs.chain(last)
 }
 
 /// [`batches`] as one batch (a rebuild writes derived data and snapshots together).
@@ -196,7 +199,8 @@ impl std::io::Read for SnapshotStream {
                 }
                 Some(Err(e)) => return Err(std::io::Error::other(e)),
                 None => {
-                    let whole = self.next == self.pieces + 1 && self.read == self.len;
+                    // `next` counts from 1; written so that a damaged `pieces` of u32::MAX cannot overflow.
+                    let whole = self.next - 1 == self.pieces && self.read == self.len;
                     return match (whole, self.hasher.finish() == self.digest) {
                         (true, true) => Ok(0),
                         (false, _) => Err(damaged("pieces missing or extra")),

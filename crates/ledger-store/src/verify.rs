@@ -419,7 +419,12 @@ impl StageTwo<'_> {
         if self.next_snapshot.peek() == Some(&seq) {
             self.next_snapshot.next();
             let stored = self.store.snapshot_stream(seq)?;
-            if !stored.is_ok_and(|mut bytes| codec::encodes_as(self.verifier.state(), &mut bytes)) {
+            // A damaged snapshot is a mismatch; a store that cannot be read is an error.
+            let matches = match stored {
+                Ok(mut bytes) => codec::encodes_as(self.verifier.state(), &mut bytes)?,
+                Err(_) => false,
+            };
+            if !matches {
                 return Ok(Err(VerifyFailure { seq, reason: FailureReason::SnapshotMismatch }));
             }
             self.snapshots_checked += 1;
