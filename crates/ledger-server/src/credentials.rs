@@ -86,28 +86,13 @@ impl CredentialStore {
         self.signing_keys.keys.lock().map_or(0, |keys| keys.values().map(Vec::len).sum())
     }
 
-    /// The SigV4 signing key of a known key for a day (`YYYYMMDD`) and region: the one
-    /// remembered, else derived by `derive` from the secret access key (`fresh`: remember it
-    /// with [`CredentialStore::remember_signing_key`] once a request signed with it verified).
-    /// `None` for an unknown key, or a derived key that is not 32 bytes.
-    pub(crate) fn signing_key(
-        &self,
-        access_key_id: &str,
-        day: &str,
-        region: &str,
-        derive: impl FnOnce(&str) -> Vec<u8>,
-    ) -> Option<(Zeroizing<[u8; 32]>, bool)> {
-        let secret = self.secret(access_key_id)?;
-        {
-            let keys = self.signing_keys.keys.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            // Looked up without allocating: a request's own strings are compared in place.
-            let scopes = keys.get(access_key_id);
-            if let Some(scope) = scopes.and_then(|s| s.iter().find(|s| s.day == day && s.region == region)) {
-                return Some((scope.key.clone(), false));
-            }
-        }
-        let derived = Zeroizing::new(derive(secret));
-        Some((Zeroizing::new(<[u8; 32]>::try_from(derived.as_slice()).ok()?), true))
+    /// The remembered SigV4 signing key of a key for a day (`YYYYMMDD`) and region, if a
+    /// request signed with it verified (see [`CredentialStore::remember_signing_key`]).
+    pub(crate) fn signing_key(&self, access_key_id: &str, day: &str, region: &str) -> Option<Zeroizing<[u8; 32]>> {
+        let keys = self.signing_keys.keys.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Looked up without allocating: a request's own strings are compared in place.
+        let scopes = keys.get(access_key_id)?;
+        scopes.iter().find(|s| s.day == day && s.region == region).map(|scope| scope.key.clone())
     }
 
     /// Remembers a signing key that verified a request. Only verified keys: an unsigned

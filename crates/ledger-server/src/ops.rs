@@ -575,8 +575,11 @@ async fn list_secrets(
     // Filtering every secret holds the projection's read lock and takes CPU: off the async
     // worker, so other connections keep being served, and in a filtering slot, so a burst of
     // listings cannot take every thread.
-    let _slot = filtering.take().await;
-    let list = off_the_worker(|| ledger.list_secrets(&meta.scope, &q))?;
+    let list = {
+        // Held while filtering only, not while the answer is serialised.
+        let _slot = filtering.take().await;
+        off_the_worker(|| ledger.list_secrets(&meta.scope, &q))?
+    };
     json(&wire::ListSecretsOut::from(list))
 }
 

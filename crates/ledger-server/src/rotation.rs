@@ -465,8 +465,13 @@ async fn record_failure(app: &Arc<dyn Host>, run: &Run, step: &str, error: Strin
         error,
     };
     let meta = system_meta(&run.region, &**app);
-    if let Err(e) = app.ledger().execute_async(cmd, &meta).await {
-        tracing::error!(secret = %run.arn, error = %e, "cannot record the failed rotation step");
+    match app.ledger().execute_async(cmd, &meta).await {
+        Ok(Ok(_)) => {}
+        // Refused by the rules (e.g. the secret was deleted meanwhile): said, not dropped.
+        Ok(Err(refused)) => {
+            tracing::warn!(secret = %run.arn, error = %refused, "the failed rotation step was not recorded")
+        }
+        Err(e) => tracing::error!(secret = %run.arn, error = %e, "cannot record the failed rotation step"),
     }
 }
 

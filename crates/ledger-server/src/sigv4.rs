@@ -182,14 +182,6 @@ pub fn precheck<'a>(
     credentials: &'a CredentialStore,
     now: SystemTime,
 ) -> Result<Checked<'a>, AuthError> {
-    checked(headers, credentials, now)
-}
-
-fn checked<'a>(
-    headers: &'a HeaderMap,
-    credentials: &'a CredentialStore,
-    now: SystemTime,
-) -> Result<Checked<'a>, AuthError> {
     let Some(authorization) = headers.get("authorization") else {
         return Err(AuthError::Missing);
     };
@@ -253,7 +245,7 @@ pub fn verify(
     credentials: &CredentialStore,
     now: SystemTime,
 ) -> Result<Verified, AuthError> {
-    let checked = checked(headers, credentials, now)?;
+    let checked = precheck(headers, credentials, now)?;
     verify_checked(checked, method, path_and_query, headers, body, credentials)
 }
 
@@ -419,9 +411,16 @@ fn fast_sign(credentials: &CredentialStore, input: &SignInput<'_>, time: SystemT
         let amz_date = cached.1.as_str();
         let string_to_sign = fast_string_to_sign(input, amz_date)?;
         let day = &amz_date[..8];
-        let (key, fresh) = credentials.signing_key(input.access_key_id, day, input.region, |secret| {
-            v4::generate_signing_key(secret, time, input.region, input.service).as_ref().to_vec()
-        })?;
+        let (key, fresh) = match credentials.signing_key(input.access_key_id, day, input.region) {
+            Some(key) => (key, false),
+            None => {
+                // Derived only for a key the store knows (and from its stored secret).
+                let secret = credentials.secret(input.access_key_id)?;
+                let derived = v4::generate_signing_key(secret, time, input.region, input.service);
+                let derived = Zeroizing::new(derived.as_ref().to_vec());
+                (Zeroizing::new(<[u8; 32]>::try_from(derived.as_slice()).ok()?), true)
+            }
+        };
         let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key.as_slice()).ok()?;
         mac.update(string_to_sign.as_bytes());
         let mut hex = [0u8; 64];
