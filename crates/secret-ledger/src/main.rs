@@ -463,6 +463,7 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
+    without_huge_pages();
     let cli = match parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -519,7 +520,6 @@ fn parse() -> Result<Cli, clap::Error> {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    without_huge_pages();
     match cli.command {
         Cmd::Verify { data_dir, remote, export, checkpoint, trusted_key, json } => {
             audit::verify(&remote.any_source(data_dir)?, export.as_deref(), checkpoint.as_deref(), &trusted_key, json)

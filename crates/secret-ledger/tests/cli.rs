@@ -12,8 +12,10 @@ use ledger_store::{Ledger, LedgerOptions, RequestMeta};
 
 const KEY: [u8; 32] = [0x24; 32];
 
+mod common;
+
 fn bin(args: &[&str]) -> Output {
-    Process::new(env!("CARGO_BIN_EXE_secret-ledger")).args(args).output().unwrap()
+    common::command(args, &[]).output().unwrap()
 }
 
 fn json(out: &Output) -> serde_json::Value {
@@ -377,12 +379,7 @@ fn two_regions() -> (tempfile::TempDir, Vec<String>) {
 
 /// The binary with no region in its environment, plus `env`.
 fn bin_env(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut command = Process::new(env!("CARGO_BIN_EXE_secret-ledger"));
-    command.args(args).env_remove("AWS_REGION").env_remove("AWS_DEFAULT_REGION").env_remove("SECRET_LEDGER_DATA_DIR");
-    for (k, v) in env {
-        command.env(k, v);
-    }
-    command.output().unwrap()
+    common::command(args, env).output().unwrap()
 }
 
 fn stderr(out: &Output) -> String {

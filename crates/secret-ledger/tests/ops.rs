@@ -15,30 +15,12 @@ use ledger_core::{Command, CreateSecret, PutSecretValue, Scope, SecretValue};
 use ledger_store::{Ledger, LedgerOptions, RequestMeta};
 use serde_json::{json, Value};
 
+use common::command;
+
+mod common;
+
 const KEY: [u8; 32] = [0x5a; 32];
 const REGION: &str = "us-east-1";
-
-/// The binary with `args`, the environment cleared of the settings these tests give
-/// explicitly, then `env` set.
-fn command(args: &[&str], env: &[(&str, &str)]) -> Process {
-    let mut command = Process::new(env!("CARGO_BIN_EXE_secret-ledger"));
-    command.args(args).stdin(Stdio::null());
-    for var in [
-        "SECRET_LEDGER_MASTER_KEY_FILE",
-        "SECRET_LEDGER_DATA_DIR",
-        "SECRET_LEDGER_DATABASE_URL",
-        "SECRET_LEDGER_METRICS_LISTEN",
-        "SECRET_LEDGER_LAMBDA_ENDPOINT",
-        "SECRET_LEDGER_LOG",
-        "SECRET_LEDGER_LOG_FORMAT",
-        "AWS_REGION",
-        "AWS_DEFAULT_REGION",
-    ] {
-        command.env_remove(var);
-    }
-    command.envs(env.iter().copied());
-    command
-}
 
 fn bin(args: &[&str], env: &[(&str, &str)]) -> Output {
     command(args, env).output().unwrap()
