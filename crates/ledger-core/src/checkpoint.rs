@@ -128,7 +128,7 @@ impl Checkpoint {
             self.origin,
             self.size,
             self.head_hash.to_hex(),
-            hex_encode(&self.merkle_root),
+            hex::encode(self.merkle_root),
             self.time_ms
         ))
     }
@@ -200,11 +200,11 @@ impl From<Checkpoint> for CheckpointJson {
             origin: c.origin,
             size: c.size,
             head_hash: c.head_hash.to_hex(),
-            merkle_root: hex_encode(&c.merkle_root),
+            merkle_root: hex::encode(c.merkle_root),
             time_ms: c.time_ms,
             signature: c
                 .signature
-                .map(|s| SignatureJson { public_key: hex_encode(&s.public_key), sig: hex_encode(&s.sig) }),
+                .map(|s| SignatureJson { public_key: hex::encode(s.public_key), sig: hex::encode(s.sig) }),
         }
     }
 }
@@ -234,10 +234,6 @@ impl TryFrom<CheckpointJson> for Checkpoint {
         checkpoint.validate()?;
         Ok(checkpoint)
     }
-}
-
-fn hex_encode(bytes: &[u8]) -> String {
-    hex::encode(bytes)
 }
 
 /// Decodes exactly `N` bytes of lowercase hex (the one canonical spelling).

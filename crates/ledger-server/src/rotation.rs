@@ -302,12 +302,8 @@ impl Rotator {
             remove_from_version_id: Some(run.token.clone()),
             move_to_version_id: None,
         });
-        match app.ledger().execute_async(cmd, &system_meta(&run.region, &**app)).await {
-            Ok(Ok(_)) => tracing::info!(secret = %run.arn, version = %run.token, "rotation test passed"),
-            Ok(Err(refusal)) => {
-                tracing::warn!(secret = %run.arn, error = %refusal, "rotation test passed; AWSPENDING stays")
-            }
-            Err(e) => tracing::error!(secret = %run.arn, error = %e, "rotation test passed; AWSPENDING stays"),
+        if as_runner(app, &run.region, &run.arn, cmd, "rotation test passed; AWSPENDING stays").await.is_some() {
+            tracing::info!(secret = %run.arn, version = %run.token, "rotation test passed");
         }
     }
 
@@ -441,17 +437,7 @@ async fn reserve(app: &Arc<dyn Host>, run: &Run) -> bool {
         by_runner: true,
         ..RotateSecret::default()
     });
-    match app.ledger().execute_async(cmd, &system_meta(&run.region, &**app)).await {
-        Ok(Ok(_)) => true,
-        Ok(Err(refusal)) => {
-            tracing::warn!(secret = %run.arn, error = %refusal, "the rotation test could not start");
-            false
-        }
-        Err(e) => {
-            tracing::error!(secret = %run.arn, error = %e, "the rotation test could not start");
-            false
-        }
-    }
+    as_runner(app, &run.region, &run.arn, cmd, "the rotation test could not start").await.is_some()
 }
 
 /// A failed step: counted, logged and recorded as `RotationFailed`; `AWSPENDING` stays.
@@ -464,15 +450,8 @@ async fn record_failure(app: &Arc<dyn Host>, run: &Run, step: &str, error: Strin
         step: step.to_string(),
         error,
     };
-    let meta = system_meta(&run.region, &**app);
-    match app.ledger().execute_async(cmd, &meta).await {
-        Ok(Ok(_)) => {}
-        // Refused by the rules (e.g. the secret was deleted meanwhile): said, not dropped.
-        Ok(Err(refused)) => {
-            tracing::warn!(secret = %run.arn, error = %refused, "the failed rotation step was not recorded")
-        }
-        Err(e) => tracing::error!(secret = %run.arn, error = %e, "cannot record the failed rotation step"),
-    }
+    // Refused by the rules (the secret was deleted meanwhile) or not stored: said, not dropped.
+    let _ = as_runner(app, &run.region, &run.arn, cmd, "the failed rotation step was not recorded").await;
 }
 
 /// A rotation that fell due: RotateSecret as the runner (same function and rules).
@@ -484,15 +463,23 @@ async fn start_rotation(app: &Arc<dyn Host>, arn: &str) -> Option<String> {
         by_runner: true,
         ..RotateSecret::default()
     });
+    match as_runner(app, region, arn, cmd, "a due rotation could not start").await? {
+        Reply::Secret { version_id, .. } => version_id,
+        _ => None,
+    }
+}
+
+/// Runs `cmd` as the rotation runner in `region`: its reply, or `None` once it was refused
+/// (logged as a warning) or not stored (an error), with `what` saying what did not happen.
+async fn as_runner(app: &Arc<dyn Host>, region: &str, arn: &str, cmd: Command, what: &str) -> Option<Reply> {
     match app.ledger().execute_async(cmd, &system_meta(region, &**app)).await {
-        Ok(Ok(Reply::Secret { version_id, .. })) => version_id,
-        Ok(Ok(_)) => None,
+        Ok(Ok(reply)) => Some(reply),
         Ok(Err(refusal)) => {
-            tracing::warn!(secret = %arn, error = %refusal, "a due rotation could not start");
+            tracing::warn!(secret = %arn, error = %refusal, "{what}");
             None
         }
         Err(e) => {
-            tracing::error!(secret = %arn, error = %e, "a due rotation could not start");
+            tracing::error!(secret = %arn, error = %e, "{what}");
             None
         }
     }

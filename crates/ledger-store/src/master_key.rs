@@ -22,7 +22,9 @@ pub const MASTER_KEY_FILE: &str = "master.key";
 /// `ID:HEX`) is never echoed.
 pub fn shown(path: &Path) -> PathBuf {
     let text = path.to_string_lossy();
-    let hex = text.split_once(':').map_or(&*text, |(_, hex)| hex);
+    // Pasted keys often carry a stray space or newline: still a key, still not echoed.
+    let text = text.trim();
+    let hex = text.split_once(':').map_or(text, |(_, hex)| hex.trim());
     if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         PathBuf::from("<a key given in place of a file path>")
     } else {
@@ -177,4 +179,18 @@ pub(crate) fn replace_key(next_path: &Path, path: &Path) -> std::io::Result<()> 
         std::fs::File::open(dir).and_then(|d| d.sync_all())?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_key_in_place_of_a_path_is_never_shown() {
+        let key = "ab".repeat(32);
+        for given in [key.clone(), format!("2:{key}"), format!(" {key}\n"), format!("2: {key} ")] {
+            let shown = super::shown(std::path::Path::new(&given));
+            assert!(!shown.to_string_lossy().contains(&key), "{given:?} shown as {shown:?}");
+        }
+        let path = std::path::Path::new("/etc/secret-ledger/master.key");
+        assert_eq!(super::shown(path), path);
+    }
 }

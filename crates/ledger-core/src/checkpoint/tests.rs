@@ -51,7 +51,7 @@ fn json_round_trip_unsigned_and_signed() {
     assert!(json.contains(r#""format":"secret-ledger checkpoint v1""#), "{json}");
     assert!(json.contains(&format!(r#""head_hash":"{}""#, "02".repeat(32))), "{json}");
     let value: serde_json::Value = serde_json::from_str(&signed().to_json()).unwrap();
-    assert_eq!(value["signature"]["public_key"].as_str().unwrap(), hex_encode(&key(7).verifying_key().to_bytes()));
+    assert_eq!(value["signature"]["public_key"].as_str().unwrap(), hex::encode(key(7).verifying_key().to_bytes()));
     assert_eq!(value["signature"]["sig"].as_str().unwrap().len(), 128);
 }
 
@@ -115,7 +115,7 @@ fn ed25519_is_deterministic_known_answer() {
         hex::decode("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60").unwrap().try_into().unwrap();
     let signing = SigningKey::from_bytes(&secret);
     assert_eq!(
-        hex_encode(&signing.verifying_key().to_bytes()),
+        hex::encode(signing.verifying_key().to_bytes()),
         "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a"
     );
     let mut a = sample();
