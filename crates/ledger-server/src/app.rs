@@ -36,39 +36,12 @@ pub struct App {
 }
 
 impl App {
-    /// `GET /metrics`: the registry's metrics, then the work slots'.
+    /// `GET /metrics`: the registry's metrics, the work slots' as they are now among them.
     pub fn metrics_text(&self) -> String {
-        let mut text = self.metrics.render(self.ledger.head_seq());
-        let slots = [&self.filtering_slots, &self.audit_slots, &self.whole_log_slots];
-        let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
-        let families = [
-            (
-                "secret_ledger_work_slots",
-                "gauge",
-                "Requests of a kind that run at once: filtering (ListSecrets, BatchGetSecretValue), audit (State, \
-                 Prove, Checkpoint, one secret's History), whole_log (Export, Verify, ledger-wide History).",
-                slots.map(|s| count(s.max())),
-            ),
-            (
-                "secret_ledger_work_slots_peak",
-                "gauge",
-                "The most slots taken at once since start.",
-                slots.map(|s| count(s.peak())),
-            ),
-            (
-                "secret_ledger_work_waits_total",
-                "counter",
-                "Requests that found every slot taken: they waited (filtering, audit) or were refused (whole_log).",
-                slots.map(|s| s.waits()),
-            ),
-        ];
-        for (name, kind, help, values) in families {
-            text.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
-            for (s, value) in slots.iter().zip(values) {
-                text.push_str(&format!("{name}{{work=\"{}\"}} {value}\n", s.name));
-            }
+        for slots in [&self.filtering_slots, &self.audit_slots, &self.whole_log_slots] {
+            self.metrics.work_slots(slots.name, slots.max(), slots.peak(), slots.waits());
         }
-        text
+        self.metrics.render(self.ledger.head_seq())
     }
 }
 

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
 
 use crate::operation::Operation;
@@ -21,6 +21,11 @@ pub struct Metrics {
     rotations_started: IntCounter,
     rotations_failed: IntCounter,
     auth_refused: IntCounterVec,
+    work_slots: IntGaugeVec,
+    work_slots_peak: IntGaugeVec,
+    work_waits: IntCounterVec,
+    /// Serialises the copying of the work slots' wait counts into `work_waits`.
+    work_waits_copy: std::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -78,6 +83,7 @@ impl Metrics {
             &["reason"],
         )
         .expect("valid metric");
+        let (work_slots, work_slots_peak, work_waits) = work_slot_metrics();
         for c in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(latency.clone()),
@@ -88,6 +94,9 @@ impl Metrics {
             Box::new(rotations_started.clone()),
             Box::new(rotations_failed.clone()),
             Box::new(auth_refused.clone()),
+            Box::new(work_slots.clone()),
+            Box::new(work_slots_peak.clone()),
+            Box::new(work_waits.clone()),
         ] {
             registry.register(c).expect("metric names are unique");
         }
@@ -102,6 +111,10 @@ impl Metrics {
             rotations_started,
             rotations_failed,
             auth_refused,
+            work_slots,
+            work_slots_peak,
+            work_waits,
+            work_waits_copy: std::sync::Mutex::new(()),
         }
     }
 
@@ -126,6 +139,18 @@ impl Metrics {
         self.rotations_failed.inc();
     }
 
+    /// A kind of work slot as it is now (see `ops::WorkSlots`): slots, the most ever taken at
+    /// once, and the requests that ever found every slot taken.
+    pub fn work_slots(&self, work: &str, slots: usize, peak: usize, waits: u64) {
+        let gauge = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        self.work_slots.with_label_values(&[work]).set(gauge(slots));
+        self.work_slots_peak.with_label_values(&[work]).set(gauge(peak));
+        // A counter only goes up: it is brought up to the slots' own count, one copier at a time.
+        let _copying = self.work_waits_copy.lock().unwrap_or_else(|e| e.into_inner());
+        let counter = self.work_waits.with_label_values(&[work]);
+        counter.inc_by(waits.saturating_sub(counter.get()));
+    }
+
     /// The text exposition, with the head read now.
     pub fn render(&self, head_seq: u64) -> String {
         self.head_seq.set(i64::try_from(head_seq).unwrap_or(i64::MAX));
@@ -134,6 +159,33 @@ impl Metrics {
         let _ = prometheus::TextEncoder::new().encode(&self.registry.gather(), &mut out);
         String::from_utf8(out).unwrap_or_default()
     }
+}
+
+/// The work slots' families: slots and peak by kind of work, and waits.
+fn work_slot_metrics() -> (IntGaugeVec, IntGaugeVec, IntCounterVec) {
+    let slots = IntGaugeVec::new(
+        Opts::new(
+            "secret_ledger_work_slots",
+            "Requests of a kind that run at once: filtering (ListSecrets, BatchGetSecretValue), audit (State, \
+             Prove, Checkpoint, one secret's History), whole_log (Export, Verify, ledger-wide History).",
+        ),
+        &["work"],
+    )
+    .expect("valid metric");
+    let peak = IntGaugeVec::new(
+        Opts::new("secret_ledger_work_slots_peak", "The most slots taken at once since start."),
+        &["work"],
+    )
+    .expect("valid metric");
+    let waits = IntCounterVec::new(
+        Opts::new(
+            "secret_ledger_work_waits_total",
+            "Requests that found every slot taken: they waited (filtering, audit) or were refused (whole_log).",
+        ),
+        &["work"],
+    )
+    .expect("valid metric");
+    (slots, peak, waits)
 }
 
 impl Default for Metrics {
