@@ -54,11 +54,6 @@ pub struct SledStore {
     /// process per data dir, so the disk cannot change under it: a group that creates a secret
     /// does not read the file again before rewriting it.
     keys: Mutex<Option<Option<KeyFile>>>,
-    /// The key journal's torn tail, if any, was cut before this store's first append.
-    journal_repaired: std::sync::atomic::AtomicBool,
-    /// Pieces of snapshots a crash left unfinished were removed before this store's first
-    /// snapshot write (only a crash leaves them, so once is enough).
-    orphans_removed: std::sync::atomic::AtomicBool,
 }
 
 struct Durability {
@@ -138,16 +133,7 @@ impl SledStore {
     pub fn open(path: &Path, options: SledOptions) -> Result<SledStore, StoreError> {
         let db = guard_engine(|| open_db(path, options.cache_bytes))?;
         let tree: sled::Tree = (*db).clone();
-        Ok(SledStore {
-            db,
-            tree,
-            path: path.to_path_buf(),
-            options,
-            durable: Mutex::new(None),
-            keys: Mutex::new(None),
-            journal_repaired: std::sync::atomic::AtomicBool::new(false),
-            orphans_removed: std::sync::atomic::AtomicBool::new(false),
-        })
+        Ok(SledStore { db, tree, path: path.to_path_buf(), options, durable: Mutex::new(None), keys: Mutex::new(None) })
     }
 
     /// Opens an existing data dir for reading offline (the server must not be running).
@@ -299,13 +285,15 @@ impl LogStore for SledStore {
         }
     }
 
-    /// Writes the watermark of the current head before the first append: a log whose
-    /// watermark is missing was damaged, so a new data dir gets one at once.
+    /// Before the first append: writes the watermark of the current head (a log whose
+    /// watermark is missing was damaged, so a new data dir gets one at once) and cuts a torn
+    /// tail off the key journal (appends follow the last whole entry). A failed append stops
+    /// this store's writes until restart, so once per writer is enough.
     fn begin_writing(&self, head: &Head) -> Result<(), StoreError> {
         let guard = self.durability()?;
         let durable = guard.as_ref().expect("opened above");
         durable.watermark.write(head.0, &head.1)?;
-        Ok(())
+        crate::keyfile::repair_journal(&self.path)
     }
 
     fn shared(&self) -> bool {
@@ -405,16 +393,11 @@ impl LogStore for SledStore {
     }
 
     fn put_snapshot(&self, seq: u64, encoded: &[u8]) -> Result<(), StoreError> {
-        if !self.orphans_removed.swap(true, std::sync::atomic::Ordering::Relaxed) {
-            crate::snapshots::remove_orphans(&self.tree)?;
-        }
+        // Pieces a crash or a failed write left without their piece 0 go first: finding them
+        // reads one key per stored snapshot.
+        crate::snapshots::remove_orphans(&self.tree)?;
         for batch in crate::snapshots::batches(seq, encoded) {
-            if let Err(e) = self.tree.apply_batch(batch) {
-                // A write stopped between batches (a full disk) leaves orphans as a crash does:
-                // look for them again before the next snapshot.
-                self.orphans_removed.store(false, std::sync::atomic::Ordering::Relaxed);
-                return Err(e.into());
-            }
+            self.tree.apply_batch(batch)?;
         }
         Ok(())
     }
@@ -478,11 +461,6 @@ impl LogStore for SledStore {
     fn put_data_keys(&self, keys: &[(u64, WrappedKey)]) -> Result<(), StoreError> {
         let Some((_, first)) = keys.first() else { return Ok(()) };
         let mut cached = self.keys.lock().unwrap_or_else(|e| e.into_inner());
-        if !self.journal_repaired.load(std::sync::atomic::Ordering::Relaxed) {
-            // Appends follow the last whole entry, never a torn one.
-            crate::keyfile::repair_journal(&self.path)?;
-            self.journal_repaired.store(true, std::sync::atomic::Ordering::Relaxed);
-        }
         if cached.is_none() {
             *cached = Some(KeyFile::read(&self.path)?);
         }
@@ -492,10 +470,9 @@ impl LogStore for SledStore {
             .get_or_insert_with(|| KeyFile { master_key_id: first.master_key_id, keys: Default::default() });
         file.keys.extend(keys.iter().cloned());
         if let Err(e) = file.add(&self.path, keys) {
-            // What is on disk is not known now (perhaps a torn entry): read it again, and cut
-            // the journal back to its whole entries, before the next append.
+            // What is on disk is not known now (perhaps a torn entry): read again when asked.
+            // The failed append stops writes; the next start cuts a torn entry off.
             *cached = None;
-            self.journal_repaired.store(false, std::sync::atomic::Ordering::Relaxed);
             return Err(e);
         }
         Ok(())
