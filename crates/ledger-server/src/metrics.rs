@@ -84,23 +84,7 @@ impl Metrics {
         )
         .expect("valid metric");
         let (work_slots, work_slots_peak, work_waits) = work_slot_metrics();
-        for c in [
-            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(latency.clone()),
-            Box::new(group_requests.clone()),
-            Box::new(sync_seconds.clone()),
-            Box::new(events.clone()),
-            Box::new(head_seq.clone()),
-            Box::new(rotations_started.clone()),
-            Box::new(rotations_failed.clone()),
-            Box::new(auth_refused.clone()),
-            Box::new(work_slots.clone()),
-            Box::new(work_slots_peak.clone()),
-            Box::new(work_waits.clone()),
-        ] {
-            registry.register(c).expect("metric names are unique");
-        }
-        Metrics {
+        let metrics = Metrics {
             registry,
             requests,
             latency,
@@ -115,6 +99,28 @@ impl Metrics {
             work_slots_peak,
             work_waits,
             work_waits_copy: std::sync::Mutex::new(()),
+        };
+        metrics.register();
+        metrics
+    }
+
+    /// Every family into the registry `render` encodes.
+    fn register(&self) {
+        for c in [
+            Box::new(self.requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(self.latency.clone()),
+            Box::new(self.group_requests.clone()),
+            Box::new(self.sync_seconds.clone()),
+            Box::new(self.events.clone()),
+            Box::new(self.head_seq.clone()),
+            Box::new(self.rotations_started.clone()),
+            Box::new(self.rotations_failed.clone()),
+            Box::new(self.auth_refused.clone()),
+            Box::new(self.work_slots.clone()),
+            Box::new(self.work_slots_peak.clone()),
+            Box::new(self.work_waits.clone()),
+        ] {
+            self.registry.register(c).expect("metric names are unique");
         }
     }
 
